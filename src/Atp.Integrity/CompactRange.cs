@@ -1,0 +1,107 @@
+using System.Numerics;
+
+namespace Atp.Integrity;
+
+/// <summary>
+/// The right edge of an append-only RFC 9162 tree: one perfect-subtree hash per set bit of the tree size, largest
+/// first. This is all that appending and computing the root need, so memory is O(log n) whatever the tree size;
+/// every perfect node that appending completes is reported so a store can persist it for later proofs.
+/// </summary>
+public sealed class CompactRange
+{
+    private readonly List<Hash> _edge;
+
+    /// <summary>An empty tree.</summary>
+    public CompactRange()
+    {
+        _edge = new List<Hash>(64);
+    }
+
+    /// <summary>Resumes a tree of <paramref name="size"/> leaves from the hashes of <see cref="EdgeNodes"/>(size).</summary>
+    public CompactRange(ulong size, ReadOnlySpan<Hash> edge)
+    {
+        if (edge.Length != BitOperations.PopCount(size))
+        {
+            throw new ArgumentException(
+                $"A tree of size {size} has {BitOperations.PopCount(size)} edge nodes, not {edge.Length}.",
+                nameof(edge));
+        }
+
+        _edge = new List<Hash>(64);
+        _edge.AddRange(edge);
+        Size = size;
+    }
+
+    /// <summary>Number of leaves appended.</summary>
+    public ulong Size { get; private set; }
+
+    /// <summary>The perfect subtrees covering [0, size), largest (leftmost) first.</summary>
+    public static NodeId[] EdgeNodes(ulong size)
+    {
+        var nodes = new NodeId[BitOperations.PopCount(size)];
+        var position = 0UL;
+        var i = 0;
+        for (var level = 63; level >= 0; level--)
+        {
+            if ((size & (1UL << level)) != 0)
+            {
+                nodes[i++] = new NodeId(level, position >> level);
+                position += 1UL << level;
+            }
+        }
+
+        return nodes;
+    }
+
+    /// <summary>
+    /// Appends one leaf hash. The leaf and every perfect node it completes are added to <paramref name="completed"/>
+    /// (when given) in the order they come into existence.
+    /// </summary>
+    public void Append(in Hash leafHash, ICollection<MerkleNode>? completed = null)
+    {
+        var index = Size;
+        var hash = leafHash;
+        completed?.Add(new MerkleNode(new NodeId(0, index), hash));
+
+        // Each trailing one bit of the old size is a perfect subtree of equal height waiting on its right sibling.
+        var level = 0;
+        while (((index >> level) & 1) == 1)
+        {
+            var left = _edge[^1];
+            _edge.RemoveAt(_edge.Count - 1);
+            hash = MerkleHasher.HashChildren(left, hash);
+            level++;
+            completed?.Add(new MerkleNode(new NodeId(level, index >> level), hash));
+        }
+
+        _edge.Add(hash);
+        Size = index + 1;
+    }
+
+    /// <summary>The tree head: MTH(D[0:size]) per RFC 9162 §2.1.1.</summary>
+    public Hash Root() => FoldRight(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_edge));
+
+    /// <summary>Hashes of the edge, largest subtree first (what <see cref="CompactRange(ulong, ReadOnlySpan{Hash})"/> takes).</summary>
+    public Hash[] Edge() => [.. _edge];
+
+    /// <summary>
+    /// Root of a range given as its perfect subtrees, largest first. RFC 9162 splits an n-leaf range at the largest
+    /// power of two below n, which for a left-aligned range is exactly its first perfect subtree, so folding from the
+    /// right reproduces MTH.
+    /// </summary>
+    internal static Hash FoldRight(ReadOnlySpan<Hash> subtrees)
+    {
+        if (subtrees.IsEmpty)
+        {
+            return MerkleHasher.EmptyRoot;
+        }
+
+        var acc = subtrees[^1];
+        for (var i = subtrees.Length - 2; i >= 0; i--)
+        {
+            acc = MerkleHasher.HashChildren(subtrees[i], acc);
+        }
+
+        return acc;
+    }
+}
