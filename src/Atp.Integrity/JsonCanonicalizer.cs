@@ -56,7 +56,7 @@ public static class JsonCanonicalizer
                 WriteByte(output, (byte)']');
                 break;
             case JsonValueKind.String:
-                WriteString(element.GetString()!, output);
+                WriteString(ReadString(element), output);
                 break;
             case JsonValueKind.Number:
                 if (!element.TryGetDouble(out var number) || !double.IsFinite(number))
@@ -168,7 +168,7 @@ public static class JsonCanonicalizer
         var members = new List<(string Name, JsonElement Value)>();
         foreach (var property in element.EnumerateObject())
         {
-            members.Add((property.Name, property.Value));
+            members.Add((ReadName(property), property.Value));
         }
 
         members.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
@@ -191,6 +191,31 @@ public static class JsonCanonicalizer
         }
 
         WriteByte(output, (byte)'}');
+    }
+
+    // System.Text.Json reports an escaped lone surrogate as InvalidOperationException; to callers it is bad JSON.
+    private static string ReadString(JsonElement element)
+    {
+        try
+        {
+            return element.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new JsonException("A string contains an unpaired surrogate, which has no UTF-8 form (RFC 8785 §3.2.2.2).", e);
+        }
+    }
+
+    private static string ReadName(JsonProperty property)
+    {
+        try
+        {
+            return property.Name;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new JsonException("A member name contains an unpaired surrogate, which has no UTF-8 form (RFC 8785 §3.2.2.2).", e);
+        }
     }
 
     // RFC 8785 §3.2.2.2: escape only '"', '\\' and controls (short forms where JSON has them, else \u00xx lowercase).

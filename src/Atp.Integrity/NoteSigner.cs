@@ -62,7 +62,7 @@ public sealed class NoteSigner : IDisposable
             throw new FormatException("a signer key starts with PRIVATE+KEY+");
         }
 
-        var parts = text[Prefix.Length..].Split('+');
+        var parts = text[Prefix.Length..].Split('+', 3);
         if (parts.Length != 3 || !KeyName.IsValid(parts[0]) || !NoteVerifier.TryParseKeyId(parts[1], out var keyId))
         {
             throw new FormatException("a signer key has the form PRIVATE+KEY+<name>+<key id>+<base64 key>");

@@ -42,7 +42,8 @@ public sealed class NoteVerifier
     public static bool TryParse(string? verifierKey, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out NoteVerifier? verifier, out string error)
     {
         verifier = null;
-        var parts = (verifierKey ?? string.Empty).Split('+');
+        // Base64 may itself contain '+': the name and the id cannot, so split off only those two.
+        var parts = (verifierKey ?? string.Empty).Split('+', 3);
         if (parts.Length != 3)
         {
             error = "a verifier key has the form <name>+<key id>+<base64 key>";
