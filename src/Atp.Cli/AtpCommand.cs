@@ -1,0 +1,44 @@
+using System.CommandLine;
+using Atp.Cli.Keys;
+using Atp.Cli.Verify;
+
+namespace Atp.Cli;
+
+/// <summary>The root of the <c>atp</c> command tree.</summary>
+internal static class AtpCommand
+{
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("ATP (Audit Trail Platform) command line: offline verification and key management.");
+        root.Subcommands.Add(KeygenCommand.Create());
+        root.Subcommands.Add(VerifyCommand.Create());
+        return root;
+    }
+
+    /// <summary>Parses and runs; usage errors exit with 2 (System.CommandLine's default would be 1, our "verification failed").</summary>
+    public static async Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var parse = Create().Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var problem in parse.Errors)
+            {
+                await error.WriteLineAsync($"atp: {problem.Message}").ConfigureAwait(false);
+            }
+
+            await error.WriteLineAsync("Run 'atp --help' (or 'atp <command> --help') for usage.").ConfigureAwait(false);
+            return ExitCodes.BadInput;
+        }
+
+        try
+        {
+            var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+            return await parse.InvokeAsync(configuration, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CliInputException e)
+        {
+            await error.WriteLineAsync($"atp: {e.Message}").ConfigureAwait(false);
+            return ExitCodes.BadInput;
+        }
+    }
+}

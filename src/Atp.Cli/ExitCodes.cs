@@ -1,0 +1,12 @@
+namespace Atp.Cli;
+
+/// <summary>Process exit codes shared by every command, so scripts can tell a failed check from a broken call.</summary>
+internal static class ExitCodes
+{
+    public const int Success = 0;
+    public const int VerificationFailed = 1;
+    public const int BadInput = 2;
+}
+
+/// <summary>Input the command cannot use (missing file, malformed JSON or key): exit code 2 with this message.</summary>
+internal sealed class CliInputException(string message) : Exception(message);

@@ -1,0 +1,3 @@
+using Atp.Cli;
+
+return await AtpCommand.InvokeAsync(args, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
