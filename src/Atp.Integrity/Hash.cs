@@ -55,7 +55,7 @@ public readonly struct Hash : IEquatable<Hash>
     public static Hash Sha256(ReadOnlySpan<byte> data)
     {
         Hash result = default;
-        SHA256.HashData(data, result.WritableBytes());
+        Sha256Engine.HashRaw(data, result.WritableBytes());
         return result;
     }
 

@@ -137,3 +137,31 @@ public sealed class Rfc6962ExampleTests
 
     private static TreeFixture Tree() => TreeFixture.WithLeaves(LeafInputs.Select(Convert.FromHexString));
 }
+
+/// <summary>The hot-path SHA-256 (OpenSSL low-level API where available) must agree with .NET's SHA-256 everywhere.</summary>
+public sealed class Sha256EngineTests
+{
+    [Fact]
+    public void Leaf_and_node_hashes_agree_with_the_framework_sha256_for_every_length()
+    {
+        var random = new Random(11);
+        for (var length = 0; length < 1200; length++)
+        {
+            var data = new byte[length];
+            random.NextBytes(data);
+            Assert.Equal(System.Security.Cryptography.SHA256.HashData([0x00, .. data]), MerkleHasher.HashLeaf(data).ToArray());
+            Assert.Equal(System.Security.Cryptography.SHA256.HashData(data), Hash.Sha256(data).ToArray());
+        }
+
+        var left = Hash.Sha256("l"u8);
+        var right = Hash.Sha256("r"u8);
+        Assert.Equal(System.Security.Cryptography.SHA256.HashData([0x01, .. left.ToArray(), .. right.ToArray()]), MerkleHasher.HashChildren(left, right).ToArray());
+    }
+
+    [Fact]
+    public void The_fast_path_is_active_on_linux()
+    {
+        // .NET itself needs libcrypto.so.3 on Linux, so losing the fast path means a broken self-test, not a missing library.
+        Assert.Equal(OperatingSystem.IsLinux(), Sha256Engine.IsNative);
+    }
+}

@@ -1,0 +1,10 @@
+using Atp.Benchmarks;
+using BenchmarkDotNet.Running;
+
+if (args.Length > 0 && args[0] == "reads")
+{
+    NodeReads.Print(Console.Out);
+    return;
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(AppendBenchmarks).Assembly).Run(args);

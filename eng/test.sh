@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the whole ATP test suite from a fresh clone: restores, builds, runs every test project, and prints the
+# totals summed over the TRX results as the last line ("N passed, N failed").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "dotnet (the .NET 10 SDK) is required: https://dotnet.microsoft.com/download" >&2
+  exit 2
+fi
+
+results="TestResults"
+rm -rf "$results"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+dotnet build Atp.slnx -c Release -nologo -v quiet || { echo "0 passed, 1 failed"; exit 1; }
+
+dotnet test Atp.slnx -c Release --no-build --nologo \
+  --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
+status=$?
+
+passed=0; failed=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+done
+
+if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
+  echo "no test ran" >&2
+  failed=1
+  status=1
+fi
+echo "${passed} passed, ${failed} failed"
+exit "$status"

@@ -1,0 +1,24 @@
+using System.Text.Json;
+
+namespace Atp.Core.Events;
+
+/// <summary>Who performed an action, or what it was performed on.</summary>
+public sealed record Party(string Type, string Id, string? Name);
+
+/// <summary>Where the action came from.</summary>
+public sealed record EventContext(string? Ip, string? UserAgent, string? RequestId);
+
+/// <summary>
+/// An audit event after validation, with its id and receive time assigned: the content of one log leaf.
+/// </summary>
+public sealed record AuditEvent(
+    Guid Id,
+    string Type,
+    DateTimeOffset OccurredAt,
+    DateTimeOffset ReceivedAt,
+    Party Actor,
+    string Action,
+    IReadOnlyList<Party> Targets,
+    string Outcome,
+    EventContext? Context,
+    JsonElement? Data);

@@ -1,0 +1,30 @@
+using Atp.Core.Events;
+using Atp.Core.Storage;
+using Atp.Integrity;
+
+namespace Atp.Core.Ingestion;
+
+/// <summary>
+/// validate → assign id (UUIDv7) and receive time → canonical leaf bytes → append through the store's sequencer →
+/// receipts. A request with any invalid event stores nothing.
+/// </summary>
+public sealed class IngestionService(ILogStore store, TimeProvider clock)
+{
+    /// <summary>Appends already-validated drafts as one all-or-nothing unit.</summary>
+    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(drafts);
+        var receivedAt = clock.GetUtcNow();
+        var entries = new PendingEntry[drafts.Count];
+        for (var i = 0; i < drafts.Count; i++)
+        {
+            var d = drafts[i];
+            var auditEvent = new AuditEvent(
+                d.Id ?? Guid.CreateVersion7(receivedAt), d.Type, d.OccurredAt, receivedAt, d.Actor, d.Action, d.Targets, d.Outcome, d.Context, d.Data);
+            var leaf = LeafWriter.ToLeaf(auditEvent);
+            entries[i] = new PendingEntry(auditEvent.Id, leaf, MerkleHasher.HashLeaf(leaf), LeafWriter.ContentHash(auditEvent), receivedAt);
+        }
+
+        return store.AppendAsync(new AppendRequest(tenantId, entries, idempotency), cancellationToken);
+    }
+}

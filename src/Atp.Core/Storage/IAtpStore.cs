@@ -1,0 +1,57 @@
+using Atp.Core.Keys;
+using Atp.Core.Tenants;
+using Atp.Integrity;
+
+namespace Atp.Core.Storage;
+
+/// <summary>Tenants and their API keys.</summary>
+public interface ITenantStore
+{
+    /// <summary>Creates a tenant with an empty log; false when the id is taken.</summary>
+    Task<bool> TryCreateTenantAsync(Tenant tenant, CancellationToken cancellationToken);
+
+    Task<Tenant?> GetTenantAsync(string tenantId, CancellationToken cancellationToken);
+
+    /// <summary>False when there is no such tenant.</summary>
+    Task<bool> SetTenantStatusAsync(string tenantId, string status, CancellationToken cancellationToken);
+
+    Task CreateApiKeyAsync(ApiKey key, CancellationToken cancellationToken);
+
+    Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken);
+
+    Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The per-tenant append-only logs. Every method takes the tenant: no method reads across tenants.
+/// </summary>
+public interface ILogStore
+{
+    /// <summary>
+    /// Appends all entries of the request or none, and returns only after the transaction is durable. Appends from
+    /// concurrent callers may share one transaction (group commit); per-tenant indexes follow commit order, gap-free.
+    /// </summary>
+    Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken);
+
+    Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken);
+
+    Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken);
+
+    Task<LogEntry?> FindEventAsync(string tenantId, Guid eventId, CancellationToken cancellationToken);
+
+    /// <summary>Entries from <paramref name="fromIndex"/> on, in index order.</summary>
+    Task<IReadOnlyList<LogEntry>> ListEntriesAsync(string tenantId, ulong fromIndex, int limit, CancellationToken cancellationToken);
+
+    /// <summary>The tenant's persisted Merkle nodes, for proofs.</summary>
+    IMerkleNodeReader NodeReader(string tenantId);
+
+    Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken);
+
+    /// <summary>Stores a checkpoint; ignored if one for the same size exists.</summary>
+    Task SaveCheckpointAsync(string tenantId, ulong size, string note, DateTimeOffset createdAt, CancellationToken cancellationToken);
+
+    Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken);
+
+    /// <summary>Forgets Idempotency-Keys first used before <paramref name="before"/>.</summary>
+    Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken);
+}

@@ -1,0 +1,44 @@
+using Atp.Integrity;
+
+namespace Atp.Core.Storage;
+
+/// <summary>An entry ready to be appended: its event id, canonical leaf bytes and hashes.</summary>
+public sealed record PendingEntry(Guid EventId, byte[] Leaf, Hash LeafHash, Hash ContentHash, DateTimeOffset ReceivedAt);
+
+/// <summary>Proof that an event was durably appended: where it is and what its leaf hash is.</summary>
+public sealed record Receipt(Guid Id, ulong Index, Hash LeafHash);
+
+/// <summary>An Idempotency-Key with the hash of the request body it was first used with.</summary>
+public sealed record IdempotencyClaim(string Key, Hash RequestHash);
+
+/// <summary>One append of one request: all entries or none.</summary>
+public sealed record AppendRequest(string TenantId, IReadOnlyList<PendingEntry> Entries, IdempotencyClaim? Idempotency);
+
+/// <summary>What an append did.</summary>
+public abstract record AppendOutcome
+{
+    private protected AppendOutcome()
+    {
+    }
+}
+
+/// <summary>Durable: the receipts, in request order. <paramref name="Replayed"/> when nothing new was stored.</summary>
+public sealed record Appended(IReadOnlyList<Receipt> Receipts, bool Replayed) : AppendOutcome;
+
+/// <summary>The Idempotency-Key was first used with a different request body.</summary>
+public sealed record IdempotencyKeyReused(string Key) : AppendOutcome;
+
+/// <summary>An event id already names a different event in this tenant's log.</summary>
+public sealed record EventIdConflict(Guid EventId, int Position) : AppendOutcome;
+
+/// <summary>One stored log entry.</summary>
+public sealed record LogEntry(ulong Index, Guid EventId, byte[] Leaf, Hash LeafHash, DateTimeOffset ReceivedAt);
+
+/// <summary>The size and root of a tenant's tree as committed.</summary>
+public sealed record TreeHead(ulong Size, Hash Root);
+
+/// <summary>A signed checkpoint note as stored.</summary>
+public sealed record StoredCheckpoint(ulong Size, string Note, DateTimeOffset CreatedAt);
+
+/// <summary>A tenant whose tree has grown past its latest checkpoint.</summary>
+public sealed record UnsealedLog(string TenantId, TreeHead Head);
