@@ -22,7 +22,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
             var auditEvent = new AuditEvent(
                 d.Id ?? Guid.CreateVersion7(receivedAt), d.Type, d.OccurredAt, receivedAt, d.Actor, d.Action, d.Targets, d.Outcome, d.Context, d.Data);
             var leaf = LeafWriter.ToLeaf(auditEvent);
-            entries[i] = new PendingEntry(auditEvent.Id, leaf, MerkleHasher.HashLeaf(leaf), LeafWriter.ContentHash(auditEvent), receivedAt);
+            entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, MerkleHasher.HashLeaf(leaf), LeafWriter.ContentHash(auditEvent), receivedAt);
         }
 
         return store.AppendAsync(new AppendRequest(tenantId, entries, idempotency), cancellationToken);

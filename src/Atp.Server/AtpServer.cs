@@ -1,0 +1,76 @@
+using Atp.Core.Ingestion;
+using Atp.Server.Events;
+using Atp.Server.Gateway;
+using Atp.Server.Health;
+using Atp.Server.Integrity;
+using Atp.Server.Tenants;
+using Atp.Storage.Sqlite;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Scalar.AspNetCore;
+
+namespace Atp.Server;
+
+/// <summary>Composition of the ATP server: configuration, services, middleware and endpoints.</summary>
+public static class AtpServer
+{
+    /// <summary>Builds the application; tests pass extra configuration (port 0, a temporary data directory).</summary>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        configure?.Invoke(builder);
+        var services = builder.Services;
+
+        // Authentication pulls in ASP.NET Data Protection; ATP issues no cookies, but its keys belong in the data
+        // directory rather than the user profile.
+        var dataDirectory = Path.GetFullPath(builder.Configuration["Atp:DataDirectory"] ?? "./atp-data");
+        services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDirectory, "dataprotection")));
+        services.AddOptions<AtpOptions>().BindConfiguration(AtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(TimeProvider.System);
+        services.AddAtpSqliteStorage();
+        services.AddOptions<SqliteStoreOptions>().Configure<IOptions<AtpOptions>>((sqlite, atp) => sqlite.DataDirectory = atp.Value.DataDirectory);
+        services.AddSingleton<IngestionService>();
+        services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
+        services.AddSingleton<CheckpointSealer>();
+        services.AddHostedService(sp => sp.GetRequiredService<CheckpointSealer>());
+        services.AddSingleton<CheckpointReader>();
+        services.AddAtpGateway();
+        services.AddProblemDetails();
+        services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
+        services.AddOpenApi();
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = 8 * 1024 * 1024;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+        });
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
+
+        app.MapTenantEndpoints();
+        app.MapEventEndpoints();
+        app.MapLogEndpoints();
+        app.MapHealthChecks("/livez", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapOpenApi();
+        app.MapScalarApiReference();
+        return app;
+    }
+
+    /// <summary>Start-up work that must finish before traffic: open the store, load the key, bootstrap the admin, first seal.</summary>
+    public static async Task InitializeAsync(WebApplication app, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        _ = app.Services.GetRequiredService<SqliteStore>();
+        _ = app.Services.GetRequiredService<ISigningKeyProvider>();
+        await BootstrapAdmin.EnsureAsync(app.Services, cancellationToken).ConfigureAwait(false);
+    }
+}

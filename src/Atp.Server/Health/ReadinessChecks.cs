@@ -1,0 +1,40 @@
+using Atp.Core.Storage;
+using Atp.Server.Integrity;
+using Atp.Storage.Sqlite;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Atp.Server.Health;
+
+/// <summary>Ready = the store answers and its writer runs, the signing key is loaded, and the sealer is keeping up.</summary>
+internal sealed class ReadinessCheck(SqliteStore store, ISigningKeyProvider keys, CheckpointSealer sealer, TimeProvider clock) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (!store.IsWriterRunning)
+        {
+            return HealthCheckResult.Unhealthy("The log writer has stopped.");
+        }
+
+        try
+        {
+            await store.GetTreeHeadAsync("readiness-probe", cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException)
+        {
+            return HealthCheckResult.Unhealthy("The store does not answer.");
+        }
+
+        if (keys.Current is null)
+        {
+            return HealthCheckResult.Unhealthy("No signing key is loaded.");
+        }
+
+        var last = sealer.LastSuccess;
+        if (last is null || clock.GetUtcNow() - last > (3 * sealer.Interval) + TimeSpan.FromSeconds(5))
+        {
+            return HealthCheckResult.Unhealthy("The checkpoint sealer is not running.");
+        }
+
+        return HealthCheckResult.Healthy();
+    }
+}

@@ -1,0 +1,87 @@
+using Atp.Core.Storage;
+using Atp.Integrity;
+using Microsoft.Extensions.Options;
+
+namespace Atp.Server.Integrity;
+
+/// <summary>
+/// Signs a C2SP checkpoint for every tenant log that grew, once per <see cref="IntegrityOptions.CheckpointInterval"/>,
+/// and forgets Idempotency-Keys past their retention. Checkpoints only ever cover committed (durable) tree heads.
+/// </summary>
+internal sealed partial class CheckpointSealer(
+    ILogStore store,
+    ISigningKeyProvider keys,
+    IOptions<AtpOptions> options,
+    TimeProvider clock,
+    ILogger<CheckpointSealer> logger) : BackgroundService
+{
+    private long _lastSuccessTicks;
+
+    /// <summary>When the last pass completed, for the readiness probe.</summary>
+    public DateTimeOffset? LastSuccess => Interlocked.Read(ref _lastSuccessTicks) is var t and > 0 ? new DateTimeOffset(t, TimeSpan.Zero) : null;
+
+    public TimeSpan Interval => options.Value.Integrity.CheckpointInterval;
+
+    /// <summary>One pass: sign every unsealed log. Public for tests and for an immediate seal at start.</summary>
+    public async Task<int> SealAsync(CancellationToken cancellationToken)
+    {
+        var unsealed = await store.ListUnsealedAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var log in unsealed)
+        {
+            var checkpoint = new Checkpoint(options.Value.TenantOrigin(log.TenantId), log.Head.Size, log.Head.Root);
+            var note = checkpoint.Sign(keys.Current).ToString();
+            await store.SaveCheckpointAsync(log.TenantId, log.Head.Size, note, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        }
+
+        Interlocked.Exchange(ref _lastSuccessTicks, clock.GetUtcNow().UtcTicks);
+        return unsealed.Count;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Interval, clock);
+        var nextPrune = DateTimeOffset.MinValue;
+        do
+        {
+            try
+            {
+                var sealedLogs = await SealAsync(stoppingToken).ConfigureAwait(false);
+                if (sealedLogs > 0)
+                {
+                    LogSealed(logger, sealedLogs);
+                }
+
+                if (clock.GetUtcNow() >= nextPrune)
+                {
+                    var pruned = await store.PruneIdempotencyKeysAsync(clock.GetUtcNow() - options.Value.Ingestion.IdempotencyRetention, stoppingToken).ConfigureAwait(false);
+                    nextPrune = clock.GetUtcNow().AddMinutes(10);
+                    if (pruned > 0)
+                    {
+                        LogPruned(logger, pruned);
+                    }
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Keep sealing on the next tick; readiness turns red when passes keep failing.
+                LogSealFailed(logger, e);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Signed checkpoints for {Logs} logs")]
+    private static partial void LogSealed(ILogger logger, int logs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Forgot {Keys} expired Idempotency-Keys")]
+    private static partial void LogPruned(ILogger logger, int keys);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Checkpoint sealing pass failed")]
+    private static partial void LogSealFailed(ILogger logger, Exception exception);
+}
+
+/// <summary>Read access to the sealer's cadence for endpoints (Retry-After hints).</summary>
+internal sealed class CheckpointReader(IOptions<AtpOptions> options)
+{
+    public TimeSpan Interval => options.Value.Integrity.CheckpointInterval;
+}

@@ -1,0 +1,73 @@
+using System.Buffers;
+using System.Text.Json;
+using Atp.Server.Problems;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Atp.Server;
+
+/// <summary>
+/// Reads request bodies with an explicit size limit (413 before anything is parsed), a media-type check (415) and
+/// JSON errors as 400 problems — the same for every endpoint.
+/// </summary>
+internal static class JsonBody
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web) { MaxDepth = 64 };
+
+    /// <summary>The raw body, or a problem when it is not JSON or larger than <paramref name="maxBytes"/>.</summary>
+    public static async Task<(byte[]? Body, ProblemHttpResult? Problem)> ReadBytesAsync(HttpContext context, int maxBytes, CancellationToken cancellationToken)
+    {
+        var request = context.Request;
+        if (!IsJson(request.ContentType))
+        {
+            return (null, Problem.UnsupportedMediaType());
+        }
+
+        if (request.ContentLength > maxBytes)
+        {
+            return (null, Problem.TooLarge($"The body is {request.ContentLength} bytes; at most {maxBytes} are accepted."));
+        }
+
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 16 * 1024, maxBytes) + 1);
+        while (true)
+        {
+            var read = await request.Body.ReadAsync(buffer.GetMemory(16 * 1024), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                break;
+            }
+
+            buffer.Advance(read);
+            if (buffer.WrittenCount > maxBytes)
+            {
+                return (null, Problem.TooLarge($"The body is larger than {maxBytes} bytes."));
+            }
+        }
+
+        return (buffer.WrittenSpan.ToArray(), null);
+    }
+
+    public static async Task<(T? Value, ProblemHttpResult? Problem)> ReadAsync<T>(HttpContext context, int maxBytes, CancellationToken cancellationToken)
+        where T : class
+    {
+        var (body, problem) = await ReadBytesAsync(context, maxBytes, cancellationToken).ConfigureAwait(false);
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
+
+        try
+        {
+            var value = JsonSerializer.Deserialize<T>(body!, Options);
+            return value is null ? (null, Problem.MalformedJson("The body must be a JSON object.")) : (value, null);
+        }
+        catch (JsonException e)
+        {
+            return (null, Problem.MalformedJson(e.Message));
+        }
+    }
+
+    private static bool IsJson(string? contentType) =>
+        contentType is not null
+        && (contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase)
+            || (contentType.StartsWith("application/", StringComparison.OrdinalIgnoreCase) && contentType.Contains("+json", StringComparison.OrdinalIgnoreCase)));
+}

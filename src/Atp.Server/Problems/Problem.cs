@@ -1,0 +1,44 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Atp.Server.Problems;
+
+/// <summary>RFC 9457 problem responses. Each kind has a stable type URI clients can switch on.</summary>
+internal static class Problem
+{
+    private const string TypeBase = "https://atp.dev/problems/";
+
+    public static ProblemHttpResult Validation(string detail, object? errors = null) => Create(400, "validation", "The request is not valid", detail, errors);
+
+    public static ProblemHttpResult MalformedJson(string detail) => Create(400, "malformed-json", "The request body is not valid JSON", detail);
+
+    public static ProblemHttpResult Unauthenticated(string detail) => Create(401, "unauthenticated", "Authentication is required", detail);
+
+    public static ProblemHttpResult Forbidden(string detail) => Create(403, "forbidden", "The credential may not do this", detail);
+
+    public static ProblemHttpResult TenantSuspended() => Create(403, "tenant-suspended", "The tenant is suspended", "Every call for a suspended tenant is refused.");
+
+    public static ProblemHttpResult NotFound(string detail) => Create(404, "not-found", "Not found", detail);
+
+    public static ProblemHttpResult Conflict(string slug, string detail) => Create(409, slug, "Conflict", detail);
+
+    public static ProblemHttpResult TooLarge(string detail) => Create(413, "too-large", "The request is too large", detail);
+
+    public static ProblemHttpResult UnsupportedMediaType() => Create(415, "unsupported-media-type", "Unsupported media type", "Send the body as application/json.");
+
+    public static ProblemHttpResult IdempotencyKeyReused(string key) =>
+        Create(422, "idempotency-key-reused", "Idempotency-Key reused with a different request", $"The Idempotency-Key '{key}' was first used with a different request body; nothing was stored.");
+
+    public static ProblemHttpResult Unavailable(string detail) => Create(503, "unavailable", "The service cannot complete the request now", detail);
+
+    public static ProblemHttpResult Create(int status, string slug, string title, string detail, object? errors = null)
+    {
+        var problem = new ProblemDetails { Status = status, Type = TypeBase + slug, Title = title, Detail = detail };
+        if (errors is not null)
+        {
+            problem.Extensions["errors"] = errors;
+        }
+
+        return TypedResults.Problem(problem);
+    }
+}

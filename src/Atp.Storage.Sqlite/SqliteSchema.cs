@@ -1,0 +1,115 @@
+using Microsoft.Data.Sqlite;
+
+namespace Atp.Storage.Sqlite;
+
+/// <summary>The embedded engine's schema, versioned. Every tenant table leads with tenant_id so each query stays on one tenant's rows.</summary>
+internal static class SqliteSchema
+{
+    public const int CurrentVersion = 1;
+
+    private const string Version1 = """
+        CREATE TABLE tenants (
+            id TEXT NOT NULL PRIMARY KEY,
+            name TEXT NOT NULL,
+            edition TEXT NOT NULL,
+            home_region TEXT NOT NULL,
+            residency_mode TEXT NOT NULL,
+            allowed_regions TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE api_keys (
+            id TEXT NOT NULL PRIMARY KEY,
+            tenant_id TEXT NULL REFERENCES tenants(id),
+            name TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            key_hash BLOB NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+
+        -- The tree head: committed size and root, updated in the same transaction as the entries.
+        CREATE TABLE tree_heads (
+            tenant_id TEXT NOT NULL PRIMARY KEY REFERENCES tenants(id),
+            size INTEGER NOT NULL,
+            root BLOB NOT NULL
+        ) WITHOUT ROWID;
+
+        -- Leaves: the canonical bytes and their RFC 9162 leaf hash (the level-0 Merkle nodes).
+        CREATE TABLE log_entries (
+            tenant_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            event_id BLOB NOT NULL,
+            leaf_hash BLOB NOT NULL,
+            content_hash BLOB NOT NULL,
+            received_at TEXT NOT NULL,
+            leaf BLOB NOT NULL,
+            PRIMARY KEY (tenant_id, idx)
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX log_entries_event ON log_entries (tenant_id, event_id);
+
+        -- Perfect-subtree hashes of level >= 1; immutable once written.
+        CREATE TABLE merkle_nodes (
+            tenant_id TEXT NOT NULL,
+            level INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            hash BLOB NOT NULL,
+            PRIMARY KEY (tenant_id, level, idx)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE checkpoints (
+            tenant_id TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            note TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, size)
+        ) WITHOUT ROWID;
+
+        -- Transactional outbox: one row per appended entry, drained by projections.
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            event_id BLOB NOT NULL
+        );
+
+        CREATE TABLE idempotency_keys (
+            tenant_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash BLOB NOT NULL,
+            receipts TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+        """;
+
+    /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
+    public static void Migrate(SqliteConnection connection)
+    {
+        using (var create = connection.CreateCommand())
+        {
+            create.CommandText = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
+            create.ExecuteNonQuery();
+        }
+
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT MAX(version) FROM schema_version";
+        var current = read.ExecuteScalar() is long v ? (int)v : 0;
+        if (current > CurrentVersion)
+        {
+            throw new InvalidOperationException(
+                $"The database schema is version {current}, newer than this ATP build understands ({CurrentVersion}). Run a newer ATP.");
+        }
+
+        if (current < 1)
+        {
+            using var transaction = connection.BeginTransaction();
+            using var migrate = connection.CreateCommand();
+            migrate.Transaction = transaction;
+            migrate.CommandText = Version1 + "\nINSERT INTO schema_version (version) VALUES (1);";
+            migrate.ExecuteNonQuery();
+            transaction.Commit();
+        }
+    }
+}

@@ -1,0 +1,221 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Atp.Core.Storage;
+using Atp.Integrity;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+
+namespace Atp.Storage.Sqlite;
+
+/// <summary>
+/// The single writer of the logs. Append requests from all callers queue here; each turn of the loop takes everything
+/// queued (up to a bound) and writes it in one transaction — entries, leaf hashes, new Merkle nodes, tree heads,
+/// outbox rows, idempotency records — commits it durably, and only then completes the callers' tasks (group commit).
+/// One writer means per-tenant indexes follow commit order with no gaps and no locking beyond SQLite's own.
+/// </summary>
+internal sealed partial class SqliteSequencer : IAsyncDisposable
+{
+    private readonly SqliteConnections _connections;
+    private readonly SqliteStoreOptions _options;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _logger;
+    private readonly Channel<PendingAppend> _queue;
+    private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
+    private readonly Task _loop;
+    private readonly CancellationTokenSource _stopping = new();
+
+    public SqliteSequencer(SqliteConnections connections, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
+    {
+        _connections = connections;
+        _options = options;
+        _clock = clock;
+        _logger = logger;
+        _queue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(options.QueueCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _loop = Task.Run(RunAsync);
+    }
+
+    public bool IsRunning => !_loop.IsCompleted;
+
+    public async Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
+    {
+        var pending = new PendingAppend(request);
+        await _queue.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
+
+        // Once queued the append may commit; a caller that stops waiting does not undo it.
+        return await pending.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _loop.ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        using var connection = _connections.Open();
+        using var writer = new BatchWriter(connection);
+        var batch = new List<PendingAppend>();
+        while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            var entries = 0;
+            while (entries < _options.MaxEntriesPerCommit && _queue.Reader.TryRead(out var next))
+            {
+                batch.Add(next);
+                entries += next.Request.Entries.Count;
+            }
+
+            if (batch.Count > 0)
+            {
+                Commit(connection, writer, batch);
+            }
+        }
+    }
+
+    private void Commit(SqliteConnection connection, BatchWriter writer, List<PendingAppend> batch)
+    {
+        var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
+        try
+        {
+            using var transaction = connection.BeginTransaction();
+            writer.Bind(transaction);
+            var now = _clock.GetUtcNow().ToString("O");
+            foreach (var pending in batch)
+            {
+                pending.Outcome = Apply(writer, pending.Request, staged, now);
+            }
+
+            foreach (var (tenantId, tree) in staged)
+            {
+                writer.UpdateTreeHead(tenantId, tree.Size, tree.Root());
+            }
+
+            transaction.Commit();
+        }
+        catch (Exception e) when (e is SqliteException or InvalidOperationException or IOException)
+        {
+            // Nothing of this batch is durable: forget the staged trees (the cache still holds the committed ones) and
+            // fail every caller of the batch. No receipt is sent for an append that did not commit.
+            LogCommitFailed(_logger, batch.Count, e);
+            foreach (var pending in batch)
+            {
+                pending.Completion.TrySetException(new StoreUnavailableException("The log store could not commit the append.", e));
+            }
+
+            return;
+        }
+
+        foreach (var (tenantId, tree) in staged)
+        {
+            _trees[tenantId] = tree;
+        }
+
+        foreach (var pending in batch)
+        {
+            pending.Completion.TrySetResult(pending.Outcome!);
+        }
+    }
+
+    private AppendOutcome Apply(BatchWriter writer, AppendRequest request, Dictionary<string, CompactRange> staged, string now)
+    {
+        if (request.Idempotency is { } claim)
+        {
+            var previous = writer.FindIdempotencyKey(request.TenantId, claim.Key);
+            if (previous is { } found)
+            {
+                return found.RequestHash == claim.RequestHash
+                    ? new Appended(DeserializeReceipts(found.Receipts), Replayed: true)
+                    : new IdempotencyKeyReused(claim.Key);
+            }
+        }
+
+        // Re-sent events (same client-assigned id) get their original receipt; a different event under a used id is refused.
+        var receipts = new Receipt?[request.Entries.Count];
+        var seen = new HashSet<Guid>();
+        for (var i = 0; i < request.Entries.Count; i++)
+        {
+            var entry = request.Entries[i];
+            if (!seen.Add(entry.EventId))
+            {
+                return new EventIdConflict(entry.EventId, i);
+            }
+
+            if (entry.ClientAssignedId && writer.FindEvent(request.TenantId, entry.EventId) is { } existing)
+            {
+                if (existing.ContentHash != entry.ContentHash)
+                {
+                    return new EventIdConflict(entry.EventId, i);
+                }
+
+                receipts[i] = new Receipt(entry.EventId, existing.Index, existing.LeafHash);
+            }
+        }
+
+        var tree = StagedTree(writer, request.TenantId, staged);
+        var appended = false;
+        for (var i = 0; i < request.Entries.Count; i++)
+        {
+            if (receipts[i] is not null)
+            {
+                continue;
+            }
+
+            var entry = request.Entries[i];
+            var index = tree.Size;
+            writer.AppendEntry(request.TenantId, index, entry, tree);
+            receipts[i] = new Receipt(entry.EventId, index, entry.LeafHash);
+            appended = true;
+        }
+
+        var result = receipts.Select(r => r!).ToArray();
+        if (request.Idempotency is { } newClaim)
+        {
+            writer.InsertIdempotencyKey(request.TenantId, newClaim, JsonSerializer.Serialize(result.Select(ReceiptRecord.From).ToArray(), ReceiptJson.Default.ReceiptRecordArray), now);
+        }
+
+        return new Appended(result, Replayed: !appended);
+    }
+
+    private CompactRange StagedTree(BatchWriter writer, string tenantId, Dictionary<string, CompactRange> staged)
+    {
+        if (staged.TryGetValue(tenantId, out var tree))
+        {
+            return tree;
+        }
+
+        if (!_trees.TryGetValue(tenantId, out var committed))
+        {
+            committed = writer.LoadTree(tenantId) ?? throw new InvalidOperationException($"Tenant '{tenantId}' has no log.");
+            _trees[tenantId] = committed;
+        }
+
+        // A copy, so a failed commit leaves the committed tree untouched.
+        tree = new CompactRange(committed.Size, committed.Edge());
+        staged[tenantId] = tree;
+        return tree;
+    }
+
+    private static Receipt[] DeserializeReceipts(string json) =>
+        JsonSerializer.Deserialize(json, ReceiptJson.Default.ReceiptRecordArray)!.Select(r => r.ToReceipt()).ToArray();
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Group commit of {Requests} append requests failed; none was stored")]
+    private static partial void LogCommitFailed(ILogger logger, int requests, Exception exception);
+
+    private sealed class PendingAppend(AppendRequest request)
+    {
+        public AppendRequest Request { get; } = request;
+
+        public TaskCompletionSource<AppendOutcome> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public AppendOutcome? Outcome { get; set; }
+    }
+}
+
+
+

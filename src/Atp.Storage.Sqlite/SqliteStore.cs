@@ -1,0 +1,256 @@
+using System.Text.Json;
+using Atp.Core.Keys;
+using Atp.Core.Storage;
+using Atp.Core.Tenants;
+using Atp.Integrity;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Atp.Storage.Sqlite;
+
+/// <summary>
+/// The embedded engine: one SQLite database per cell under the data directory. Every query takes the tenant; no
+/// method reads across tenants. All log writes go through the <see cref="SqliteSequencer"/>.
+/// </summary>
+public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
+{
+    private readonly SqliteConnections _connections;
+    private readonly SqliteSequencer _sequencer;
+
+    public SqliteStore(IOptions<SqliteStoreOptions> options, TimeProvider clock, ILogger<SqliteStore> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var settings = options.Value;
+        Directory.CreateDirectory(Path.GetDirectoryName(settings.DatabasePath)!);
+        _connections = new SqliteConnections(settings.DatabasePath);
+        using (var connection = _connections.Open())
+        {
+            SqliteSchema.Migrate(connection);
+        }
+
+        _sequencer = new SqliteSequencer(_connections, settings, clock, logger);
+    }
+
+    /// <summary>The database file.</summary>
+    public string DatabasePath => _connections.DatabasePath;
+
+    /// <summary>True while the sequencer accepts appends.</summary>
+    public bool IsWriterRunning => _sequencer.IsRunning;
+
+    public async Task<bool> TryCreateTenantAsync(Tenant tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var transaction = connection.BeginTransaction();
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
+            INSERT INTO tenants (id, name, edition, home_region, residency_mode, allowed_regions, status, created_at)
+            VALUES ($id, $name, $edition, $region, $mode, $allowed, $status, $created)
+            ON CONFLICT (id) DO NOTHING
+            """;
+        command.Parameters.AddWithValue("$id", tenant.Id);
+        command.Parameters.AddWithValue("$name", tenant.Name);
+        command.Parameters.AddWithValue("$edition", tenant.Edition);
+        command.Parameters.AddWithValue("$region", tenant.HomeRegion);
+        command.Parameters.AddWithValue("$mode", tenant.Residency.Mode);
+        command.Parameters.AddWithValue("$allowed", JsonSerializer.Serialize(tenant.Residency.AllowedRegions, StringListJson.Default.IReadOnlyListString));
+        command.Parameters.AddWithValue("$status", tenant.Status);
+        command.Parameters.AddWithValue("$created", tenant.CreatedAt.ToString("O"));
+        if (await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+        {
+            return false;
+        }
+
+        using var head = connection.CreateCommand();
+        head.Transaction = transaction;
+        head.CommandText = "INSERT INTO tree_heads (tenant_id, size, root) VALUES ($id, 0, $root)";
+        head.Parameters.AddWithValue("$id", tenant.Id);
+        head.Parameters.AddWithValue("$root", MerkleHasher.EmptyRoot.ToArray());
+        await head.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    public async Task<Tenant?> GetTenantAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at FROM tenants WHERE id = $id";
+        command.Parameters.AddWithValue("$id", tenantId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        var allowed = JsonSerializer.Deserialize(reader.GetString(5), StringListJson.Default.IReadOnlyListString) ?? [];
+        return new Tenant(
+            reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+            new Residency(reader.GetString(4), allowed), reader.GetString(6), DateTimeOffset.Parse(reader.GetString(7), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    public async Task<bool> SetTenantStatusAsync(string tenantId, string status, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE tenants SET status = $status WHERE id = $id";
+        command.Parameters.AddWithValue("$id", tenantId);
+        command.Parameters.AddWithValue("$status", status);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async Task CreateApiKeyAsync(ApiKey key, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO api_keys (id, tenant_id, name, scopes, key_hash, created_at) VALUES ($id, $tenant, $name, $scopes, $hash, $created)";
+        command.Parameters.AddWithValue("$id", key.Id);
+        command.Parameters.AddWithValue("$tenant", (object?)key.TenantId ?? DBNull.Value);
+        command.Parameters.AddWithValue("$name", key.Name);
+        command.Parameters.AddWithValue("$scopes", string.Join(' ', key.Scopes));
+        command.Parameters.AddWithValue("$hash", key.KeyHash);
+        command.Parameters.AddWithValue("$created", key.CreatedAt.ToString("O"));
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, tenant_id, name, scopes, key_hash, created_at FROM api_keys WHERE key_hash = $hash";
+        command.Parameters.AddWithValue("$hash", keyHash);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        return new ApiKey(
+            reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2),
+            reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries), (byte[])reader[4],
+            DateTimeOffset.Parse(reader.GetString(5), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    public async Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT EXISTS (SELECT 1 FROM api_keys WHERE tenant_id IS NULL AND (' ' || scopes || ' ') LIKE '% platform:admin %')";
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long found && found == 1;
+    }
+
+    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
+        _sequencer.AppendAsync(request, cancellationToken);
+
+    public async Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT size, root FROM tree_heads WHERE tenant_id = $t";
+        command.Parameters.AddWithValue("$t", tenantId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1]))
+            : null;
+    }
+
+    public async Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken)
+    {
+        var entries = await QueryEntriesAsync(tenantId, "idx = $x", (long)index, 1, cancellationToken).ConfigureAwait(false);
+        return entries.Count == 1 ? entries[0] : null;
+    }
+
+    public async Task<LogEntry?> FindEventAsync(string tenantId, Guid eventId, CancellationToken cancellationToken)
+    {
+        var entries = await QueryEntriesAsync(tenantId, "event_id = $x", eventId.ToByteArray(bigEndian: true), 1, cancellationToken).ConfigureAwait(false);
+        return entries.Count == 1 ? entries[0] : null;
+    }
+
+    public Task<IReadOnlyList<LogEntry>> ListEntriesAsync(string tenantId, ulong fromIndex, int limit, CancellationToken cancellationToken) =>
+        QueryEntriesAsync(tenantId, "idx >= $x", (long)fromIndex, limit, cancellationToken);
+
+    public IMerkleNodeReader NodeReader(string tenantId) => new SqliteNodeReader(_connections, tenantId);
+
+    public async Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT h.tenant_id, h.size, h.root FROM tree_heads h
+            WHERE NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.tenant_id = h.tenant_id AND c.size >= h.size)
+            """;
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var logs = new List<UnsealedLog>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            logs.Add(new UnsealedLog(reader.GetString(0), new TreeHead((ulong)reader.GetInt64(1), new Hash((byte[])reader[2]))));
+        }
+
+        return logs;
+    }
+
+    public async Task SaveCheckpointAsync(string tenantId, ulong size, string note, DateTimeOffset createdAt, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO checkpoints (tenant_id, size, note, created_at) VALUES ($t, $s, $n, $c) ON CONFLICT DO NOTHING";
+        command.Parameters.AddWithValue("$t", tenantId);
+        command.Parameters.AddWithValue("$s", (long)size);
+        command.Parameters.AddWithValue("$n", note);
+        command.Parameters.AddWithValue("$c", createdAt.ToString("O"));
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT size, note, created_at FROM checkpoints WHERE tenant_id = $t ORDER BY size DESC LIMIT 1";
+        command.Parameters.AddWithValue("$t", tenantId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new StoredCheckpoint((ulong)reader.GetInt64(0), reader.GetString(1), DateTimeOffset.Parse(reader.GetString(2), System.Globalization.CultureInfo.InvariantCulture))
+            : null;
+    }
+
+    public async Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM idempotency_keys WHERE created_at < $before";
+        command.Parameters.AddWithValue("$before", before.ToString("O"));
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _sequencer.DisposeAsync().ConfigureAwait(false);
+        SqliteConnection.ClearAllPools();
+    }
+
+    private async Task<IReadOnlyList<LogEntry>> QueryEntriesAsync(string tenantId, string condition, object value, int limit, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT idx, event_id, leaf, leaf_hash, received_at FROM log_entries WHERE tenant_id = $t AND {condition} ORDER BY idx LIMIT $limit";
+        command.Parameters.AddWithValue("$t", tenantId);
+        command.Parameters.AddWithValue("$x", value);
+        command.Parameters.AddWithValue("$limit", limit);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var entries = new List<LogEntry>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            entries.Add(new LogEntry(
+                (ulong)reader.GetInt64(0), new Guid((byte[])reader[1], bigEndian: true), (byte[])reader[2], new Hash((byte[])reader[3]),
+                DateTimeOffset.Parse(reader.GetString(4), System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        return entries;
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(IReadOnlyList<string>))]
+internal sealed partial class StringListJson : System.Text.Json.Serialization.JsonSerializerContext;
