@@ -207,8 +207,13 @@ internal static class EventEndpoints
     private static bool TryDecodeCursor(string cursor, out ulong index)
     {
         index = 0;
-        Span<byte> bytes = stackalloc byte[16];
-        if (!Base64Url.TryDecodeFromChars(cursor, bytes, out var written) || written != 8)
+        Span<byte> bytes = stackalloc byte[8];
+        if (cursor.Length != Base64Url.GetEncodedLength(8) || !Base64Url.IsValid(cursor))
+        {
+            return false;
+        }
+
+        if (Base64Url.DecodeFromChars(cursor, bytes) != 8)
         {
             return false;
         }

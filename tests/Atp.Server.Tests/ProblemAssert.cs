@@ -1,0 +1,19 @@
+using System.Net;
+using System.Text.Json;
+
+namespace Atp.Server.Tests;
+
+internal static class ProblemAssert
+{
+    /// <summary>Asserts an RFC 9457 problem with the given status and problem type slug; returns the body.</summary>
+    public static async Task<JsonElement> IsProblemAsync(HttpResponseMessage response, HttpStatusCode status, string typeSlug)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        using var body = JsonDocument.Parse(text);
+        Assert.Equal("https://atp.dev/problems/" + typeSlug, body.RootElement.GetProperty("type").GetString());
+        Assert.Equal((int)status, body.RootElement.GetProperty("status").GetInt32());
+        return body.RootElement.Clone();
+    }
+}
