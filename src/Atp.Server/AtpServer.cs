@@ -19,7 +19,8 @@ public static class AtpServer
     /// <summary>Builds the application; tests pass extra configuration (port 0, a temporary data directory).</summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // appsettings.json ships next to the binaries; the working directory only anchors relative data paths.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         configure?.Invoke(builder);
         var services = builder.Services;
 
