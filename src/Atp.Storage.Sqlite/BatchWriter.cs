@@ -24,7 +24,7 @@ internal sealed class BatchWriter : IDisposable
             "INSERT INTO log_entries (tenant_id, idx, event_id, leaf_hash, content_hash, received_at, leaf) VALUES ($t, $i, $e, $h, $c, $r, $l)",
             "$t", "$i", "$e", "$h", "$c", "$r", "$l");
         _insertNode = Prepare("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) VALUES ($t, $v, $i, $h)", "$t", "$v", "$i", "$h");
-        _insertOutbox = Prepare("INSERT INTO outbox (tenant_id, idx, event_id) VALUES ($t, $i, $e)", "$t", "$i", "$e");
+        _insertOutbox = Prepare("INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ($t, $f, $l)", "$t", "$f", "$l");
         _updateHead = Prepare("UPDATE tree_heads SET size = $s, root = $r WHERE tenant_id = $t", "$t", "$s", "$r");
         _findEvent = Prepare("SELECT idx, leaf_hash, content_hash FROM log_entries WHERE tenant_id = $t AND event_id = $e", "$t", "$e");
         _findKey = Prepare("SELECT request_hash, receipts FROM idempotency_keys WHERE tenant_id = $t AND key = $k", "$t", "$k");
@@ -52,9 +52,10 @@ internal sealed class BatchWriter : IDisposable
             var node = _completed[i];
             Run(_insertNode, tenantId, (long)node.Id.Level, (long)node.Id.Index, node.Hash.ToArray());
         }
-
-        Run(_insertOutbox, tenantId, (long)index, eventId);
     }
+
+    /// <summary>Records in the outbox that entries [first, last] of a tenant were appended.</summary>
+    public void AddOutboxRange(string tenantId, ulong first, ulong last) => Run(_insertOutbox, tenantId, (long)first, (long)last);
 
     public void UpdateTreeHead(string tenantId, ulong size, Hash root) => Run(_updateHead, tenantId, (long)size, root.ToArray());
 

@@ -65,12 +65,13 @@ internal static class SqliteSchema
             PRIMARY KEY (tenant_id, size)
         ) WITHOUT ROWID;
 
-        -- Transactional outbox: one row per appended entry, drained by projections.
+        -- Transactional outbox: one row per append request and tenant, naming the entries [first_idx, last_idx]
+        -- it added; projections read those entries and de-duplicate by event id.
         CREATE TABLE outbox (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             tenant_id TEXT NOT NULL,
-            idx INTEGER NOT NULL,
-            event_id BLOB NOT NULL
+            first_idx INTEGER NOT NULL,
+            last_idx INTEGER NOT NULL
         );
 
         CREATE TABLE idempotency_keys (

@@ -158,6 +158,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         }
 
         var tree = StagedTree(writer, request.TenantId, staged);
+        var firstIndex = tree.Size;
         var appended = false;
         for (var i = 0; i < request.Entries.Count; i++)
         {
@@ -171,6 +172,11 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             writer.AppendEntry(request.TenantId, index, entry, tree);
             receipts[i] = new Receipt(entry.EventId, index, entry.LeafHash);
             appended = true;
+        }
+
+        if (appended)
+        {
+            writer.AddOutboxRange(request.TenantId, firstIndex, tree.Size - 1);
         }
 
         var result = receipts.Select(r => r!).ToArray();

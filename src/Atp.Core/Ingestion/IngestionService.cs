@@ -22,7 +22,12 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
             var auditEvent = new AuditEvent(
                 d.Id ?? Guid.CreateVersion7(receivedAt), d.Type, d.OccurredAt, receivedAt, d.Actor, d.Action, d.Targets, d.Outcome, d.Context, d.Data);
             var leaf = LeafWriter.ToLeaf(auditEvent);
-            entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, MerkleHasher.HashLeaf(leaf), LeafWriter.ContentHash(auditEvent), receivedAt);
+            var leafHash = MerkleHasher.HashLeaf(leaf);
+
+            // The content hash is only ever compared for client-assigned ids (a re-sent event); a fresh UUIDv7 cannot
+            // collide, so it is not worth a second canonicalisation on the hot path.
+            var contentHash = d.Id is null ? leafHash : LeafWriter.ContentHash(auditEvent);
+            entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, leafHash, contentHash, receivedAt);
         }
 
         return store.AppendAsync(new AppendRequest(tenantId, entries, idempotency), cancellationToken);
