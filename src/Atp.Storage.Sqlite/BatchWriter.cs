@@ -21,12 +21,12 @@ internal sealed class BatchWriter : IDisposable
     {
         _connection = connection;
         _insertEntry = Prepare(
-            "INSERT INTO log_entries (tenant_id, idx, event_id, leaf_hash, content_hash, received_at, leaf) VALUES ($t, $i, $e, $h, $c, $r, $l)",
-            "$t", "$i", "$e", "$h", "$c", "$r", "$l");
+            "INSERT INTO log_entries (tenant_id, idx, event_id, leaf_hash, received_at, leaf) VALUES ($t, $i, $e, $h, $r, $l)",
+            "$t", "$i", "$e", "$h", "$r", "$l");
         _insertNode = Prepare("INSERT INTO merkle_nodes (tenant_id, level, idx, hash) VALUES ($t, $v, $i, $h)", "$t", "$v", "$i", "$h");
         _insertOutbox = Prepare("INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ($t, $f, $l)", "$t", "$f", "$l");
         _updateHead = Prepare("UPDATE tree_heads SET size = $s, root = $r WHERE tenant_id = $t", "$t", "$s", "$r");
-        _findEvent = Prepare("SELECT idx, leaf_hash, content_hash FROM log_entries WHERE tenant_id = $t AND event_id = $e", "$t", "$e");
+        _findEvent = Prepare("SELECT idx, leaf_hash, leaf FROM log_entries WHERE tenant_id = $t AND event_id = $e", "$t", "$e");
         _findKey = Prepare("SELECT request_hash, receipts FROM idempotency_keys WHERE tenant_id = $t AND key = $k", "$t", "$k");
         _insertKey = Prepare("INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipts, created_at) VALUES ($t, $k, $h, $r, $c)", "$t", "$k", "$h", "$r", "$c");
     }
@@ -39,10 +39,19 @@ internal sealed class BatchWriter : IDisposable
         }
     }
 
+    /// <summary>Runs a statement without parameters inside the bound transaction (savepoints).</summary>
+    public void Execute(string sql)
+    {
+        using var command = _connection.CreateCommand();
+        command.Transaction = _insertEntry.Transaction;
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
     public void AppendEntry(string tenantId, ulong index, PendingEntry entry, CompactRange tree)
     {
         var eventId = entry.EventId.ToByteArray(bigEndian: true);
-        Run(_insertEntry, tenantId, (long)index, eventId, entry.LeafHash.ToArray(), entry.ContentHash.ToArray(), entry.ReceivedAt.ToString("O"), entry.Leaf);
+        Run(_insertEntry, tenantId, (long)index, eventId, entry.LeafHash.ToArray(), entry.ReceivedAt.ToString("O"), entry.Leaf);
         _completed.Clear();
         tree.Append(entry.LeafHash, _completed);
 
@@ -59,12 +68,12 @@ internal sealed class BatchWriter : IDisposable
 
     public void UpdateTreeHead(string tenantId, ulong size, Hash root) => Run(_updateHead, tenantId, (long)size, root.ToArray());
 
-    public (ulong Index, Hash LeafHash, Hash ContentHash)? FindEvent(string tenantId, Guid eventId)
+    public (ulong Index, Hash LeafHash, byte[] Leaf)? FindEvent(string tenantId, Guid eventId)
     {
         SetParameters(_findEvent, tenantId, eventId.ToByteArray(bigEndian: true));
         using var reader = _findEvent.ExecuteReader();
         return reader.Read()
-            ? ((ulong)reader.GetInt64(0), new Hash((byte[])reader[1]), new Hash((byte[])reader[2]))
+            ? ((ulong)reader.GetInt64(0), new Hash((byte[])reader[1]), (byte[])reader[2])
             : null;
     }
 
@@ -75,7 +84,7 @@ internal sealed class BatchWriter : IDisposable
         return reader.Read() ? (new Hash((byte[])reader[0]), reader.GetString(1)) : null;
     }
 
-    public void InsertIdempotencyKey(string tenantId, IdempotencyClaim claim, string receipts, string now) =>
+    public void InsertIdempotencyKey(string tenantId, IdempotencyClaim claim, string receipts, long now) =>
         Run(_insertKey, tenantId, claim.Key, claim.RequestHash.ToArray(), receipts, now);
 
     /// <summary>The committed tree of a tenant, rebuilt from its head and O(log n) edge nodes; null without a log.</summary>

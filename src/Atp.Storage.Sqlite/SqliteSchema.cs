@@ -41,7 +41,6 @@ internal static class SqliteSchema
             idx INTEGER NOT NULL,
             event_id BLOB NOT NULL,
             leaf_hash BLOB NOT NULL,
-            content_hash BLOB NOT NULL,
             received_at TEXT NOT NULL,
             leaf BLOB NOT NULL,
             PRIMARY KEY (tenant_id, idx)
@@ -79,7 +78,7 @@ internal static class SqliteSchema
             key TEXT NOT NULL,
             request_hash BLOB NOT NULL,
             receipts TEXT NOT NULL,
-            created_at TEXT NOT NULL,
+            created_at INTEGER NOT NULL, -- UTC ticks, compared as numbers
             PRIMARY KEY (tenant_id, key)
         ) WITHOUT ROWID;
         CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Threading.Channels;
+using Atp.Core.Events;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Microsoft.Data.Sqlite;
@@ -85,10 +86,10 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         {
             using var transaction = connection.BeginTransaction();
             writer.Bind(transaction);
-            var now = _clock.GetUtcNow().ToString("O");
+            var now = _clock.GetUtcNow().UtcTicks;
             foreach (var pending in batch)
             {
-                pending.Outcome = Apply(writer, pending.Request, staged, now);
+                ApplyIsolated(writer, pending, staged, now);
             }
 
             foreach (var (tenantId, tree) in staged)
@@ -118,11 +119,48 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
         foreach (var pending in batch)
         {
-            pending.Completion.TrySetResult(pending.Outcome!);
+            if (pending.Failure is { } failure)
+            {
+                pending.Completion.TrySetException(failure);
+            }
+            else
+            {
+                pending.Completion.TrySetResult(pending.Outcome!);
+            }
         }
     }
 
-    private AppendOutcome Apply(BatchWriter writer, AppendRequest request, Dictionary<string, CompactRange> staged, string now)
+    // One request inside a savepoint: if it fails, only its own writes and its own tree changes are undone, and the
+    // other requests of the group commit go on.
+    private void ApplyIsolated(BatchWriter writer, PendingAppend pending, Dictionary<string, CompactRange> staged, long now)
+    {
+        var tenantId = pending.Request.TenantId;
+        var before = staged.TryGetValue(tenantId, out var tree) ? new CompactRange(tree.Size, tree.Edge()) : null;
+        writer.Execute("SAVEPOINT append_request");
+        try
+        {
+            pending.Outcome = Apply(writer, pending.Request, staged, now);
+            writer.Execute("RELEASE append_request");
+        }
+        catch (Exception e) when (e is SqliteException or InvalidOperationException or JsonException)
+        {
+            writer.Execute("ROLLBACK TO append_request");
+            writer.Execute("RELEASE append_request");
+            if (before is null)
+            {
+                staged.Remove(tenantId);
+            }
+            else
+            {
+                staged[tenantId] = before;
+            }
+
+            LogRequestFailed(_logger, tenantId, e);
+            pending.Failure = new StoreUnavailableException("The log store could not append this request; nothing of it was stored.", e);
+        }
+    }
+
+    private AppendOutcome Apply(BatchWriter writer, AppendRequest request, Dictionary<string, CompactRange> staged, long now)
     {
         if (request.Idempotency is { } claim)
         {
@@ -135,7 +173,8 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             }
         }
 
-        // Re-sent events (same client-assigned id) get their original receipt; a different event under a used id is refused.
+        // Re-sent events (same client-assigned id, same content) get their original receipt; a different event under
+        // a used id is refused. The stored side's content hash is derived from its leaf, only when ids meet.
         var receipts = new Receipt?[request.Entries.Count];
         var seen = new HashSet<Guid>();
         for (var i = 0; i < request.Entries.Count; i++)
@@ -148,7 +187,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
             if (entry.ClientAssignedId && writer.FindEvent(request.TenantId, entry.EventId) is { } existing)
             {
-                if (existing.ContentHash != entry.ContentHash)
+                if (entry.ContentHash is not { } contentHash || LeafWriter.ContentHashOfLeaf(existing.Leaf) != contentHash)
                 {
                     return new EventIdConflict(entry.EventId, i);
                 }
@@ -210,6 +249,9 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     private static Receipt[] DeserializeReceipts(string json) =>
         JsonSerializer.Deserialize(json, ReceiptJson.Default.ReceiptRecordArray)!.Select(r => r.ToReceipt()).ToArray();
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "An append request for tenant {TenantId} failed and was rolled back; the rest of its group commit went on")]
+    private static partial void LogRequestFailed(ILogger logger, string tenantId, Exception exception);
+
     [LoggerMessage(Level = LogLevel.Error, Message = "Group commit of {Requests} append requests failed; none was stored")]
     private static partial void LogCommitFailed(ILogger logger, int requests, Exception exception);
 
@@ -220,6 +262,8 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         public TaskCompletionSource<AppendOutcome> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public AppendOutcome? Outcome { get; set; }
+
+        public Exception? Failure { get; set; }
     }
 }
 

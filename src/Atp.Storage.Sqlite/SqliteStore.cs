@@ -221,7 +221,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
         command.CommandText = "DELETE FROM idempotency_keys WHERE created_at < $before";
-        command.Parameters.AddWithValue("$before", before.ToString("O"));
+        command.Parameters.AddWithValue("$before", before.UtcTicks);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 

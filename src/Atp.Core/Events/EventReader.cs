@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Atp.Integrity;
 
 namespace Atp.Core.Events;
 
@@ -43,13 +44,7 @@ public static partial class EventReader
             return null;
         }
 
-        foreach (var member in element.EnumerateObject())
-        {
-            if (!KnownMembers.Contains(member.Name))
-            {
-                errors.Add(new EventError(index, "/" + member.Name, "unknown member; allowed: id, type, occurredAt, actor, action, targets, outcome, context, data"));
-            }
-        }
+        CheckMembers(element, index, "", KnownMembers, "id, type, occurredAt, actor, action, targets, outcome, context, data", errors);
 
         Guid? id = null;
         if (element.TryGetProperty("id", out var idElement) && idElement.ValueKind != JsonValueKind.Null)
@@ -138,9 +133,9 @@ public static partial class EventReader
             {
                 errors.Add(new EventError(index, "/data", "must be a JSON object"));
             }
-            else if (dataElement.GetRawText().Length > MaxDataBytes)
+            else if (CanonicalDataError(dataElement) is { } dataError)
             {
-                errors.Add(new EventError(index, "/data", $"must be at most {MaxDataBytes / 1024} KiB"));
+                errors.Add(new EventError(index, "/data", dataError));
             }
             else
             {
@@ -164,6 +159,55 @@ public static partial class EventReader
             && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out value);
     }
 
+    /// <summary>
+    /// The data object must have a canonical (RFC 8785) form — no duplicate names, lone surrogates or numbers beyond a
+    /// double — and that form, which is what gets stored, must fit in <see cref="MaxDataBytes"/> bytes of UTF-8.
+    /// </summary>
+    private static string? CanonicalDataError(JsonElement data)
+    {
+        var counter = new CountingBufferWriter(MaxDataBytes);
+        try
+        {
+            JsonCanonicalizer.Write(data, counter);
+        }
+        catch (JsonException e)
+        {
+            return $"has no canonical JSON form: {e.Message}";
+        }
+        catch (CountingBufferWriter.LimitExceededException)
+        {
+            return $"must be at most {MaxDataBytes / 1024} KiB in canonical UTF-8 form";
+        }
+
+        return null;
+    }
+
+    private static void CheckMembers(JsonElement element, int index, string pointer, HashSet<string> allowed, string allowedList, List<EventError> errors)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var member in element.EnumerateObject())
+        {
+            var location = $"{pointer}/{EscapePointer(member.Name)}";
+            if (!allowed.Contains(member.Name))
+            {
+                errors.Add(new EventError(index, location, $"unknown member; allowed: {allowedList}"));
+            }
+            else if (!seen.Add(member.Name))
+            {
+                errors.Add(new EventError(index, location, "appears more than once"));
+            }
+        }
+    }
+
+    // RFC 6901 §3: '~' and '/' inside a member name are written ~0 and ~1.
+    private static string EscapePointer(string name) => name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal);
+
+    // IPAddress.TryParse also takes legacy IPv4 shorthands ("127.1", "0x7f.0.0.1"); an audit record keeps only the
+    // unambiguous dotted quad, which is exactly the IPv4 form that prints back unchanged.
+    private static bool IsIpAddress(string text) =>
+        IPAddress.TryParse(text, out var address)
+        && (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork || address.ToString() == text);
+
     private static Party? ReadParty(JsonElement element, int index, string pointer, List<EventError> errors)
     {
         if (element.ValueKind != JsonValueKind.Object)
@@ -172,13 +216,7 @@ public static partial class EventReader
             return null;
         }
 
-        foreach (var member in element.EnumerateObject())
-        {
-            if (!PartyMembers.Contains(member.Name))
-            {
-                errors.Add(new EventError(index, $"{pointer}/{member.Name}", "unknown member; allowed: type, id, name"));
-            }
-        }
+        CheckMembers(element, index, pointer, PartyMembers, "type, id, name", errors);
 
         var type = RequiredText(element, "type", index, errors, MaxTextLength, pointer);
         var id = RequiredText(element, "id", index, errors, MaxTextLength, pointer);
@@ -194,18 +232,12 @@ public static partial class EventReader
             return null;
         }
 
-        foreach (var member in element.EnumerateObject())
-        {
-            if (!ContextMembers.Contains(member.Name))
-            {
-                errors.Add(new EventError(index, "/context/" + member.Name, "unknown member; allowed: ip, userAgent, requestId"));
-            }
-        }
+        CheckMembers(element, index, "/context", ContextMembers, "ip, userAgent, requestId", errors);
 
         var ip = OptionalText(element, "ip", index, errors, 64, "/context");
-        if (ip is not null && !IPAddress.TryParse(ip, out _))
+        if (ip is not null && !IsIpAddress(ip))
         {
-            errors.Add(new EventError(index, "/context/ip", "must be an IPv4 or IPv6 address"));
+            errors.Add(new EventError(index, "/context/ip", "must be an IPv4 address in dotted-quad form or an IPv6 address"));
         }
 
         var userAgent = OptionalText(element, "userAgent", index, errors, MaxUserAgentLength, "/context");

@@ -40,6 +40,33 @@ public static class LeafWriter
         return Hash.Sha256(JsonCanonicalizer.Canonicalize(json.WrittenMemory));
     }
 
+    /// <summary>
+    /// <see cref="ContentHash(AuditEvent)"/> of a stored leaf: the same canonical JSON with its <c>receivedAt</c>
+    /// member left out.
+    /// </summary>
+    public static Hash ContentHashOfLeaf(ReadOnlyMemory<byte> leaf)
+    {
+        using var document = JsonDocument.Parse(leaf);
+        var json = new ArrayBufferWriter<byte>(leaf.Length);
+        using (var writer = new Utf8JsonWriter(json))
+        {
+            writer.WriteStartObject();
+            foreach (var member in document.RootElement.EnumerateObject())
+            {
+                if (member.NameEquals("receivedAt"))
+                {
+                    continue;
+                }
+
+                member.WriteTo(writer);
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return Hash.Sha256(JsonCanonicalizer.Canonicalize(json.WrittenMemory));
+    }
+
     /// <summary>Timestamps in leaves: UTC, RFC 3339, trailing zero fractions dropped.</summary>
     public static string FormatTimestamp(DateTimeOffset value) =>
         value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);

@@ -24,9 +24,9 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
             var leaf = LeafWriter.ToLeaf(auditEvent);
             var leafHash = MerkleHasher.HashLeaf(leaf);
 
-            // The content hash is only ever compared for client-assigned ids (a re-sent event); a fresh UUIDv7 cannot
-            // collide, so it is not worth a second canonicalisation on the hot path.
-            var contentHash = d.Id is null ? leafHash : LeafWriter.ContentHash(auditEvent);
+            // Only a client-assigned id can meet a stored event (a fresh UUIDv7 cannot), so only then is the content
+            // hash worth a second canonicalisation on the hot path.
+            Hash? contentHash = d.Id is null ? null : LeafWriter.ContentHash(auditEvent);
             entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, leafHash, contentHash, receivedAt);
         }
 

@@ -2,8 +2,12 @@ using Atp.Integrity;
 
 namespace Atp.Core.Storage;
 
-/// <summary>An entry ready to be appended: its event id, canonical leaf bytes and hashes.</summary>
-public sealed record PendingEntry(Guid EventId, bool ClientAssignedId, byte[] Leaf, Hash LeafHash, Hash ContentHash, DateTimeOffset ReceivedAt);
+/// <summary>
+/// An entry ready to be appended: its event id, canonical leaf bytes and leaf hash. <paramref name="ContentHash"/>
+/// (the event without its receive time, see <c>LeafWriter.ContentHash</c>) is given for client-assigned ids, the only
+/// ones that can meet an already stored event.
+/// </summary>
+public sealed record PendingEntry(Guid EventId, bool ClientAssignedId, byte[] Leaf, Hash LeafHash, Hash? ContentHash, DateTimeOffset ReceivedAt);
 
 /// <summary>Proof that an event was durably appended: where it is and what its leaf hash is.</summary>
 public sealed record Receipt(Guid Id, ulong Index, Hash LeafHash);

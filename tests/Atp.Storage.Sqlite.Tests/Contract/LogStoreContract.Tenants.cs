@@ -1,0 +1,131 @@
+using Atp.Core.Keys;
+using Atp.Core.Tenants;
+
+namespace Atp.Storage.Sqlite.Tests.Contract;
+
+/// <summary>Tenants and API keys.</summary>
+public abstract partial class LogStoreContract<TStore>
+{
+    [Fact]
+    public async Task Creates_a_tenant_and_reads_back_every_field()
+    {
+        var tenant = new Tenant(
+            "acme-eu", "Acme Europe", Tenant.EnterpriseEdition, "westeu",
+            new Residency(Residency.Permitted, ["northeu", "centraleu"]), Tenant.Active,
+            new DateTimeOffset(2026, 11, 3, 14, 45, 10, 250, TimeSpan.Zero));
+
+        Assert.True(await Store.TryCreateTenantAsync(tenant, None));
+        var read = await Store.GetTenantAsync("acme-eu", None);
+
+        Assert.NotNull(read);
+        Assert.Equal(tenant.Id, read.Id);
+        Assert.Equal(tenant.Name, read.Name);
+        Assert.Equal(tenant.Edition, read.Edition);
+        Assert.Equal(tenant.HomeRegion, read.HomeRegion);
+        Assert.Equal(Residency.Permitted, read.Residency.Mode);
+        Assert.Equal(["northeu", "centraleu"], read.Residency.AllowedRegions);
+        Assert.Equal(Tenant.Active, read.Status);
+        Assert.Equal(tenant.CreatedAt, read.CreatedAt);
+    }
+
+    [Fact]
+    public async Task Refuses_a_second_tenant_with_the_same_id_and_keeps_the_first()
+    {
+        var first = NewTenant("acme");
+        Assert.True(await Store.TryCreateTenantAsync(first, None));
+
+        var created = await Store.TryCreateTenantAsync(first with { Name = "Impostor", Status = Tenant.Suspended }, None);
+
+        Assert.False(created);
+        var read = await Store.GetTenantAsync("acme", None);
+        Assert.Equal(first.Name, read!.Name);
+        Assert.Equal(Tenant.Active, read.Status);
+    }
+
+    [Fact]
+    public async Task Returns_null_for_an_unknown_tenant()
+    {
+        await CreateTenantsAsync(TenantA);
+
+        Assert.Null(await Store.GetTenantAsync("no-such-tenant", None));
+        Assert.Null(await Store.GetTenantAsync("TENANT-A", None));
+    }
+
+    [Fact]
+    public async Task Changes_the_status_of_a_tenant()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+
+        Assert.True(await Store.SetTenantStatusAsync(TenantA, Tenant.Suspended, None));
+
+        var suspended = await Store.GetTenantAsync(TenantA, None);
+        Assert.Equal(Tenant.Suspended, suspended!.Status);
+        Assert.False(suspended.IsActive);
+        Assert.Equal(Tenant.Active, (await Store.GetTenantAsync(TenantB, None))!.Status);
+
+        Assert.True(await Store.SetTenantStatusAsync(TenantA, Tenant.Active, None));
+        Assert.True((await Store.GetTenantAsync(TenantA, None))!.IsActive);
+    }
+
+    [Fact]
+    public async Task Setting_the_status_of_an_unknown_tenant_returns_false_and_creates_nothing()
+    {
+        Assert.False(await Store.SetTenantStatusAsync("no-such-tenant", Tenant.Suspended, None));
+
+        Assert.Null(await Store.GetTenantAsync("no-such-tenant", None));
+    }
+
+    [Fact]
+    public async Task Finds_an_api_key_by_the_hash_of_the_key()
+    {
+        await CreateTenantsAsync(TenantA);
+        var tenantKey = NewApiKey("key-1", TenantA, Scopes.EventsWrite, Scopes.EventsRead);
+        var platformKey = NewApiKey("key-2", null, Scopes.PlatformAdmin);
+        await Store.CreateApiKeyAsync(tenantKey, None);
+        await Store.CreateApiKeyAsync(platformKey, None);
+
+        var found = await Store.FindApiKeyByHashAsync(tenantKey.KeyHash, None);
+        var foundPlatform = await Store.FindApiKeyByHashAsync(platformKey.KeyHash, None);
+
+        Assert.NotNull(found);
+        Assert.Equal("key-1", found.Id);
+        Assert.Equal(TenantA, found.TenantId);
+        Assert.Equal(tenantKey.Name, found.Name);
+        Assert.Equal([Scopes.EventsWrite, Scopes.EventsRead], found.Scopes);
+        Assert.Equal(tenantKey.KeyHash, found.KeyHash);
+        Assert.Equal(tenantKey.CreatedAt, found.CreatedAt);
+        Assert.NotNull(foundPlatform);
+        Assert.Equal("key-2", foundPlatform.Id);
+        Assert.Null(foundPlatform.TenantId);
+        Assert.Equal([Scopes.PlatformAdmin], foundPlatform.Scopes);
+    }
+
+    [Fact]
+    public async Task Returns_null_for_a_key_hash_that_was_never_stored()
+    {
+        await CreateTenantsAsync(TenantA);
+        var key = NewApiKey("key-1", TenantA, Scopes.EventsRead);
+        await Store.CreateApiKeyAsync(key, None);
+        var almost = (byte[])key.KeyHash.Clone();
+        almost[^1] ^= 1;
+
+        Assert.Null(await Store.FindApiKeyByHashAsync(almost, None));
+        Assert.Null(await Store.FindApiKeyByHashAsync(ApiKeyFormat.Hash(ApiKeyFormat.Generate()), None));
+    }
+
+    [Fact]
+    public async Task Reports_a_platform_admin_key_only_once_a_tenantless_key_has_that_scope()
+    {
+        await CreateTenantsAsync(TenantA);
+        Assert.False(await Store.HasPlatformAdminKeyAsync(None));
+
+        // Neither a tenant key (whatever its scopes) nor a platform key without the scope counts.
+        await Store.CreateApiKeyAsync(NewApiKey("tenant-admin", TenantA, Scopes.TenantAdmin, Scopes.EventsWrite), None);
+        await Store.CreateApiKeyAsync(NewApiKey("tenant-claims-platform", TenantA, Scopes.PlatformAdmin), None);
+        await Store.CreateApiKeyAsync(NewApiKey("platform-reader", null, Scopes.EventsRead), None);
+        Assert.False(await Store.HasPlatformAdminKeyAsync(None));
+
+        await Store.CreateApiKeyAsync(NewApiKey("platform-admin", null, Scopes.EventsRead, Scopes.PlatformAdmin), None);
+        Assert.True(await Store.HasPlatformAdminKeyAsync(None));
+    }
+}

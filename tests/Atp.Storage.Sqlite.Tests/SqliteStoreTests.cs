@@ -1,0 +1,88 @@
+using Atp.Core.Storage;
+using Atp.Core.Tenants;
+using Atp.Storage.Sqlite.Tests.Contract;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Atp.Storage.Sqlite.Tests;
+
+/// <summary>What only the embedded engine promises: its file, its journal mode, its schema version.</summary>
+public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("atp-sqlite-").FullName;
+    private SqliteStore? _store;
+
+    private SqliteStore Store => _store ?? throw new InvalidOperationException("The store is not open.");
+
+    public Task InitializeAsync()
+    {
+        _store = Open();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_store is { } store)
+        {
+            _store = null;
+            await store.DisposeAsync();
+        }
+
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    ValueTask IAsyncDisposable.DisposeAsync() => new(DisposeAsync());
+
+    [Fact]
+    public void Keeps_its_database_in_the_data_directory_in_wal_mode()
+    {
+        Assert.Equal(Path.Combine(_directory, "atp.db"), Store.DatabasePath);
+        Assert.True(File.Exists(Store.DatabasePath));
+        Assert.True(Store.IsWriterRunning);
+        Assert.Equal("wal", Scalar("PRAGMA journal_mode"));
+    }
+
+    [Fact]
+    public async Task An_acknowledged_append_is_in_the_database_file_when_the_call_returns()
+    {
+        var tenant = new Tenant("acme", "Acme", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UnixEpoch);
+        Assert.True(await Store.TryCreateTenantAsync(tenant, CancellationToken.None));
+        var entry = TestEntries.Create("durable", DateTimeOffset.UnixEpoch);
+
+        var outcome = await Store.AppendAsync(new AppendRequest("acme", [entry], null), CancellationToken.None);
+
+        Assert.IsType<Appended>(outcome);
+
+        // Read through a separate, unpooled connection: what another process would see after the receipt.
+        Assert.Equal(1L, Scalar("SELECT COUNT(*) FROM log_entries WHERE tenant_id = 'acme'"));
+        Assert.Equal(1L, Scalar("SELECT size FROM tree_heads WHERE tenant_id = 'acme'"));
+    }
+
+    [Fact]
+    public async Task Refuses_to_open_a_database_written_by_a_newer_schema()
+    {
+        await Store.DisposeAsync();
+        _store = null;
+        Scalar("INSERT INTO schema_version (version) VALUES (2)");
+
+        var error = Assert.Throws<InvalidOperationException>(Open);
+
+        Assert.Contains("newer", error.Message, StringComparison.Ordinal);
+    }
+
+    private SqliteStore Open() =>
+        new(Options.Create(new SqliteStoreOptions { DataDirectory = _directory }), TimeProvider.System, NullLogger<SqliteStore>.Instance);
+
+    private object? Scalar(string sql)
+    {
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory, "atp.db"), Pooling = false }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar();
+    }
+}
