@@ -89,6 +89,18 @@ public sealed class EventApiTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("{\"a\":1,\"a\":2}")]
+    [InlineData("{\"big\":1e400}")]
+    [InlineData("{\"s\":\"\\ud800\"}")]
+    public async Task Data_without_a_canonical_json_form_is_400_not_500(string data)
+    {
+        var body = ServerFixture.Event().Replace("{\"n\":1}", data, StringComparison.Ordinal);
+        var problem = await ProblemAssert.IsProblemAsync(await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, "validation");
+        Assert.Equal("/data", problem.GetProperty("errors")[0].GetProperty("pointer").GetString());
+        await AssertLogSizeAsync(0);
+    }
+
+    [Theory]
     [InlineData("{\"events\":[", "malformed-json")]
     [InlineData("{\"events\":[]}", "validation")]
     [InlineData("{\"events\":{}}", "validation")]
