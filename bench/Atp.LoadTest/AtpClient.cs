@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Atp.LoadTest;
+
+/// <summary>A tenant created for the run, with its events:write key.</summary>
+internal sealed record LoadTenant(string Id, Uri EventsUri, string WriteKey);
+
+/// <summary>The HTTP side: tenant and key set-up, and one ingestion request as a closed-loop operation.</summary>
+internal sealed class AtpClient(HttpClient http, Uri baseUrl)
+{
+    private const int MaxReportedProblems = 5;
+    private readonly object _problemLock = new();
+    private readonly List<string> _problems = [];
+    private int _problemCount;
+
+    /// <summary>The first few failures (status and body, or exception), in order.</summary>
+    public IReadOnlyList<string> Problems
+    {
+        get
+        {
+            lock (_problemLock)
+            {
+                return [.. _problems];
+            }
+        }
+    }
+
+    public static HttpClient CreateHttpClient(int clients) =>
+        new(new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = clients + 8,
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+        })
+        {
+            Timeout = TimeSpan.FromSeconds(60),
+            DefaultRequestVersion = HttpVersion.Version11,
+        };
+
+    /// <summary>Creates the tenants (platform admin) and one events:write key per tenant.</summary>
+    public async Task<LoadTenant[]> CreateTenantsAsync(string adminKey, int count, CancellationToken cancellationToken)
+    {
+        // Unique per run, so --url runs against a long-lived server never collide.
+        var run = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+        var tenants = new LoadTenant[count];
+        for (var i = 0; i < count; i++)
+        {
+            var id = $"loadtest-{run}-{i}";
+            using (var create = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, "v1/tenants")))
+            {
+                create.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+                create.Content = JsonContent.Create(new { id, name = $"Load test tenant {i} ({run})", edition = "default", residency = new { mode = "strict", allowedRegions = Array.Empty<string>() } });
+                using var response = await http.SendAsync(create, cancellationToken);
+                await ExpectCreatedAsync(response, $"POST /v1/tenants ({id})", cancellationToken);
+            }
+
+            using (var key = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, $"v1/tenants/{id}/api-keys")))
+            {
+                key.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+                key.Content = JsonContent.Create(new { name = "atp-loadtest writer", scopes = new[] { "events:write" } });
+                using var response = await http.SendAsync(key, cancellationToken);
+                await ExpectCreatedAsync(response, $"POST /v1/tenants/{id}/api-keys", cancellationToken);
+                using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
+                var secret = body.RootElement.GetProperty("key").GetString()
+                    ?? throw new InvalidOperationException("The api-keys response has no key.");
+                tenants[i] = new LoadTenant(id, new Uri(baseUrl, $"v1/tenants/{id}/events"), secret);
+            }
+        }
+
+        return tenants;
+    }
+
+    /// <summary>
+    /// POSTs one pre-built body. 201 is success; anything else (or a transport failure) is an error. The first
+    /// response of each client is also checked to carry one receipt per event.
+    /// </summary>
+    public async Task<OpResult> SendAsync(LoadTenant tenant, byte[] body, int events, bool checkReceipts, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, tenant.EventsUri);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", tenant.WriteKey);
+        request.Content = new ByteArrayContent(body);
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        try
+        {
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
+            if (response.StatusCode != HttpStatusCode.Created)
+            {
+                var text = await response.Content.ReadAsStringAsync(cancellationToken);
+                RecordProblem($"{(int)response.StatusCode} {response.ReasonPhrase} ({response.Content.Headers.ContentType}): {Truncate(text, 600)}");
+                return OpResult.Failed;
+            }
+
+            if (checkReceipts)
+            {
+                var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+                using var receipts = JsonDocument.Parse(bytes);
+                var received = receipts.RootElement.GetProperty("receipts").GetArrayLength();
+                if (received != events)
+                {
+                    RecordProblem($"201 with {received} receipts for {events} events: {Truncate(System.Text.Encoding.UTF8.GetString(bytes), 600)}");
+                    return OpResult.Failed;
+                }
+            }
+
+            return new OpResult(true, events);
+        }
+        catch (HttpRequestException e)
+        {
+            RecordProblem($"transport error: {e.Message}");
+            return OpResult.Failed;
+        }
+        catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            RecordProblem($"timeout after {http.Timeout.TotalSeconds:0} s: {e.Message}");
+            return OpResult.Failed;
+        }
+        catch (JsonException e)
+        {
+            RecordProblem($"201 with a body that is not receipts JSON: {e.Message}");
+            return OpResult.Failed;
+        }
+    }
+
+    public int ProblemCount => Volatile.Read(ref _problemCount);
+
+    private void RecordProblem(string problem)
+    {
+        Interlocked.Increment(ref _problemCount);
+        lock (_problemLock)
+        {
+            if (_problems.Count < MaxReportedProblems)
+            {
+                _problems.Add(problem);
+                if (_problems.Count == 1)
+                {
+                    Console.WriteLine($"  ! first failed request: {problem}");
+                }
+            }
+        }
+    }
+
+    private static async Task ExpectCreatedAsync(HttpResponseMessage response, string what, CancellationToken cancellationToken)
+    {
+        if (response.StatusCode != HttpStatusCode.Created)
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            throw new InvalidOperationException($"{what}: {(int)response.StatusCode} {response.ReasonPhrase}: {Truncate(text, 1000)}");
+        }
+    }
+
+    private static string Truncate(string text, int max) => text.Length <= max ? text : text[..max] + "…";
+}

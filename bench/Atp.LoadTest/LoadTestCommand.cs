@@ -1,0 +1,161 @@
+using System.CommandLine;
+using System.Net;
+
+namespace Atp.LoadTest;
+
+/// <summary>Settings of one load-test run, validated.</summary>
+internal sealed record LoadTestSettings(
+    Uri? Url,
+    string? AdminKey,
+    int Tenants,
+    int Clients,
+    int Batch,
+    int EventBytes,
+    int DurationSeconds,
+    int WarmupSeconds,
+    bool BaselineOnly,
+    bool NoBaseline,
+    string? ServerDll,
+    int ProgressSeconds);
+
+/// <summary>Command line of the load generator.</summary>
+internal static class LoadTestCommand
+{
+    public const int ExitOk = 0;
+    public const int ExitRequestErrors = 1;
+    public const int ExitBadInput = 2;
+    public const int ExitCancelled = 130;
+
+    public static async Task<int> InvokeAsync(string[] args)
+    {
+        var url = new Option<string?>("--url") { Description = "An already running ATP server (loopback only, e.g. http://127.0.0.1:8080). Default: start one as a child process with a temporary data directory." };
+        var adminKey = new Option<string?>("--admin-key") { Description = "Platform-admin API key of the --url server (default: environment variable ATP_ADMIN_KEY)." };
+        var tenants = new Option<int>("--tenants") { Description = "Tenants to create; client i writes to tenant i mod tenants.", DefaultValueFactory = _ => 4 };
+        var clients = new Option<int>("--clients") { Description = "Concurrent clients (each has one request in flight), and concurrent baseline writers.", DefaultValueFactory = _ => 8 };
+        var batch = new Option<int>("--batch") { Description = "Events per request (1 sends a single event object, more sends {\"events\":[...]}); rows per baseline transaction.", DefaultValueFactory = _ => 100 };
+        var eventBytes = new Option<int>("--event-bytes") { Description = "Approximate size in bytes of each event's data object (0: no data).", DefaultValueFactory = _ => 300 };
+        var duration = new Option<int>("--duration") { Description = "Measured seconds, for ATP and again for the baseline.", DefaultValueFactory = _ => 20 };
+        var warmup = new Option<int>("--warmup") { Description = "Seconds of load before measuring starts.", DefaultValueFactory = _ => 3 };
+        var baselineOnly = new Option<bool>("--baseline-only") { Description = "Run only the SQLite baseline (no server)." };
+        var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip the SQLite baseline." };
+        var serverDll = new Option<string?>("--server-dll") { Description = "Atp.Server.dll to start (default: the build output of src/Atp.Server in the same configuration)." };
+        var progress = new Option<int>("--progress") { Description = "Seconds between progress lines (0: none).", DefaultValueFactory = _ => 5 };
+
+        var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress })
+        {
+            root.Options.Add(option);
+        }
+
+        root.SetAction(async (parse, cancellationToken) =>
+        {
+            var (settings, error) = Validate(
+                parse.GetValue(url), parse.GetValue(adminKey),
+                parse.GetValue(tenants), parse.GetValue(clients), parse.GetValue(batch), parse.GetValue(eventBytes),
+                parse.GetValue(duration), parse.GetValue(warmup), parse.GetValue(baselineOnly), parse.GetValue(noBaseline),
+                parse.GetValue(serverDll), parse.GetValue(progress));
+            if (settings is null)
+            {
+                await Console.Error.WriteLineAsync($"atp-loadtest: {error}");
+                return ExitBadInput;
+            }
+
+            try
+            {
+                return await LoadTestRun.RunAsync(settings, args, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await Console.Error.WriteLineAsync("atp-loadtest: cancelled.");
+                return ExitCancelled;
+            }
+        });
+
+        // Ctrl+C cancels the run; leave enough time to stop the child server and delete the temporary directories.
+        var configuration = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
+        return await root.Parse(args).InvokeAsync(configuration);
+    }
+
+    private static (LoadTestSettings? Settings, string? Error) Validate(
+        string? urlText, string? explicitAdminKey, int tenants, int clients, int batch, int eventBytes, int duration, int warmup,
+        bool baselineOnly, bool noBaseline, string? serverDll, int progress)
+    {
+        if (baselineOnly && noBaseline)
+        {
+            return (null, "--baseline-only and --no-baseline exclude each other.");
+        }
+
+        if (tenants is < 1 or > 1000)
+        {
+            return (null, "--tenants: 1 to 1000.");
+        }
+
+        if (clients is < 1 or > 4096)
+        {
+            return (null, "--clients: 1 to 4096.");
+        }
+
+        if (batch is < 1 or > 10_000)
+        {
+            return (null, "--batch: 1 to 10000 (the server accepts 1000 per request unless configured otherwise).");
+        }
+
+        if (eventBytes is < 0 or > 60_000)
+        {
+            return (null, "--event-bytes: 0 to 60000 (the server accepts data objects up to 64 KiB).");
+        }
+
+        if (duration is < 1 or > 24 * 3600)
+        {
+            return (null, "--duration: 1 to 86400 seconds.");
+        }
+
+        if (warmup is < 0 or > 3600)
+        {
+            return (null, "--warmup: 0 to 3600 seconds.");
+        }
+
+        if (progress is < 0 or > 3600)
+        {
+            return (null, "--progress: 0 to 3600 seconds.");
+        }
+
+        var adminKey = explicitAdminKey ?? Environment.GetEnvironmentVariable("ATP_ADMIN_KEY");
+        Uri? url = null;
+        if (urlText is not null)
+        {
+            if (!Uri.TryCreate(urlText, UriKind.Absolute, out url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            {
+                return (null, "--url: an absolute http:// or https:// URL.");
+            }
+
+            // Only loopback targets: this tool generates heavy write load and must not be pointed at a shared server.
+            if (!IPAddress.TryParse(url.Host.Trim('[', ']'), out var address) || !IPAddress.IsLoopback(address))
+            {
+                return (null, "--url: only loopback targets are allowed (use 127.0.0.1, not a host name).");
+            }
+
+            if (!baselineOnly && string.IsNullOrEmpty(adminKey))
+            {
+                return (null, "--url needs the server's platform-admin key: --admin-key or ATP_ADMIN_KEY.");
+            }
+
+            url = new Uri(url.GetLeftPart(UriPartial.Authority) + "/");
+        }
+        else if (explicitAdminKey is not null)
+        {
+            return (null, "--admin-key is only used with --url (a child server gets a fresh key).");
+        }
+        else
+        {
+            adminKey = null;
+        }
+
+        if (serverDll is not null && !File.Exists(serverDll))
+        {
+            return (null, $"--server-dll: no file {serverDll}.");
+        }
+
+        return (new LoadTestSettings(url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress), null);
+    }
+}

@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Atp.LoadTest;
+
+/// <summary>One run: set-up, ATP load, baseline, report, clean-up.</summary>
+internal static class LoadTestRun
+{
+    public static async Task<int> RunAsync(LoadTestSettings settings, string[] args, CancellationToken cancellationToken)
+    {
+        var commandLine = CommandLine(args);
+        var warmup = TimeSpan.FromSeconds(settings.WarmupSeconds);
+        var duration = TimeSpan.FromSeconds(settings.DurationSeconds);
+        var progress = TimeSpan.FromSeconds(settings.ProgressSeconds);
+
+        Console.WriteLine($"ATP load test: {commandLine}");
+        Console.WriteLine($"  {Describe(settings)}");
+        Console.WriteLine($"  machine: {Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
+
+        var generation = Stopwatch.StartNew();
+        var workload = Workload.Create(settings.Tenants, settings.Batch, settings.EventBytes);
+        Console.WriteLine($"  workload: {workload.Tenants[0].Bodies.Length} distinct bodies per tenant, body ≈ {workload.AverageBodyBytes:N0} B (max {workload.MaxBodyBytes:N0} B), leaf ≈ {workload.AverageLeafBytes:N0} B; generated in {generation.Elapsed.TotalSeconds:0.0} s");
+        if (workload.MaxBodyBytes > 1024 * 1024 || settings.Batch > 1000)
+        {
+            Console.WriteLine("  warning: the server's default limits are 1,000 events and 1 MiB per request; expect 413 errors unless the server is configured for more.");
+        }
+
+        AtpFigures? atp = null;
+        LoopResult? baseline = null;
+        if (!settings.BaselineOnly)
+        {
+            atp = await RunAtpAsync(settings, workload, warmup, duration, progress, cancellationToken);
+            Console.WriteLine();
+            Console.WriteLine($"ATP: {atp.Result.UnitsPerSecond:N0} events/s, {atp.Result.OperationsPerSecond:N0} requests/s, latency p50 {Ms(atp.Result.PercentileMs(50))} ms, p95 {Ms(atp.Result.PercentileMs(95))} ms, p99 {Ms(atp.Result.PercentileMs(99))} ms (max {Ms(atp.Result.PercentileMs(100))}), errors {atp.Result.Errors:N0}" + (atp.Result.ErrorsOutsideWindow > 0 ? $" (+{atp.Result.ErrorsOutsideWindow:N0} outside the measured window)" : ""));
+            Console.WriteLine($"     {atp.Result.Units:N0} events in {atp.Result.Operations:N0} requests over {atp.Result.Seconds:0} s; CPU {FormatCpu(atp.Result.Cpu)}");
+            WarnIfShared(atp.Result);
+            foreach (var problem in atp.Problems)
+            {
+                Console.WriteLine($"     failed request: {problem}");
+            }
+
+            foreach (var line in atp.ServerProblems)
+            {
+                Console.WriteLine($"     server log: {line}");
+            }
+        }
+
+        if (!settings.NoBaseline)
+        {
+            baseline = await RunBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
+            Console.WriteLine();
+            Console.WriteLine($"Baseline (SQLite WAL, synchronous=FULL, {settings.Batch} rows per transaction, 1 writer, {settings.Clients} producers): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
+            WarnIfShared(baseline);
+        }
+
+        Console.WriteLine();
+        Console.WriteLine(Markdown(settings, workload, commandLine, atp, baseline));
+        return atp is { } a && (a.Result.Errors + a.Result.ErrorsOutsideWindow) > 0 ? LoadTestCommand.ExitRequestErrors : LoadTestCommand.ExitOk;
+    }
+
+    private static async Task<AtpFigures> RunAtpAsync(LoadTestSettings settings, Workload workload, TimeSpan warmup, TimeSpan duration, TimeSpan progress, CancellationToken cancellationToken)
+    {
+        using var http = AtpClient.CreateHttpClient(settings.Clients);
+        ServerProcess? server = null;
+        try
+        {
+            Uri url;
+            string adminKey;
+            var probes = new List<CpuProbe> { new("load generator", () => Environment.CpuUsage.TotalTime), new("whole machine", MachineCpu.BusyTime) };
+            if (settings.Url is null)
+            {
+                var starting = Stopwatch.StartNew();
+                server = await ServerProcess.StartAsync(settings.ServerDll, http, cancellationToken);
+                url = server.Url;
+                adminKey = server.AdminKey;
+                probes.Insert(1, new CpuProbe("server", server.CpuTime));
+                Console.WriteLine($"  server: {server.ServerDll} on {url} (data {server.DataDirectory.FullName}), ready in {starting.Elapsed.TotalSeconds:0.0} s");
+            }
+            else
+            {
+                url = settings.Url;
+                adminKey = settings.AdminKey!;
+                Console.WriteLine($"  server: {url} (already running)");
+            }
+
+            var client = new AtpClient(http, url);
+            var tenants = await client.CreateTenantsAsync(adminKey, settings.Tenants, cancellationToken);
+            Console.WriteLine($"  created {tenants.Length} tenants ({tenants[0].Id} …) with an events:write key each");
+            Console.WriteLine($"ATP: {settings.Clients} clients × batch {settings.Batch}, {settings.WarmupSeconds} s warm-up + {settings.DurationSeconds} s measured");
+
+            var result = await ClosedLoop.RunAsync(
+                "atp",
+                settings.Clients,
+                warmup,
+                duration,
+                progress,
+                "events",
+                (worker, iteration, ct) =>
+                {
+                    var tenant = worker % tenants.Length;
+                    var bodies = workload.Tenants[tenant].Bodies;
+
+                    // Clients of one tenant start at different places in its pool.
+                    var body = bodies[(int)((iteration + (worker * 7L)) % bodies.Length)];
+                    return client.SendAsync(tenants[tenant], body, workload.Batch, checkReceipts: iteration == 0, ct);
+                },
+                probes,
+                cancellationToken);
+
+            List<string> serverProblems = server is null ? [] : [.. server.Problems(5)];
+            if (server is not null && server.ProblemCount() > serverProblems.Count)
+            {
+                serverProblems.Add($"… {server.ProblemCount()} warning/error entries in all");
+            }
+
+            if (server is not null && server.HasExited)
+            {
+                serverProblems.Add($"the server exited during the run; its last output:\n{server.LogTail(30)}");
+            }
+
+            return new AtpFigures(result, client.Problems, serverProblems, server is null ? "already running server" : "child process");
+        }
+        finally
+        {
+            // Stopped before the baseline so an idle server (sealer ticks, WAL checkpoints) does not share the machine with it.
+            if (server is not null)
+            {
+                await server.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task<LoopResult> RunBaselineAsync(LoadTestSettings settings, Workload workload, TimeSpan warmup, TimeSpan duration, TimeSpan progress, CancellationToken cancellationToken)
+    {
+        var directory = Directory.CreateTempSubdirectory("atp-loadtest-baseline-");
+        try
+        {
+            Console.WriteLine();
+            Console.WriteLine($"Baseline: {settings.Clients} producers × {settings.Batch} rows per transaction → 1 SQLite writer ({Path.Combine(directory.FullName, "baseline.db")}), {settings.WarmupSeconds} s warm-up + {settings.DurationSeconds} s measured");
+            using var baseline = new SqliteBaseline(Path.Combine(directory.FullName, "baseline.db"), settings.Tenants);
+            var result = await ClosedLoop.RunAsync(
+                "baseline",
+                settings.Clients,
+                warmup,
+                duration,
+                progress,
+                "rows",
+                (worker, iteration, ct) =>
+                {
+                    var tenant = worker % settings.Tenants;
+                    var leaves = workload.Tenants[tenant].Leaves;
+                    var start = ((iteration + (worker * 7L)) * settings.Batch) % leaves.Length;
+                    return baseline.InsertBatchAsync(tenant, leaves, start, settings.Batch, ct);
+                },
+                [new CpuProbe("process", () => Environment.CpuUsage.TotalTime), new CpuProbe("whole machine", MachineCpu.BusyTime)],
+                cancellationToken);
+            Console.WriteLine($"  baseline database holds {baseline.RowCount():N0} rows");
+            return result;
+        }
+        finally
+        {
+            ServerProcess.TryDelete(directory);
+        }
+    }
+
+    private static string Markdown(LoadTestSettings settings, Workload workload, string commandLine, AtpFigures? atp, LoopResult? baseline)
+    {
+        var md = new StringBuilder();
+        md.AppendLine("```markdown");
+        md.AppendLine(CultureInfo.InvariantCulture, $"#### ATP load test, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Command: `{commandLine}`");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}; server: {atp?.ServerKind ?? "not run"}{(atp is null ? "" : ", load generator on the same machine")}. Event data ≈ {settings.EventBytes} B, leaf ≈ {workload.AverageLeafBytes:N0} B.{CpuNote("ATP", atp?.Result)}{CpuNote("baseline", baseline)}");
+        md.AppendLine();
+        md.AppendLine("| configuration | ATP events/s | requests/s | p50 ms | p95 ms | p99 ms | errors | baseline rows/s | ATP ÷ baseline |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        var configuration = $"{settings.Tenants} tenants, {settings.Clients} clients, batch {settings.Batch}, data ≈{settings.EventBytes} B, {settings.DurationSeconds} s";
+        var r = atp?.Result;
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {configuration} | {N0(r?.UnitsPerSecond)} | {N0(r?.OperationsPerSecond)} | {Ms(r?.PercentileMs(50))} | {Ms(r?.PercentileMs(95))} | {Ms(r?.PercentileMs(99))} | {(r is null ? "—" : (r.Errors + r.ErrorsOutsideWindow).ToString("N0", CultureInfo.InvariantCulture))} | {N0(baseline?.UnitsPerSecond)} | {(r is not null && baseline is not null && baseline.UnitsPerSecond > 0 ? (r.UnitsPerSecond / baseline.UnitsPerSecond).ToString("0.00", CultureInfo.InvariantCulture) : "—")} |");
+        md.Append("```");
+        return md.ToString();
+    }
+
+    /// <summary>Cores used by other processes during the window (whole machine minus this run's processes); null when unknown.</summary>
+    private static double? OtherCores(LoopResult result)
+    {
+        // Without a child server (--url) its CPU is not measured separately, so the remainder would include it.
+        if (result.Cpu.All(c => c.Name != "server" && c.Name != "process"))
+        {
+            return null;
+        }
+
+        var machine = result.Cpu.Where(c => c.Name == "whole machine").Select(c => (double?)c.Cores).FirstOrDefault();
+        return machine is { } m ? Math.Max(0, m - result.Cpu.Where(c => c.Name != "whole machine").Sum(c => c.Cores)) : null;
+    }
+
+    private static void WarnIfShared(LoopResult result)
+    {
+        if (OtherCores(result) is { } other && other > 0.25)
+        {
+            Console.WriteLine($"     warning: other processes used {other:0.00} of {Environment.ProcessorCount} cores during the window; these figures understate what this machine can do.");
+        }
+    }
+
+    private static string CpuNote(string what, LoopResult? result) =>
+        result is null || result.Cpu.Count == 0
+            ? ""
+            : $" CPU during the {what} window: {FormatCpu(result.Cpu)}" + (OtherCores(result) is { } other ? $" (other processes {other:0.00})." : ".");
+
+    private static string Describe(LoadTestSettings s) =>
+        $"{(s.BaselineOnly ? "baseline only" : s.Url is null ? "child server" : $"server {s.Url}")}, {s.Tenants} tenants, {s.Clients} clients, batch {s.Batch}, event data ≈ {s.EventBytes} B, {s.WarmupSeconds} s warm-up + {s.DurationSeconds} s{(s.NoBaseline ? ", no baseline" : "")}";
+
+    private static string FormatCpu(IReadOnlyList<(string Name, double Cores)> cpu) =>
+        cpu.Count == 0 ? "n/a" : string.Join(", ", cpu.Select(c => $"{c.Name} {c.Cores:0.00} cores"));
+
+    private static string N0(double? value) => value is { } v ? v.ToString("N0", CultureInfo.InvariantCulture) : "—";
+
+    private static string Ms(double? value) => value is { } v && !double.IsNaN(v) ? v.ToString("0.0", CultureInfo.InvariantCulture) : "—";
+
+    /// <summary>The command that reproduces this run; the admin key is never echoed.</summary>
+    private static string CommandLine(string[] args)
+    {
+        var parts = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            if (arg == "--admin-key")
+            {
+                parts.Add(arg);
+                if (i + 1 < args.Length)
+                {
+                    parts.Add("<admin-key>");
+                    i++;
+                }
+
+                continue;
+            }
+
+            if (arg.StartsWith("--admin-key=", StringComparison.Ordinal) || arg.StartsWith("--admin-key:", StringComparison.Ordinal))
+            {
+                parts.Add("--admin-key <admin-key>");
+                continue;
+            }
+
+            parts.Add(Quote(arg));
+        }
+
+        return "dotnet run -c Release --project bench/Atp.LoadTest" + (parts.Count > 0 ? " -- " + string.Join(' ', parts) : "");
+    }
+
+    private static string Quote(string arg) =>
+        arg.Length > 0 && arg.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '/' or ':' or '=' or ',')
+            ? arg
+            : "'" + arg.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    private sealed record AtpFigures(LoopResult Result, IReadOnlyList<string> Problems, IReadOnlyList<string> ServerProblems, string ServerKind);
+}

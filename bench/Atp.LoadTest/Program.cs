@@ -1,0 +1,3 @@
+using Atp.LoadTest;
+
+return await LoadTestCommand.InvokeAsync(args);
