@@ -10,6 +10,7 @@ internal static class SqliteSchema
     private const string Version1 = """
         CREATE TABLE tenants (
             id TEXT NOT NULL PRIMARY KEY,
+            num INTEGER NOT NULL UNIQUE,  -- compact number of the tenant; leads the rowids of its log entries
             name TEXT NOT NULL,
             edition TEXT NOT NULL,
             home_region TEXT NOT NULL,
@@ -35,26 +36,19 @@ internal static class SqliteSchema
             root BLOB NOT NULL
         ) WITHOUT ROWID;
 
-        -- Leaves: the canonical bytes and their RFC 9162 leaf hash (the level-0 Merkle nodes).
+        -- The logs. rowid = (tenant num << 40) | index, so one tenant's log is one contiguous, append-only rowid range:
+        -- entry lookups need no secondary index and a query cannot stray into another tenant's range.
+        -- nodes = the hashes (levels 1, 2, …) of the perfect subtrees this leaf completed: node (level L, index i)
+        -- lives in the row of leaf (i+1)·2^L − 1, so appending a leaf writes exactly one row.
         CREATE TABLE log_entries (
-            tenant_id TEXT NOT NULL,
-            idx INTEGER NOT NULL,
+            id INTEGER PRIMARY KEY,
             event_id BLOB NOT NULL,
             leaf_hash BLOB NOT NULL,
-            received_at TEXT NOT NULL,
-            leaf BLOB NOT NULL,
-            PRIMARY KEY (tenant_id, idx)
-        ) WITHOUT ROWID;
-        CREATE UNIQUE INDEX log_entries_event ON log_entries (tenant_id, event_id);
-
-        -- Perfect-subtree hashes of level >= 1; immutable once written.
-        CREATE TABLE merkle_nodes (
-            tenant_id TEXT NOT NULL,
-            level INTEGER NOT NULL,
-            idx INTEGER NOT NULL,
-            hash BLOB NOT NULL,
-            PRIMARY KEY (tenant_id, level, idx)
-        ) WITHOUT ROWID;
+            nodes BLOB NULL,
+            received_at INTEGER NOT NULL, -- UTC ticks
+            leaf BLOB NOT NULL
+        );
+        CREATE INDEX log_entries_event ON log_entries (event_id);
 
         CREATE TABLE checkpoints (
             tenant_id TEXT NOT NULL,

@@ -22,11 +22,13 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Channel<PendingAppend> _queue;
     private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
+    private readonly TenantNumbers _tenantNumbers;
     private readonly Task _loop;
     private readonly CancellationTokenSource _stopping = new();
 
-    public SqliteSequencer(SqliteConnections connections, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
+    public SqliteSequencer(SqliteConnections connections, TenantNumbers tenantNumbers, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
     {
+        _tenantNumbers = tenantNumbers;
         _connections = connections;
         _options = options;
         _clock = clock;
@@ -60,7 +62,15 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     private async Task RunAsync()
     {
         using var connection = _connections.Open();
-        using var writer = new BatchWriter(connection);
+
+        // WAL checkpoints run on a background connection (SqliteStore), not inside this thread's commits.
+        using (var pragma = connection.CreateCommand())
+        {
+            pragma.CommandText = "PRAGMA wal_autocheckpoint=0";
+            pragma.ExecuteNonQuery();
+        }
+
+        using var writer = new BatchWriter(connection, _tenantNumbers);
         var batch = new List<PendingAppend>();
         while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
@@ -175,6 +185,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
         // Re-sent events (same client-assigned id, same content) get their original receipt; a different event under
         // a used id is refused. The stored side's content hash is derived from its leaf, only when ids meet.
+        var tenantNumber = writer.TenantNumber(request.TenantId) ?? throw new InvalidOperationException($"Tenant '{request.TenantId}' has no log.");
         var receipts = new Receipt?[request.Entries.Count];
         var seen = new HashSet<Guid>();
         for (var i = 0; i < request.Entries.Count; i++)
@@ -185,7 +196,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
                 return new EventIdConflict(entry.EventId, i);
             }
 
-            if (entry.ClientAssignedId && writer.FindEvent(request.TenantId, entry.EventId) is { } existing)
+            if (entry.ClientAssignedId && writer.FindEvent(tenantNumber, entry.EventId) is { } existing)
             {
                 if (entry.ContentHash is not { } contentHash || LeafWriter.ContentHashOfLeaf(existing.Leaf) != contentHash)
                 {
@@ -196,7 +207,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             }
         }
 
-        var tree = StagedTree(writer, request.TenantId, staged);
+        var tree = StagedTree(writer, request.TenantId, tenantNumber, staged);
         var firstIndex = tree.Size;
         var appended = false;
         for (var i = 0; i < request.Entries.Count; i++)
@@ -208,7 +219,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
             var entry = request.Entries[i];
             var index = tree.Size;
-            writer.AppendEntry(request.TenantId, index, entry, tree);
+            writer.AppendEntry(tenantNumber, index, entry, tree);
             receipts[i] = new Receipt(entry.EventId, index, entry.LeafHash);
             appended = true;
         }
@@ -227,7 +238,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         return new Appended(result, Replayed: !appended);
     }
 
-    private CompactRange StagedTree(BatchWriter writer, string tenantId, Dictionary<string, CompactRange> staged)
+    private CompactRange StagedTree(BatchWriter writer, string tenantId, long tenantNumber, Dictionary<string, CompactRange> staged)
     {
         if (staged.TryGetValue(tenantId, out var tree))
         {
@@ -236,7 +247,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
         if (!_trees.TryGetValue(tenantId, out var committed))
         {
-            committed = writer.LoadTree(tenantId) ?? throw new InvalidOperationException($"Tenant '{tenantId}' has no log.");
+            committed = writer.LoadTree(tenantId, tenantNumber) ?? throw new InvalidOperationException($"Tenant '{tenantId}' has no log.");
             _trees[tenantId] = committed;
         }
 

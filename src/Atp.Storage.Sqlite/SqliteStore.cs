@@ -15,8 +15,14 @@ namespace Atp.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
 {
+    private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(500);
+
     private readonly SqliteConnections _connections;
+    private readonly TenantNumbers _tenantNumbers = new();
     private readonly SqliteSequencer _sequencer;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _walCheckpointer;
+    private int _disposed;
 
     public SqliteStore(IOptions<SqliteStoreOptions> options, TimeProvider clock, ILogger<SqliteStore> logger)
     {
@@ -29,7 +35,8 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
             SqliteSchema.Migrate(connection);
         }
 
-        _sequencer = new SqliteSequencer(_connections, settings, clock, logger);
+        _sequencer = new SqliteSequencer(_connections, _tenantNumbers, settings, clock, logger);
+        _walCheckpointer = Task.Run(() => CheckpointWalAsync(_stopping.Token));
     }
 
     /// <summary>The database file.</summary>
@@ -46,8 +53,8 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = """
-            INSERT INTO tenants (id, name, edition, home_region, residency_mode, allowed_regions, status, created_at)
-            VALUES ($id, $name, $edition, $region, $mode, $allowed, $status, $created)
+            INSERT INTO tenants (id, num, name, edition, home_region, residency_mode, allowed_regions, status, created_at)
+            VALUES ($id, (SELECT COALESCE(MAX(num), 0) + 1 FROM tenants), $name, $edition, $region, $mode, $allowed, $status, $created)
             ON CONFLICT (id) DO NOTHING
             """;
         command.Parameters.AddWithValue("$id", tenant.Id);
@@ -159,20 +166,27 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
 
     public async Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken)
     {
-        var entries = await QueryEntriesAsync(tenantId, "idx = $x", (long)index, 1, cancellationToken).ConfigureAwait(false);
-        return entries.Count == 1 ? entries[0] : null;
+        if (index > LogRowId.MaxIndex)
+        {
+            return null;
+        }
+
+        var entries = await QueryEntriesAsync(tenantId, index, null, 1, cancellationToken).ConfigureAwait(false);
+        return entries.Count == 1 && entries[0].Index == index ? entries[0] : null;
     }
 
     public async Task<LogEntry?> FindEventAsync(string tenantId, Guid eventId, CancellationToken cancellationToken)
     {
-        var entries = await QueryEntriesAsync(tenantId, "event_id = $x", eventId.ToByteArray(bigEndian: true), 1, cancellationToken).ConfigureAwait(false);
+        var entries = await QueryEntriesAsync(tenantId, 0, eventId, 1, cancellationToken).ConfigureAwait(false);
         return entries.Count == 1 ? entries[0] : null;
     }
 
     public Task<IReadOnlyList<LogEntry>> ListEntriesAsync(string tenantId, ulong fromIndex, int limit, CancellationToken cancellationToken) =>
-        QueryEntriesAsync(tenantId, "idx >= $x", (long)fromIndex, limit, cancellationToken);
+        fromIndex > LogRowId.MaxIndex
+            ? Task.FromResult<IReadOnlyList<LogEntry>>([])
+            : QueryEntriesAsync(tenantId, fromIndex, null, limit, cancellationToken);
 
-    public IMerkleNodeReader NodeReader(string tenantId) => new SqliteNodeReader(_connections, tenantId);
+    public IMerkleNodeReader NodeReader(string tenantId) => new SqliteNodeReader(_connections, _tenantNumbers, tenantId);
 
     public async Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken)
     {
@@ -227,28 +241,78 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The container may hand the same instance out under several service types and dispose it for each.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _walCheckpointer.ConfigureAwait(false);
+        _stopping.Dispose();
         await _sequencer.DisposeAsync().ConfigureAwait(false);
         SqliteConnection.ClearAllPools();
     }
 
-    private async Task<IReadOnlyList<LogEntry>> QueryEntriesAsync(string tenantId, string condition, object value, int limit, CancellationToken cancellationToken)
+    // Entries of one tenant: its rowid range, from an index on, optionally only the one with an event id.
+    private async Task<IReadOnlyList<LogEntry>> QueryEntriesAsync(string tenantId, ulong fromIndex, Guid? eventId, int limit, CancellationToken cancellationToken)
     {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        if (_tenantNumbers.Find(connection, null, tenantId) is not { } tenantNumber)
+        {
+            return [];
+        }
+
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT idx, event_id, leaf, leaf_hash, received_at FROM log_entries WHERE tenant_id = $t AND {condition} ORDER BY idx LIMIT $limit";
-        command.Parameters.AddWithValue("$t", tenantId);
-        command.Parameters.AddWithValue("$x", value);
+        command.CommandText = eventId is null
+            ? "SELECT id, event_id, leaf, leaf_hash, received_at FROM log_entries WHERE id BETWEEN $from AND $last ORDER BY id LIMIT $limit"
+            : "SELECT id, event_id, leaf, leaf_hash, received_at FROM log_entries WHERE event_id = $event AND id BETWEEN $from AND $last LIMIT $limit";
+        command.Parameters.AddWithValue("$from", LogRowId.Of(tenantNumber, fromIndex));
+        command.Parameters.AddWithValue("$last", LogRowId.Last(tenantNumber));
         command.Parameters.AddWithValue("$limit", limit);
+        if (eventId is { } id)
+        {
+            command.Parameters.AddWithValue("$event", id.ToByteArray(bigEndian: true));
+        }
+
         using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var entries = new List<LogEntry>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             entries.Add(new LogEntry(
-                (ulong)reader.GetInt64(0), new Guid((byte[])reader[1], bigEndian: true), (byte[])reader[2], new Hash((byte[])reader[3]),
-                DateTimeOffset.Parse(reader.GetString(4), System.Globalization.CultureInfo.InvariantCulture)));
+                LogRowId.IndexOf(reader.GetInt64(0)), new Guid((byte[])reader[1], bigEndian: true), (byte[])reader[2], new Hash((byte[])reader[3]),
+                new DateTimeOffset(reader.GetInt64(4), TimeSpan.Zero)));
         }
 
         return entries;
+    }
+
+    // With wal_autocheckpoint off on the writer, WAL frames are copied back into the database here, off the commit
+    // path. PASSIVE never blocks the writer or readers; it is retried on the next tick if readers held it back.
+    private async Task CheckpointWalAsync(CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(CheckpointEvery);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
+            {
+                try
+                {
+                    using var connection = await _connections.OpenAsync(stopping).ConfigureAwait(false);
+                    using var command = connection.CreateCommand();
+                    command.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
+                    await command.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
+                }
+                catch (SqliteException)
+                {
+                    // Busy or locked: the next tick tries again; the WAL only grows meanwhile.
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down.
+        }
     }
 }
 
