@@ -164,33 +164,47 @@ public static class JsonCanonicalizer
 
     private static void WriteObject(JsonElement element, IBufferWriter<byte> output)
     {
-        // RFC 8785 §3.2.3: members sorted by their names as arrays of UTF-16 code units.
-        var members = new List<(string Name, JsonElement Value)>();
-        foreach (var property in element.EnumerateObject())
+        // RFC 8785 §3.2.3: members sorted by their names as arrays of UTF-16 code units. Pooled arrays: this runs
+        // for every object of every event on the ingestion path.
+        var count = element.GetPropertyCount();
+        var names = ArrayPool<string>.Shared.Rent(Math.Max(count, 1));
+        var values = ArrayPool<JsonElement>.Shared.Rent(Math.Max(count, 1));
+        try
         {
-            members.Add((ReadName(property), property.Value));
-        }
-
-        members.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
-        WriteByte(output, (byte)'{');
-        for (var i = 0; i < members.Count; i++)
-        {
-            if (i > 0)
+            var n = 0;
+            foreach (var property in element.EnumerateObject())
             {
-                if (string.Equals(members[i].Name, members[i - 1].Name, StringComparison.Ordinal))
-                {
-                    throw new JsonException($"Duplicate member name \"{members[i].Name}\" (I-JSON forbids it, RFC 8785 §3.1).");
-                }
-
-                WriteByte(output, (byte)',');
+                names[n] = ReadName(property);
+                values[n] = property.Value;
+                n++;
             }
 
-            WriteString(members[i].Name, output);
-            WriteByte(output, (byte)':');
-            Write(members[i].Value, output);
-        }
+            Array.Sort(names, values, 0, n, StringComparer.Ordinal);
+            WriteByte(output, (byte)'{');
+            for (var i = 0; i < n; i++)
+            {
+                if (i > 0)
+                {
+                    if (string.Equals(names[i], names[i - 1], StringComparison.Ordinal))
+                    {
+                        throw new JsonException($"Duplicate member name \"{names[i]}\" (I-JSON forbids it, RFC 8785 §3.1).");
+                    }
 
-        WriteByte(output, (byte)'}');
+                    WriteByte(output, (byte)',');
+                }
+
+                WriteString(names[i], output);
+                WriteByte(output, (byte)':');
+                Write(values[i], output);
+            }
+
+            WriteByte(output, (byte)'}');
+        }
+        finally
+        {
+            ArrayPool<string>.Shared.Return(names, clearArray: true);
+            ArrayPool<JsonElement>.Shared.Return(values, clearArray: true);
+        }
     }
 
     // System.Text.Json reports an escaped lone surrogate as InvalidOperationException; to callers it is bad JSON.
@@ -219,8 +233,12 @@ public static class JsonCanonicalizer
     }
 
     // RFC 8785 §3.2.2.2: escape only '"', '\\' and controls (short forms where JSON has them, else \u00xx lowercase).
-    private static void WriteString(string value, IBufferWriter<byte> output)
+    /// <summary>Writes a string as RFC 8785 §3.2.2.2 requires, quotes included (for writers of canonical JSON by hand).</summary>
+    /// <exception cref="JsonException">The string holds an unpaired surrogate.</exception>
+    public static void WriteString(string value, IBufferWriter<byte> output)
     {
+        ArgumentNullException.ThrowIfNull(value);
+        ArgumentNullException.ThrowIfNull(output);
         WriteByte(output, (byte)'"');
         var start = 0;
         for (var i = 0; i < value.Length; i++)

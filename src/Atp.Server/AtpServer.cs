@@ -1,4 +1,5 @@
 using Atp.Core.Ingestion;
+using Atp.Core.Storage;
 using Atp.Server.Events;
 using Atp.Server.Gateway;
 using Atp.Server.Health;
@@ -32,6 +33,7 @@ public static class AtpServer
         services.AddSingleton(TimeProvider.System);
         services.AddAtpSqliteStorage();
         services.AddOptions<SqliteStoreOptions>().Configure<IOptions<AtpOptions>>((sqlite, atp) => sqlite.DataDirectory = atp.Value.DataDirectory);
+        services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<SqliteStore>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IngestionService>();
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
         services.AddSingleton<CheckpointSealer>();

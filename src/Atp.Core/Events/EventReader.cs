@@ -29,9 +29,9 @@ public static partial class EventReader
     public const int MaxTextLength = 256;
     public const int MaxUserAgentLength = 1024;
 
-    private static readonly HashSet<string> KnownMembers = ["id", "type", "occurredAt", "actor", "action", "targets", "outcome", "context", "data"];
-    private static readonly HashSet<string> PartyMembers = ["type", "id", "name"];
-    private static readonly HashSet<string> ContextMembers = ["ip", "userAgent", "requestId"];
+    private static readonly string[] KnownMembers = ["id", "type", "occurredAt", "actor", "action", "targets", "outcome", "context", "data"];
+    private static readonly string[] PartyMembers = ["type", "id", "name"];
+    private static readonly string[] ContextMembers = ["ip", "userAgent", "requestId"];
 
     /// <summary>Validates one event; returns null and adds to <paramref name="errors"/> when it is not acceptable.</summary>
     public static EventDraft? Read(JsonElement element, int index, List<EventError> errors)
@@ -182,19 +182,33 @@ public static partial class EventReader
         return null;
     }
 
-    private static void CheckMembers(JsonElement element, int index, string pointer, HashSet<string> allowed, string allowedList, List<EventError> errors)
+    private static void CheckMembers(JsonElement element, int index, string pointer, string[] allowed, string allowedList, List<EventError> errors)
     {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        // A bit per allowed member: duplicates are found without allocating (this runs per object of every event).
+        var seen = 0;
         foreach (var member in element.EnumerateObject())
         {
-            var location = $"{pointer}/{EscapePointer(member.Name)}";
-            if (!allowed.Contains(member.Name))
+            var position = -1;
+            for (var i = 0; i < allowed.Length; i++)
             {
-                errors.Add(new EventError(index, location, $"unknown member; allowed: {allowedList}"));
+                if (member.NameEquals(allowed[i]))
+                {
+                    position = i;
+                    break;
+                }
             }
-            else if (!seen.Add(member.Name))
+
+            if (position < 0)
             {
-                errors.Add(new EventError(index, location, "appears more than once"));
+                errors.Add(new EventError(index, $"{pointer}/{EscapePointer(member.Name)}", $"unknown member; allowed: {allowedList}"));
+            }
+            else if ((seen & (1 << position)) != 0)
+            {
+                errors.Add(new EventError(index, $"{pointer}/{EscapePointer(member.Name)}", "appears more than once"));
+            }
+            else
+            {
+                seen |= 1 << position;
             }
         }
     }

@@ -15,13 +15,9 @@ public static class LeafWriter
     public static byte[] ToLeaf(AuditEvent auditEvent)
     {
         ArgumentNullException.ThrowIfNull(auditEvent);
-        var json = new ArrayBufferWriter<byte>(512);
-        using (var writer = new Utf8JsonWriter(json))
-        {
-            Write(writer, auditEvent, includeReceivedAt: true);
-        }
-
-        return JsonCanonicalizer.Canonicalize(json.WrittenMemory);
+        var output = new ArrayBufferWriter<byte>(1024);
+        WriteCanonical(output, auditEvent, includeReceivedAt: true);
+        return output.WrittenSpan.ToArray();
     }
 
     /// <summary>
@@ -31,13 +27,9 @@ public static class LeafWriter
     public static Hash ContentHash(AuditEvent auditEvent)
     {
         ArgumentNullException.ThrowIfNull(auditEvent);
-        var json = new ArrayBufferWriter<byte>(512);
-        using (var writer = new Utf8JsonWriter(json))
-        {
-            Write(writer, auditEvent, includeReceivedAt: false);
-        }
-
-        return Hash.Sha256(JsonCanonicalizer.Canonicalize(json.WrittenMemory));
+        var output = new ArrayBufferWriter<byte>(1024);
+        WriteCanonical(output, auditEvent, includeReceivedAt: false);
+        return Hash.Sha256(output.WrittenSpan);
     }
 
     /// <summary>
@@ -71,60 +63,103 @@ public static class LeafWriter
     public static string FormatTimestamp(DateTimeOffset value) =>
         value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
 
-    private static void Write(Utf8JsonWriter writer, AuditEvent e, bool includeReceivedAt)
+    // The event's members are known, so they are written directly in RFC 8785 order (names sorted by UTF-16 code
+    // units) with JCS string escaping; only the free-form data object goes through the general canonicalizer. One
+    // pass, no re-parse: this is the hot path of ingestion.
+    private static void WriteCanonical(IBufferWriter<byte> output, AuditEvent e, bool includeReceivedAt)
     {
-        writer.WriteStartObject();
-        writer.WriteString("id", e.Id.ToString("D"));
-        writer.WriteString("type", e.Type);
-        writer.WriteString("occurredAt", FormatTimestamp(e.OccurredAt));
-        if (includeReceivedAt)
-        {
-            writer.WriteString("receivedAt", FormatTimestamp(e.ReceivedAt));
-        }
-
-        writer.WritePropertyName("actor");
-        WriteParty(writer, e.Actor);
-        writer.WriteString("action", e.Action);
-        writer.WriteStartArray("targets");
-        foreach (var target in e.Targets)
-        {
-            WriteParty(writer, target);
-        }
-
-        writer.WriteEndArray();
-        writer.WriteString("outcome", e.Outcome);
+        Raw(output, "{\"action\":"u8);
+        JsonCanonicalizer.WriteString(e.Action, output);
+        Raw(output, ",\"actor\":"u8);
+        WriteParty(output, e.Actor);
         if (e.Context is { } context)
         {
-            writer.WriteStartObject("context");
-            WriteOptional(writer, "ip", context.Ip);
-            WriteOptional(writer, "userAgent", context.UserAgent);
-            WriteOptional(writer, "requestId", context.RequestId);
-            writer.WriteEndObject();
+            Raw(output, ",\"context\":{"u8);
+            var first = true;
+            Optional(output, "\"ip\":"u8, context.Ip, ref first);
+            Optional(output, "\"requestId\":"u8, context.RequestId, ref first);
+            Optional(output, "\"userAgent\":"u8, context.UserAgent, ref first);
+            Raw(output, "}"u8);
         }
 
         if (e.Data is { } data)
         {
-            writer.WritePropertyName("data");
-            data.WriteTo(writer);
+            Raw(output, ",\"data\":"u8);
+            JsonCanonicalizer.Write(data, output);
         }
 
-        writer.WriteEndObject();
-    }
-
-    private static void WriteParty(Utf8JsonWriter writer, Party party)
-    {
-        writer.WriteStartObject();
-        writer.WriteString("type", party.Type);
-        writer.WriteString("id", party.Id);
-        WriteOptional(writer, "name", party.Name);
-        writer.WriteEndObject();
-    }
-
-    private static void WriteOptional(Utf8JsonWriter writer, string name, string? value)
-    {
-        if (value is not null)
+        Raw(output, ",\"id\":\""u8);
+        Ascii(output, e.Id.ToString("D"));
+        Raw(output, "\",\"occurredAt\":\""u8);
+        Ascii(output, FormatTimestamp(e.OccurredAt));
+        Raw(output, "\",\"outcome\":"u8);
+        JsonCanonicalizer.WriteString(e.Outcome, output);
+        if (includeReceivedAt)
         {
-            writer.WriteString(name, value);
+            Raw(output, ",\"receivedAt\":\""u8);
+            Ascii(output, FormatTimestamp(e.ReceivedAt));
+            Raw(output, "\""u8);
         }
+
+        Raw(output, ",\"targets\":["u8);
+        for (var i = 0; i < e.Targets.Count; i++)
+        {
+            if (i > 0)
+            {
+                Raw(output, ","u8);
+            }
+
+            WriteParty(output, e.Targets[i]);
+        }
+
+        Raw(output, "],\"type\":"u8);
+        JsonCanonicalizer.WriteString(e.Type, output);
+        Raw(output, "}"u8);
+    }
+
+    private static void WriteParty(IBufferWriter<byte> output, Party party)
+    {
+        Raw(output, "{\"id\":"u8);
+        JsonCanonicalizer.WriteString(party.Id, output);
+        if (party.Name is not null)
+        {
+            Raw(output, ",\"name\":"u8);
+            JsonCanonicalizer.WriteString(party.Name, output);
+        }
+
+        Raw(output, ",\"type\":"u8);
+        JsonCanonicalizer.WriteString(party.Type, output);
+        Raw(output, "}"u8);
+    }
+
+    private static void Optional(IBufferWriter<byte> output, ReadOnlySpan<byte> name, string? value, ref bool first)
+    {
+        if (value is null)
+        {
+            return;
+        }
+
+        if (!first)
+        {
+            Raw(output, ","u8);
+        }
+
+        first = false;
+        Raw(output, name);
+        JsonCanonicalizer.WriteString(value, output);
+    }
+
+    private static void Raw(IBufferWriter<byte> output, ReadOnlySpan<byte> bytes) => output.Write(bytes);
+
+    // Only for values that are ASCII by construction (UUIDs, timestamps) and need no escaping.
+    private static void Ascii(IBufferWriter<byte> output, string value)
+    {
+        var span = output.GetSpan(value.Length);
+        for (var i = 0; i < value.Length; i++)
+        {
+            span[i] = (byte)value[i];
+        }
+
+        output.Advance(value.Length);
     }
 }

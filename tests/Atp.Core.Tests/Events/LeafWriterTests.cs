@@ -57,6 +57,23 @@ public sealed class LeafWriterTests
     }
 
     [Fact]
+    public void Fixed_members_with_quotes_backslashes_and_non_ascii_text_are_written_canonically()
+    {
+        var auditEvent = new AuditEvent(
+            EventId, "app/ünïcode", OccurredAt, ReceivedAt, new Party("user", "id \"quoted\" \\ back", "Zoë 😀"), "doc.update",
+            [new Party("document", "d/1", "€ report"), new Party("folder", "f", null)], EventOutcome.Failure,
+            new EventContext("2001:db8::1", "Mozilla/5.0 \"x\"", "req-1"), null);
+
+        var leaf = LeafWriter.ToLeaf(auditEvent);
+
+        Assert.Equal(JsonCanonicalizer.Canonicalize(leaf), leaf);
+        using var parsed = JsonDocument.Parse(leaf);
+        Assert.Equal("id \"quoted\" \\ back", parsed.RootElement.GetProperty("actor").GetProperty("id").GetString());
+        Assert.Equal("Zoë 😀", parsed.RootElement.GetProperty("actor").GetProperty("name").GetString());
+        Assert.Equal(["ip", "requestId", "userAgent"], parsed.RootElement.GetProperty("context").EnumerateObject().Select(p => p.Name));
+    }
+
+    [Fact]
     public void Leaf_bytes_are_a_fixed_point_of_canonicalization()
     {
         using var data = JsonDocument.Parse("""{ "b" : [ 1 , 2 ] , "a" : { "y" : 2 , "x" : 1 } }""");

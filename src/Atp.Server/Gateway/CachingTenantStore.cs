@@ -1,0 +1,72 @@
+using System.Collections.Concurrent;
+using Atp.Core.Keys;
+using Atp.Core.Storage;
+using Atp.Core.Tenants;
+
+namespace Atp.Server.Gateway;
+
+/// <summary>
+/// Every request resolves its API key and its tenant; at thousands of requests per second those two lookups were a
+/// visible share of the server's CPU. Found keys and tenants are kept for a short time. Changes made through this
+/// node take effect at once (the entry is dropped); changes made by another node sharing the store within
+/// <see cref="Lifetime"/>.
+/// </summary>
+internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock) : ITenantStore
+{
+    public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(2);
+
+    private readonly ConcurrentDictionary<string, (ApiKey Key, DateTimeOffset Expires)> _keys = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (Tenant Tenant, DateTimeOffset Expires)> _tenants = new(StringComparer.Ordinal);
+
+    public async Task<bool> TryCreateTenantAsync(Tenant tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        _tenants.TryRemove(tenant.Id, out _);
+        return await inner.TryCreateTenantAsync(tenant, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<Tenant?> GetTenantAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        if (_tenants.TryGetValue(tenantId, out var cached) && cached.Expires > clock.GetUtcNow())
+        {
+            return cached.Tenant;
+        }
+
+        var tenant = await inner.GetTenantAsync(tenantId, cancellationToken).ConfigureAwait(false);
+        if (tenant is not null)
+        {
+            _tenants[tenantId] = (tenant, clock.GetUtcNow() + Lifetime);
+        }
+
+        return tenant;
+    }
+
+    public async Task<bool> SetTenantStatusAsync(string tenantId, string status, CancellationToken cancellationToken)
+    {
+        var changed = await inner.SetTenantStatusAsync(tenantId, status, cancellationToken).ConfigureAwait(false);
+        _tenants.TryRemove(tenantId, out _);
+        return changed;
+    }
+
+    public Task CreateApiKeyAsync(ApiKey key, CancellationToken cancellationToken) => inner.CreateApiKeyAsync(key, cancellationToken);
+
+    public async Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken)
+    {
+        var id = Convert.ToHexString(keyHash);
+        if (_keys.TryGetValue(id, out var cached) && cached.Expires > clock.GetUtcNow())
+        {
+            return cached.Key;
+        }
+
+        // Only keys that exist are kept: unknown keys must not fill the cache.
+        var key = await inner.FindApiKeyByHashAsync(keyHash, cancellationToken).ConfigureAwait(false);
+        if (key is not null)
+        {
+            _keys[id] = (key, clock.GetUtcNow() + Lifetime);
+        }
+
+        return key;
+    }
+
+    public Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken) => inner.HasPlatformAdminKeyAsync(cancellationToken);
+}
