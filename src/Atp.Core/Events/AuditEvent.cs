@@ -21,4 +21,8 @@ public sealed record AuditEvent(
     IReadOnlyList<Party> Targets,
     string Outcome,
     EventContext? Context,
-    JsonElement? Data);
+    JsonElement? Data)
+{
+    /// <summary>The data object's RFC 8785 form when already known (from validation); else it is derived from <see cref="Data"/>.</summary>
+    public ReadOnlyMemory<byte> CanonicalData { get; init; }
+}

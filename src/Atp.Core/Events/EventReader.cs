@@ -16,7 +16,11 @@ public sealed record EventDraft(
     IReadOnlyList<Party> Targets,
     string Outcome,
     EventContext? Context,
-    JsonElement? Data);
+    JsonElement? Data)
+{
+    /// <summary>The data object's RFC 8785 form, produced once while validating and copied into the leaf.</summary>
+    public ReadOnlyMemory<byte> CanonicalData { get; init; }
+}
 
 /// <summary>
 /// Reads and validates input events (the "Event shape" of the API). Every rule is checked and every failure is
@@ -127,13 +131,14 @@ public static partial class EventReader
         }
 
         JsonElement? data = null;
+        ReadOnlyMemory<byte> canonicalData = default;
         if (element.TryGetProperty("data", out var dataElement) && dataElement.ValueKind != JsonValueKind.Null)
         {
             if (dataElement.ValueKind != JsonValueKind.Object)
             {
                 errors.Add(new EventError(index, "/data", "must be a JSON object"));
             }
-            else if (CanonicalDataError(dataElement) is { } dataError)
+            else if (TryCanonicalizeData(dataElement, out canonicalData) is { } dataError)
             {
                 errors.Add(new EventError(index, "/data", dataError));
             }
@@ -148,7 +153,7 @@ public static partial class EventReader
             return null;
         }
 
-        return new EventDraft(id, type!, occurredAt, actor!, action!, targets, outcome, context, data);
+        return new EventDraft(id, type!, occurredAt, actor!, action!, targets, outcome, context, data) { CanonicalData = canonicalData };
     }
 
     /// <summary>RFC 3339 date-time with a time-zone offset (a bare local time is ambiguous in an audit trail).</summary>
@@ -163,22 +168,24 @@ public static partial class EventReader
     /// The data object must have a canonical (RFC 8785) form — no duplicate names, lone surrogates or numbers beyond a
     /// double — and that form, which is what gets stored, must fit in <see cref="MaxDataBytes"/> bytes of UTF-8.
     /// </summary>
-    private static string? CanonicalDataError(JsonElement data)
+    private static string? TryCanonicalizeData(JsonElement data, out ReadOnlyMemory<byte> canonical)
     {
-        var counter = new CountingBufferWriter(MaxDataBytes);
+        canonical = default;
+        var output = new LimitedBufferWriter(MaxDataBytes);
         try
         {
-            JsonCanonicalizer.Write(data, counter);
+            JsonCanonicalizer.Write(data, output);
         }
         catch (JsonException e)
         {
             return $"has no canonical JSON form: {e.Message}";
         }
-        catch (CountingBufferWriter.LimitExceededException)
+        catch (LimitedBufferWriter.LimitExceededException)
         {
             return $"must be at most {MaxDataBytes / 1024} KiB in canonical UTF-8 form";
         }
 
+        canonical = output.WrittenMemory;
         return null;
     }
 

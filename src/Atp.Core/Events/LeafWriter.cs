@@ -82,7 +82,12 @@ public static class LeafWriter
             Raw(output, "}"u8);
         }
 
-        if (e.Data is { } data)
+        if (!e.CanonicalData.IsEmpty)
+        {
+            Raw(output, ",\"data\":"u8);
+            Raw(output, e.CanonicalData.Span);
+        }
+        else if (e.Data is { } data)
         {
             Raw(output, ",\"data\":"u8);
             JsonCanonicalizer.Write(data, output);

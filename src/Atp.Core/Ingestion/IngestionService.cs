@@ -20,7 +20,10 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
         {
             var d = drafts[i];
             var auditEvent = new AuditEvent(
-                d.Id ?? Guid.CreateVersion7(receivedAt), d.Type, d.OccurredAt, receivedAt, d.Actor, d.Action, d.Targets, d.Outcome, d.Context, d.Data);
+                d.Id ?? Guid.CreateVersion7(receivedAt), d.Type, d.OccurredAt, receivedAt, d.Actor, d.Action, d.Targets, d.Outcome, d.Context, d.Data)
+            {
+                CanonicalData = d.CanonicalData,
+            };
             var leaf = LeafWriter.ToLeaf(auditEvent);
             var leafHash = MerkleHasher.HashLeaf(leaf);
 

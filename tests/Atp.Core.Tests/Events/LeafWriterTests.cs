@@ -74,6 +74,20 @@ public sealed class LeafWriterTests
     }
 
     [Fact]
+    public void Canonical_data_from_validation_gives_the_same_leaf_as_the_data_element()
+    {
+        using var body = JsonDocument.Parse("""{"type":"t","occurredAt":"2026-11-26T10:15:30Z","actor":{"type":"u","id":"1"},"action":"a.b","data":{"z":[1.0,2e1],"a":{"é":"\u001f"}}}""");
+        var errors = new List<EventError>();
+        var draft = EventReader.Read(body.RootElement, 0, errors)!;
+        Assert.Empty(errors);
+        var fromElement = new AuditEvent(EventId, draft.Type, draft.OccurredAt, ReceivedAt, draft.Actor, draft.Action, draft.Targets, draft.Outcome, draft.Context, draft.Data);
+        var fromCanonical = fromElement with { CanonicalData = draft.CanonicalData };
+
+        Assert.False(draft.CanonicalData.IsEmpty);
+        Assert.Equal(LeafWriter.ToLeaf(fromElement), LeafWriter.ToLeaf(fromCanonical));
+    }
+
+    [Fact]
     public void Leaf_bytes_are_a_fixed_point_of_canonicalization()
     {
         using var data = JsonDocument.Parse("""{ "b" : [ 1 , 2 ] , "a" : { "y" : 2 , "x" : 1 } }""");
