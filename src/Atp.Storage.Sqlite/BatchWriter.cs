@@ -16,6 +16,9 @@ internal sealed class BatchWriter : IDisposable
     private readonly SqliteCommand _findEvent;
     private readonly SqliteCommand _findKey;
     private readonly SqliteCommand _insertKey;
+    private readonly SqliteCommand _savepoint;
+    private readonly SqliteCommand _release;
+    private readonly SqliteCommand _rollbackTo;
     private SqliteTransaction? _transaction;
 
     public BatchWriter(SqliteConnection connection, TenantNumbers tenantNumbers)
@@ -28,6 +31,9 @@ internal sealed class BatchWriter : IDisposable
         _findEvent = Prepare("SELECT id, leaf_hash, leaf FROM log_entries WHERE event_id = $1 AND id BETWEEN $2 AND $3", 3);
         _findKey = Prepare("SELECT request_hash, receipts FROM idempotency_keys WHERE tenant_id = $1 AND key = $2", 2);
         _insertKey = Prepare("INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipts, created_at) VALUES ($1, $2, $3, $4, $5)", 5);
+        _savepoint = Prepare("SAVEPOINT append_request", 0);
+        _release = Prepare("RELEASE append_request", 0);
+        _rollbackTo = Prepare("ROLLBACK TO append_request", 0);
     }
 
     public void Bind(SqliteTransaction transaction)
@@ -39,13 +45,17 @@ internal sealed class BatchWriter : IDisposable
         }
     }
 
-    /// <summary>Runs a statement without parameters inside the bound transaction (savepoints).</summary>
-    public void Execute(string sql)
+    /// <summary>Opens a savepoint around one append request.</summary>
+    public void BeginRequest() => _savepoint.ExecuteNonQuery();
+
+    /// <summary>Keeps the request's writes in the transaction.</summary>
+    public void EndRequest() => _release.ExecuteNonQuery();
+
+    /// <summary>Undoes the request's writes, leaving the rest of the transaction as it was.</summary>
+    public void UndoRequest()
     {
-        using var command = _connection.CreateCommand();
-        command.Transaction = _transaction;
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
+        _rollbackTo.ExecuteNonQuery();
+        _release.ExecuteNonQuery();
     }
 
     /// <summary>Appends one leaf: its row carries the leaf, its hash and every interior node it completes.</summary>
@@ -125,7 +135,7 @@ internal sealed class BatchWriter : IDisposable
         }
     }
 
-    private SqliteCommand[] Commands() => [_insertEntry, _insertOutbox, _updateHead, _findEvent, _findKey, _insertKey];
+    private SqliteCommand[] Commands() => [_insertEntry, _insertOutbox, _updateHead, _findEvent, _findKey, _insertKey, _savepoint, _release, _rollbackTo];
 
     // Positional parameters ($1, $2, …) set by ordinal: binding by name showed up in profiles of the hot path.
     private SqliteCommand Prepare(string sql, int parameters)

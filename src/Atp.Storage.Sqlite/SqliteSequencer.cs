@@ -146,16 +146,15 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     {
         var tenantId = pending.Request.TenantId;
         var before = staged.TryGetValue(tenantId, out var tree) ? new CompactRange(tree.Size, tree.Edge()) : null;
-        writer.Execute("SAVEPOINT append_request");
+        writer.BeginRequest();
         try
         {
             pending.Outcome = Apply(writer, pending.Request, staged, now);
-            writer.Execute("RELEASE append_request");
+            writer.EndRequest();
         }
         catch (Exception e) when (e is SqliteException or InvalidOperationException or JsonException)
         {
-            writer.Execute("ROLLBACK TO append_request");
-            writer.Execute("RELEASE append_request");
+            writer.UndoRequest();
             if (before is null)
             {
                 staged.Remove(tenantId);
