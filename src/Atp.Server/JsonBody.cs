@@ -14,23 +14,24 @@ internal static class JsonBody
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web) { MaxDepth = 64 };
 
     /// <summary>The raw body, or a problem when it is not JSON or larger than <paramref name="maxBytes"/>.</summary>
-    public static async Task<(byte[]? Body, ProblemHttpResult? Problem)> ReadBytesAsync(HttpContext context, int maxBytes, CancellationToken cancellationToken)
+    public static async Task<(ReadOnlyMemory<byte> Body, ProblemHttpResult? Problem)> ReadBytesAsync(HttpContext context, int maxBytes, CancellationToken cancellationToken)
     {
         var request = context.Request;
         if (!IsJson(request.ContentType))
         {
-            return (null, Problem.UnsupportedMediaType());
+            return (default, Problem.UnsupportedMediaType());
         }
 
         if (request.ContentLength > maxBytes)
         {
-            return (null, Problem.TooLarge($"The body is {request.ContentLength} bytes; at most {maxBytes} are accepted."));
+            return (default, Problem.TooLarge($"The body is {request.ContentLength} bytes; at most {maxBytes} are accepted."));
         }
 
         var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 16 * 1024, maxBytes) + 1);
         while (true)
         {
-            var read = await request.Body.ReadAsync(buffer.GetMemory(16 * 1024), cancellationToken).ConfigureAwait(false);
+            // Sized from Content-Length (+1 to notice a longer body), so a well-behaved request is read without regrowth.
+            var read = await request.Body.ReadAsync(buffer.GetMemory(1), cancellationToken).ConfigureAwait(false);
             if (read == 0)
             {
                 break;
@@ -39,11 +40,11 @@ internal static class JsonBody
             buffer.Advance(read);
             if (buffer.WrittenCount > maxBytes)
             {
-                return (null, Problem.TooLarge($"The body is larger than {maxBytes} bytes."));
+                return (default, Problem.TooLarge($"The body is larger than {maxBytes} bytes."));
             }
         }
 
-        return (buffer.WrittenSpan.ToArray(), null);
+        return (buffer.WrittenMemory, null);
     }
 
     public static async Task<(T? Value, ProblemHttpResult? Problem)> ReadAsync<T>(HttpContext context, int maxBytes, CancellationToken cancellationToken)
@@ -57,7 +58,7 @@ internal static class JsonBody
 
         try
         {
-            var value = JsonSerializer.Deserialize<T>(body!, Options);
+            var value = JsonSerializer.Deserialize<T>(body.Span, Options);
             return value is null ? (null, Problem.MalformedJson("The body must be a JSON object.")) : (value, null);
         }
         catch (JsonException e)

@@ -10,7 +10,7 @@ internal sealed class BatchWriter : IDisposable
     private readonly SqliteConnection _connection;
     private readonly TenantNumbers _tenantNumbers;
     private readonly List<MerkleNode> _completed = new(64);
-    private readonly SqliteCommand _insertEntry;
+    private readonly RawInsert _insertEntry;
     private readonly SqliteCommand _insertOutbox;
     private readonly SqliteCommand _updateHead;
     private readonly SqliteCommand _findEvent;
@@ -25,7 +25,7 @@ internal sealed class BatchWriter : IDisposable
     {
         _connection = connection;
         _tenantNumbers = tenantNumbers;
-        _insertEntry = Prepare("INSERT INTO log_entries (id, event_id, leaf_hash, nodes, received_at, leaf) VALUES ($1, $2, $3, $4, $5, $6)", 6);
+        _insertEntry = new RawInsert(connection, "INSERT INTO log_entries (id, event_id, leaf_hash, nodes, received_at, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
         _insertOutbox = Prepare("INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ($1, $2, $3)", 3);
         _updateHead = Prepare("UPDATE tree_heads SET size = $2, root = $3 WHERE tenant_id = $1", 3);
         _findEvent = Prepare("SELECT id, leaf_hash, leaf FROM log_entries WHERE event_id = $1 AND id BETWEEN $2 AND $3", 3);
@@ -64,18 +64,27 @@ internal sealed class BatchWriter : IDisposable
         _completed.Clear();
         tree.Append(entry.LeafHash, _completed);
 
+        Span<byte> eventId = stackalloc byte[16];
+        entry.EventId.TryWriteBytes(eventId, bigEndian: true, out _);
+        _insertEntry.Int64(1, LogRowId.Of(tenantNumber, index)).Blob(2, eventId).Blob(3, entry.LeafHash.AsSpan());
+
         // _completed[0] is the leaf itself; levels 1.. are the perfect subtrees that this leaf closed.
-        byte[]? nodes = null;
         if (_completed.Count > 1)
         {
-            nodes = new byte[(_completed.Count - 1) * Hash.Size];
+            Span<byte> nodes = stackalloc byte[(_completed.Count - 1) * Hash.Size];
             for (var i = 1; i < _completed.Count; i++)
             {
-                _completed[i].Hash.CopyTo(nodes.AsSpan((i - 1) * Hash.Size));
+                _completed[i].Hash.CopyTo(nodes[((i - 1) * Hash.Size)..]);
             }
+
+            _insertEntry.Blob(4, nodes);
+        }
+        else
+        {
+            _insertEntry.Null(4);
         }
 
-        Run(_insertEntry, LogRowId.Of(tenantNumber, index), entry.EventId.ToByteArray(bigEndian: true), entry.LeafHash.ToArray(), (object?)nodes ?? DBNull.Value, entry.ReceivedAt.UtcTicks, entry.Leaf);
+        _insertEntry.Int64(5, entry.ReceivedAt.UtcTicks).Blob(6, entry.Leaf).Execute();
     }
 
     /// <summary>Records in the outbox that entries [first, last] of a tenant were appended.</summary>
@@ -129,13 +138,14 @@ internal sealed class BatchWriter : IDisposable
 
     public void Dispose()
     {
+        _insertEntry.Dispose();
         foreach (var command in Commands())
         {
             command.Dispose();
         }
     }
 
-    private SqliteCommand[] Commands() => [_insertEntry, _insertOutbox, _updateHead, _findEvent, _findKey, _insertKey, _savepoint, _release, _rollbackTo];
+    private SqliteCommand[] Commands() => [_insertOutbox, _updateHead, _findEvent, _findKey, _insertKey, _savepoint, _release, _rollbackTo];
 
     // Positional parameters ($1, $2, …) set by ordinal: binding by name showed up in profiles of the hot path.
     private SqliteCommand Prepare(string sql, int parameters)

@@ -99,7 +99,7 @@ internal static class EventEndpoints
                 return Problem.Validation($"{errors.Select(e => e.Index).Distinct().Count()} of {count} events are not valid; nothing was stored.", detail);
             }
 
-            var claim = idempotencyKey.Length > 0 ? new IdempotencyClaim(idempotencyKey, Hash.Sha256(body)) : null;
+            var claim = idempotencyKey.Length > 0 ? new IdempotencyClaim(idempotencyKey, Hash.Sha256(body.Span)) : null;
             var tenant = TenantAccessFilter.Current(context);
             AppendOutcome outcome;
             try
