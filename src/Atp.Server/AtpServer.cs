@@ -38,7 +38,6 @@ public static class AtpServer
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
         services.AddSingleton<CheckpointSealer>();
         services.AddHostedService(sp => sp.GetRequiredService<CheckpointSealer>());
-        services.AddSingleton<CheckpointReader>();
         services.AddAtpGateway();
         services.AddProblemDetails();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);

@@ -6,7 +6,6 @@ using Atp.Core.Keys;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Atp.Server.Gateway;
-using Atp.Server.Integrity;
 using Atp.Server.Problems;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -132,7 +131,7 @@ internal static class EventEndpoints
         return TypedResults.Json(new ReceiptsResponse(receipts), statusCode: StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, ILogStore store, CheckpointReader checkpoints, CancellationToken cancellationToken)
+    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, ILogStore store, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         if (!Guid.TryParseExact(id, "D", out var eventId))
         {
@@ -160,7 +159,7 @@ internal static class EventEndpoints
             {
                 // Not sealed yet: the next checkpoint (within one interval) will cover it.
                 pending = true;
-                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(checkpoints.Interval.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(options.Value.Integrity.CheckpointInterval.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
         }
 

@@ -24,7 +24,7 @@ internal sealed class ReadinessCheck(SqliteStore store, ISigningKeyProvider keys
             return HealthCheckResult.Unhealthy("The store does not answer.");
         }
 
-        if (keys.Current is null)
+        if (keys.Verifiers.Count == 0)
         {
             return HealthCheckResult.Unhealthy("No signing key is loaded.");
         }

@@ -79,9 +79,3 @@ internal sealed partial class CheckpointSealer(
     [LoggerMessage(Level = LogLevel.Error, Message = "Checkpoint sealing pass failed")]
     private static partial void LogSealFailed(ILogger logger, Exception exception);
 }
-
-/// <summary>Read access to the sealer's cadence for endpoints (Retry-After hints).</summary>
-internal sealed class CheckpointReader(IOptions<AtpOptions> options)
-{
-    public TimeSpan Interval => options.Value.Integrity.CheckpointInterval;
-}

@@ -27,7 +27,7 @@ internal static class LogEndpoints
         return app;
     }
 
-    private static async Task<IResult> GetCheckpointAsync(HttpContext context, ILogStore store, CheckpointReader cadence, CancellationToken cancellationToken)
+    private static async Task<IResult> GetCheckpointAsync(HttpContext context, ILogStore store, CancellationToken cancellationToken)
     {
         var tenant = TenantAccessFilter.Current(context);
         var latest = await store.GetLatestCheckpointAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
