@@ -15,7 +15,7 @@ public class AppendBenchmarks
     private byte[][] _leaves = [];
     private readonly List<MerkleNode> _completed = new(64);
 
-    [Params(256, 1024)]
+    [Params(256, 512, 1024)]
     public int LeafBytes { get; set; }
 
     [GlobalSetup]
