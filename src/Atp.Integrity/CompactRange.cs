@@ -9,12 +9,13 @@ namespace Atp.Integrity;
 /// </summary>
 public sealed class CompactRange
 {
-    private readonly List<Hash> _edge;
+    // One slot per possible set bit of a 64-bit size: a fixed array keeps appends free of list bookkeeping.
+    private readonly Hash[] _edge = new Hash[64];
+    private int _count;
 
     /// <summary>An empty tree.</summary>
     public CompactRange()
     {
-        _edge = new List<Hash>(64);
     }
 
     /// <summary>Resumes a tree of <paramref name="size"/> leaves from the hashes of <see cref="EdgeNodes"/>(size).</summary>
@@ -27,8 +28,8 @@ public sealed class CompactRange
                 nameof(edge));
         }
 
-        _edge = new List<Hash>(64);
-        _edge.AddRange(edge);
+        edge.CopyTo(_edge);
+        _count = edge.Length;
         Size = size;
     }
 
@@ -67,22 +68,20 @@ public sealed class CompactRange
         var level = 0;
         while (((index >> level) & 1) == 1)
         {
-            var left = _edge[^1];
-            _edge.RemoveAt(_edge.Count - 1);
-            hash = MerkleHasher.HashChildren(left, hash);
+            hash = MerkleHasher.HashChildren(_edge[--_count], hash);
             level++;
             completed?.Add(new MerkleNode(new NodeId(level, index >> level), hash));
         }
 
-        _edge.Add(hash);
+        _edge[_count++] = hash;
         Size = index + 1;
     }
 
     /// <summary>The tree head: MTH(D[0:size]) per RFC 9162 §2.1.1.</summary>
-    public Hash Root() => FoldRight(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_edge));
+    public Hash Root() => FoldRight(_edge.AsSpan(0, _count));
 
     /// <summary>Hashes of the edge, largest subtree first (what <see cref="CompactRange(ulong, ReadOnlySpan{Hash})"/> takes).</summary>
-    public Hash[] Edge() => [.. _edge];
+    public Hash[] Edge() => _edge.AsSpan(0, _count).ToArray();
 
     /// <summary>
     /// Root of a range given as its perfect subtrees, largest first. RFC 9162 splits an n-leaf range at the largest
