@@ -26,8 +26,11 @@ internal static class SqliteSchema
             name TEXT NOT NULL,
             scopes TEXT NOT NULL,
             key_hash BLOB NOT NULL UNIQUE,
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            expires_at INTEGER NULL, -- UTC ticks
+            revoked_at INTEGER NULL  -- UTC ticks
         ) WITHOUT ROWID;
+        CREATE INDEX api_keys_tenant ON api_keys (tenant_id);
 
         -- The tree head: committed size and root, updated in the same transaction as the entries.
         CREATE TABLE tree_heads (

@@ -113,32 +113,70 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(key);
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO api_keys (id, tenant_id, name, scopes, key_hash, created_at) VALUES ($id, $tenant, $name, $scopes, $hash, $created)";
+        command.CommandText = "INSERT INTO api_keys (id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at) VALUES ($id, $tenant, $name, $scopes, $hash, $created, $expires, $revoked)";
         command.Parameters.AddWithValue("$id", key.Id);
         command.Parameters.AddWithValue("$tenant", (object?)key.TenantId ?? DBNull.Value);
         command.Parameters.AddWithValue("$name", key.Name);
         command.Parameters.AddWithValue("$scopes", string.Join(' ', key.Scopes));
         command.Parameters.AddWithValue("$hash", key.KeyHash);
         command.Parameters.AddWithValue("$created", key.CreatedAt.ToString("O"));
+        command.Parameters.AddWithValue("$expires", (object?)key.ExpiresAt?.UtcTicks ?? DBNull.Value);
+        command.Parameters.AddWithValue("$revoked", (object?)key.RevokedAt?.UtcTicks ?? DBNull.Value);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken)
     {
+        var keys = await QueryApiKeysAsync("key_hash = $x", keyHash, cancellationToken).ConfigureAwait(false);
+        return keys.Count == 1 ? keys[0] : null;
+    }
+
+    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) =>
+        QueryApiKeysAsync("tenant_id = $x", tenantId, cancellationToken);
+
+    public async Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken)
+    {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, tenant_id, name, scopes, key_hash, created_at FROM api_keys WHERE key_hash = $hash";
-        command.Parameters.AddWithValue("$hash", keyHash);
+        command.CommandText = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $at) WHERE id = $id AND tenant_id = $t";
+        command.Parameters.AddWithValue("$at", revokedAt.UtcTicks);
+        command.Parameters.AddWithValue("$id", keyId);
+        command.Parameters.AddWithValue("$t", tenantId);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, $at), $at) WHERE id = $id AND tenant_id = $t";
+        command.Parameters.AddWithValue("$at", expiresAt.UtcTicks);
+        command.Parameters.AddWithValue("$id", keyId);
+        command.Parameters.AddWithValue("$t", tenantId);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    private async Task<IReadOnlyList<ApiKey>> QueryApiKeysAsync(string condition, object value, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at FROM api_keys WHERE {condition} ORDER BY created_at, id";
+        command.Parameters.AddWithValue("$x", value);
         using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        var keys = new List<ApiKey>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            return null;
+            keys.Add(new ApiKey(
+                reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2),
+                reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries), (byte[])reader[4],
+                DateTimeOffset.Parse(reader.GetString(5), System.Globalization.CultureInfo.InvariantCulture))
+            {
+                ExpiresAt = reader.IsDBNull(6) ? null : new DateTimeOffset(reader.GetInt64(6), TimeSpan.Zero),
+                RevokedAt = reader.IsDBNull(7) ? null : new DateTimeOffset(reader.GetInt64(7), TimeSpan.Zero),
+            });
         }
 
-        return new ApiKey(
-            reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2),
-            reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries), (byte[])reader[4],
-            DateTimeOffset.Parse(reader.GetString(5), System.Globalization.CultureInfo.InvariantCulture));
+        return keys;
     }
 
     public async Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken)

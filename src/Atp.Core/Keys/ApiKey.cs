@@ -7,7 +7,22 @@ public sealed record ApiKey(
     string Name,
     IReadOnlyList<string> Scopes,
     byte[] KeyHash,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt)
+{
+    /// <summary>When the key stops working, if ever (set at creation, or by a rotation's overlap).</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    /// <summary>When the key was revoked, if it was.</summary>
+    public DateTimeOffset? RevokedAt { get; init; }
+
+    public const string Active = "active";
+    public const string Expired = "expired";
+    public const string Revoked = "revoked";
+
+    /// <summary><see cref="Active"/>, <see cref="Expired"/> or <see cref="Revoked"/> at <paramref name="now"/>.</summary>
+    public string StatusAt(DateTimeOffset now) =>
+        RevokedAt is not null ? Revoked : ExpiresAt is { } expires && now >= expires ? Expired : Active;
+}
 
 /// <summary>What an API key may do.</summary>
 public static class Scopes

@@ -52,6 +52,9 @@ public static class ApiKeyFormat
             MemoryMarshalBytes(checksum.ToString()));
     }
 
+    /// <summary>A new key id (<c>key_</c> + 16 hex digits): public, names the key in lists and revocations.</summary>
+    public static string NewId() => "key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+
     /// <summary>What is stored and looked up: SHA-256 of the whole key string.</summary>
     public static byte[] Hash(string key) => SHA256.HashData(Encoding.ASCII.GetBytes(key));
 

@@ -20,6 +20,15 @@ public interface ITenantStore
     Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken);
 
     Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken);
+
+    /// <summary>The tenant's keys (hashes included, never the keys), oldest first.</summary>
+    Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken);
+
+    /// <summary>Revokes a key of the tenant; false when the tenant has no such key.</summary>
+    Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken);
+
+    /// <summary>Brings a key's expiry forward to <paramref name="expiresAt"/> (never later than it was); false when there is no such key.</summary>
+    Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken);
 }
 
 /// <summary>

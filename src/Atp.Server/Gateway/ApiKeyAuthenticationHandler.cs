@@ -18,7 +18,8 @@ internal sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory logger,
     UrlEncoder encoder,
     ITenantStore tenants,
-    IOptions<AtpOptions> atp)
+    IOptions<AtpOptions> atp,
+    TimeProvider clock)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -59,7 +60,12 @@ internal sealed class ApiKeyAuthenticationHandler(
             return AuthenticateResult.Fail("The API key is not known.");
         }
 
-        return Success(stored.Id, stored.TenantId, stored.Scopes);
+        return stored.StatusAt(clock.GetUtcNow()) switch
+        {
+            ApiKey.Revoked => AuthenticateResult.Fail("The API key has been revoked."),
+            ApiKey.Expired => AuthenticateResult.Fail("The API key has expired."),
+            _ => Success(stored.Id, stored.TenantId, stored.Scopes),
+        };
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)

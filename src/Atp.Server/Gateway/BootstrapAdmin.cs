@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Atp.Core.Keys;
 using Atp.Core.Storage;
 using Atp.Server.Integrity;
@@ -33,7 +32,7 @@ internal static partial class BootstrapAdmin
 
         var secret = ApiKeyFormat.Generate();
         var clock = services.GetRequiredService<TimeProvider>();
-        var key = new ApiKey("key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), null, "bootstrap platform admin", [Scopes.PlatformAdmin], ApiKeyFormat.Hash(secret), clock.GetUtcNow());
+        var key = new ApiKey(ApiKeyFormat.NewId(), null, "bootstrap platform admin", [Scopes.PlatformAdmin], ApiKeyFormat.Hash(secret), clock.GetUtcNow());
         var path = Path.Combine(Path.GetFullPath(options.DataDirectory), "bootstrap-admin.key");
         if (File.Exists(path))
         {

@@ -69,4 +69,22 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
     }
 
     public Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken) => inner.HasPlatformAdminKeyAsync(cancellationToken);
+
+    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) => inner.ListApiKeysAsync(tenantId, cancellationToken);
+
+    public async Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken)
+    {
+        var revoked = await inner.RevokeApiKeyAsync(tenantId, keyId, revokedAt, cancellationToken).ConfigureAwait(false);
+
+        // Keys are cached by hash, not id; a revocation is rare, so forgetting every cached key is the simple, safe move.
+        _keys.Clear();
+        return revoked;
+    }
+
+    public async Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    {
+        var changed = await inner.ExpireApiKeyAsync(tenantId, keyId, expiresAt, cancellationToken).ConfigureAwait(false);
+        _keys.Clear();
+        return changed;
+    }
 }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Atp.Core.Keys;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
@@ -32,7 +31,22 @@ internal static class TenantEndpoints
         tenants.MapPost("/{tenant}/api-keys", CreateApiKeyAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
             .RequireTenantAccess()
-            .WithSummary("Create an API key; the key is shown once");
+            .WithSummary("Create an API key (optional expiresAt); the key is shown once");
+
+        tenants.MapGet("/{tenant}/api-keys", ListApiKeysAsync)
+            .RequireAuthorization(Scopes.TenantAdmin)
+            .RequireTenantAccess()
+            .WithSummary("The tenant's API keys with their status; never the keys themselves");
+
+        tenants.MapDelete("/{tenant}/api-keys/{keyId}", RevokeApiKeyAsync)
+            .RequireAuthorization(Scopes.TenantAdmin)
+            .RequireTenantAccess()
+            .WithSummary("Revoke an API key, effective at once");
+
+        tenants.MapPost("/{tenant}/api-keys/{keyId}/rotate", RotateApiKeyAsync)
+            .RequireAuthorization(Scopes.TenantAdmin)
+            .RequireTenantAccess()
+            .WithSummary("Issue a successor key; the old one stays valid for the overlap (default 24 h), then expires");
         return app;
     }
 
@@ -111,6 +125,8 @@ internal static class TenantEndpoints
         return TypedResults.Ok(ToResponse(tenant with { Status = request.Status }, options.Value));
     }
 
+    private static readonly TimeSpan MaxOverlap = TimeSpan.FromDays(30);
+
     private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (request, problem) = await JsonBody.ReadAsync<CreateApiKeyRequest>(context, 4 * 1024, cancellationToken).ConfigureAwait(false);
@@ -130,12 +146,88 @@ internal static class TenantEndpoints
             return Problem.Validation($"scopes: one or more of {string.Join(", ", Scopes.TenantScopes)}");
         }
 
+        if (request.ExpiresAt is { } expires && expires <= clock.GetUtcNow())
+        {
+            return Problem.Validation("expiresAt: must be in the future");
+        }
+
         var tenant = TenantAccessFilter.Current(context);
-        var secret = ApiKeyFormat.Generate();
-        var key = new ApiKey("key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), tenant.Id, request.Name.Trim(), [.. scopes.Distinct(StringComparer.Ordinal)], ApiKeyFormat.Hash(secret), clock.GetUtcNow());
+        var (key, secret) = NewKey(tenant.Id, request.Name.Trim(), [.. scopes.Distinct(StringComparer.Ordinal)], request.ExpiresAt, clock);
         await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
         context.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id));
+        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt));
+    }
+
+    private static async Task<IResult> ListApiKeysAsync(HttpContext context, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var tenant = TenantAccessFilter.Current(context);
+        var now = clock.GetUtcNow();
+        var keys = await store.ListApiKeysAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        return TypedResults.Ok(new ApiKeyListResponse(keys.Select(k => new ApiKeyInfo(k.Id, k.Name, k.Scopes, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.StatusAt(now))).ToArray()));
+    }
+
+    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string keyId, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var tenant = TenantAccessFilter.Current(context);
+        return await store.RevokeApiKeyAsync(tenant.Id, keyId, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false)
+            ? TypedResults.NoContent()
+            : Problem.NotFound($"The tenant has no API key '{keyId}'.");
+    }
+
+    private static async Task<IResult> RotateApiKeyAsync(HttpContext context, string keyId, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var request = new RotateApiKeyRequest(null, null);
+        if (context.Request.ContentLength is > 0 || context.Request.ContentType is not null)
+        {
+            var (body, problem) = await JsonBody.ReadAsync<RotateApiKeyRequest>(context, 4 * 1024, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                return problem;
+            }
+
+            request = body!;
+        }
+
+        var overlap = TimeSpan.FromSeconds(request.OverlapSeconds ?? (long)TimeSpan.FromHours(24).TotalSeconds);
+        if (overlap < TimeSpan.Zero || overlap > MaxOverlap)
+        {
+            return Problem.Validation($"overlapSeconds: 0 to {(long)MaxOverlap.TotalSeconds}");
+        }
+
+        var now = clock.GetUtcNow();
+        if (request.ExpiresAt is { } expires && expires <= now + overlap)
+        {
+            return Problem.Validation("expiresAt: the new key must outlive the overlap");
+        }
+
+        var tenant = TenantAccessFilter.Current(context);
+        var old = (await store.ListApiKeysAsync(tenant.Id, cancellationToken).ConfigureAwait(false)).FirstOrDefault(k => k.Id == keyId);
+        if (old is null)
+        {
+            return Problem.NotFound($"The tenant has no API key '{keyId}'.");
+        }
+
+        if (old.StatusAt(now) != ApiKey.Active)
+        {
+            return Problem.Conflict("key-not-active", $"API key '{keyId}' is {old.StatusAt(now)}; only an active key can be rotated.");
+        }
+
+        var (key, secret) = NewKey(tenant.Id, old.Name, old.Scopes, request.ExpiresAt, clock);
+        await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
+        var oldExpiry = old.ExpiresAt is { } current && current < now + overlap ? current : now + overlap;
+        await store.ExpireApiKeyAsync(tenant.Id, old.Id, oldExpiry, cancellationToken).ConfigureAwait(false);
+        context.Response.Headers.CacheControl = "no-store";
+        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt, old.Id, oldExpiry));
+    }
+
+    private static (ApiKey Key, string Secret) NewKey(string tenantId, string name, IReadOnlyList<string> scopes, DateTimeOffset? expiresAt, TimeProvider clock)
+    {
+        var secret = ApiKeyFormat.Generate();
+        var key = new ApiKey(ApiKeyFormat.NewId(), tenantId, name, scopes, ApiKeyFormat.Hash(secret), clock.GetUtcNow())
+        {
+            ExpiresAt = expiresAt,
+        };
+        return (key, secret);
     }
 
     private static TenantResponse ToResponse(Tenant t, AtpOptions options) =>

@@ -128,4 +128,58 @@ public abstract partial class LogStoreContract<TStore>
         await Store.CreateApiKeyAsync(NewApiKey("platform-admin", null, Scopes.EventsRead, Scopes.PlatformAdmin), None);
         Assert.True(await Store.HasPlatformAdminKeyAsync(None));
     }
+
+    [Fact]
+    public async Task Lists_a_tenants_keys_with_expiry_and_revocation_and_no_other_tenants_keys()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+        var expiring = NewApiKey("key-1", TenantA, Scopes.EventsRead) with { ExpiresAt = new DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero) };
+        await Store.CreateApiKeyAsync(expiring, None);
+        await Store.CreateApiKeyAsync(NewApiKey("key-2", TenantA, Scopes.EventsWrite), None);
+        await Store.CreateApiKeyAsync(NewApiKey("key-3", TenantB, Scopes.EventsWrite), None);
+
+        var keys = await Store.ListApiKeysAsync(TenantA, None);
+
+        Assert.Equal(["key-1", "key-2"], keys.Select(k => k.Id).Order());
+        Assert.Equal(expiring.ExpiresAt, keys.Single(k => k.Id == "key-1").ExpiresAt);
+        Assert.All(keys, k => Assert.Null(k.RevokedAt));
+    }
+
+    [Fact]
+    public async Task Revokes_only_a_key_of_the_given_tenant()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+        var key = NewApiKey("key-1", TenantA, Scopes.EventsRead);
+        await Store.CreateApiKeyAsync(key, None);
+        var at = new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
+
+        Assert.False(await Store.RevokeApiKeyAsync(TenantB, "key-1", at, None));
+        Assert.Null((await Store.FindApiKeyByHashAsync(key.KeyHash, None))!.RevokedAt);
+        Assert.True(await Store.RevokeApiKeyAsync(TenantA, "key-1", at, None));
+        Assert.False(await Store.RevokeApiKeyAsync(TenantA, "no-such-key", at, None));
+
+        var revoked = await Store.FindApiKeyByHashAsync(key.KeyHash, None);
+        Assert.Equal(at, revoked!.RevokedAt);
+        Assert.Equal(ApiKey.Revoked, revoked.StatusAt(at));
+    }
+
+    [Fact]
+    public async Task Bringing_expiry_forward_never_extends_a_key()
+    {
+        await CreateTenantsAsync(TenantA);
+        var early = new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);
+        var late = early.AddDays(30);
+        await Store.CreateApiKeyAsync(NewApiKey("key-1", TenantA, Scopes.EventsRead) with { ExpiresAt = early }, None);
+        await Store.CreateApiKeyAsync(NewApiKey("key-2", TenantA, Scopes.EventsRead), None);
+
+        Assert.True(await Store.ExpireApiKeyAsync(TenantA, "key-1", late, None));
+        Assert.True(await Store.ExpireApiKeyAsync(TenantA, "key-2", late, None));
+        Assert.False(await Store.ExpireApiKeyAsync(TenantA, "key-3", late, None));
+
+        var keys = (await Store.ListApiKeysAsync(TenantA, None)).ToDictionary(k => k.Id);
+        Assert.Equal(early, keys["key-1"].ExpiresAt);
+        Assert.Equal(late, keys["key-2"].ExpiresAt);
+        Assert.Equal(ApiKey.Expired, keys["key-1"].StatusAt(early));
+        Assert.Equal(ApiKey.Active, keys["key-2"].StatusAt(early));
+    }
 }
