@@ -29,6 +29,9 @@ public sealed class ServerFixture : IAsyncDisposable
 
     public string? AdminKey { get; private set; }
 
+    /// <summary>The cell's region (<c>Atp:Region</c>) for the next start.</summary>
+    public string Region { get; set; } = "local";
+
     public HttpClient Client { get; private set; } = null!;
 
     public Uri BaseAddress { get; private set; } = null!;
@@ -134,6 +137,7 @@ public sealed class ServerFixture : IAsyncDisposable
             $"--Atp:DataDirectory={DataDirectory}",
             $"--Atp:Integrity:CheckpointInterval={checkpointInterval}",
             "--Atp:Origin=atp.test/test-cell-1",
+            $"--Atp:Region={Region}",
             "--Logging:LogLevel:Default=Warning",
         };
         if (AdminKey is not null)

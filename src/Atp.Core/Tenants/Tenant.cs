@@ -25,6 +25,14 @@ public sealed record Tenant(
     public const string EnterpriseEdition = "enterprise";
 
     public bool IsActive => Status == Active;
+
+    /// <summary>
+    /// Whether a cell of <paramref name="region"/> may hold and serve this tenant's data: its home region always;
+    /// under a permitted policy also the allowed regions; nowhere else.
+    /// </summary>
+    public bool IsServedIn(string region) =>
+        string.Equals(region, HomeRegion, StringComparison.Ordinal)
+        || (Residency.Mode == Residency.Permitted && Residency.AllowedRegions.Contains(region, StringComparer.Ordinal));
 }
 
 /// <summary>Rules for tenant identifiers and names, shared by every entry point.</summary>

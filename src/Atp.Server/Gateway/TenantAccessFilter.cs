@@ -1,6 +1,7 @@
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Server.Problems;
+using Microsoft.Extensions.Options;
 
 namespace Atp.Server.Gateway;
 
@@ -8,7 +9,7 @@ namespace Atp.Server.Gateway;
 /// The tenancy guard of every <c>/v1/tenants/{tenant}/…</c> route: a tenant key works only for its own tenant, and
 /// a suspended tenant is refused. The resolved tenant is handed to the endpoint through <see cref="HttpContext.Items"/>.
 /// </summary>
-internal sealed class TenantAccessFilter(ITenantStore tenants, bool allowSuspendedForPlatformAdmin = false) : IEndpointFilter
+internal sealed class TenantAccessFilter(ITenantStore tenants, IOptions<AtpOptions> options, bool allowSuspendedForPlatformAdmin = false) : IEndpointFilter
 {
     private const string ItemKey = "atp.tenant";
 
@@ -31,6 +32,13 @@ internal sealed class TenantAccessFilter(ITenantStore tenants, bool allowSuspend
         if (tenant is null)
         {
             return platformAdmin ? Problem.NotFound($"No tenant '{tenantId}'.") : Problem.Forbidden("This API key is not valid for this tenant.");
+        }
+
+        // Residency guard: a cell outside the tenant's allowed regions serves nothing of it, to anyone.
+        var region = options.Value.Region;
+        if (!tenant.IsServedIn(region))
+        {
+            return Problem.Misdirected($"This cell serves region '{region}', which the tenant's residency policy does not allow; use a cell of region '{tenant.HomeRegion}'.");
         }
 
         if (!tenant.IsActive && !(platformAdmin && allowSuspendedForPlatformAdmin))

@@ -22,6 +22,8 @@ internal static class Problem
 
     public static ProblemHttpResult Conflict(string slug, string detail) => Create(409, slug, "Conflict", detail);
 
+    public static ProblemHttpResult Misdirected(string detail) => Create(421, "residency", "Misdirected request: residency", detail);
+
     public static ProblemHttpResult TooLarge(string detail) => Create(413, "too-large", "The request is too large", detail);
 
     public static ProblemHttpResult UnsupportedMediaType() => Create(415, "unsupported-media-type", "Unsupported media type", "Send the body as application/json.");

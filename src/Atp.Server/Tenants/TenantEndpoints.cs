@@ -99,6 +99,11 @@ internal static class TenantEndpoints
         }
 
         var tenant = new Tenant(request.Id!, request.Name!.Trim(), edition, homeRegion, new Residency(mode, [.. allowed.Distinct(StringComparer.Ordinal)]), Tenant.Active, clock.GetUtcNow());
+        if (!tenant.IsServedIn(options.Value.Region))
+        {
+            return Problem.Misdirected($"This cell serves region '{options.Value.Region}'; the tenant's residency policy keeps its data in '{homeRegion}'{(mode == Residency.Permitted && allowed.Count > 0 ? " and " + string.Join(", ", allowed) : "")}. Create it in such a cell.");
+        }
+
         if (!await store.TryCreateTenantAsync(tenant, cancellationToken).ConfigureAwait(false))
         {
             return Problem.Conflict("tenant-exists", $"A tenant '{tenant.Id}' already exists.");
