@@ -17,7 +17,7 @@ public sealed class TenantApiTests : IAsyncLifetime
     public async Task Platform_admin_creates_and_reads_a_tenant()
     {
         using var admin = _server.Admin;
-        var created = await admin.PostAsJsonAsync("/v1/tenants", new { id = "acme", name = "Acme", edition = "enterprise", homeRegion = "westeu", residency = new { mode = "permitted", allowedRegions = new[] { "northeu" } } });
+        var created = await admin.PostAsJsonAsync("/v1/tenants", new { id = "acme", name = "Acme", edition = "enterprise", homeRegion = "westeu", residency = new { mode = "permitted", allowedRegions = new[] { "northeu", "local" } } });
 
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         Assert.Equal("/v1/tenants/acme", created.Headers.Location?.ToString());
