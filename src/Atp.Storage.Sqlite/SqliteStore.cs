@@ -134,23 +134,19 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
     public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) =>
         QueryApiKeysAsync("tenant_id = $x", tenantId, cancellationToken);
 
-    public async Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken)
-    {
-        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
-        using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $at) WHERE id = $id AND tenant_id = $t";
-        command.Parameters.AddWithValue("$at", revokedAt.UtcTicks);
-        command.Parameters.AddWithValue("$id", keyId);
-        command.Parameters.AddWithValue("$t", tenantId);
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
-    }
+    public Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
+        UpdateApiKeyAsync("revoked_at = COALESCE(revoked_at, $at)", tenantId, keyId, revokedAt, cancellationToken);
 
-    public async Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    public Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
+        UpdateApiKeyAsync("expires_at = MIN(COALESCE(expires_at, $at), $at)", tenantId, keyId, expiresAt, cancellationToken);
+
+    // Changes one key of one tenant; the tenant condition keeps a key id of another tenant out of reach.
+    private async Task<bool> UpdateApiKeyAsync(string assignment, string tenantId, string keyId, DateTimeOffset at, CancellationToken cancellationToken)
     {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, $at), $at) WHERE id = $id AND tenant_id = $t";
-        command.Parameters.AddWithValue("$at", expiresAt.UtcTicks);
+        command.CommandText = $"UPDATE api_keys SET {assignment} WHERE id = $id AND tenant_id = $t";
+        command.Parameters.AddWithValue("$at", at.UtcTicks);
         command.Parameters.AddWithValue("$id", keyId);
         command.Parameters.AddWithValue("$t", tenantId);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
