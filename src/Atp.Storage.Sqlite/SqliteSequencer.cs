@@ -46,7 +46,15 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     public async Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
     {
         var pending = new PendingAppend(request);
-        await _queue.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _queue.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException e)
+        {
+            throw new StoreUnavailableException("The log writer has stopped; nothing was stored.", e);
+        }
+
 
         // Once queued the append may commit; a caller that stops waiting does not undo it.
         return await pending.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -55,11 +63,47 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();
-        await _loop.ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Already logged by the writer when it stopped.
+        }
+
         _stopping.Dispose();
     }
 
     private async Task RunAsync()
+    {
+        var batch = new List<PendingAppend>();
+        try
+        {
+            await WriteLoopAsync(batch).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // A bug or a broken environment: stop writing rather than guess, and tell every waiting caller that its
+            // append is not stored. Readiness reports the stopped writer.
+            LogWriterStopped(_logger, e);
+            _queue.Writer.TryComplete(e);
+            var failure = new StoreUnavailableException("The log writer has stopped; nothing of this append was stored.", e);
+            foreach (var pending in batch)
+            {
+                pending.Completion.TrySetException(failure);
+            }
+
+            while (_queue.Reader.TryRead(out var queued))
+            {
+                queued.Completion.TrySetException(failure);
+            }
+
+            throw;
+        }
+    }
+
+    private async Task WriteLoopAsync(List<PendingAppend> batch)
     {
         using var connection = _connections.Open();
 
@@ -71,7 +115,6 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         }
 
         using var writer = new BatchWriter(connection, _tenantNumbers);
-        var batch = new List<PendingAppend>();
         while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
             batch.Clear();
@@ -261,6 +304,9 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "An append request for tenant {TenantId} failed and was rolled back; the rest of its group commit went on")]
     private static partial void LogRequestFailed(ILogger logger, string tenantId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The log writer stopped; appends are refused until restart")]
+    private static partial void LogWriterStopped(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Group commit of {Requests} append requests failed; none was stored")]
     private static partial void LogCommitFailed(ILogger logger, int requests, Exception exception);
