@@ -6,23 +6,8 @@ using Atp.Integrity;
 
 namespace Atp.Server.Tests;
 
-public sealed class EventApiTests : IAsyncLifetime
+public sealed class EventApiTests : AcmeServerTests
 {
-    private ServerFixture _server = null!;
-    private HttpClient _acme = null!;
-
-    public async Task InitializeAsync()
-    {
-        _server = await ServerFixture.StartAsync();
-        _acme = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme"));
-    }
-
-    public async Task DisposeAsync()
-    {
-        _acme.Dispose();
-        await _server.DisposeAsync();
-    }
-
     [Fact]
     public async Task A_single_event_and_a_batch_get_receipts_with_consecutive_indexes()
     {
@@ -39,7 +24,7 @@ public sealed class EventApiTests : IAsyncLifetime
     {
         var receipt = (await PostAsync(ServerFixture.Event())).Single();
 
-        var entry = await _acme.GetAsync($"/v1/tenants/acme/log/entries/{receipt.Index}");
+        var entry = await Acme.GetAsync($"/v1/tenants/acme/log/entries/{receipt.Index}");
         var bytes = await entry.Content.ReadAsByteArrayAsync();
 
         Assert.Equal(HttpStatusCode.OK, entry.StatusCode);
@@ -55,7 +40,7 @@ public sealed class EventApiTests : IAsyncLifetime
     {
         var body = ServerFixture.Batch(5, i => i == 3 ? """{"type":"x","occurredAt":"yesterday","actor":{"type":"user"},"action":"nodot","bogus":1}""" : ServerFixture.Event());
 
-        var problem = await ProblemAssert.IsProblemAsync(await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, "validation");
+        var problem = await ProblemAssert.IsProblemAsync(await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, "validation");
 
         var errors = problem.GetProperty("errors").EnumerateArray().ToList();
         Assert.All(errors, e => Assert.Equal(3, e.GetProperty("index").GetInt32()));
@@ -67,16 +52,16 @@ public sealed class EventApiTests : IAsyncLifetime
     [Fact]
     public async Task More_than_1000_events_or_more_than_1_MiB_is_413_and_stores_nothing()
     {
-        await ProblemAssert.IsProblemAsync(await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(1001))), HttpStatusCode.RequestEntityTooLarge, "too-large");
+        await ProblemAssert.IsProblemAsync(await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(1001))), HttpStatusCode.RequestEntityTooLarge, "too-large");
 
         var big = "{\"events\":[" + string.Join(',', Enumerable.Range(0, 20).Select(_ => ServerFixture.Event().Replace("\"n\":1", $"\"pad\":\"{new string('x', 60_000)}\"", StringComparison.Ordinal))) + "]}";
         Assert.True(Encoding.UTF8.GetByteCount(big) > 1024 * 1024);
-        await ProblemAssert.IsProblemAsync(await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(big)), HttpStatusCode.RequestEntityTooLarge, "too-large");
+        await ProblemAssert.IsProblemAsync(await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(big)), HttpStatusCode.RequestEntityTooLarge, "too-large");
 
         // The same size sent chunked (no Content-Length) is refused while reading.
         var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(big)));
         chunked.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
-        await ProblemAssert.IsProblemAsync(await _acme.PostAsync("/v1/tenants/acme/events", chunked), HttpStatusCode.RequestEntityTooLarge, "too-large");
+        await ProblemAssert.IsProblemAsync(await Acme.PostAsync("/v1/tenants/acme/events", chunked), HttpStatusCode.RequestEntityTooLarge, "too-large");
         await AssertLogSizeAsync(0);
     }
 
@@ -84,7 +69,7 @@ public sealed class EventApiTests : IAsyncLifetime
     public async Task Data_larger_than_64_KiB_is_rejected()
     {
         var body = ServerFixture.Event().Replace("\"n\":1", $"\"pad\":\"{new string('x', 70_000)}\"", StringComparison.Ordinal);
-        var problem = await ProblemAssert.IsProblemAsync(await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, "validation");
+        var problem = await ProblemAssert.IsProblemAsync(await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, "validation");
         Assert.Equal("/data", problem.GetProperty("errors")[0].GetProperty("pointer").GetString());
     }
 
@@ -95,7 +80,7 @@ public sealed class EventApiTests : IAsyncLifetime
     public async Task Data_without_a_canonical_json_form_is_400_not_500(string data)
     {
         var body = ServerFixture.Event().Replace("{\"n\":1}", data, StringComparison.Ordinal);
-        var problem = await ProblemAssert.IsProblemAsync(await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, "validation");
+        var problem = await ProblemAssert.IsProblemAsync(await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, "validation");
         Assert.Equal("/data", problem.GetProperty("errors")[0].GetProperty("pointer").GetString());
         await AssertLogSizeAsync(0);
     }
@@ -107,14 +92,14 @@ public sealed class EventApiTests : IAsyncLifetime
     [InlineData("[1,2]", "validation")]
     public async Task Unusable_bodies_are_400(string body, string type)
     {
-        await ProblemAssert.IsProblemAsync(await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, type);
+        await ProblemAssert.IsProblemAsync(await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body)), HttpStatusCode.BadRequest, type);
         await AssertLogSizeAsync(0);
     }
 
     [Fact]
     public async Task Non_json_bodies_are_415()
     {
-        var response = await _acme.PostAsync("/v1/tenants/acme/events", new StringContent(ServerFixture.Event(), Encoding.UTF8, "text/plain"));
+        var response = await Acme.PostAsync("/v1/tenants/acme/events", new StringContent(ServerFixture.Event(), Encoding.UTF8, "text/plain"));
         await ProblemAssert.IsProblemAsync(response, HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
     }
 
@@ -147,9 +132,9 @@ public sealed class EventApiTests : IAsyncLifetime
         Assert.Equal(first, resent);
         await AssertLogSizeAsync(1);
 
-        var conflict = await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event(action: "document.delete", id: id)));
+        var conflict = await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event(action: "document.delete", id: id)));
         await ProblemAssert.IsProblemAsync(conflict, HttpStatusCode.Conflict, "event-id-conflict");
-        var twice = await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(2, _ => ServerFixture.Event(id: Guid.Empty.ToString().Replace('0', '1')))));
+        var twice = await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(2, _ => ServerFixture.Event(id: Guid.Empty.ToString().Replace('0', '1')))));
         await ProblemAssert.IsProblemAsync(twice, HttpStatusCode.Conflict, "event-id-conflict");
         await AssertLogSizeAsync(1);
     }
@@ -159,7 +144,7 @@ public sealed class EventApiTests : IAsyncLifetime
     {
         var receipt = (await PostAsync(ServerFixture.Event(actor: "alice"))).Single();
 
-        var body = await _acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/events/{receipt.Id}");
+        var body = await Acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/events/{receipt.Id}");
 
         var item = body.GetProperty("event");
         Assert.Equal(receipt.Index, item.GetProperty("index").GetUInt64());
@@ -167,18 +152,18 @@ public sealed class EventApiTests : IAsyncLifetime
         Assert.Equal("alice", item.GetProperty("event").GetProperty("actor").GetProperty("id").GetString());
         Assert.False(body.TryGetProperty("proof", out _));
 
-        await ProblemAssert.IsProblemAsync(await _acme.GetAsync($"/v1/tenants/acme/events/{Guid.CreateVersion7()}"), HttpStatusCode.NotFound, "not-found");
-        await ProblemAssert.IsProblemAsync(await _acme.GetAsync("/v1/tenants/acme/events/not-a-uuid"), HttpStatusCode.BadRequest, "validation");
+        await ProblemAssert.IsProblemAsync(await Acme.GetAsync($"/v1/tenants/acme/events/{Guid.CreateVersion7()}"), HttpStatusCode.NotFound, "not-found");
+        await ProblemAssert.IsProblemAsync(await Acme.GetAsync("/v1/tenants/acme/events/not-a-uuid"), HttpStatusCode.BadRequest, "validation");
     }
 
     [Fact]
     public async Task Get_event_with_proof_returns_a_checkpoint_and_an_inclusion_proof_that_verify()
     {
         var receipts = await PostAsync(ServerFixture.Batch(7));
-        await ServerFixture.WaitForCheckpointAsync(_acme, "acme", 7);
+        await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 7);
         var verifier = await VerifierAsync();
 
-        var body = await _acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/events/{receipts[4].Id}?proof=true");
+        var body = await Acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/events/{receipts[4].Id}?proof=true");
 
         var proof = body.GetProperty("proof");
         var opened = Checkpoint.Open(Encoding.UTF8.GetBytes(proof.GetProperty("checkpoint").GetString()!), [verifier], out var checkpoint);
@@ -199,22 +184,22 @@ public sealed class EventApiTests : IAsyncLifetime
         string? cursor = null;
         do
         {
-            var page = await _acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/events?limit=10{(cursor is null ? "" : "&cursor=" + cursor)}");
+            var page = await Acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/events?limit=10{(cursor is null ? "" : "&cursor=" + cursor)}");
             seen.AddRange(page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("index").GetUInt64()));
             cursor = page.TryGetProperty("nextCursor", out var next) ? next.GetString() : null;
         }
         while (cursor is not null);
 
         Assert.Equal(receipts.Select(r => r.Index), seen);
-        await ProblemAssert.IsProblemAsync(await _acme.GetAsync("/v1/tenants/acme/events?limit=0"), HttpStatusCode.BadRequest, "validation");
-        await ProblemAssert.IsProblemAsync(await _acme.GetAsync("/v1/tenants/acme/events?cursor=%%%"), HttpStatusCode.BadRequest, "validation");
+        await ProblemAssert.IsProblemAsync(await Acme.GetAsync("/v1/tenants/acme/events?limit=0"), HttpStatusCode.BadRequest, "validation");
+        await ProblemAssert.IsProblemAsync(await Acme.GetAsync("/v1/tenants/acme/events?cursor=%%%"), HttpStatusCode.BadRequest, "validation");
     }
 
     [Fact]
     public async Task Keys_of_one_tenant_can_neither_write_nor_read_another_tenants_log()
     {
-        var globexKey = await _server.CreateTenantWithKeyAsync("globex");
-        using var globex = _server.ClientWithKey(globexKey);
+        var globexKey = await Server.CreateTenantWithKeyAsync("globex");
+        using var globex = Server.ClientWithKey(globexKey);
         var receipt = (await PostAsync(ServerFixture.Event())).Single();
 
         await ProblemAssert.IsProblemAsync(await globex.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event())), HttpStatusCode.Forbidden, "forbidden");
@@ -230,14 +215,14 @@ public sealed class EventApiTests : IAsyncLifetime
     [Fact]
     public async Task Platform_admin_keys_do_not_carry_event_scopes()
     {
-        using var admin = _server.Admin;
+        using var admin = Server.Admin;
         await ProblemAssert.IsProblemAsync(await admin.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event())), HttpStatusCode.Forbidden, "forbidden");
         await ProblemAssert.IsProblemAsync(await admin.GetAsync("/v1/tenants/acme/log/checkpoint"), HttpStatusCode.Forbidden, "forbidden");
     }
 
     private async Task<List<Receipt>> PostAsync(string body)
     {
-        var response = await _acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body));
+        var response = await Acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(body));
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == HttpStatusCode.Created, text);
         using var json = JsonDocument.Parse(text);
@@ -250,20 +235,20 @@ public sealed class EventApiTests : IAsyncLifetime
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/tenants/acme/events") { Content = ServerFixture.Json(body) };
         request.Headers.Add("Idempotency-Key", key);
-        return _acme.SendAsync(request);
+        return Acme.SendAsync(request);
     }
 
     private async Task AssertLogSizeAsync(int expected)
     {
-        var page = await _acme.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/events?limit=1000");
+        var page = await Acme.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/events?limit=1000");
         Assert.Equal(expected, page.GetProperty("items").GetArrayLength());
-        Assert.Equal(expected == 0 ? HttpStatusCode.NotFound : HttpStatusCode.OK, (await _acme.GetAsync($"/v1/tenants/acme/log/entries/{Math.Max(0, expected - 1)}")).StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await _acme.GetAsync($"/v1/tenants/acme/log/entries/{expected}")).StatusCode);
+        Assert.Equal(expected == 0 ? HttpStatusCode.NotFound : HttpStatusCode.OK, (await Acme.GetAsync($"/v1/tenants/acme/log/entries/{Math.Max(0, expected - 1)}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Acme.GetAsync($"/v1/tenants/acme/log/entries/{expected}")).StatusCode);
     }
 
     private async Task<NoteVerifier> VerifierAsync()
     {
-        var keys = await _server.Client.GetFromJsonAsync<JsonElement>("/v1/log/keys");
+        var keys = await Server.Client.GetFromJsonAsync<JsonElement>("/v1/log/keys");
         return NoteVerifier.Parse(keys.GetProperty("keys")[0].GetProperty("verifierKey").GetString()!);
     }
 
