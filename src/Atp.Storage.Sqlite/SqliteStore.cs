@@ -80,23 +80,15 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         return true;
     }
 
-    public async Task<Tenant?> GetTenantAsync(string tenantId, CancellationToken cancellationToken)
-    {
-        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at FROM tenants WHERE id = $id";
-        command.Parameters.AddWithValue("$id", tenantId);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            return null;
-        }
-
-        var allowed = JsonSerializer.Deserialize(reader.GetString(5), StringListJson.Default.IReadOnlyListString) ?? [];
-        return new Tenant(
-            reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
-            new Residency(reader.GetString(4), allowed), reader.GetString(6), DateTimeOffset.Parse(reader.GetString(7), System.Globalization.CultureInfo.InvariantCulture));
-    }
+    public Task<Tenant?> GetTenantAsync(string tenantId, CancellationToken cancellationToken) =>
+        QuerySingleAsync(
+            "SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at FROM tenants WHERE id = $x",
+            tenantId,
+            reader => new Tenant(
+                reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                new Residency(reader.GetString(4), JsonSerializer.Deserialize(reader.GetString(5), StringListJson.Default.IReadOnlyListString) ?? []),
+                reader.GetString(6), DateTimeOffset.Parse(reader.GetString(7), System.Globalization.CultureInfo.InvariantCulture)),
+            cancellationToken);
 
     public async Task<bool> SetTenantStatusAsync(string tenantId, string status, CancellationToken cancellationToken)
     {
@@ -186,17 +178,12 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
     public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
         _sequencer.AppendAsync(request, cancellationToken);
 
-    public async Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken)
-    {
-        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT size, root FROM tree_heads WHERE tenant_id = $t";
-        command.Parameters.AddWithValue("$t", tenantId);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-            ? new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1]))
-            : null;
-    }
+    public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) =>
+        QuerySingleAsync(
+            "SELECT size, root FROM tree_heads WHERE tenant_id = $x",
+            tenantId,
+            reader => new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1])),
+            cancellationToken);
 
     public async Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken)
     {
@@ -252,17 +239,12 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken)
-    {
-        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT size, note, created_at FROM checkpoints WHERE tenant_id = $t ORDER BY size DESC LIMIT 1";
-        command.Parameters.AddWithValue("$t", tenantId);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-            ? new StoredCheckpoint((ulong)reader.GetInt64(0), reader.GetString(1), DateTimeOffset.Parse(reader.GetString(2), System.Globalization.CultureInfo.InvariantCulture))
-            : null;
-    }
+    public Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken) =>
+        QuerySingleAsync(
+            "SELECT size, note, created_at FROM checkpoints WHERE tenant_id = $x ORDER BY size DESC LIMIT 1",
+            tenantId,
+            reader => new StoredCheckpoint((ulong)reader.GetInt64(0), reader.GetString(1), DateTimeOffset.Parse(reader.GetString(2), System.Globalization.CultureInfo.InvariantCulture)),
+            cancellationToken);
 
     public async Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
@@ -286,6 +268,18 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         _stopping.Dispose();
         await _sequencer.DisposeAsync().ConfigureAwait(false);
         SqliteConnection.ClearAllPools();
+    }
+
+    // One row or none, for a query with a single parameter $x.
+    private async Task<T?> QuerySingleAsync<T>(string sql, object value, Func<SqliteDataReader, T> map, CancellationToken cancellationToken)
+        where T : class
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$x", value);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? map(reader) : null;
     }
 
     // Entries of one tenant: its rowid range, from an index on, optionally only the one with an event id.
