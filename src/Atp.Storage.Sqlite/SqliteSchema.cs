@@ -5,7 +5,7 @@ namespace Atp.Storage.Sqlite;
 /// <summary>The embedded engine's schema, versioned. Every tenant table leads with tenant_id so each query stays on one tenant's rows.</summary>
 internal static class SqliteSchema
 {
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     private const string Version1 = """
         CREATE TABLE tenants (
@@ -81,6 +81,14 @@ internal static class SqliteSchema
         CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
         """;
 
+    // Version 2: per-tenant settings (null = the edition's default) and the sealed HMAC secret of signing keys.
+    private const string Version2 = """
+        ALTER TABLE tenants ADD COLUMN require_signed_requests INTEGER NULL;
+        ALTER TABLE tenants ADD COLUMN ingest_per_second INTEGER NULL;
+        ALTER TABLE tenants ADD COLUMN query_per_second INTEGER NULL;
+        ALTER TABLE api_keys ADD COLUMN sealed_signing_secret BLOB NULL;
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
     public static void Migrate(SqliteConnection connection)
     {
@@ -99,12 +107,14 @@ internal static class SqliteSchema
                 $"The database schema is version {current}, newer than this ATP build understands ({CurrentVersion}). Run a newer ATP.");
         }
 
-        if (current < 1)
+        string[] steps = [Version1, Version2];
+        for (var version = current + 1; version <= CurrentVersion; version++)
         {
+            // Each step and its version row commit together, so an interrupted upgrade resumes at the same step.
             using var transaction = connection.BeginTransaction();
             using var migrate = connection.CreateCommand();
             migrate.Transaction = transaction;
-            migrate.CommandText = Version1 + "\nINSERT INTO schema_version (version) VALUES (1);";
+            migrate.CommandText = steps[version - 1] + $"\nINSERT INTO schema_version (version) VALUES ({version});";
             migrate.ExecuteNonQuery();
             transaction.Commit();
         }

@@ -82,13 +82,36 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
 
     public Task<Tenant?> GetTenantAsync(string tenantId, CancellationToken cancellationToken) =>
         QuerySingleAsync(
-            "SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at FROM tenants WHERE id = $x",
+            """
+            SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
+                   require_signed_requests, ingest_per_second, query_per_second
+            FROM tenants WHERE id = $x
+            """,
             tenantId,
             reader => new Tenant(
                 reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
                 new Residency(reader.GetString(4), JsonSerializer.Deserialize(reader.GetString(5), StringListJson.Default.IReadOnlyListString) ?? []),
-                reader.GetString(6), DateTimeOffset.Parse(reader.GetString(7), System.Globalization.CultureInfo.InvariantCulture)),
+                reader.GetString(6), DateTimeOffset.Parse(reader.GetString(7), System.Globalization.CultureInfo.InvariantCulture))
+            {
+                Settings = new TenantSettings(
+                    reader.IsDBNull(8) ? null : reader.GetInt64(8) != 0,
+                    reader.IsDBNull(9) ? null : reader.GetInt32(9),
+                    reader.IsDBNull(10) ? null : reader.GetInt32(10)),
+            },
             cancellationToken);
+
+    public async Task<bool> UpdateTenantSettingsAsync(string tenantId, TenantSettings settings, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query WHERE id = $id";
+        command.Parameters.AddWithValue("$id", tenantId);
+        command.Parameters.AddWithValue("$signed", settings.RequireSignedRequests is { } signed ? (signed ? 1 : 0) : DBNull.Value);
+        command.Parameters.AddWithValue("$ingest", (object?)settings.IngestPerSecond ?? DBNull.Value);
+        command.Parameters.AddWithValue("$query", (object?)settings.QueryPerSecond ?? DBNull.Value);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
 
     public async Task<bool> SetTenantStatusAsync(string tenantId, string status, CancellationToken cancellationToken)
     {
@@ -105,7 +128,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(key);
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO api_keys (id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at) VALUES ($id, $tenant, $name, $scopes, $hash, $created, $expires, $revoked)";
+        command.CommandText = "INSERT INTO api_keys (id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret) VALUES ($id, $tenant, $name, $scopes, $hash, $created, $expires, $revoked, $secret)";
         command.Parameters.AddWithValue("$id", key.Id);
         command.Parameters.AddWithValue("$tenant", (object?)key.TenantId ?? DBNull.Value);
         command.Parameters.AddWithValue("$name", key.Name);
@@ -114,12 +137,19 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         command.Parameters.AddWithValue("$created", key.CreatedAt.ToString("O"));
         command.Parameters.AddWithValue("$expires", (object?)key.ExpiresAt?.UtcTicks ?? DBNull.Value);
         command.Parameters.AddWithValue("$revoked", (object?)key.RevokedAt?.UtcTicks ?? DBNull.Value);
+        command.Parameters.AddWithValue("$secret", (object?)key.SealedSigningSecret ?? DBNull.Value);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken)
     {
         var keys = await QueryApiKeysAsync("key_hash = $x", keyHash, cancellationToken).ConfigureAwait(false);
+        return keys.Count == 1 ? keys[0] : null;
+    }
+
+    public async Task<ApiKey?> FindApiKeyByIdAsync(string keyId, CancellationToken cancellationToken)
+    {
+        var keys = await QueryApiKeysAsync("id = $x", keyId, cancellationToken).ConfigureAwait(false);
         return keys.Count == 1 ? keys[0] : null;
     }
 
@@ -148,7 +178,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
     {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at FROM api_keys WHERE {condition} ORDER BY created_at, id";
+        command.CommandText = $"SELECT id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret FROM api_keys WHERE {condition} ORDER BY created_at, id";
         command.Parameters.AddWithValue("$x", value);
         using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var keys = new List<ApiKey>();
@@ -161,6 +191,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
             {
                 ExpiresAt = reader.IsDBNull(6) ? null : new DateTimeOffset(reader.GetInt64(6), TimeSpan.Zero),
                 RevokedAt = reader.IsDBNull(7) ? null : new DateTimeOffset(reader.GetInt64(7), TimeSpan.Zero),
+                SealedSigningSecret = reader.IsDBNull(8) ? null : (byte[])reader[8],
             });
         }
 

@@ -67,11 +67,34 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
     {
         await Store.DisposeAsync();
         _store = null;
-        Scalar("INSERT INTO schema_version (version) VALUES (2)");
+        Scalar("INSERT INTO schema_version (version) VALUES (99)");
 
         var error = Assert.Throws<InvalidOperationException>(Open);
 
         Assert.Contains("newer", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Upgrades_a_version_1_database_in_place_keeping_its_tenants()
+    {
+        Assert.True(await Store.TryCreateTenantAsync(new Tenant("acme", "Acme", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UnixEpoch), CancellationToken.None));
+        await Store.DisposeAsync();
+        _store = null;
+
+        // Turn the file back into what the first release wrote.
+        Scalar("""
+            ALTER TABLE tenants DROP COLUMN require_signed_requests;
+            ALTER TABLE tenants DROP COLUMN ingest_per_second;
+            ALTER TABLE tenants DROP COLUMN query_per_second;
+            ALTER TABLE api_keys DROP COLUMN sealed_signing_secret;
+            DELETE FROM schema_version WHERE version > 1;
+            """);
+
+        _store = Open();
+        Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
+
+        Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
+        Assert.Equal(2L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     private SqliteStore Open() =>

@@ -15,6 +15,12 @@ public sealed record ApiKey(
     /// <summary>When the key was revoked, if it was.</summary>
     public DateTimeOffset? RevokedAt { get; init; }
 
+    /// <summary>
+    /// The HMAC secret for signed requests, encrypted by the server under the cell's key-encryption key (never the
+    /// plain secret); null when the key was created without signing.
+    /// </summary>
+    public byte[]? SealedSigningSecret { get; init; }
+
     public const string Active = "active";
     public const string Expired = "expired";
     public const string Revoked = "revoked";

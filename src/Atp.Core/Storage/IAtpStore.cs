@@ -15,7 +15,13 @@ public interface ITenantStore
     /// <summary>False when there is no such tenant.</summary>
     Task<bool> SetTenantStatusAsync(string tenantId, string status, CancellationToken cancellationToken);
 
+    /// <summary>Replaces the tenant's settings; false when there is no such tenant.</summary>
+    Task<bool> UpdateTenantSettingsAsync(string tenantId, TenantSettings settings, CancellationToken cancellationToken);
+
     Task CreateApiKeyAsync(ApiKey key, CancellationToken cancellationToken);
+
+    /// <summary>A key by its public id (the keyid of a signed request).</summary>
+    Task<ApiKey?> FindApiKeyByIdAsync(string keyId, CancellationToken cancellationToken);
 
     Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken);
 

@@ -26,6 +26,12 @@ public sealed record Tenant(
 
     public bool IsActive => Status == Active;
 
+    /// <summary>Per-tenant overrides of the edition's defaults.</summary>
+    public TenantSettings Settings { get; init; } = TenantSettings.None;
+
+    /// <summary>Whether a bare bearer API key is refused: the tenant's setting, else true for the enterprise edition.</summary>
+    public bool RequiresSignedRequests => Settings.RequireSignedRequests ?? Edition == EnterpriseEdition;
+
     /// <summary>
     /// Whether a cell of <paramref name="region"/> may hold and serve this tenant's data: its home region always;
     /// under a permitted policy also the allowed regions; nowhere else.
@@ -33,6 +39,17 @@ public sealed record Tenant(
     public bool IsServedIn(string region) =>
         string.Equals(region, HomeRegion, StringComparison.Ordinal)
         || (Residency.Mode == Residency.Permitted && Residency.AllowedRegions.Contains(region, StringComparer.Ordinal));
+}
+
+/// <summary>
+/// Settings a platform admin may change per tenant; null means "the edition's default".
+/// </summary>
+/// <param name="RequireSignedRequests">Refuse requests authenticated only by a bearer API key.</param>
+/// <param name="IngestPerSecond">Ingest requests per second allowed for the tenant.</param>
+/// <param name="QueryPerSecond">Read requests per second allowed for the tenant.</param>
+public sealed record TenantSettings(bool? RequireSignedRequests, int? IngestPerSecond, int? QueryPerSecond)
+{
+    public static TenantSettings None { get; } = new(null, null, null);
 }
 
 /// <summary>Rules for tenant identifiers and names, shared by every entry point.</summary>

@@ -48,21 +48,33 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
         return changed;
     }
 
+    public async Task<bool> UpdateTenantSettingsAsync(string tenantId, TenantSettings settings, CancellationToken cancellationToken)
+    {
+        var changed = await inner.UpdateTenantSettingsAsync(tenantId, settings, cancellationToken).ConfigureAwait(false);
+        _tenants.TryRemove(tenantId, out _);
+        return changed;
+    }
+
     public Task CreateApiKeyAsync(ApiKey key, CancellationToken cancellationToken) => inner.CreateApiKeyAsync(key, cancellationToken);
 
-    public async Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken)
+    public Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken) =>
+        FindKeyAsync("hash:" + Convert.ToHexString(keyHash), keyHash, static (store, hash, ct) => store.FindApiKeyByHashAsync(hash, ct), cancellationToken);
+
+    public Task<ApiKey?> FindApiKeyByIdAsync(string keyId, CancellationToken cancellationToken) =>
+        FindKeyAsync("id:" + keyId, keyId, static (store, id, ct) => store.FindApiKeyByIdAsync(id, ct), cancellationToken);
+
+    private async Task<ApiKey?> FindKeyAsync<T>(string cacheKey, T lookup, Func<ITenantStore, T, CancellationToken, Task<ApiKey?>> find, CancellationToken cancellationToken)
     {
-        var id = Convert.ToHexString(keyHash);
-        if (_keys.TryGetValue(id, out var cached) && cached.Expires > clock.GetUtcNow())
+        if (_keys.TryGetValue(cacheKey, out var cached) && cached.Expires > clock.GetUtcNow())
         {
             return cached.Key;
         }
 
         // Only keys that exist are kept: unknown keys must not fill the cache.
-        var key = await inner.FindApiKeyByHashAsync(keyHash, cancellationToken).ConfigureAwait(false);
+        var key = await find(inner, lookup, cancellationToken).ConfigureAwait(false);
         if (key is not null)
         {
-            _keys[id] = (key, clock.GetUtcNow() + Lifetime);
+            _keys[cacheKey] = (key, clock.GetUtcNow() + Lifetime);
         }
 
         return key;
@@ -76,7 +88,7 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
     {
         var revoked = await inner.RevokeApiKeyAsync(tenantId, keyId, revokedAt, cancellationToken).ConfigureAwait(false);
 
-        // Keys are cached by hash, not id; a revocation is rare, so forgetting every cached key is the simple, safe move.
+        // Keys are cached by hash and by id; a revocation is rare, so forgetting every cached key is the simple, safe move.
         _keys.Clear();
         return revoked;
     }

@@ -182,4 +182,39 @@ public abstract partial class LogStoreContract<TStore>
         Assert.Equal(ApiKey.Expired, keys["key-1"].StatusAt(early));
         Assert.Equal(ApiKey.Active, keys["key-2"].StatusAt(early));
     }
+
+    [Fact]
+    public async Task A_new_tenant_has_no_settings_and_settings_round_trip_per_tenant()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+        Assert.Equal(TenantSettings.None, (await Store.GetTenantAsync(TenantA, None))!.Settings);
+
+        Assert.True(await Store.UpdateTenantSettingsAsync(TenantA, new TenantSettings(true, 500, 40), None));
+        Assert.Equal(new TenantSettings(true, 500, 40), (await Store.GetTenantAsync(TenantA, None))!.Settings);
+        Assert.Equal(TenantSettings.None, (await Store.GetTenantAsync(TenantB, None))!.Settings);
+
+        Assert.True(await Store.UpdateTenantSettingsAsync(TenantA, new TenantSettings(false, null, 7), None));
+        Assert.Equal(new TenantSettings(false, null, 7), (await Store.GetTenantAsync(TenantA, None))!.Settings);
+
+        Assert.False(await Store.UpdateTenantSettingsAsync("no-such-tenant", new TenantSettings(true, 1, 1), None));
+        Assert.Null(await Store.GetTenantAsync("no-such-tenant", None));
+    }
+
+    [Fact]
+    public async Task Finds_a_key_by_id_with_its_sealed_signing_secret()
+    {
+        await CreateTenantsAsync(TenantA);
+        byte[] sealedSecret = [1, 2, 3, 250, 0, 7];
+        await Store.CreateApiKeyAsync(NewApiKey("key-signing", TenantA, Scopes.EventsWrite) with { SealedSigningSecret = sealedSecret }, None);
+        await Store.CreateApiKeyAsync(NewApiKey("key-plain", TenantA, Scopes.EventsWrite), None);
+
+        var signing = await Store.FindApiKeyByIdAsync("key-signing", None);
+        var plain = await Store.FindApiKeyByIdAsync("key-plain", None);
+
+        Assert.Equal(sealedSecret, signing!.SealedSigningSecret);
+        Assert.Equal(TenantA, signing.TenantId);
+        Assert.Null(plain!.SealedSigningSecret);
+        Assert.Null(await Store.FindApiKeyByIdAsync("key-missing", None));
+        Assert.Equal(sealedSecret, (await Store.ListApiKeysAsync(TenantA, None)).Single(k => k.Id == "key-signing").SealedSigningSecret);
+    }
 }
