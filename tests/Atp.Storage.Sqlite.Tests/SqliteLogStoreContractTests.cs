@@ -1,4 +1,4 @@
-using Atp.Storage.Sqlite.Tests.Contract;
+using Atp.Storage.Contract;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 

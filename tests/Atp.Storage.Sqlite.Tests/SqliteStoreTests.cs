@@ -1,6 +1,6 @@
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
-using Atp.Storage.Sqlite.Tests.Contract;
+using Atp.Storage.Contract;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;

@@ -2,7 +2,7 @@ using System.Text;
 using Atp.Core.Storage;
 using Atp.Integrity;
 
-namespace Atp.Storage.Sqlite.Tests.Contract;
+namespace Atp.Storage.Contract;
 
 /// <summary>Idempotency-Keys and client-assigned event ids: a retry never stores an event twice.</summary>
 public abstract partial class LogStoreContract<TStore>

@@ -3,7 +3,7 @@ using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Integrity;
 
-namespace Atp.Storage.Sqlite.Tests.Contract;
+namespace Atp.Storage.Contract;
 
 /// <summary>
 /// The storage contract every engine must meet, written only against <see cref="ITenantStore"/> and

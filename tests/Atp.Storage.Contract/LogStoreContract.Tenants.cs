@@ -1,7 +1,7 @@
 using Atp.Core.Keys;
 using Atp.Core.Tenants;
 
-namespace Atp.Storage.Sqlite.Tests.Contract;
+namespace Atp.Storage.Contract;
 
 /// <summary>Tenants and API keys.</summary>
 public abstract partial class LogStoreContract<TStore>

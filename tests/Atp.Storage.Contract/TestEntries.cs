@@ -2,13 +2,13 @@ using System.Text;
 using Atp.Core.Storage;
 using Atp.Integrity;
 
-namespace Atp.Storage.Sqlite.Tests.Contract;
+namespace Atp.Storage.Contract;
 
 /// <summary>
 /// Pending entries shaped like real ones: canonical JSON leaf bytes that include the receive time, and a content hash
 /// over the same JSON without it, so a re-sent event has the same content hash and a different leaf.
 /// </summary>
-internal static class TestEntries
+public static class TestEntries
 {
     public static PendingEntry Create(string payload, DateTimeOffset receivedAt, Guid? clientId = null)
     {

@@ -1,6 +1,6 @@
 using Atp.Integrity;
 
-namespace Atp.Storage.Sqlite.Tests.Contract;
+namespace Atp.Storage.Contract;
 
 /// <summary>
 /// RFC 9162 §2.1.1 MTH transcribed as the recursive definition reads, over the whole list of leaf bytes: deliberately

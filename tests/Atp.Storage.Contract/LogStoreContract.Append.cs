@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Atp.Core.Storage;
 using Atp.Integrity;
 
-namespace Atp.Storage.Sqlite.Tests.Contract;
+namespace Atp.Storage.Contract;
 
 /// <summary>Appending, reading back, tenant isolation and group commit under concurrency.</summary>
 public abstract partial class LogStoreContract<TStore>

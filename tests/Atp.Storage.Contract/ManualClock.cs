@@ -1,4 +1,4 @@
-namespace Atp.Storage.Sqlite.Tests.Contract;
+namespace Atp.Storage.Contract;
 
 /// <summary>A clock that moves only when told to: the one dependency tests may fake.</summary>
 public sealed class ManualClock(DateTimeOffset start) : TimeProvider

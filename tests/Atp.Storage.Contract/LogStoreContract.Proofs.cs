@@ -1,7 +1,7 @@
 using Atp.Core.Storage;
 using Atp.Integrity;
 
-namespace Atp.Storage.Sqlite.Tests.Contract;
+namespace Atp.Storage.Contract;
 
 /// <summary>Proofs built from the store's persisted nodes; restart; checkpoints.</summary>
 public abstract partial class LogStoreContract<TStore>

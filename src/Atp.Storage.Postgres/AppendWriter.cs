@@ -1,0 +1,240 @@
+using Atp.Core.Events;
+using Atp.Core.Storage;
+using Atp.Integrity;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Atp.Storage.Postgres;
+
+/// <summary>
+/// Writes one append request inside the sequencer's transaction, in two round trips: savepoint + lookups
+/// (Idempotency-Key, client-assigned event ids), then every new entry in one multi-row INSERT (arrays unnested
+/// server-side) + outbox row + Idempotency-Key + release. Statements are prepared once per connection (auto-prepare).
+/// </summary>
+internal sealed class AppendWriter(NpgsqlConnection connection)
+{
+    private const string InsertEntries = """
+        INSERT INTO atp.log_entries (tenant_id, idx, event_id, leaf_hash, nodes, received_at, leaf)
+        SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bytea[])
+        """;
+
+    private readonly List<MerkleNode> _completed = new(64);
+
+    /// <summary>Applies the request to <paramref name="tree"/> (the tenant's staged tree) and writes it; the savepoint is released on return.</summary>
+    public async Task<AppendOutcome> ApplyAsync(AppendRequest request, CompactRange tree, long now)
+    {
+        var tenantId = request.TenantId;
+        var clientIds = request.Entries.Where(e => e.ClientAssignedId).Select(e => e.EventId).ToArray();
+        await using var lookups = TenantScope.Batch(connection, tenantId);
+        lookups.BatchCommands.Insert(0, new NpgsqlBatchCommand("SAVEPOINT append_request"));
+        if (request.Idempotency is { } claim)
+        {
+            lookups.BatchCommands.Add(TenantScope.Command(
+                "SELECT request_hash, receipt_ids, receipt_indexes, receipt_leaf_hashes FROM atp.idempotency_keys WHERE tenant_id = $1 AND key = $2",
+                tenantId, claim.Key));
+        }
+
+        if (clientIds.Length > 0)
+        {
+            lookups.BatchCommands.Add(TenantScope.Command(
+                "SELECT event_id, idx, leaf_hash, leaf FROM atp.log_entries WHERE tenant_id = $1 AND event_id = ANY($2)", tenantId, clientIds));
+        }
+
+        AppendOutcome? early = null;
+        var existing = new Dictionary<Guid, (ulong Index, Hash LeafHash, byte[] Leaf)>();
+        await using (var reader = await lookups.ExecuteReaderAsync().ConfigureAwait(false))
+        {
+            // The reader starts on the first statement that returns rows (set_config; SAVEPOINT returns none).
+            await reader.NextResultAsync().ConfigureAwait(false);
+            if (request.Idempotency is { } used)
+            {
+                if (await reader.ReadAsync().ConfigureAwait(false))
+                {
+                    early = new Hash((byte[])reader[0]) == used.RequestHash
+                        ? new Appended(StoredReceipts(reader), Replayed: true)
+                        : new IdempotencyKeyReused(used.Key);
+                }
+
+                await reader.NextResultAsync().ConfigureAwait(false);
+            }
+
+            if (clientIds.Length > 0)
+            {
+                while (await reader.ReadAsync().ConfigureAwait(false))
+                {
+                    existing[reader.GetGuid(0)] = ((ulong)reader.GetInt64(1), new Hash((byte[])reader[2]), (byte[])reader[3]);
+                }
+            }
+        }
+
+        EntryRows? rows = null;
+        var outcome = early ?? Stage(request, existing, tree, out rows);
+        await using var writes = new NpgsqlBatch(connection);
+        if (outcome is Appended { Replayed: false } appended)
+        {
+            writes.BatchCommands.Add(rows!.Command(tenantId));
+            writes.BatchCommands.Add(TenantScope.Command(
+                "INSERT INTO atp.outbox (tenant_id, first_idx, last_idx) VALUES ($1, $2, $3)", tenantId, rows.FirstIndex, (long)tree.Size - 1));
+            AddIdempotencyKey(writes, request, appended.Receipts, now);
+        }
+        else if (early is null && outcome is Appended replayed)
+        {
+            // Every event was a re-send: nothing new, yet the key now stands for these receipts.
+            AddIdempotencyKey(writes, request, replayed.Receipts, now);
+        }
+
+        writes.BatchCommands.Add(new NpgsqlBatchCommand("RELEASE SAVEPOINT append_request"));
+        await writes.ExecuteNonQueryAsync().ConfigureAwait(false);
+        return outcome;
+    }
+
+    /// <summary>Undoes the request's writes after a failure, leaving the rest of the transaction as it was.</summary>
+    public async Task UndoRequestAsync()
+    {
+        await using var undo = new NpgsqlBatch(connection)
+        {
+            BatchCommands = { new NpgsqlBatchCommand("ROLLBACK TO SAVEPOINT append_request"), new NpgsqlBatchCommand("RELEASE SAVEPOINT append_request") },
+        };
+        await undo.ExecuteNonQueryAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Moves every staged tenant's head to its new size and root.</summary>
+    public async Task UpdateHeadsAsync(Dictionary<string, CompactRange> staged)
+    {
+        if (staged.Count == 0)
+        {
+            return;
+        }
+
+        await using var batch = new NpgsqlBatch(connection);
+        foreach (var (tenantId, tree) in staged)
+        {
+            batch.BatchCommands.Add(TenantScope.SetTenant(tenantId));
+            batch.BatchCommands.Add(TenantScope.Command("UPDATE atp.tree_heads SET size = $2, root = $3 WHERE tenant_id = $1", tenantId, (long)tree.Size, tree.Root().ToArray()));
+        }
+
+        await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
+    }
+
+    // Re-sent events (same client-assigned id, same content) get their original receipt; a different event under a
+    // used id is refused. The stored side's content hash is derived from its leaf, only when ids meet.
+    private AppendOutcome Stage(AppendRequest request, Dictionary<Guid, (ulong Index, Hash LeafHash, byte[] Leaf)> existing, CompactRange tree, out EntryRows? rows)
+    {
+        rows = null;
+        var receipts = new Receipt?[request.Entries.Count];
+        var seen = new HashSet<Guid>();
+        for (var i = 0; i < request.Entries.Count; i++)
+        {
+            var entry = request.Entries[i];
+            if (!seen.Add(entry.EventId))
+            {
+                return new EventIdConflict(entry.EventId, i);
+            }
+
+            if (entry.ClientAssignedId && existing.TryGetValue(entry.EventId, out var stored))
+            {
+                if (entry.ContentHash is not { } contentHash || LeafWriter.ContentHashOfLeaf(stored.Leaf) != contentHash)
+                {
+                    return new EventIdConflict(entry.EventId, i);
+                }
+
+                receipts[i] = new Receipt(entry.EventId, stored.Index, stored.LeafHash);
+            }
+        }
+
+        var fresh = receipts.Count(r => r is null);
+        if (fresh > 0)
+        {
+            rows = new EntryRows(fresh, (long)tree.Size);
+            for (var i = 0; i < request.Entries.Count; i++)
+            {
+                if (receipts[i] is null)
+                {
+                    var entry = request.Entries[i];
+                    var index = tree.Size;
+                    _completed.Clear();
+                    tree.Append(entry.LeafHash, _completed);
+                    rows.Add(index, entry, _completed);
+                    receipts[i] = new Receipt(entry.EventId, index, entry.LeafHash);
+                }
+            }
+        }
+
+        return new Appended(receipts.Select(r => r!).ToArray(), Replayed: fresh == 0);
+    }
+
+    private static void AddIdempotencyKey(NpgsqlBatch batch, AppendRequest request, IReadOnlyList<Receipt> receipts, long now)
+    {
+        if (request.Idempotency is not { } claim)
+        {
+            return;
+        }
+
+        batch.BatchCommands.Add(TenantScope.Command(
+            """
+            INSERT INTO atp.idempotency_keys (tenant_id, key, request_hash, receipt_ids, receipt_indexes, receipt_leaf_hashes, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            """,
+            request.TenantId, claim.Key, claim.RequestHash.ToArray(), receipts.Select(r => r.Id).ToArray(),
+            receipts.Select(r => (long)r.Index).ToArray(), receipts.Select(r => r.LeafHash.ToArray()).ToArray(), now));
+    }
+
+    private static Receipt[] StoredReceipts(NpgsqlDataReader reader)
+    {
+        var ids = reader.GetFieldValue<Guid[]>(1);
+        var indexes = reader.GetFieldValue<long[]>(2);
+        var hashes = reader.GetFieldValue<byte[][]>(3);
+        return ids.Select((id, i) => new Receipt(id, (ulong)indexes[i], new Hash(hashes[i]))).ToArray();
+    }
+
+    /// <summary>The new rows of one request as column arrays, for one multi-row INSERT.</summary>
+    private sealed class EntryRows(int count, long firstIndex)
+    {
+        private readonly long[] _indexes = new long[count];
+        private readonly Guid[] _eventIds = new Guid[count];
+        private readonly byte[][] _leafHashes = new byte[count][];
+        private readonly byte[]?[] _nodes = new byte[count][];
+        private readonly long[] _receivedAt = new long[count];
+        private readonly byte[][] _leaves = new byte[count][];
+        private int _count;
+
+        public long FirstIndex => firstIndex;
+
+        public void Add(ulong index, PendingEntry entry, List<MerkleNode> completed)
+        {
+            _indexes[_count] = (long)index;
+            _eventIds[_count] = entry.EventId;
+            _leafHashes[_count] = entry.LeafHash.ToArray();
+
+            // completed[0] is the leaf itself; levels 1.. are the perfect subtrees that this leaf closed.
+            if (completed.Count > 1)
+            {
+                var nodes = new byte[(completed.Count - 1) * Hash.Size];
+                for (var i = 1; i < completed.Count; i++)
+                {
+                    completed[i].Hash.CopyTo(nodes.AsSpan((i - 1) * Hash.Size));
+                }
+
+                _nodes[_count] = nodes;
+            }
+
+            _receivedAt[_count] = entry.ReceivedAt.UtcTicks;
+            _leaves[_count] = entry.Leaf;
+            _count++;
+        }
+
+        public NpgsqlBatchCommand Command(string tenantId) => new(InsertEntries)
+        {
+            Parameters =
+            {
+                new NpgsqlParameter { Value = tenantId, NpgsqlDbType = NpgsqlDbType.Text },
+                new NpgsqlParameter { Value = _indexes, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+                new NpgsqlParameter { Value = _eventIds, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid },
+                new NpgsqlParameter { Value = _leafHashes, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
+                new NpgsqlParameter { Value = _nodes, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
+                new NpgsqlParameter { Value = _receivedAt, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
+                new NpgsqlParameter { Value = _leaves, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
+            },
+        };
+    }
+}

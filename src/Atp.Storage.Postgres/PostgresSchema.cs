@@ -1,0 +1,286 @@
+using Npgsql;
+
+namespace Atp.Storage.Postgres;
+
+/// <summary>
+/// The scale-out engine's schema, versioned, in the <c>atp</c> schema of the cell database. Migrations run as the owner
+/// role (the one that owns every table and function); the application role is granted only what the store needs.
+/// </summary>
+/// <remarks>
+/// Isolation: every tenant table has <c>tenant_id</c>, row-level security ENABLEd and FORCEd, and one policy for every
+/// role: <c>tenant_id = current_setting('atp.tenant_id', true)</c>, a setting the store sets per transaction with
+/// <c>set_config(…, true)</c>. Without it no row is visible or writable. The owner has a second policy so that the few
+/// SECURITY DEFINER functions (owned by it, callable by the application role) can do the platform-level reads that
+/// legitimately span tenants; the owner could disable row-level security anyway, so that grants it nothing new.
+/// </remarks>
+internal static class PostgresSchema
+{
+    public const int CurrentVersion = 1;
+
+    /// <summary>Hash partitions of log_entries (fixed at creation; see docs/postgres.md to re-partition).</summary>
+    public const int LogEntryPartitions = 16;
+
+    /// <summary>Every table that holds tenant data, with the privileges the application role gets on it.</summary>
+    public static readonly (string Table, string Privileges)[] TenantTables =
+    [
+        ("tenants", "SELECT, INSERT, UPDATE"),
+        ("api_keys", "SELECT, INSERT, UPDATE"),
+        ("tree_heads", "SELECT, INSERT, UPDATE"),
+        ("log_entries", "SELECT, INSERT"), // append-only: no UPDATE or DELETE, not even of the tenant's own rows
+        ("checkpoints", "SELECT, INSERT"),
+        ("outbox", "SELECT, INSERT, UPDATE, DELETE"),
+        ("idempotency_keys", "SELECT, INSERT"),
+    ];
+
+    // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
+    private const long MigrationLock = 0x6174_702D_6D69_67;
+
+    // Version 1. Times are UTC ticks (bigint) so every DateTimeOffset round-trips exactly, as in the embedded engine.
+    private static string Version1() => $$"""
+        CREATE TABLE atp.tenants (
+            tenant_id text NOT NULL PRIMARY KEY,
+            name text NOT NULL,
+            edition text NOT NULL,
+            home_region text NOT NULL,
+            residency_mode text NOT NULL,
+            allowed_regions text[] NOT NULL,
+            status text NOT NULL,
+            created_at bigint NOT NULL,
+            require_signed_requests boolean NULL,
+            ingest_per_second integer NULL,
+            query_per_second integer NULL
+        );
+
+        -- tenant_id NULL = a platform key: invisible to the application role except through the key functions below.
+        CREATE TABLE atp.api_keys (
+            key_id text NOT NULL PRIMARY KEY,
+            tenant_id text NULL REFERENCES atp.tenants (tenant_id),
+            name text NOT NULL,
+            scopes text[] NOT NULL,
+            key_hash bytea NOT NULL UNIQUE,
+            created_at bigint NOT NULL,
+            expires_at bigint NULL,
+            revoked_at bigint NULL,
+            sealed_signing_secret bytea NULL
+        );
+        CREATE INDEX api_keys_tenant ON atp.api_keys (tenant_id);
+
+        -- The committed size and root. Appends lock this row FOR UPDATE: one tenant's appends serialise across nodes.
+        CREATE TABLE atp.tree_heads (
+            tenant_id text NOT NULL PRIMARY KEY REFERENCES atp.tenants (tenant_id),
+            size bigint NOT NULL,
+            root bytea NOT NULL
+        );
+
+        -- The logs, hash-partitioned by tenant; tenant_id leads every index. nodes = the hashes (levels 1, 2, …) of the
+        -- perfect subtrees this leaf completed: node (level L, index i) lives in the row of leaf (i+1)·2^L − 1.
+        CREATE TABLE atp.log_entries (
+            tenant_id text NOT NULL,
+            idx bigint NOT NULL,
+            event_id uuid NOT NULL,
+            leaf_hash bytea NOT NULL,
+            nodes bytea NULL,
+            received_at bigint NOT NULL,
+            leaf bytea NOT NULL,
+            PRIMARY KEY (tenant_id, idx)
+        ) PARTITION BY HASH (tenant_id);
+        CREATE INDEX log_entries_event ON atp.log_entries (tenant_id, event_id);
+        DO $partitions$
+        BEGIN
+            FOR i IN 0..{{LogEntryPartitions - 1}} LOOP
+                EXECUTE format('CREATE TABLE atp.log_entries_p%s PARTITION OF atp.log_entries FOR VALUES WITH (MODULUS {{LogEntryPartitions}}, REMAINDER %s)', i, i);
+            END LOOP;
+        END
+        $partitions$;
+
+        CREATE TABLE atp.checkpoints (
+            tenant_id text NOT NULL,
+            size bigint NOT NULL,
+            note text NOT NULL,
+            created_at bigint NOT NULL,
+            PRIMARY KEY (tenant_id, size)
+        );
+
+        -- Transactional outbox: one row per append request, naming the entries [first_idx, last_idx] it added.
+        -- Projections (issue 5) drain it with FOR UPDATE SKIP LOCKED, so any node that is free takes the next rows.
+        CREATE TABLE atp.outbox (
+            tenant_id text NOT NULL,
+            id bigint GENERATED ALWAYS AS IDENTITY,
+            first_idx bigint NOT NULL,
+            last_idx bigint NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        );
+
+        CREATE TABLE atp.idempotency_keys (
+            tenant_id text NOT NULL,
+            key text NOT NULL,
+            request_hash bytea NOT NULL,
+            receipt_ids uuid[] NOT NULL,
+            receipt_indexes bigint[] NOT NULL,
+            receipt_leaf_hashes bytea[] NOT NULL,
+            created_at bigint NOT NULL,
+            PRIMARY KEY (tenant_id, key)
+        );
+        CREATE INDEX idempotency_keys_created ON atp.idempotency_keys (created_at);
+
+        -- Read models (issue 5) go here as further versions: tenant_id first in every key, the same policy.
+
+        -- Platform-level operations that span tenants, each as narrow as its caller needs. SECURITY DEFINER runs them as
+        -- the owner, whose policy sees every row; search_path is pinned so a caller cannot redirect names.
+        CREATE FUNCTION atp.find_api_key_by_hash(p_key_hash bytea) RETURNS SETOF atp.api_keys
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$ SELECT * FROM atp.api_keys WHERE key_hash = p_key_hash $f$;
+        CREATE FUNCTION atp.find_api_key_by_id(p_key_id text) RETURNS SETOF atp.api_keys
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$ SELECT * FROM atp.api_keys WHERE key_id = p_key_id $f$;
+        CREATE FUNCTION atp.has_platform_admin_key() RETURNS boolean
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$ SELECT EXISTS (SELECT 1 FROM atp.api_keys WHERE tenant_id IS NULL AND 'platform:admin' = ANY (scopes)) $f$;
+        CREATE FUNCTION atp.create_platform_api_key(
+                p_key_id text, p_name text, p_scopes text[], p_key_hash bytea, p_created_at bigint,
+                p_expires_at bigint, p_revoked_at bigint, p_sealed_signing_secret bytea) RETURNS void
+            LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                INSERT INTO atp.api_keys (key_id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret)
+                VALUES (p_key_id, NULL, p_name, p_scopes, p_key_hash, p_created_at, p_expires_at, p_revoked_at, p_sealed_signing_secret)
+            $f$;
+        -- Heads only (size and root, already public through checkpoints), for the sealer.
+        CREATE FUNCTION atp.list_unsealed_logs() RETURNS TABLE (tenant_id text, size bigint, root bytea)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                SELECT h.tenant_id, h.size, h.root FROM atp.tree_heads h
+                WHERE NOT EXISTS (SELECT 1 FROM atp.checkpoints c WHERE c.tenant_id = h.tenant_id AND c.size >= h.size)
+            $f$;
+        CREATE FUNCTION atp.prune_idempotency_keys(p_before bigint) RETURNS bigint
+            LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                WITH pruned AS (DELETE FROM atp.idempotency_keys WHERE created_at < p_before RETURNING 1)
+                SELECT count(*) FROM pruned
+            $f$;
+        """;
+
+    /// <summary>
+    /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
+    /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
+    /// </summary>
+    public static int Migrate(NpgsqlConnection owner, string applicationRole)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(applicationRole);
+        using var transaction = owner.BeginTransaction();
+        Execute(owner, $"SELECT pg_advisory_xact_lock({MigrationLock})");
+        Execute(owner, """
+            CREATE SCHEMA IF NOT EXISTS atp;
+            CREATE TABLE IF NOT EXISTS atp.schema_version (version integer NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+            """);
+        var current = ReadVersion(owner);
+        RefuseNewer(current);
+
+        Func<string>[] steps = [Version1];
+        for (var version = current + 1; version <= CurrentVersion; version++)
+        {
+            Execute(owner, steps[version - 1]());
+            Execute(owner, IsolateTenantTables());
+            Execute(owner, $"INSERT INTO atp.schema_version (version) VALUES ({version})");
+        }
+
+        Execute(owner, Grants(applicationRole));
+        transaction.Commit();
+        return CurrentVersion;
+    }
+
+    /// <summary>Refuses a database whose schema this build does not know exactly (newer, older or missing).</summary>
+    public static void RequireCurrent(NpgsqlConnection connection)
+    {
+        int version;
+        try
+        {
+            version = ReadVersion(connection);
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.InvalidSchemaName or PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw new InvalidOperationException(
+                "The database has no ATP schema the application role can read. Run 'atp admin migrate' (or start one server with ConnectionStrings:AtpAdmin) first.", e);
+        }
+
+        RefuseNewer(version);
+        if (version < CurrentVersion)
+        {
+            throw new InvalidOperationException(
+                $"The database schema is version {version}, older than this ATP build needs ({CurrentVersion}). Run 'atp admin migrate' first.");
+        }
+    }
+
+    /// <summary>Refuses to run as a role that row-level security would not hold: a superuser, BYPASSRLS, or the owner.</summary>
+    public static void RequireIsolatedRole(NpgsqlConnection connection)
+    {
+        using var command = new NpgsqlCommand("""
+            SELECT r.rolsuper OR r.rolbypassrls OR pg_has_role(current_user, c.relowner, 'MEMBER')
+            FROM pg_roles r, pg_class c
+            WHERE r.rolname = current_user AND c.oid = 'atp.log_entries'::regclass
+            """, connection);
+        if (command.ExecuteScalar() is true)
+        {
+            throw new InvalidOperationException(
+                "ConnectionStrings:Atp connects as a role that bypasses row-level security (a superuser, a BYPASSRLS role or the schema owner). Use an application role that owns nothing.");
+        }
+    }
+
+    private static void RefuseNewer(int version)
+    {
+        if (version > CurrentVersion)
+        {
+            throw new InvalidOperationException(
+                $"The database schema is version {version}, newer than this ATP build understands ({CurrentVersion}). Run a newer ATP.");
+        }
+    }
+
+    private static int ReadVersion(NpgsqlConnection connection)
+    {
+        using var command = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM atp.schema_version", connection);
+        return (int)command.ExecuteScalar()!;
+    }
+
+    // Row-level security on every tenant table and every partition (a partition queried directly would otherwise
+    // skip its parent's policies; the application role has no grant on partitions either).
+    private static string IsolateTenantTables() => $$"""
+        DO $isolate$
+        DECLARE
+            t regclass;
+        BEGIN
+            FOR t IN
+                SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'atp' AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_version'
+                  AND NOT c.relrowsecurity
+            LOOP
+                EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+                EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', t);
+                EXECUTE format('CREATE POLICY tenant_isolation ON %s USING (tenant_id = current_setting(''atp.tenant_id'', true)) WITH CHECK (tenant_id = current_setting(''atp.tenant_id'', true))', t);
+                EXECUTE format('CREATE POLICY owner_platform_functions ON %s TO %I USING (true) WITH CHECK (true)', t, current_user);
+            END LOOP;
+        END
+        $isolate$;
+        """;
+
+    private static string Grants(string role)
+    {
+        var quoted = "\"" + role.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+        var grants = new System.Text.StringBuilder();
+        grants.AppendLine($"GRANT USAGE ON SCHEMA atp TO {quoted};");
+        grants.AppendLine($"GRANT SELECT ON atp.schema_version TO {quoted};");
+        foreach (var (table, privileges) in TenantTables)
+        {
+            grants.AppendLine($"GRANT {privileges} ON atp.{table} TO {quoted};");
+        }
+
+        grants.AppendLine($"GRANT USAGE ON ALL SEQUENCES IN SCHEMA atp TO {quoted};");
+        grants.AppendLine("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA atp FROM PUBLIC;");
+        grants.AppendLine($"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA atp TO {quoted};");
+        return grants.ToString();
+    }
+
+    private static void Execute(NpgsqlConnection connection, string sql)
+    {
+        using var command = new NpgsqlCommand(sql, connection);
+        command.ExecuteNonQuery();
+    }
+}

@@ -1,0 +1,297 @@
+using System.Threading.Channels;
+using Atp.Core.Storage;
+using Atp.Integrity;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Atp.Storage.Postgres;
+
+/// <summary>
+/// This node's single writer. Append requests from all callers queue here; each turn of the loop takes what is queued
+/// (up to a bound) and writes it in one transaction, commits it durably, and only then completes the callers' tasks
+/// (group commit). Across nodes, the transaction locks the tree_heads row of every tenant it appends to, in tenant
+/// order (so two nodes never deadlock), which keeps each tenant's indexes gap-free and in commit order.
+/// </summary>
+internal sealed partial class PostgresSequencer : IAsyncDisposable
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly PostgresStoreOptions _options;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _logger;
+    private readonly Channel<PendingAppend> _queue;
+
+    // The last tree this node committed per tenant; trusted only while the locked head still has its size and root.
+    private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
+    private readonly Task _loop;
+
+    public PostgresSequencer(NpgsqlDataSource dataSource, PostgresStoreOptions options, TimeProvider clock, ILogger logger)
+    {
+        _dataSource = dataSource;
+        _options = options;
+        _clock = clock;
+        _logger = logger;
+        _queue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(options.QueueCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _loop = Task.Run(RunAsync);
+    }
+
+    public bool IsRunning => !_loop.IsCompleted;
+
+    public async Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
+    {
+        var pending = new PendingAppend(request);
+        try
+        {
+            await _queue.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException e)
+        {
+            throw new StoreUnavailableException("The log writer has stopped; nothing was stored.", e);
+        }
+
+        // Once queued the append may commit; a caller that stops waiting does not undo it.
+        return await pending.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Already logged by the writer when it stopped.
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var batch = new List<PendingAppend>();
+        try
+        {
+            await WriteLoopAsync(batch).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // A bug: stop writing rather than guess, and tell every waiting caller that its append is not stored.
+            LogWriterStopped(_logger, e);
+            _queue.Writer.TryComplete(e);
+            var failure = new StoreUnavailableException("The log writer has stopped; nothing of this append was stored.", e);
+            foreach (var pending in batch)
+            {
+                pending.Completion.TrySetException(failure);
+            }
+
+            while (_queue.Reader.TryRead(out var queued))
+            {
+                queued.Completion.TrySetException(failure);
+            }
+
+            throw;
+        }
+    }
+
+    private async Task WriteLoopAsync(List<PendingAppend> batch)
+    {
+        NpgsqlConnection? connection = null;
+        try
+        {
+            while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                batch.Clear();
+                var entries = 0;
+                while (entries < _options.MaxEntriesPerCommit && batch.Count < _options.MaxRequestsPerCommit && _queue.Reader.TryRead(out var next))
+                {
+                    batch.Add(next);
+                    entries += next.Request.Entries.Count;
+                }
+
+                try
+                {
+                    // A broken connection (database restart, network) fails only the batch it broke; the next batch
+                    // opens a new one.
+                    if (connection is null || connection.FullState != System.Data.ConnectionState.Open)
+                    {
+                        if (connection is not null)
+                        {
+                            await connection.DisposeAsync().ConfigureAwait(false);
+                            connection = null;
+                        }
+
+                        connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
+                    }
+
+                    await CommitAsync(connection, batch).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+                {
+                    // Nothing of this batch is durable (a commit that fails, or whose outcome is unknown, is reported
+                    // as not stored; the client's retry with its Idempotency-Key or event ids cannot store twice).
+                    LogCommitFailed(_logger, batch.Count, e);
+                    foreach (var pending in batch)
+                    {
+                        pending.Completion.TrySetException(new StoreUnavailableException("The log store could not commit the append.", e));
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task CommitAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    {
+        var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
+        await using (var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false))
+        {
+            var tenants = batch.Select(p => p.Request.TenantId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+            var heads = await LockHeadsAsync(connection, tenants).ConfigureAwait(false);
+            var now = _clock.GetUtcNow().UtcTicks;
+            var writer = new AppendWriter(connection);
+            foreach (var pending in batch)
+            {
+                var tenantId = pending.Request.TenantId;
+                if (!heads.TryGetValue(tenantId, out var head))
+                {
+                    pending.Failure = new StoreUnavailableException(
+                        "The log store could not append this request; nothing of it was stored.",
+                        new InvalidOperationException($"Tenant '{tenantId}' has no log."));
+                    continue;
+                }
+
+                if (!staged.TryGetValue(tenantId, out var tree))
+                {
+                    tree = await CommittedTreeAsync(connection, tenantId, head).ConfigureAwait(false);
+                    staged[tenantId] = tree;
+                }
+
+                await ApplyIsolatedAsync(writer, pending, tree, staged, now).ConfigureAwait(false);
+            }
+
+            await writer.UpdateHeadsAsync(staged).ConfigureAwait(false);
+            await transaction.CommitAsync().ConfigureAwait(false);
+        }
+
+        foreach (var (tenantId, tree) in staged)
+        {
+            _trees[tenantId] = tree;
+        }
+
+        foreach (var pending in batch)
+        {
+            if (pending.Failure is { } failure)
+            {
+                pending.Completion.TrySetException(failure);
+            }
+            else
+            {
+                pending.Completion.TrySetResult(pending.Outcome!);
+            }
+        }
+    }
+
+    // Locks the heads of every tenant of the batch, in one round trip and in tenant order; unknown tenants are absent.
+    private static async Task<Dictionary<string, TreeHead>> LockHeadsAsync(NpgsqlConnection connection, string[] tenants)
+    {
+        await using var batch = new NpgsqlBatch(connection);
+        foreach (var tenantId in tenants)
+        {
+            batch.BatchCommands.Add(TenantScope.SetTenant(tenantId));
+            batch.BatchCommands.Add(TenantScope.Command("SELECT size, root FROM atp.tree_heads WHERE tenant_id = $1 FOR UPDATE", tenantId));
+        }
+
+        var heads = new Dictionary<string, TreeHead>(StringComparer.Ordinal);
+        await using var reader = await batch.ExecuteReaderAsync().ConfigureAwait(false);
+        foreach (var tenantId in tenants)
+        {
+            await reader.NextResultAsync().ConfigureAwait(false);
+            if (await reader.ReadAsync().ConfigureAwait(false))
+            {
+                heads[tenantId] = new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1]));
+            }
+
+            await reader.NextResultAsync().ConfigureAwait(false);
+        }
+
+        return heads;
+    }
+
+    // The tenant's tree as committed: this node's cached tree if no other node has appended since, else rebuilt from
+    // the O(log n) edge nodes. A copy either way, so a failed commit leaves the cache as it was.
+    private async Task<CompactRange> CommittedTreeAsync(NpgsqlConnection connection, string tenantId, TreeHead head)
+    {
+        if (_trees.TryGetValue(tenantId, out var cached) && cached.Size == head.Size && cached.Root() == head.Root)
+        {
+            return new CompactRange(cached.Size, cached.Edge());
+        }
+
+        if (head.Size == 0)
+        {
+            return new CompactRange();
+        }
+
+        var ids = CompactRange.EdgeNodes(head.Size);
+        var edge = await PostgresNodeReader.ReadAsync(connection, tenantId, ids, CancellationToken.None).ConfigureAwait(false);
+        if (edge.Any(h => h is null))
+        {
+            throw new InvalidOperationException($"Tenant '{tenantId}' is missing Merkle nodes of its head: the store is corrupt.");
+        }
+
+        var tree = new CompactRange(head.Size, edge.Select(h => h!.Value).ToArray());
+        if (tree.Root() != head.Root)
+        {
+            throw new InvalidOperationException($"Tenant '{tenantId}' has a tree head that its stored nodes do not add up to: the store is corrupt.");
+        }
+
+        return tree;
+    }
+
+    // One request inside a savepoint: if it fails, only its own writes and its own tree changes are undone, and the
+    // other requests of the group commit go on.
+    private async Task ApplyIsolatedAsync(AppendWriter writer, PendingAppend pending, CompactRange tree, Dictionary<string, CompactRange> staged, long now)
+    {
+        var tenantId = pending.Request.TenantId;
+        var before = new CompactRange(tree.Size, tree.Edge());
+        try
+        {
+            pending.Outcome = await writer.ApplyAsync(pending.Request, tree, now).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (!e.IsTransient)
+        {
+            await writer.UndoRequestAsync().ConfigureAwait(false);
+            staged[tenantId] = before;
+            LogRequestFailed(_logger, tenantId, e);
+            pending.Failure = new StoreUnavailableException("The log store could not append this request; nothing of it was stored.", e);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "An append request for tenant {TenantId} failed and was rolled back; the rest of its group commit went on")]
+    private static partial void LogRequestFailed(ILogger logger, string tenantId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "The log writer stopped; appends are refused until restart")]
+    private static partial void LogWriterStopped(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Group commit of {Requests} append requests failed; none was stored")]
+    private static partial void LogCommitFailed(ILogger logger, int requests, Exception exception);
+
+    private sealed class PendingAppend(AppendRequest request)
+    {
+        public AppendRequest Request { get; } = request;
+
+        public TaskCompletionSource<AppendOutcome> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public AppendOutcome? Outcome { get; set; }
+
+        public Exception? Failure { get; set; }
+    }
+}

@@ -1,0 +1,313 @@
+using Atp.Core.Keys;
+using Atp.Core.Storage;
+using Atp.Core.Tenants;
+using Atp.Integrity;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Atp.Storage.Postgres;
+
+/// <summary>
+/// The scale-out engine: one PostgreSQL database per cell, shared by every node of the cell. Every tenant query runs
+/// with the tenant set for its transaction, under row-level security; the few platform-level operations that span
+/// tenants go through SECURITY DEFINER functions. Log writes go through this node's <see cref="PostgresSequencer"/>.
+/// </summary>
+public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
+{
+    private const string ApiKeyColumns = "key_id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret";
+    private const string EntryColumns = "idx, event_id, leaf, leaf_hash, received_at";
+
+    // Advisory lock namespace of the sealer ('atp-seal'); the second key is the tenant's hash.
+    private const int SealLock = 0x61_74_70_73;
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly PostgresSequencer _sequencer;
+    private int _disposed;
+
+    public PostgresStore(IOptions<PostgresStoreOptions> options, TimeProvider clock, ILogger<PostgresStore> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var settings = options.Value;
+        if (!string.IsNullOrEmpty(settings.AdminConnectionString))
+        {
+            Migrate(settings.AdminConnectionString, ApplicationRole(settings.ConnectionString));
+        }
+
+        var builder = new NpgsqlDataSourceBuilder(settings.ConnectionString);
+
+        // The hot statements (set_config, head lock, multi-row insert) are parsed and planned once per connection.
+        if (builder.ConnectionStringBuilder.MaxAutoPrepare == 0)
+        {
+            builder.ConnectionStringBuilder.MaxAutoPrepare = 64;
+            builder.ConnectionStringBuilder.AutoPrepareMinUsages = 2;
+        }
+
+        _dataSource = builder.Build();
+        using (var connection = _dataSource.OpenConnection())
+        {
+            PostgresSchema.RequireCurrent(connection);
+            PostgresSchema.RequireIsolatedRole(connection);
+        }
+
+        _sequencer = new PostgresSequencer(_dataSource, settings, clock, logger);
+    }
+
+    /// <summary>True while this node's sequencer accepts appends.</summary>
+    public bool IsWriterRunning => _sequencer.IsRunning;
+
+    /// <summary>
+    /// Creates or upgrades the schema with the owner role's connection and grants <paramref name="applicationRole"/>
+    /// what the store needs. Idempotent; refuses a schema newer than this build. Returns the schema version.
+    /// </summary>
+    public static int Migrate(string adminConnectionString, string applicationRole)
+    {
+        using var owner = new NpgsqlConnection(adminConnectionString);
+        owner.Open();
+        return PostgresSchema.Migrate(owner, applicationRole);
+    }
+
+    /// <summary>The role a connection string logs in as (the one migrations grant to).</summary>
+    public static string ApplicationRole(string connectionString) =>
+        new NpgsqlConnectionStringBuilder(connectionString).Username is { Length: > 0 } user
+            ? user
+            : throw new InvalidOperationException("ConnectionStrings:Atp must name the application role (Username=…).");
+
+    public async Task<bool> TryCreateTenantAsync(Tenant tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = TenantScope.Batch(
+            connection, tenant.Id,
+            TenantScope.Command(
+                """
+                INSERT INTO atp.tenants (tenant_id, name, edition, home_region, residency_mode, allowed_regions, status, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id) DO NOTHING
+                """,
+                tenant.Id, tenant.Name, tenant.Edition, tenant.HomeRegion, tenant.Residency.Mode, tenant.Residency.AllowedRegions.ToArray(),
+                tenant.Status, tenant.CreatedAt.UtcTicks),
+            TenantScope.Command(
+                """
+                INSERT INTO atp.tree_heads (tenant_id, size, root)
+                SELECT $1, 0, $2 WHERE NOT EXISTS (SELECT 1 FROM atp.tree_heads WHERE tenant_id = $1)
+                """,
+                tenant.Id, MerkleHasher.EmptyRoot.ToArray()));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return batch.BatchCommands[1].RecordsAffected == 1;
+    }
+
+    public async Task<Tenant?> GetTenantAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        var tenants = await QueryAsync(
+            tenantId,
+            """
+            SELECT tenant_id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
+                   require_signed_requests, ingest_per_second, query_per_second
+            FROM atp.tenants WHERE tenant_id = $1
+            """,
+            [tenantId],
+            reader => new Tenant(
+                reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                new Residency(reader.GetString(4), reader.GetFieldValue<string[]>(5)),
+                reader.GetString(6), Ticks(reader, 7)!.Value)
+            {
+                Settings = new TenantSettings(
+                    reader.IsDBNull(8) ? null : reader.GetBoolean(8),
+                    reader.IsDBNull(9) ? null : reader.GetInt32(9),
+                    reader.IsDBNull(10) ? null : reader.GetInt32(10)),
+            },
+            cancellationToken).ConfigureAwait(false);
+        return tenants.SingleOrDefault();
+    }
+
+    public async Task<bool> UpdateTenantSettingsAsync(string tenantId, TenantSettings settings, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return await ExecuteAsync(
+            tenantId,
+            "UPDATE atp.tenants SET require_signed_requests = $2, ingest_per_second = $3, query_per_second = $4 WHERE tenant_id = $1",
+            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond],
+            cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<bool> SetTenantStatusAsync(string tenantId, string status, CancellationToken cancellationToken) =>
+        await ExecuteAsync(tenantId, "UPDATE atp.tenants SET status = $2 WHERE tenant_id = $1", [tenantId, status], cancellationToken).ConfigureAwait(false) == 1;
+
+    public async Task CreateApiKeyAsync(ApiKey key, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        object?[] values = [key.Id, key.Name, key.Scopes.ToArray(), key.KeyHash, key.CreatedAt.UtcTicks, key.ExpiresAt?.UtcTicks, key.RevokedAt?.UtcTicks, key.SealedSigningSecret];
+        if (key.TenantId is { } tenantId)
+        {
+            await ExecuteAsync(
+                tenantId,
+                $"INSERT INTO atp.api_keys ({ApiKeyColumns}) VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)",
+                [.. values, tenantId],
+                cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        // A platform key belongs to no tenant: only the owner's function may write a row without one.
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("SELECT atp.create_platform_api_key($1, $2, $3, $4, $5, $6, $7, $8)", connection);
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value });
+        }
+
+        command.Parameters[5].NpgsqlDbType = command.Parameters[6].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint;
+        command.Parameters[7].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea;
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    // Authentication looks a key up before it knows the tenant: the one read of api_keys across tenants.
+    public async Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken) =>
+        (await QueryPlatformAsync($"SELECT {ApiKeyColumns} FROM atp.find_api_key_by_hash($1)", [keyHash], ReadApiKey, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    public async Task<ApiKey?> FindApiKeyByIdAsync(string keyId, CancellationToken cancellationToken) =>
+        (await QueryPlatformAsync($"SELECT {ApiKeyColumns} FROM atp.find_api_key_by_id($1)", [keyId], ReadApiKey, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    public async Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken) =>
+        (await QueryPlatformAsync("SELECT atp.has_platform_admin_key()", [], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single();
+
+    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) =>
+        QueryAsync(tenantId, $"SELECT {ApiKeyColumns} FROM atp.api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", [tenantId], ReadApiKey, cancellationToken);
+
+    public async Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
+        await ExecuteAsync(
+            tenantId, "UPDATE atp.api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND key_id = $2",
+            [tenantId, keyId, revokedAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
+
+    public async Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
+        await ExecuteAsync(
+            tenantId, "UPDATE atp.api_keys SET expires_at = LEAST(COALESCE(expires_at, $3), $3) WHERE tenant_id = $1 AND key_id = $2",
+            [tenantId, keyId, expiresAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
+
+    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
+        _sequencer.AppendAsync(request, cancellationToken);
+
+    public async Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) =>
+        (await QueryAsync(
+            tenantId, "SELECT size, root FROM atp.tree_heads WHERE tenant_id = $1", [tenantId],
+            reader => new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1])), cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    public async Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken) =>
+        index > long.MaxValue
+            ? null
+            : (await QueryAsync(tenantId, $"SELECT {EntryColumns} FROM atp.log_entries WHERE tenant_id = $1 AND idx = $2", [tenantId, (long)index], ReadEntry, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    public async Task<LogEntry?> FindEventAsync(string tenantId, Guid eventId, CancellationToken cancellationToken) =>
+        (await QueryAsync(
+            tenantId, $"SELECT {EntryColumns} FROM atp.log_entries WHERE tenant_id = $1 AND event_id = $2 ORDER BY idx LIMIT 1",
+            [tenantId, eventId], ReadEntry, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    public Task<IReadOnlyList<LogEntry>> ListEntriesAsync(string tenantId, ulong fromIndex, int limit, CancellationToken cancellationToken) =>
+        fromIndex > long.MaxValue || limit <= 0
+            ? Task.FromResult<IReadOnlyList<LogEntry>>([])
+            : QueryAsync(
+                tenantId, $"SELECT {EntryColumns} FROM atp.log_entries WHERE tenant_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
+                [tenantId, (long)fromIndex, (long)limit], ReadEntry, cancellationToken);
+
+    public IMerkleNodeReader NodeReader(string tenantId) => new PostgresNodeReader(_dataSource, tenantId);
+
+    public Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken) =>
+        QueryPlatformAsync(
+            "SELECT tenant_id, size, root FROM atp.list_unsealed_logs()", [],
+            reader => new UnsealedLog(reader.GetString(0), new TreeHead((ulong)reader.GetInt64(1), new Hash((byte[])reader[2]))),
+            cancellationToken);
+
+    /// <summary>
+    /// Stores a checkpoint unless one for the same size exists. One sealer per tenant at a time across nodes: the
+    /// write holds the tenant's sealer advisory lock, and a node that finds it taken leaves the work to the holder
+    /// (its log stays unsealed, so the next pass seals it if the holder did not cover it).
+    /// </summary>
+    public async Task SaveCheckpointAsync(string tenantId, ulong size, string note, DateTimeOffset createdAt, CancellationToken cancellationToken) =>
+        await ExecuteAsync(
+            tenantId,
+            $"""
+            INSERT INTO atp.checkpoints (tenant_id, size, note, created_at)
+            SELECT $1, $2, $3, $4 WHERE pg_try_advisory_xact_lock({SealLock}, hashtext($1))
+            ON CONFLICT DO NOTHING
+            """,
+            [tenantId, (long)size, note, createdAt.UtcTicks], cancellationToken).ConfigureAwait(false);
+
+    public async Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken) =>
+        (await QueryAsync(
+            tenantId, "SELECT size, note, created_at FROM atp.checkpoints WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1", [tenantId],
+            reader => new StoredCheckpoint((ulong)reader.GetInt64(0), reader.GetString(1), Ticks(reader, 2)!.Value), cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    public async Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken) =>
+        (int)(await QueryPlatformAsync("SELECT atp.prune_idempotency_keys($1)", [before.UtcTicks], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false)).Single();
+
+    public async ValueTask DisposeAsync()
+    {
+        // The container may hand the same instance out under several service types and dispose it for each.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        await _sequencer.DisposeAsync().ConfigureAwait(false);
+        await _dataSource.DisposeAsync().ConfigureAwait(false);
+    }
+
+    // Rows of one tenant: the query runs in a transaction with atp.tenant_id set to that tenant.
+    private async Task<IReadOnlyList<T>> QueryAsync<T>(string tenantId, string sql, object?[] values, Func<NpgsqlDataReader, T> map, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = TenantScope.Batch(connection, tenantId, TenantScope.Command(sql, values));
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            rows.Add(map(reader));
+        }
+
+        return rows;
+    }
+
+    // A platform function (SECURITY DEFINER): no tenant is set, so nothing but what the function returns is visible.
+    private async Task<IReadOnlyList<T>> QueryPlatformAsync<T>(string sql, object?[] values, Func<NpgsqlDataReader, T> map, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value });
+        }
+
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            rows.Add(map(reader));
+        }
+
+        return rows;
+    }
+
+    // One statement as one tenant; the number of rows it changed.
+    private async Task<int> ExecuteAsync(string tenantId, string sql, object?[] values, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = TenantScope.Batch(connection, tenantId, TenantScope.Command(sql, values));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return batch.BatchCommands[1].RecordsAffected;
+    }
+
+    private static ApiKey ReadApiKey(NpgsqlDataReader reader) =>
+        new(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2),
+            reader.GetFieldValue<string[]>(3), (byte[])reader[4], Ticks(reader, 5)!.Value)
+        {
+            ExpiresAt = Ticks(reader, 6),
+            RevokedAt = Ticks(reader, 7),
+            SealedSigningSecret = reader.IsDBNull(8) ? null : (byte[])reader[8],
+        };
+
+    private static LogEntry ReadEntry(NpgsqlDataReader reader) =>
+        new((ulong)reader.GetInt64(0), reader.GetGuid(1), (byte[])reader[2], new Hash((byte[])reader[3]), Ticks(reader, 4)!.Value);
+
+    private static DateTimeOffset? Ticks(NpgsqlDataReader reader, int ordinal) =>
+        reader.IsDBNull(ordinal) ? null : new DateTimeOffset(reader.GetInt64(ordinal), TimeSpan.Zero);
+}

@@ -1,0 +1,29 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Atp.Storage.Postgres;
+
+/// <summary>Settings of the scale-out engine (<c>ConnectionStrings:Atp</c>, <c>ConnectionStrings:AtpAdmin</c>, <c>Atp:Postgres:*</c>).</summary>
+public sealed class PostgresStoreOptions
+{
+    /// <summary>The application role: owns nothing, has no BYPASSRLS; every query runs under row-level security.</summary>
+    [Required]
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>The owner role, optional: when given, the store applies migrations with it before opening.</summary>
+    public string? AdminConnectionString { get; set; }
+
+    /// <summary>Most entries one group commit writes; bounds transaction size and commit latency.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxEntriesPerCommit { get; set; } = 20_000;
+
+    /// <summary>
+    /// Most append requests one group commit takes. Each request runs in its own savepoint (a subtransaction);
+    /// PostgreSQL caches 64 subtransactions per backend, and past that every snapshot of every session gets slower.
+    /// </summary>
+    [Range(1, 64)]
+    public int MaxRequestsPerCommit { get; set; } = 60;
+
+    /// <summary>Append requests waiting for the sequencer before callers are slowed down.</summary>
+    [Range(1, 1_000_000)]
+    public int QueueCapacity { get; set; } = 10_000;
+}

@@ -1,0 +1,18 @@
+using Atp.Storage.Contract;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Atp.Storage.Postgres.Tests;
+
+/// <summary>
+/// The storage contract on the scale-out engine: a real PostgreSQL, connected as the application role (row-level
+/// security in force). The class's database is emptied after each test.
+/// </summary>
+public sealed class PostgresLogStoreContractTests(PostgresDatabase database) : LogStoreContract<PostgresStore>, IClassFixture<PostgresDatabase>
+{
+    protected override Task<PostgresStore> OpenStoreAsync(TimeProvider clock) =>
+        Task.FromResult(new PostgresStore(
+            Options.Create(new PostgresStoreOptions { ConnectionString = database.AppConnectionString }), clock, NullLogger<PostgresStore>.Instance));
+
+    protected override Task DeleteStorageAsync() => database.TruncateAsync();
+}
