@@ -9,6 +9,18 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 2
 fi
 
+# The PostgreSQL engine's tests start their own throwaway server (initdb + pg_ctl in a temporary directory, on its own
+# socket), so they need only the server binaries; the cluster Debian's package may create and start is never used.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian's postgresql package for the PostgreSQL engine's tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+      || echo "Could not install postgresql: the PostgreSQL tests will fail." >&2
+  else
+    echo "PostgreSQL server binaries are missing: the PostgreSQL tests will fail. Install: apt-get install -y postgresql" >&2
+  fi
+fi
+
 results="TestResults"
 rm -rf "$results"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

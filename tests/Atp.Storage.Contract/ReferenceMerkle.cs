@@ -6,7 +6,7 @@ namespace Atp.Storage.Contract;
 /// RFC 9162 §2.1.1 MTH transcribed as the recursive definition reads, over the whole list of leaf bytes: deliberately
 /// naive, so a store's tree head is checked against something that shares no code path with its sequencer.
 /// </summary>
-internal static class ReferenceMerkle
+public static class ReferenceMerkle
 {
     public static Hash Root(IReadOnlyList<byte[]> leaves) => Mth(leaves, 0, leaves.Count);
 

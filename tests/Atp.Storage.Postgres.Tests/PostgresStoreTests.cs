@@ -1,0 +1,191 @@
+using System.Collections.Concurrent;
+using Atp.Core.Storage;
+using Atp.Core.Tenants;
+using Atp.Storage.Contract;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Atp.Storage.Postgres.Tests;
+
+/// <summary>What only the scale-out engine promises: migrations and their roles, many nodes on one database, the sealer lock.</summary>
+public sealed class PostgresStoreTests : IAsyncLifetime
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+    private readonly List<PostgresStore> _stores = [];
+    private PostgresServer _server = null!;
+    private string _database = "";
+
+    private string AppConnectionString => _server.ConnectionString(_database, PostgresServer.AppRole);
+
+    private string OwnerConnectionString => _server.ConnectionString(_database, PostgresServer.OwnerRole);
+
+    public async Task InitializeAsync()
+    {
+        _server = await PostgresServer.GetAsync();
+        _database = await _server.CreateDatabaseAsync(migrated: false);
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var store in _stores)
+        {
+            await store.DisposeAsync();
+        }
+
+        await _server.DropDatabaseAsync(_database);
+    }
+
+    [Fact]
+    public void Refuses_a_database_without_the_schema_and_says_how_to_create_it()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => Open());
+
+        Assert.Contains("atp admin migrate", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Migrates_at_start_with_the_admin_connection_and_again_idempotently()
+    {
+        var first = Open(admin: true);
+        Assert.True(await first.TryCreateTenantAsync(NewTenant("acme"), None));
+
+        // A second node starting with the admin connection, and an explicit migrate: nothing changes, nothing is lost.
+        Open(admin: true);
+        Assert.Equal(PostgresSchema.CurrentVersion, PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole));
+
+        Assert.Equal(1L, await OwnerScalarAsync("SELECT count(*) FROM atp.schema_version"));
+        Assert.NotNull(await first.GetTenantAsync("acme", None));
+    }
+
+    [Fact]
+    public async Task Refuses_a_schema_newer_than_it_knows_both_to_open_and_to_migrate()
+    {
+        PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole);
+        await OwnerScalarAsync("INSERT INTO atp.schema_version (version) VALUES (99)");
+
+        var open = Assert.Throws<InvalidOperationException>(() => Open());
+        var migrate = Assert.Throws<InvalidOperationException>(() => PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole));
+
+        Assert.Contains("newer", open.Message, StringComparison.Ordinal);
+        Assert.Contains("newer", migrate.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Refuses_to_run_as_a_role_that_row_level_security_does_not_hold()
+    {
+        PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole);
+
+        var asOwner = Assert.Throws<InvalidOperationException>(() => Open(connectionString: OwnerConnectionString));
+        var asSuperuser = Assert.Throws<InvalidOperationException>(() => Open(connectionString: _server.ConnectionString(_database, "postgres")));
+
+        Assert.Contains("bypasses row-level security", asOwner.Message, StringComparison.Ordinal);
+        Assert.Contains("bypasses row-level security", asSuperuser.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_acknowledged_append_is_committed_when_the_call_returns()
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
+
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("durable", DateTimeOffset.UnixEpoch)], null), None));
+
+        // Read on a separate connection: what another node sees after the receipt.
+        Assert.Equal(1L, await OwnerScalarAsync("SELECT count(*) FROM atp.log_entries WHERE tenant_id = 'acme'"));
+        Assert.Equal(1L, await OwnerScalarAsync("SELECT size FROM atp.tree_heads WHERE tenant_id = 'acme'"));
+        Assert.Equal(1L, await OwnerScalarAsync("SELECT count(*) FROM atp.outbox WHERE tenant_id = 'acme' AND first_idx = 0 AND last_idx = 0"));
+    }
+
+    [Fact]
+    public async Task Two_nodes_appending_to_the_same_tenants_keep_every_log_gap_free_and_every_receipt_true()
+    {
+        var nodes = new[] { Open(admin: true), Open() };
+        string[] tenants = ["tenant-a", "tenant-b", "tenant-c"];
+        foreach (var tenant in tenants)
+        {
+            Assert.True(await nodes[0].TryCreateTenantAsync(NewTenant(tenant), None));
+        }
+
+        var results = new ConcurrentBag<(string Tenant, PendingEntry[] Entries, IReadOnlyList<Receipt> Receipts)>();
+        var workers = Enumerable.Range(0, 16).Select(worker => Task.Run(async () =>
+        {
+            var random = new Random(worker);
+            var node = nodes[worker % 2];
+            for (var i = 0; i < 40; i++)
+            {
+                var tenant = tenants[random.Next(tenants.Length)];
+                var entries = Enumerable.Range(0, random.Next(1, 6)).Select(j => TestEntries.Create($"w{worker}-{i}-{j}", DateTimeOffset.UnixEpoch)).ToArray();
+                var appended = Assert.IsType<Appended>(await node.AppendAsync(new AppendRequest(tenant, entries, null), None));
+                results.Add((tenant, entries, appended.Receipts));
+            }
+        }));
+        await Task.WhenAll(workers);
+
+        foreach (var tenant in tenants)
+        {
+            var mine = results.Where(r => r.Tenant == tenant).ToList();
+            var stored = await nodes[1].ListEntriesAsync(tenant, 0, int.MaxValue, None);
+            Assert.Equal(Enumerable.Range(0, mine.Sum(r => r.Entries.Length)).Select(i => (ulong)i), stored.Select(e => e.Index));
+            foreach (var (_, entries, receipts) in mine)
+            {
+                for (var i = 0; i < entries.Length; i++)
+                {
+                    Assert.Equal(entries[i].EventId, stored[(int)receipts[i].Index].EventId);
+                    Assert.Equal(entries[i].LeafHash, receipts[i].LeafHash);
+                }
+            }
+
+            var head = (await nodes[0].GetTreeHeadAsync(tenant, None))!;
+            Assert.Equal((ulong)stored.Count, head.Size);
+            Assert.Equal(ReferenceMerkle.Root(stored.Select(e => e.Leaf).ToList()), head.Root);
+        }
+    }
+
+    [Fact]
+    public async Task A_checkpoint_is_left_to_the_node_holding_the_tenants_sealer_lock()
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
+
+        // Another node sealing acme: it holds the tenant's sealer lock for its transaction.
+        await using (var other = new NpgsqlConnection(AppConnectionString))
+        {
+            await other.OpenAsync();
+            await using var transaction = await other.BeginTransactionAsync();
+            await using var lockIt = new NpgsqlCommand("SELECT pg_advisory_xact_lock(1635020915, hashtext('acme'))", other);
+            await lockIt.ExecuteNonQueryAsync();
+
+            await store.SaveCheckpointAsync("acme", 0, "while locked", DateTimeOffset.UnixEpoch, None);
+            Assert.Null(await store.GetLatestCheckpointAsync("acme", None));
+        }
+
+        await store.SaveCheckpointAsync("acme", 0, "after", DateTimeOffset.UnixEpoch, None);
+        Assert.Equal("after", (await store.GetLatestCheckpointAsync("acme", None))!.Note);
+    }
+
+    private PostgresStore Open(bool admin = false, string? connectionString = null)
+    {
+        var store = new PostgresStore(
+            Options.Create(new PostgresStoreOptions
+            {
+                ConnectionString = connectionString ?? AppConnectionString,
+                AdminConnectionString = admin ? OwnerConnectionString : null,
+            }),
+            TimeProvider.System,
+            NullLogger<PostgresStore>.Instance);
+        _stores.Add(store);
+        return store;
+    }
+
+    private async Task<object?> OwnerScalarAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(OwnerConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync();
+    }
+
+    private static Tenant NewTenant(string id) =>
+        new(id, id, Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UnixEpoch);
+}
