@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Atp.Cli.Admin;
 using Atp.Cli.Keys;
 using Atp.Cli.Verify;
 
@@ -12,6 +13,7 @@ internal static class AtpCommand
         var root = new RootCommand("ATP (Audit Trail Platform) command line: offline verification and key management.");
         root.Subcommands.Add(KeygenCommand.Create());
         root.Subcommands.Add(VerifyCommand.Create());
+        root.Subcommands.Add(AdminCommand.Create());
         return root;
     }
 

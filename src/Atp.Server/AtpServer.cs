@@ -4,8 +4,8 @@ using Atp.Server.Events;
 using Atp.Server.Gateway;
 using Atp.Server.Health;
 using Atp.Server.Integrity;
+using Atp.Server.Storage;
 using Atp.Server.Tenants;
-using Atp.Storage.Sqlite;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -31,9 +31,8 @@ public static class AtpServer
         services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDirectory, "dataprotection")));
         services.AddOptions<AtpOptions>().BindConfiguration(AtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
-        services.AddAtpSqliteStorage();
-        services.AddOptions<SqliteStoreOptions>().Configure<IOptions<AtpOptions>>((sqlite, atp) => sqlite.DataDirectory = atp.Value.DataDirectory);
-        services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<SqliteStore>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddAtpStorage(builder.Configuration);
+        services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IngestionService>();
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
         services.AddSingleton<CheckpointSealer>();
@@ -71,7 +70,7 @@ public static class AtpServer
     public static async Task InitializeAsync(WebApplication app, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(app);
-        _ = app.Services.GetRequiredService<SqliteStore>();
+        _ = app.Services.GetRequiredService<StorageEngine>();
         _ = app.Services.GetRequiredService<ISigningKeyProvider>();
         await BootstrapAdmin.EnsureAsync(app.Services, cancellationToken).ConfigureAwait(false);
     }

@@ -15,9 +15,17 @@ internal static class CliRun
     }
 
     /// <summary>Runs the built <c>atp</c> executable as a separate process, as a user's shell would.</summary>
-    public static async Task<CliResult> ProcessAsync(params string[] args)
+    public static Task<CliResult> ProcessAsync(params string[] args) => ProcessAsync(new Dictionary<string, string>(), args);
+
+    /// <summary>Runs the built <c>atp</c> executable with extra environment variables.</summary>
+    public static async Task<CliResult> ProcessAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "atp.dll"));
         foreach (var arg in args)
         {

@@ -1,16 +1,16 @@
 using Atp.Core.Storage;
 using Atp.Server.Integrity;
-using Atp.Storage.Sqlite;
+using Atp.Server.Storage;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Atp.Server.Health;
 
 /// <summary>Ready = the store answers and its writer runs, the signing key is loaded, and the sealer is keeping up.</summary>
-internal sealed class ReadinessCheck(SqliteStore store, ISigningKeyProvider keys, CheckpointSealer sealer, TimeProvider clock) : IHealthCheck
+internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISigningKeyProvider keys, CheckpointSealer sealer, TimeProvider clock) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        if (!store.IsWriterRunning)
+        if (!engine.IsWriterRunning)
         {
             return HealthCheckResult.Unhealthy("The log writer has stopped.");
         }
@@ -19,7 +19,7 @@ internal sealed class ReadinessCheck(SqliteStore store, ISigningKeyProvider keys
         {
             await store.GetTreeHeadAsync("readiness-probe", cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException)
+        catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException or IOException or TimeoutException)
         {
             return HealthCheckResult.Unhealthy("The store does not answer.");
         }
