@@ -31,6 +31,11 @@ dotnet test Atp.slnx -c Release --no-build --nologo \
   --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
 status=$?
 
+# The HTTP suite and the crash test once more, on PostgreSQL (tests marked Engine=postgres always run on it, above).
+ATP_TEST_STORAGE=postgres dotnet test tests/Atp.Server.Tests -c Release --no-build --nologo --filter "Engine!=postgres" \
+  --logger "trx;LogFileName=Atp.Server.Tests.postgres.trx" --logger "console;verbosity=normal" --results-directory "$results" "$@" \
+  || status=1
+
 passed=0; failed=0
 for trx in "$results"/*.trx; do
   [ -f "$trx" ] || continue

@@ -17,7 +17,7 @@ internal sealed class ChildServer : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
-    public static async Task<ChildServer> StartAsync(string dataDirectory, string adminKey)
+    public static async Task<ChildServer> StartAsync(string dataDirectory, string adminKey, IReadOnlyList<string>? storageArguments = null)
     {
         var port = FreePort();
         var start = new ProcessStartInfo("dotnet")
@@ -35,7 +35,7 @@ internal sealed class ChildServer : IAsyncDisposable
             "--Atp:Integrity:CheckpointInterval=00:00:00.050",
             "--Atp:Origin=atp.test/crash-cell-1",
             "--Logging:LogLevel:Default=Warning",
-        })
+        }.Concat(storageArguments ?? []))
         {
             start.ArgumentList.Add(arg);
         }

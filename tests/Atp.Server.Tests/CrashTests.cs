@@ -33,9 +33,10 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
             var receipts = new ConcurrentBag<(string Tenant, Guid Id, ulong Index, string LeafHash)>();
             var checkpoints = new ConcurrentBag<(string Tenant, string Note)>();
             var keys = new Dictionary<string, string>();
+            var storage = await TestStorage.NewStoreArgumentsAsync();
             NoteVerifier verifier;
 
-            await using (var server = await ChildServer.StartAsync(directory, adminKey))
+            await using (var server = await ChildServer.StartAsync(directory, adminKey, storage))
             {
                 using var admin = Client(server.BaseAddress, adminKey);
                 verifier = NoteVerifier.Parse((await admin.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!);
@@ -59,7 +60,7 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.False(receipts.IsEmpty, "no receipt was returned before the crash: the test proved nothing");
             output.WriteLine($"seed {seed}: {receipts.Count} receipted events, {checkpoints.Select(c => c.Note).Distinct().Count()} distinct checkpoints before the kill");
 
-            await using (var restarted = await ChildServer.StartAsync(directory, adminKey))
+            await using (var restarted = await ChildServer.StartAsync(directory, adminKey, storage))
             {
                 foreach (var tenant in Tenants)
                 {
@@ -198,7 +199,7 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
         }
     }
 
-    private static async Task<List<(ulong Index, Guid Id, string LeafHash)>> ListAllAsync(HttpClient client, string tenant)
+    internal static async Task<List<(ulong Index, Guid Id, string LeafHash)>> ListAllAsync(HttpClient client, string tenant)
     {
         var entries = new List<(ulong, Guid, string)>();
         string? cursor = null;
@@ -215,7 +216,7 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
         return entries;
     }
 
-    private static HttpClient Client(Uri baseAddress, string key)
+    internal static HttpClient Client(Uri baseAddress, string key)
     {
         var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(10) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);

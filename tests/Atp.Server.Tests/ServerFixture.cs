@@ -17,15 +17,20 @@ namespace Atp.Server.Tests;
 /// </summary>
 public sealed class ServerFixture : IAsyncDisposable
 {
+    private readonly string[] _storageArguments;
     private WebApplication? _app;
 
-    private ServerFixture(string dataDirectory, string? adminKey)
+    private ServerFixture(string dataDirectory, string? adminKey, string[] storageArguments)
     {
         DataDirectory = dataDirectory;
         AdminKey = adminKey;
+        _storageArguments = storageArguments;
     }
 
     public string DataDirectory { get; }
+
+    /// <summary>The arguments selecting this server's store (<see cref="TestStorage"/>); empty for SQLite.</summary>
+    public IReadOnlyList<string> StorageArguments => _storageArguments;
 
     public string? AdminKey { get; private set; }
 
@@ -40,7 +45,8 @@ public sealed class ServerFixture : IAsyncDisposable
     {
         var fixture = new ServerFixture(
             dataDirectory ?? Directory.CreateTempSubdirectory("atp-server-").FullName,
-            withAdminKey ? ApiKeyFormat.Generate() : null);
+            withAdminKey ? ApiKeyFormat.Generate() : null,
+            await TestStorage.NewStoreArgumentsAsync());
         await fixture.StartAppAsync(checkpointInterval);
         return fixture;
     }
@@ -140,6 +146,7 @@ public sealed class ServerFixture : IAsyncDisposable
             $"--Atp:Region={Region}",
             "--Logging:LogLevel:Default=Warning",
         };
+        args.AddRange(_storageArguments);
         if (AdminKey is not null)
         {
             args.Add($"--Atp:Bootstrap:AdminKey={AdminKey}");
