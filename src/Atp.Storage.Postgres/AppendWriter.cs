@@ -1,4 +1,3 @@
-using Atp.Core.Events;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Npgsql;
@@ -41,7 +40,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         }
 
         AppendOutcome? early = null;
-        var existing = new Dictionary<Guid, (ulong Index, Hash LeafHash, byte[] Leaf)>();
+        var existing = new Dictionary<Guid, StoredEvent>();
         await using (var reader = await lookups.ExecuteReaderAsync().ConfigureAwait(false))
         {
             // The reader starts on the first statement that returns rows (set_config; SAVEPOINT returns none).
@@ -62,7 +61,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
             {
                 while (await reader.ReadAsync().ConfigureAwait(false))
                 {
-                    existing[reader.GetGuid(0)] = ((ulong)reader.GetInt64(1), new Hash((byte[])reader[2]), (byte[])reader[3]);
+                    existing[reader.GetGuid(0)] = new StoredEvent((ulong)reader.GetInt64(1), new Hash((byte[])reader[2]), (byte[])reader[3]);
                 }
             }
         }
@@ -116,30 +115,14 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
-    // Re-sent events (same client-assigned id, same content) get their original receipt; a different event under a
-    // used id is refused. The stored side's content hash is derived from its leaf, only when ids meet.
-    private AppendOutcome Stage(AppendRequest request, Dictionary<Guid, (ulong Index, Hash LeafHash, byte[] Leaf)> existing, CompactRange tree, out EntryRows? rows)
+    // Re-sent events keep their original receipt (ResentEvents); the new ones get the next indexes of the tree.
+    private AppendOutcome Stage(AppendRequest request, Dictionary<Guid, StoredEvent> existing, CompactRange tree, out EntryRows? rows)
     {
         rows = null;
         var receipts = new Receipt?[request.Entries.Count];
-        var seen = new HashSet<Guid>();
-        for (var i = 0; i < request.Entries.Count; i++)
+        if (ResentEvents.Match(request.Entries, id => existing.TryGetValue(id, out var stored) ? stored : null, receipts) is { } conflict)
         {
-            var entry = request.Entries[i];
-            if (!seen.Add(entry.EventId))
-            {
-                return new EventIdConflict(entry.EventId, i);
-            }
-
-            if (entry.ClientAssignedId && existing.TryGetValue(entry.EventId, out var stored))
-            {
-                if (entry.ContentHash is not { } contentHash || LeafWriter.ContentHashOfLeaf(stored.Leaf) != contentHash)
-                {
-                    return new EventIdConflict(entry.EventId, i);
-                }
-
-                receipts[i] = new Receipt(entry.EventId, stored.Index, stored.LeafHash);
-            }
+            return conflict;
         }
 
         var fresh = receipts.Count(r => r is null);

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Microsoft.Extensions.Logging;
@@ -18,11 +17,12 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     private readonly PostgresStoreOptions _options;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
-    private readonly Channel<PendingAppend> _queue;
+    private readonly GroupCommit _queue;
 
     // The last tree this node committed per tenant; trusted only while the locked head still has its size and root.
     private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
     private readonly Task _loop;
+    private NpgsqlConnection? _connection; // the writer's own; reopened after a failure
 
     public PostgresSequencer(NpgsqlDataSource dataSource, PostgresStoreOptions options, TimeProvider clock, ILogger logger)
     {
@@ -30,35 +30,18 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         _options = options;
         _clock = clock;
         _logger = logger;
-        _queue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(options.QueueCapacity)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        _queue = new GroupCommit(options.QueueCapacity);
         _loop = Task.Run(RunAsync);
     }
 
     public bool IsRunning => !_loop.IsCompleted;
 
-    public async Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
-    {
-        var pending = new PendingAppend(request);
-        try
-        {
-            await _queue.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException e)
-        {
-            throw new StoreUnavailableException("The log writer has stopped; nothing was stored.", e);
-        }
-
-        // Once queued the append may commit; a caller that stops waiting does not undo it.
-        return await pending.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
+    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
+        _queue.AppendAsync(request, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
-        _queue.Writer.TryComplete();
+        _queue.Complete();
         try
         {
             await _loop.ConfigureAwait(false);
@@ -71,85 +54,66 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var batch = new List<PendingAppend>();
         try
         {
-            await WriteLoopAsync(batch).ConfigureAwait(false);
+            await WriteLoopAsync().ConfigureAwait(false);
         }
         catch (Exception e)
         {
             // A bug: stop writing rather than guess, and tell every waiting caller that its append is not stored.
             LogWriterStopped(_logger, e);
-            _queue.Writer.TryComplete(e);
-            var failure = new StoreUnavailableException("The log writer has stopped; nothing of this append was stored.", e);
-            foreach (var pending in batch)
-            {
-                pending.Completion.TrySetException(failure);
-            }
-
-            while (_queue.Reader.TryRead(out var queued))
-            {
-                queued.Completion.TrySetException(failure);
-            }
-
+            _queue.Stop(e);
             throw;
         }
     }
 
-    private async Task WriteLoopAsync(List<PendingAppend> batch)
+    private async Task WriteLoopAsync()
     {
-        NpgsqlConnection? connection = null;
         try
         {
-            while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
-            {
-                batch.Clear();
-                var entries = 0;
-                while (entries < _options.MaxEntriesPerCommit && batch.Count < _options.MaxRequestsPerCommit && _queue.Reader.TryRead(out var next))
-                {
-                    batch.Add(next);
-                    entries += next.Request.Entries.Count;
-                }
-
-                try
-                {
-                    // A broken connection (database restart, network) fails only the batch it broke; the next batch
-                    // opens a new one.
-                    if (connection is null || connection.FullState != System.Data.ConnectionState.Open)
-                    {
-                        if (connection is not null)
-                        {
-                            await connection.DisposeAsync().ConfigureAwait(false);
-                            connection = null;
-                        }
-
-                        connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
-                    }
-
-                    await CommitAsync(connection, batch).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
-                {
-                    // Nothing of this batch is durable (a commit that fails, or whose outcome is unknown, is reported
-                    // as not stored; the client's retry with its Idempotency-Key or event ids cannot store twice).
-                    LogCommitFailed(_logger, batch.Count, e);
-                    foreach (var pending in batch)
-                    {
-                        pending.Completion.TrySetException(new StoreUnavailableException("The log store could not commit the append.", e));
-                    }
-                }
-            }
+            await _queue.RunAsync(CommitBatchAsync, _options.MaxEntriesPerCommit, _options.MaxRequestsPerCommit).ConfigureAwait(false);
         }
         finally
         {
-            if (connection is not null)
+            if (_connection is not null)
             {
-                await connection.DisposeAsync().ConfigureAwait(false);
+                await _connection.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
 
-    private async Task CommitAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    private async Task CommitBatchAsync(IReadOnlyList<PendingAppend> batch)
+    {
+        try
+        {
+            // A broken connection (database restart, network) fails only the batch it broke; the next batch opens a
+            // new one.
+            if (_connection is not { FullState: System.Data.ConnectionState.Open })
+            {
+                if (_connection is not null)
+                {
+                    await _connection.DisposeAsync().ConfigureAwait(false);
+                    _connection = null;
+                }
+
+                _connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
+            }
+
+            await CommitAsync(_connection, batch).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+        {
+            // Nothing of this batch is durable (a commit that fails, or whose outcome is unknown, is reported as not
+            // stored; the client's retry with its Idempotency-Key or event ids cannot store twice).
+            LogCommitFailed(_logger, batch.Count, e);
+            foreach (var pending in batch)
+            {
+                pending.Fail(new StoreUnavailableException("The log store could not commit the append.", e));
+            }
+        }
+    }
+
+    private async Task CommitAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch)
     {
         var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
         await using (var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false))
@@ -189,14 +153,7 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
 
         foreach (var pending in batch)
         {
-            if (pending.Failure is { } failure)
-            {
-                pending.Completion.TrySetException(failure);
-            }
-            else
-            {
-                pending.Completion.TrySetResult(pending.Outcome!);
-            }
+            pending.Settle();
         }
     }
 
@@ -283,15 +240,4 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Group commit of {Requests} append requests failed; none was stored")]
     private static partial void LogCommitFailed(ILogger logger, int requests, Exception exception);
-
-    private sealed class PendingAppend(AppendRequest request)
-    {
-        public AppendRequest Request { get; } = request;
-
-        public TaskCompletionSource<AppendOutcome> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public AppendOutcome? Outcome { get; set; }
-
-        public Exception? Failure { get; set; }
-    }
 }

@@ -92,12 +92,12 @@ internal sealed class BatchWriter : IDisposable
 
     public void UpdateTreeHead(string tenantId, ulong size, Hash root) => Run(_updateHead, tenantId, (long)size, root.ToArray());
 
-    public (ulong Index, Hash LeafHash, byte[] Leaf)? FindEvent(long tenantNumber, Guid eventId)
+    public StoredEvent? FindEvent(long tenantNumber, Guid eventId)
     {
         SetParameters(_findEvent, eventId.ToByteArray(bigEndian: true), LogRowId.First(tenantNumber), LogRowId.Last(tenantNumber));
         using var reader = _findEvent.ExecuteReader();
         return reader.Read()
-            ? (LogRowId.IndexOf(reader.GetInt64(0)), new Hash((byte[])reader[1]), (byte[])reader[2])
+            ? new StoredEvent(LogRowId.IndexOf(reader.GetInt64(0)), new Hash((byte[])reader[1]), (byte[])reader[2])
             : null;
     }
 

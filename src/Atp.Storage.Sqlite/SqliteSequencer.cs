@@ -1,6 +1,4 @@
 using System.Text.Json;
-using System.Threading.Channels;
-using Atp.Core.Events;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Microsoft.Data.Sqlite;
@@ -20,7 +18,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     private readonly SqliteStoreOptions _options;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
-    private readonly Channel<PendingAppend> _queue;
+    private readonly GroupCommit _queue;
     private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
     private readonly TenantNumbers _tenantNumbers;
     private readonly Task _loop;
@@ -33,36 +31,18 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         _options = options;
         _clock = clock;
         _logger = logger;
-        _queue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(options.QueueCapacity)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
+        _queue = new GroupCommit(options.QueueCapacity);
         _loop = Task.Run(RunAsync);
     }
 
     public bool IsRunning => !_loop.IsCompleted;
 
-    public async Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
-    {
-        var pending = new PendingAppend(request);
-        try
-        {
-            await _queue.Writer.WriteAsync(pending, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ChannelClosedException e)
-        {
-            throw new StoreUnavailableException("The log writer has stopped; nothing was stored.", e);
-        }
-
-
-        // Once queued the append may commit; a caller that stops waiting does not undo it.
-        return await pending.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
+    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
+        _queue.AppendAsync(request, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
-        _queue.Writer.TryComplete();
+        _queue.Complete();
         try
         {
             await _loop.ConfigureAwait(false);
@@ -77,33 +57,21 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var batch = new List<PendingAppend>();
         try
         {
-            await WriteLoopAsync(batch).ConfigureAwait(false);
+            await WriteLoopAsync().ConfigureAwait(false);
         }
         catch (Exception e)
         {
             // A bug or a broken environment: stop writing rather than guess, and tell every waiting caller that its
             // append is not stored. Readiness reports the stopped writer.
             LogWriterStopped(_logger, e);
-            _queue.Writer.TryComplete(e);
-            var failure = new StoreUnavailableException("The log writer has stopped; nothing of this append was stored.", e);
-            foreach (var pending in batch)
-            {
-                pending.Completion.TrySetException(failure);
-            }
-
-            while (_queue.Reader.TryRead(out var queued))
-            {
-                queued.Completion.TrySetException(failure);
-            }
-
+            _queue.Stop(e);
             throw;
         }
     }
 
-    private async Task WriteLoopAsync(List<PendingAppend> batch)
+    private async Task WriteLoopAsync()
     {
         using var connection = _connections.Open();
 
@@ -115,24 +83,17 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         }
 
         using var writer = new BatchWriter(connection, _tenantNumbers);
-        while (await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
-        {
-            batch.Clear();
-            var entries = 0;
-            while (entries < _options.MaxEntriesPerCommit && _queue.Reader.TryRead(out var next))
-            {
-                batch.Add(next);
-                entries += next.Request.Entries.Count;
-            }
-
-            if (batch.Count > 0)
+        await _queue.RunAsync(
+            batch =>
             {
                 Commit(connection, writer, batch);
-            }
-        }
+                return Task.CompletedTask;
+            },
+            _options.MaxEntriesPerCommit,
+            int.MaxValue).ConfigureAwait(false);
     }
 
-    private void Commit(SqliteConnection connection, BatchWriter writer, List<PendingAppend> batch)
+    private void Commit(SqliteConnection connection, BatchWriter writer, IReadOnlyList<PendingAppend> batch)
     {
         var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
         try
@@ -159,7 +120,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             LogCommitFailed(_logger, batch.Count, e);
             foreach (var pending in batch)
             {
-                pending.Completion.TrySetException(new StoreUnavailableException("The log store could not commit the append.", e));
+                pending.Fail(new StoreUnavailableException("The log store could not commit the append.", e));
             }
 
             return;
@@ -172,14 +133,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
         foreach (var pending in batch)
         {
-            if (pending.Failure is { } failure)
-            {
-                pending.Completion.TrySetException(failure);
-            }
-            else
-            {
-                pending.Completion.TrySetResult(pending.Outcome!);
-            }
+            pending.Settle();
         }
     }
 
@@ -225,28 +179,11 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             }
         }
 
-        // Re-sent events (same client-assigned id, same content) get their original receipt; a different event under
-        // a used id is refused. The stored side's content hash is derived from its leaf, only when ids meet.
         var tenantNumber = writer.TenantNumber(request.TenantId) ?? throw new InvalidOperationException($"Tenant '{request.TenantId}' has no log.");
         var receipts = new Receipt?[request.Entries.Count];
-        var seen = new HashSet<Guid>();
-        for (var i = 0; i < request.Entries.Count; i++)
+        if (ResentEvents.Match(request.Entries, id => writer.FindEvent(tenantNumber, id), receipts) is { } conflict)
         {
-            var entry = request.Entries[i];
-            if (!seen.Add(entry.EventId))
-            {
-                return new EventIdConflict(entry.EventId, i);
-            }
-
-            if (entry.ClientAssignedId && writer.FindEvent(tenantNumber, entry.EventId) is { } existing)
-            {
-                if (entry.ContentHash is not { } contentHash || LeafWriter.ContentHashOfLeaf(existing.Leaf) != contentHash)
-                {
-                    return new EventIdConflict(entry.EventId, i);
-                }
-
-                receipts[i] = new Receipt(entry.EventId, existing.Index, existing.LeafHash);
-            }
+            return conflict;
         }
 
         var tree = StagedTree(writer, request.TenantId, tenantNumber, staged);
@@ -310,17 +247,6 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Group commit of {Requests} append requests failed; none was stored")]
     private static partial void LogCommitFailed(ILogger logger, int requests, Exception exception);
-
-    private sealed class PendingAppend(AppendRequest request)
-    {
-        public AppendRequest Request { get; } = request;
-
-        public TaskCompletionSource<AppendOutcome> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public AppendOutcome? Outcome { get; set; }
-
-        public Exception? Failure { get; set; }
-    }
 }
 
 

@@ -85,19 +85,7 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
 
                     foreach (var note in checkpoints.Where(c => c.Tenant == tenant).Select(c => c.Note).Distinct())
                     {
-                        var opened = Checkpoint.Open(Encoding.UTF8.GetBytes(note), [verifier], out var before);
-                        Assert.True(opened.IsValid, opened.Failure);
-                        Assert.True(before!.Size <= latest.Size, $"a checkpoint signed before the crash ({before.Size}) is ahead of the log after it ({latest.Size})");
-                        if (before.Size == 0)
-                        {
-                            Assert.Equal(MerkleHasher.EmptyRoot, before.Root);
-                            continue;
-                        }
-
-                        var proof = await client.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/log/proof/consistency?from={before.Size}&to={latest.Size}");
-                        var hashes = proof.GetProperty("hashes").EnumerateArray().Select(h => new Hash(Convert.FromBase64String(h.GetString()!))).ToArray();
-                        var result = ConsistencyProof.Verify(before.Size, latest.Size, hashes, before.Root, latest.Root);
-                        Assert.True(result.IsValid, $"{tenant}: checkpoint {before.Size} is not consistent with {latest.Size}: {result.Failure}");
+                        await AssertConsistentAsync(client, tenant, note, verifier, latest);
                     }
                 }
             }
@@ -197,6 +185,24 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
                 client.Dispose();
             }
         }
+    }
+
+    /// <summary>The signed checkpoint <paramref name="note"/> is a prefix of <paramref name="latest"/>: verified with a consistency proof from the server.</summary>
+    internal static async Task AssertConsistentAsync(HttpClient client, string tenant, string note, NoteVerifier verifier, Checkpoint latest)
+    {
+        var opened = Checkpoint.Open(Encoding.UTF8.GetBytes(note), [verifier], out var before);
+        Assert.True(opened.IsValid, opened.Failure);
+        Assert.True(before!.Size <= latest.Size, $"a checkpoint signed earlier ({before.Size}) is ahead of the log now ({latest.Size})");
+        if (before.Size == 0)
+        {
+            Assert.Equal(MerkleHasher.EmptyRoot, before.Root);
+            return;
+        }
+
+        var proof = await client.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/log/proof/consistency?from={before.Size}&to={latest.Size}");
+        var hashes = proof.GetProperty("hashes").EnumerateArray().Select(h => new Hash(Convert.FromBase64String(h.GetString()!))).ToArray();
+        var result = ConsistencyProof.Verify(before.Size, latest.Size, hashes, before.Root, latest.Root);
+        Assert.True(result.IsValid, $"{tenant}: checkpoint {before.Size} is not consistent with {latest.Size}: {result.Failure}");
     }
 
     internal static async Task<List<(ulong Index, Guid Id, string LeafHash)>> ListAllAsync(HttpClient client, string tenant)

@@ -80,18 +80,7 @@ public sealed class TwoNodeTests(Xunit.Abstractions.ITestOutputHelper output)
                 Assert.True(seen.Count > 1, $"{tenant}: only {seen.Count} checkpoint(s) seen during ingest; the consistency check would prove little");
                 foreach (var note in seen)
                 {
-                    var opened = Checkpoint.Open(Encoding.UTF8.GetBytes(note), [verifier], out var before);
-                    Assert.True(opened.IsValid, opened.Failure);
-                    if (before!.Size == 0)
-                    {
-                        Assert.Equal(MerkleHasher.EmptyRoot, before.Root);
-                        continue;
-                    }
-
-                    var proof = await reader.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/log/proof/consistency?from={before.Size}&to={latest.Size}");
-                    var hashes = proof.GetProperty("hashes").EnumerateArray().Select(h => new Hash(Convert.FromBase64String(h.GetString()!))).ToArray();
-                    var result = ConsistencyProof.Verify(before.Size, latest.Size, hashes, before.Root, latest.Root);
-                    Assert.True(result.IsValid, $"{tenant}: checkpoint {before.Size} is not consistent with {latest.Size}: {result.Failure}");
+                    await CrashTests.AssertConsistentAsync(reader, tenant, note, verifier, latest);
                 }
 
                 output.WriteLine($"{tenant}: {entries.Count} entries, {seen.Count} distinct checkpoints checked");
