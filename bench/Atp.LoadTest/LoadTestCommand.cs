@@ -16,7 +16,11 @@ internal sealed record LoadTestSettings(
     bool BaselineOnly,
     bool NoBaseline,
     string? ServerDll,
-    int ProgressSeconds);
+    int ProgressSeconds,
+    string Engine = "sqlite",
+    string? PgConnection = null,
+    string? PgAdminConnection = null,
+    bool Marten = false);
 
 /// <summary>Command line of the load generator.</summary>
 internal static class LoadTestCommand
@@ -40,9 +44,13 @@ internal static class LoadTestCommand
         var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip the SQLite baseline." };
         var serverDll = new Option<string?>("--server-dll") { Description = "Atp.Server.dll to start (default: the build output of src/Atp.Server in the same configuration)." };
         var progress = new Option<int>("--progress") { Description = "Seconds between progress lines (0: none).", DefaultValueFactory = _ => 5 };
+        var engine = new Option<string>("--engine") { Description = "Storage engine of the child server and of the baseline: sqlite or postgres.", DefaultValueFactory = _ => "sqlite" };
+        var pgConnection = new Option<string?>("--pg-connection") { Description = "With --engine postgres: the application role's connection string (default: environment variable ATP_PG_CONNECTION)." };
+        var pgAdminConnection = new Option<string?>("--pg-admin-connection") { Description = "With --engine postgres: the owner role's connection string; migrates the schema and runs the baselines (default: ATP_PG_ADMIN_CONNECTION)." };
+        var marten = new Option<bool>("--marten") { Description = "With --engine postgres: also append the same events through Marten's event store (one stream per tenant)." };
 
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress })
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten })
         {
             root.Options.Add(option);
         }
@@ -54,6 +62,13 @@ internal static class LoadTestCommand
                 parse.GetValue(tenants), parse.GetValue(clients), parse.GetValue(batch), parse.GetValue(eventBytes),
                 parse.GetValue(duration), parse.GetValue(warmup), parse.GetValue(baselineOnly), parse.GetValue(noBaseline),
                 parse.GetValue(serverDll), parse.GetValue(progress));
+            if (settings is { } valid)
+            {
+                (settings, error) = ValidateEngine(
+                    valid, parse.GetValue(engine)!, parse.GetValue(pgConnection) ?? Environment.GetEnvironmentVariable("ATP_PG_CONNECTION"),
+                    parse.GetValue(pgAdminConnection) ?? Environment.GetEnvironmentVariable("ATP_PG_ADMIN_CONNECTION"), parse.GetValue(marten));
+            }
+
             if (settings is null)
             {
                 await Console.Error.WriteLineAsync($"atp-loadtest: {error}");
@@ -74,6 +89,33 @@ internal static class LoadTestCommand
         // Ctrl+C cancels the run; leave enough time to stop the child server and delete the temporary directories.
         var configuration = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
         return await root.Parse(args).InvokeAsync(configuration);
+    }
+
+    private static (LoadTestSettings? Settings, string? Error) ValidateEngine(LoadTestSettings settings, string engine, string? connection, string? adminConnection, bool marten)
+    {
+        if (engine is not ("sqlite" or "postgres"))
+        {
+            return (null, "--engine: sqlite or postgres.");
+        }
+
+        if (engine == "sqlite")
+        {
+            return connection is null && adminConnection is null && !marten
+                ? (settings, null)
+                : (null, "--pg-connection, --pg-admin-connection and --marten need --engine postgres.");
+        }
+
+        if (settings.Url is not null)
+        {
+            return (null, "--engine postgres starts its own server; with --url the server's own configuration decides.");
+        }
+
+        if (string.IsNullOrEmpty(connection) || string.IsNullOrEmpty(adminConnection))
+        {
+            return (null, "--engine postgres needs --pg-connection (application role) and --pg-admin-connection (owner role), or ATP_PG_CONNECTION and ATP_PG_ADMIN_CONNECTION.");
+        }
+
+        return (settings with { Engine = engine, PgConnection = connection, PgAdminConnection = adminConnection, Marten = marten }, null);
     }
 
     private static (LoadTestSettings? Settings, string? Error) Validate(

@@ -29,6 +29,7 @@ internal static class LoadTestRun
 
         AtpFigures? atp = null;
         LoopResult? baseline = null;
+        LoopResult? marten = null;
         if (!settings.BaselineOnly)
         {
             atp = await RunAtpAsync(settings, workload, warmup, duration, progress, cancellationToken);
@@ -47,7 +48,14 @@ internal static class LoadTestRun
             }
         }
 
-        if (!settings.NoBaseline)
+        if (!settings.NoBaseline && settings.Engine == "postgres")
+        {
+            baseline = await RunPostgresBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
+            Console.WriteLine();
+            Console.WriteLine($"Baseline (PostgreSQL multi-row INSERT, synchronous_commit as configured, {settings.Batch} rows per statement, {settings.Clients} connections): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
+            WarnIfShared(baseline);
+        }
+        else if (!settings.NoBaseline)
         {
             baseline = await RunBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
             Console.WriteLine();
@@ -55,8 +63,16 @@ internal static class LoadTestRun
             WarnIfShared(baseline);
         }
 
+        if (settings.Marten)
+        {
+            marten = await RunMartenAsync(settings, workload, warmup, duration, progress, cancellationToken);
+            Console.WriteLine();
+            Console.WriteLine($"Marten event store ({settings.Batch} events per SaveChanges, one stream per tenant, {settings.Clients} sessions): {marten.UnitsPerSecond:N0} events/s, batch latency p50 {Ms(marten.PercentileMs(50))} ms, p99 {Ms(marten.PercentileMs(99))} ms, errors {marten.Errors:N0}; CPU {FormatCpu(marten.Cpu)}");
+            WarnIfShared(marten);
+        }
+
         Console.WriteLine();
-        Console.WriteLine(Markdown(settings, workload, commandLine, atp, baseline));
+        Console.WriteLine(Markdown(settings, workload, commandLine, atp, baseline, marten));
         return atp is { } a && (a.Result.Errors + a.Result.ErrorsOutsideWindow) > 0 ? LoadTestCommand.ExitRequestErrors : LoadTestCommand.ExitOk;
     }
 
@@ -72,7 +88,7 @@ internal static class LoadTestRun
             if (settings.Url is null)
             {
                 var starting = Stopwatch.StartNew();
-                server = await ServerProcess.StartAsync(settings.ServerDll, http, cancellationToken);
+                server = await ServerProcess.StartAsync(settings.ServerDll, ServerEnvironment(settings), http, cancellationToken);
                 url = server.Url;
                 adminKey = server.AdminKey;
                 probes.Insert(1, new CpuProbe("server", server.CpuTime));
@@ -165,7 +181,66 @@ internal static class LoadTestRun
         }
     }
 
-    private static string Markdown(LoadTestSettings settings, Workload workload, string commandLine, AtpFigures? atp, LoopResult? baseline)
+    private static Dictionary<string, string> ServerEnvironment(LoadTestSettings settings) =>
+        settings.Engine == "postgres"
+            ? new()
+            {
+                ["Atp__Storage__Provider"] = "postgres",
+                ["ConnectionStrings__Atp"] = settings.PgConnection!,
+                ["ConnectionStrings__AtpAdmin"] = settings.PgAdminConnection!,
+            }
+            : [];
+
+    private static async Task<LoopResult> RunPostgresBaselineAsync(LoadTestSettings settings, Workload workload, TimeSpan warmup, TimeSpan duration, TimeSpan progress, CancellationToken cancellationToken)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"Baseline: {settings.Clients} connections × {settings.Batch} rows per INSERT into a fresh PostgreSQL table, {settings.WarmupSeconds} s warm-up + {settings.DurationSeconds} s measured");
+        await using var baseline = await PostgresBaseline.CreateAsync(settings.PgAdminConnection!, settings.Tenants, settings.Clients, cancellationToken);
+        var result = await ClosedLoop.RunAsync(
+            "baseline",
+            settings.Clients,
+            warmup,
+            duration,
+            progress,
+            "rows",
+            (worker, iteration, ct) =>
+            {
+                var tenant = worker % settings.Tenants;
+                var leaves = workload.Tenants[tenant].Leaves;
+                var start = ((iteration + (worker * 7L)) * settings.Batch) % leaves.Length;
+                return baseline.InsertBatchAsync(worker, tenant, leaves, start, settings.Batch, ct);
+            },
+            [new CpuProbe("process", () => Environment.CpuUsage.TotalTime), new CpuProbe("whole machine", MachineCpu.BusyTime)],
+            cancellationToken);
+        Console.WriteLine($"  baseline table holds {await baseline.RowCountAsync(cancellationToken):N0} rows");
+        return result;
+    }
+
+    private static async Task<LoopResult> RunMartenAsync(LoadTestSettings settings, Workload workload, TimeSpan warmup, TimeSpan duration, TimeSpan progress, CancellationToken cancellationToken)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"Marten: {settings.Clients} sessions × {settings.Batch} events per SaveChanges into a fresh event store, {settings.WarmupSeconds} s warm-up + {settings.DurationSeconds} s measured");
+        using var marten = await MartenComparison.CreateAsync(settings.PgAdminConnection!, workload, cancellationToken);
+        var result = await ClosedLoop.RunAsync(
+            "marten",
+            settings.Clients,
+            warmup,
+            duration,
+            progress,
+            "events",
+            (worker, iteration, ct) => marten.AppendBatchAsync(worker % settings.Tenants, (iteration + (worker * 7L)) * settings.Batch, settings.Batch, ct),
+            [new CpuProbe("process", () => Environment.CpuUsage.TotalTime), new CpuProbe("whole machine", MachineCpu.BusyTime)],
+            cancellationToken);
+        Console.WriteLine($"  event store holds {await marten.EventCountAsync(cancellationToken):N0} events");
+        foreach (var problem in marten.Problems)
+        {
+            Console.WriteLine($"  failed append: {problem}");
+        }
+
+        return result;
+    }
+
+    private static string Markdown(LoadTestSettings settings, Workload workload, string commandLine, AtpFigures? atp, LoopResult? baseline, LoopResult? marten)
     {
         var md = new StringBuilder();
         md.AppendLine("```markdown");
@@ -180,6 +255,12 @@ internal static class LoadTestRun
         var configuration = $"{settings.Tenants} tenants, {settings.Clients} clients, batch {settings.Batch}, data ≈{settings.EventBytes} B, {settings.DurationSeconds} s";
         var r = atp?.Result;
         md.AppendLine(CultureInfo.InvariantCulture, $"| {configuration} | {N0(r?.UnitsPerSecond)} | {N0(r?.OperationsPerSecond)} | {Ms(r?.PercentileMs(50))} | {Ms(r?.PercentileMs(95))} | {Ms(r?.PercentileMs(99))} | {(r is null ? "—" : (r.Errors + r.ErrorsOutsideWindow).ToString("N0", CultureInfo.InvariantCulture))} | {N0(baseline?.UnitsPerSecond)} | {(r is not null && baseline is not null && baseline.UnitsPerSecond > 0 ? (r.UnitsPerSecond / baseline.UnitsPerSecond).ToString("0.00", CultureInfo.InvariantCulture) : "—")} |");
+        if (marten is not null)
+        {
+            md.AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"Marten event store, same events, {settings.Batch} per SaveChanges, one stream per tenant: {N0(marten.UnitsPerSecond)} events/s, p50 {Ms(marten.PercentileMs(50))} ms, p99 {Ms(marten.PercentileMs(99))} ms, errors {marten.Errors + marten.ErrorsOutsideWindow:N0}{(r is not null && marten.UnitsPerSecond > 0 ? $"; ATP ÷ Marten {(r.UnitsPerSecond / marten.UnitsPerSecond).ToString("0.00", CultureInfo.InvariantCulture)}" : "")}.");
+        }
+
         md.Append("```");
         return md.ToString();
     }
@@ -211,7 +292,7 @@ internal static class LoadTestRun
             : $" CPU during the {what} window: {FormatCpu(result.Cpu)}" + (OtherCores(result) is { } other ? $" (other processes {other:0.00})." : ".");
 
     private static string Describe(LoadTestSettings s) =>
-        $"{(s.BaselineOnly ? "baseline only" : s.Url is null ? "child server" : $"server {s.Url}")}, {s.Tenants} tenants, {s.Clients} clients, batch {s.Batch}, event data ≈ {s.EventBytes} B, {s.WarmupSeconds} s warm-up + {s.DurationSeconds} s{(s.NoBaseline ? ", no baseline" : "")}";
+        $"{(s.BaselineOnly ? "baseline only" : s.Url is null ? "child server" : $"server {s.Url}")}, engine {s.Engine}{(s.Marten ? " (+ Marten)" : "")}, {s.Tenants} tenants, {s.Clients} clients, batch {s.Batch}, event data ≈ {s.EventBytes} B, {s.WarmupSeconds} s warm-up + {s.DurationSeconds} s{(s.NoBaseline ? ", no baseline" : "")}";
 
     private static string FormatCpu(IReadOnlyList<(string Name, double Cores)> cpu) =>
         cpu.Count == 0 ? "n/a" : string.Join(", ", cpu.Select(c => $"{c.Name} {c.Cores:0.00} cores"));

@@ -69,7 +69,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<ServerProcess> StartAsync(string? serverDllOverride, HttpClient http, CancellationToken cancellationToken)
+    public static async Task<ServerProcess> StartAsync(string? serverDllOverride, IReadOnlyDictionary<string, string> environment, HttpClient http, CancellationToken cancellationToken)
     {
         var serverDll = LocateServer(serverDllOverride);
         var dataDirectory = Directory.CreateTempSubdirectory("atp-loadtest-server-");
@@ -96,6 +96,12 @@ internal sealed class ServerProcess : IAsyncDisposable
         start.Environment["Atp__Bootstrap__AdminKey"] = adminKey;
         start.Environment.Remove("ASPNETCORE_URLS");
         start.Environment.Remove("Atp__DataDirectory");
+
+        // Storage selection (connection strings hold passwords: environment, not command line).
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
 
         var process = new Process { StartInfo = start };
         ServerProcess? server = null;

@@ -6,9 +6,11 @@ using NpgsqlTypes;
 namespace Atp.Storage.Postgres;
 
 /// <summary>
-/// Writes one append request inside the sequencer's transaction, in two round trips: savepoint + lookups
-/// (Idempotency-Key, client-assigned event ids), then every new entry in one multi-row INSERT (arrays unnested
-/// server-side) + outbox row + Idempotency-Key + release. Statements are prepared once per connection (auto-prepare).
+/// Writes append requests inside the sequencer's transaction, each in its own savepoint. A request with an
+/// Idempotency-Key or client-assigned event ids takes two round trips: savepoint + lookups, then its writes. Requests
+/// without (the common case) need no lookup, so a run of them is sent as one pipelined batch. Writes are every new
+/// entry in one multi-row INSERT (arrays unnested server-side) + outbox row (+ Idempotency-Key). Statements are
+/// prepared once per connection (auto-prepare).
 /// </summary>
 internal sealed class AppendWriter(NpgsqlConnection connection)
 {
@@ -17,7 +19,34 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bytea[])
         """;
 
+    private const string Savepoint = "SAVEPOINT append_request";
+    private const string Release = "RELEASE SAVEPOINT append_request";
+    private static readonly Dictionary<Guid, StoredEvent> NothingStored = [];
+
     private readonly List<MerkleNode> _completed = new(64);
+
+    public NpgsqlConnection Connection => connection;
+
+    /// <summary>Whether the request must read the log before it can be staged (replays and re-sends).</summary>
+    public static bool NeedsLookups(AppendRequest request) => request.Idempotency is not null || request.Entries.Any(e => e.ClientAssignedId);
+
+    /// <summary>
+    /// Stages a request that needs no lookup on <paramref name="tree"/> and adds its statements (savepoint, tenant,
+    /// writes, release) to <paramref name="batch"/>; a refused request adds none. Returns its outcome.
+    /// </summary>
+    public AppendOutcome StageInto(NpgsqlBatch batch, AppendRequest request, CompactRange tree, long now)
+    {
+        var outcome = Stage(request, NothingStored, tree, out var rows);
+        if (outcome is Appended appended)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(Savepoint));
+            batch.BatchCommands.Add(TenantScope.SetTenant(request.TenantId));
+            AddWrites(batch, request, appended, rows, tree, now);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(Release));
+        }
+
+        return outcome;
+    }
 
     /// <summary>Applies the request to <paramref name="tree"/> (the tenant's staged tree) and writes it; the savepoint is released on return.</summary>
     public async Task<AppendOutcome> ApplyAsync(AppendRequest request, CompactRange tree, long now)
@@ -25,7 +54,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         var tenantId = request.TenantId;
         var clientIds = request.Entries.Where(e => e.ClientAssignedId).Select(e => e.EventId).ToArray();
         await using var lookups = TenantScope.Batch(connection, tenantId);
-        lookups.BatchCommands.Insert(0, new NpgsqlBatchCommand("SAVEPOINT append_request"));
+        lookups.BatchCommands.Insert(0, new NpgsqlBatchCommand(Savepoint));
         if (request.Idempotency is { } claim)
         {
             lookups.BatchCommands.Add(TenantScope.Command(
@@ -69,20 +98,12 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         EntryRows? rows = null;
         var outcome = early ?? Stage(request, existing, tree, out rows);
         await using var writes = new NpgsqlBatch(connection);
-        if (outcome is Appended { Replayed: false } appended)
+        if (early is null && outcome is Appended appended)
         {
-            writes.BatchCommands.Add(rows!.Command(tenantId));
-            writes.BatchCommands.Add(TenantScope.Command(
-                "INSERT INTO atp.outbox (tenant_id, first_idx, last_idx) VALUES ($1, $2, $3)", tenantId, rows.FirstIndex, (long)tree.Size - 1));
-            AddIdempotencyKey(writes, request, appended.Receipts, now);
-        }
-        else if (early is null && outcome is Appended replayed)
-        {
-            // Every event was a re-send: nothing new, yet the key now stands for these receipts.
-            AddIdempotencyKey(writes, request, replayed.Receipts, now);
+            AddWrites(writes, request, appended, rows, tree, now);
         }
 
-        writes.BatchCommands.Add(new NpgsqlBatchCommand("RELEASE SAVEPOINT append_request"));
+        writes.BatchCommands.Add(new NpgsqlBatchCommand(Release));
         await writes.ExecuteNonQueryAsync().ConfigureAwait(false);
         return outcome;
     }
@@ -144,6 +165,20 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         }
 
         return new Appended(receipts.Select(r => r!).ToArray(), Replayed: fresh == 0);
+    }
+
+    // The new entries and their outbox row, and the Idempotency-Key (even when every event was a re-send: the key now
+    // stands for these receipts). The tenant is already set in the transaction.
+    private static void AddWrites(NpgsqlBatch batch, AppendRequest request, Appended appended, EntryRows? rows, CompactRange tree, long now)
+    {
+        if (rows is not null)
+        {
+            batch.BatchCommands.Add(rows.Command(request.TenantId));
+            batch.BatchCommands.Add(TenantScope.Command(
+                "INSERT INTO atp.outbox (tenant_id, first_idx, last_idx) VALUES ($1, $2, $3)", request.TenantId, rows.FirstIndex, (long)tree.Size - 1));
+        }
+
+        AddIdempotencyKey(batch, request, appended.Receipts, now);
     }
 
     private static void AddIdempotencyKey(NpgsqlBatch batch, AppendRequest request, IReadOnlyList<Receipt> receipts, long now)

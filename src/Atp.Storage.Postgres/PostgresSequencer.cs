@@ -122,24 +122,40 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             var heads = await LockHeadsAsync(connection, tenants).ConfigureAwait(false);
             var now = _clock.GetUtcNow().UtcTicks;
             var writer = new AppendWriter(connection);
-            foreach (var pending in batch)
+            var run = new List<PendingAppend>();
+            for (var position = 0; position < batch.Count;)
             {
+                var pending = batch[position];
                 var tenantId = pending.Request.TenantId;
                 if (!heads.TryGetValue(tenantId, out var head))
                 {
                     pending.Failure = new StoreUnavailableException(
                         "The log store could not append this request; nothing of it was stored.",
                         new InvalidOperationException($"Tenant '{tenantId}' has no log."));
+                    position++;
                     continue;
                 }
 
-                if (!staged.TryGetValue(tenantId, out var tree))
+                var tree = await StagedTreeAsync(connection, tenantId, head, staged).ConfigureAwait(false);
+                if (AppendWriter.NeedsLookups(pending.Request))
                 {
-                    tree = await CommittedTreeAsync(connection, tenantId, head).ConfigureAwait(false);
-                    staged[tenantId] = tree;
+                    await ApplyIsolatedAsync(writer, pending, tree, staged, now).ConfigureAwait(false);
+                    position++;
+                    continue;
                 }
 
-                await ApplyIsolatedAsync(writer, pending, tree, staged, now).ConfigureAwait(false);
+                // The longest run from here of requests that need no lookup, for one pipelined round trip.
+                run.Clear();
+                while (position + run.Count < batch.Count
+                    && batch[position + run.Count] is var next
+                    && !AppendWriter.NeedsLookups(next.Request)
+                    && heads.TryGetValue(next.Request.TenantId, out var nextHead))
+                {
+                    await StagedTreeAsync(connection, next.Request.TenantId, nextHead, staged).ConfigureAwait(false);
+                    run.Add(next);
+                }
+
+                position += await ApplyRunAsync(writer, run, staged, now).ConfigureAwait(false);
             }
 
             await writer.UpdateHeadsAsync(staged).ConfigureAwait(false);
@@ -183,6 +199,18 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         return heads;
     }
 
+    // The tenant's tree as staged in this transaction so far; the committed one on first use.
+    private async Task<CompactRange> StagedTreeAsync(NpgsqlConnection connection, string tenantId, TreeHead head, Dictionary<string, CompactRange> staged)
+    {
+        if (!staged.TryGetValue(tenantId, out var tree))
+        {
+            tree = await CommittedTreeAsync(connection, tenantId, head).ConfigureAwait(false);
+            staged[tenantId] = tree;
+        }
+
+        return tree;
+    }
+
     // The tenant's tree as committed: this node's cached tree if no other node has appended since, else rebuilt from
     // the O(log n) edge nodes. A copy either way, so a failed commit leaves the cache as it was.
     private async Task<CompactRange> CommittedTreeAsync(NpgsqlConnection connection, string tenantId, TreeHead head)
@@ -211,6 +239,50 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         }
 
         return tree;
+    }
+
+    // A run of requests without lookups in one pipelined batch, each in its own savepoint. If one fails, the ones
+    // before it stay, it is undone and failed alone, and the trees go back to where they were before it; returns how
+    // many requests were settled (the caller sends the rest again).
+    private async Task<int> ApplyRunAsync(AppendWriter writer, List<PendingAppend> run, Dictionary<string, CompactRange> staged, long now)
+    {
+        var before = new CompactRange[run.Count];
+        var firstCommand = new int[run.Count];
+        await using var batch = new NpgsqlBatch(writer.Connection);
+        for (var i = 0; i < run.Count; i++)
+        {
+            var tree = staged[run[i].Request.TenantId];
+            before[i] = new CompactRange(tree.Size, tree.Edge());
+            firstCommand[i] = batch.BatchCommands.Count;
+            run[i].Outcome = writer.StageInto(batch, run[i].Request, tree, now);
+        }
+
+        try
+        {
+            if (batch.BatchCommands.Count > 0)
+            {
+                await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+
+            return run.Count;
+        }
+        catch (PostgresException e) when (!e.IsTransient && e.BatchCommand is { } command && batch.BatchCommands.IndexOf(command) is var failedAt and >= 0)
+        {
+            var failed = Array.FindLastIndex(firstCommand, first => first <= failedAt);
+            await writer.UndoRequestAsync().ConfigureAwait(false);
+
+            // Later requests of a tenant were staged on top of earlier ones: going back from the end, each tenant ends at
+            // its tree before its first request from the failed one on.
+            for (var i = run.Count - 1; i >= failed; i--)
+            {
+                staged[run[i].Request.TenantId] = before[i];
+                run[i].Outcome = null;
+            }
+
+            LogRequestFailed(_logger, run[failed].Request.TenantId, e);
+            run[failed].Failure = new StoreUnavailableException("The log store could not append this request; nothing of it was stored.", e);
+            return failed + 1;
+        }
     }
 
     // One request inside a savepoint: if it fails, only its own writes and its own tree changes are undone, and the

@@ -43,6 +43,8 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
             builder.ConnectionStringBuilder.AutoPrepareMinUsages = 2;
         }
 
+        // The writer tells which request of a pipelined run failed from the statement the error names.
+        builder.ConnectionStringBuilder.IncludeFailedBatchedCommand = true;
         _dataSource = builder.Build();
         using (var connection = _dataSource.OpenConnection())
         {

@@ -142,6 +142,43 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_request_the_database_refuses_fails_alone_and_its_group_commit_goes_on(bool withIdempotencyKeys)
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("tenant-a"), None));
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("tenant-b"), None));
+
+        // A rule only this test has: the database refuses any leaf that mentions "poison".
+        await OwnerScalarAsync("ALTER TABLE atp.log_entries ADD CONSTRAINT no_poison CHECK (position('poison' in convert_from(leaf, 'UTF8')) = 0)");
+        AppendRequest Request(string tenant, string payload, int n) => new(
+            tenant, [TestEntries.Create(payload, DateTimeOffset.UnixEpoch)],
+            withIdempotencyKeys ? new IdempotencyClaim($"key-{n}", Atp.Integrity.Hash.Sha256(System.Text.Encoding.UTF8.GetBytes(payload))) : null);
+
+        // Queued together so that group commits hold good requests before and after the bad one, of both tenants.
+        var good = Enumerable.Range(0, 120).Select(i => store.AppendAsync(Request(i % 2 == 0 ? "tenant-a" : "tenant-b", $"good-{i}", i), None)).ToList();
+        var bad = store.AppendAsync(Request("tenant-a", "poison", 1000), None);
+        good.AddRange(Enumerable.Range(120, 120).Select(i => store.AppendAsync(Request(i % 2 == 0 ? "tenant-a" : "tenant-b", $"good-{i}", i), None)));
+
+        var error = await Assert.ThrowsAsync<StoreUnavailableException>(() => bad);
+        Assert.Contains("no_poison", error.InnerException!.Message, StringComparison.Ordinal);
+        foreach (var append in good)
+        {
+            Assert.IsType<Appended>(await append);
+        }
+
+        foreach (var tenant in new[] { "tenant-a", "tenant-b" })
+        {
+            var stored = await store.ListEntriesAsync(tenant, 0, int.MaxValue, None);
+            Assert.Equal(Enumerable.Range(0, 120).Select(i => (ulong)i), stored.Select(e => e.Index));
+            Assert.Equal(ReferenceMerkle.Root(stored.Select(e => e.Leaf).ToList()), (await store.GetTreeHeadAsync(tenant, None))!.Root);
+        }
+
+        Assert.Equal(240L, await OwnerScalarAsync("SELECT count(*) FROM atp.outbox"));
+    }
+
     [Fact]
     public async Task A_checkpoint_is_left_to_the_node_holding_the_tenants_sealer_lock()
     {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL for the load test, with the durability of the tests (fsync on, synchronous_commit on):
+#   eval "$(bench/Atp.LoadTest/postgres.sh start)"   # exports ATP_PG_CONNECTION and ATP_PG_ADMIN_CONNECTION
+#   bench/Atp.LoadTest/postgres.sh stop
+# Unix socket only (no TCP listener), in a temporary directory; as root the server runs as the postgres user.
+set -euo pipefail
+dir="${ATP_BENCH_PG_DIR:-/tmp/atp-bench-pg}"
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bin/initdb" ] || { echo "PostgreSQL server binaries are missing: apt-get install -y postgresql" >&2; exit 2; }
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+port=54329
+
+case "${1:-}" in
+  start)
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
+    as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --no-locale >/dev/null
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
+      "-p $port -k $dir -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c max_connections=200" start >/dev/null
+    psql=("$bin/psql" -h "$dir" -p "$port" -U postgres -v ON_ERROR_STOP=1 -q)
+    "${psql[@]}" -c "CREATE ROLE atp_owner LOGIN NOSUPERUSER NOBYPASSRLS" -c "CREATE ROLE atp_app LOGIN NOSUPERUSER NOBYPASSRLS"
+    "${psql[@]}" -c "CREATE DATABASE atp OWNER atp_owner"
+    echo "export ATP_PG_CONNECTION='Host=$dir;Port=$port;Database=atp;Username=atp_app'"
+    echo "export ATP_PG_ADMIN_CONNECTION='Host=$dir;Port=$port;Database=atp;Username=atp_owner'"
+    ;;
+  stop)
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null && rm -rf "$dir"
+    ;;
+  *)
+    echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
