@@ -6,7 +6,7 @@ using Npgsql;
 namespace Atp.Storage.Postgres;
 
 /// <summary>
-/// This node's single writer. Append requests from all callers queue here; each turn of the loop takes what is queued
+/// One of this node's writers (a tenant always has the same one). Append requests queue here; each turn of the loop takes what is queued
 /// (up to a bound) and writes it in one transaction, commits it durably, and only then completes the callers' tasks
 /// (group commit). Across nodes, the transaction locks the tree_heads row of every tenant it appends to, in tenant
 /// order (so two nodes never deadlock), which keeps each tenant's indexes gap-free and in commit order.

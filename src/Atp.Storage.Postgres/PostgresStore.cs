@@ -22,7 +22,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
     private const int SealLock = 0x61_74_70_73;
 
     private readonly NpgsqlDataSource _dataSource;
-    private readonly PostgresSequencer _sequencer;
+    private readonly PostgresSequencer[] _sequencers;
     private int _disposed;
 
     public PostgresStore(IOptions<PostgresStoreOptions> options, TimeProvider clock, ILogger<PostgresStore> logger)
@@ -52,11 +52,11 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
             PostgresSchema.RequireIsolatedRole(connection);
         }
 
-        _sequencer = new PostgresSequencer(_dataSource, settings, clock, logger);
+        _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, clock, logger))];
     }
 
     /// <summary>True while this node's sequencer accepts appends.</summary>
-    public bool IsWriterRunning => _sequencer.IsRunning;
+    public bool IsWriterRunning => _sequencers.All(s => s.IsRunning);
 
     /// <summary>
     /// Creates or upgrades the schema with the owner role's connection and grants <paramref name="applicationRole"/>
@@ -186,7 +186,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
             [tenantId, keyId, expiresAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
 
     public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
-        _sequencer.AppendAsync(request, cancellationToken);
+        Writer(request.TenantId).AppendAsync(request, cancellationToken);
 
     public async Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) =>
         (await QueryAsync(
@@ -249,9 +249,18 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
             return;
         }
 
-        await _sequencer.DisposeAsync().ConfigureAwait(false);
+        foreach (var sequencer in _sequencers)
+        {
+            await sequencer.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _dataSource.DisposeAsync().ConfigureAwait(false);
     }
+
+    // A tenant's appends always go to the same writer of this node, so they keep their order; different writers
+    // (connections) append for different tenants in parallel.
+    private PostgresSequencer Writer(string tenantId) =>
+        _sequencers[(int)((uint)StringComparer.Ordinal.GetHashCode(tenantId) % (uint)_sequencers.Length)];
 
     // Rows of one tenant: the query runs in a transaction with atp.tenant_id set to that tenant.
     private async Task<IReadOnlyList<T>> QueryAsync<T>(string tenantId, string sql, object?[] values, Func<NpgsqlDataReader, T> map, CancellationToken cancellationToken)

@@ -100,7 +100,8 @@ public sealed class PostgresStoreTests : IAsyncLifetime
     [Fact]
     public async Task Two_nodes_appending_to_the_same_tenants_keep_every_log_gap_free_and_every_receipt_true()
     {
-        var nodes = new[] { Open(admin: true), Open() };
+        // The second node runs two writer loops, so a tenant's appends meet those of another node and of a sibling writer.
+        var nodes = new[] { Open(admin: true), Open(writers: 2) };
         string[] tenants = ["tenant-a", "tenant-b", "tenant-c"];
         foreach (var tenant in tenants)
         {
@@ -201,13 +202,14 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         Assert.Equal("after", (await store.GetLatestCheckpointAsync("acme", None))!.Note);
     }
 
-    private PostgresStore Open(bool admin = false, string? connectionString = null)
+    private PostgresStore Open(bool admin = false, string? connectionString = null, int writers = 1)
     {
         var store = new PostgresStore(
             Options.Create(new PostgresStoreOptions
             {
                 ConnectionString = connectionString ?? AppConnectionString,
                 AdminConnectionString = admin ? OwnerConnectionString : null,
+                Writers = writers,
             }),
             TimeProvider.System,
             NullLogger<PostgresStore>.Instance);
