@@ -81,12 +81,13 @@ internal static class SqliteSchema
         CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
         """;
 
-    // Version 2: per-tenant settings (null = the edition's default) and the sealed HMAC secret of signing keys.
+    // Version 2: per-tenant settings (null = the edition's default), the sealed HMAC secret of signing keys, the region a key was last used in.
     private const string Version2 = """
         ALTER TABLE tenants ADD COLUMN require_signed_requests INTEGER NULL;
         ALTER TABLE tenants ADD COLUMN ingest_per_second INTEGER NULL;
         ALTER TABLE tenants ADD COLUMN query_per_second INTEGER NULL;
         ALTER TABLE api_keys ADD COLUMN sealed_signing_secret BLOB NULL;
+        ALTER TABLE api_keys ADD COLUMN last_region TEXT NULL;
         """;
 
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>

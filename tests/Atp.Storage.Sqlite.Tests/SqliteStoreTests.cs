@@ -87,6 +87,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             ALTER TABLE tenants DROP COLUMN ingest_per_second;
             ALTER TABLE tenants DROP COLUMN query_per_second;
             ALTER TABLE api_keys DROP COLUMN sealed_signing_secret;
+            ALTER TABLE api_keys DROP COLUMN last_region;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
