@@ -62,7 +62,7 @@ public sealed class SignatureComponents(string method, string targetUri, Func<st
 
         foreach (var c in name)
         {
-            if (!(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~'))
+            if (!HttpToken.IsTchar(c) || char.IsAsciiLetterUpper(c))
             {
                 return false;
             }

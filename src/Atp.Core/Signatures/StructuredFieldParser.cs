@@ -343,7 +343,7 @@ internal static class StructuredFieldParser
             // RFC 8941 §3.3.4: tchar (RFC 9110 §5.6.2) plus ':' and '/'.
             var start = Position;
             Position++;
-            while (char.IsAsciiLetterOrDigit(Peek) || Peek is '!' or '#' or '$' or '%' or '&' or '\'' or '*' or '+' or '-' or '.' or '^' or '_' or '`' or '|' or '~' or ':' or '/')
+            while (HttpToken.IsTchar(Peek) || Peek is ':' or '/')
             {
                 Position++;
             }
