@@ -22,4 +22,23 @@ internal static class InputFiles
             throw new CliInputException($"cannot read {what} file '{file.FullName}': {e.Message}");
         }
     }
+
+    /// <summary>Reads all of <paramref name="stream"/> (standard input), refusing more than <see cref="MaxBytes"/>.</summary>
+    public static async Task<byte[]> ReadStreamAsync(Stream stream, string what, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + read > MaxBytes)
+            {
+                throw new CliInputException($"{what} is larger than {MaxBytes >> 20} MiB");
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
 }
