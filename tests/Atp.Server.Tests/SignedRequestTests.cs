@@ -202,6 +202,35 @@ public sealed class SignedRequestTests : IAsyncLifetime
         Assert.True(tenant.GetProperty("settings").GetProperty("requireSignedRequests").GetBoolean());
     }
 
+    [Fact]
+    public async Task The_atp_request_command_signs_requests_the_server_accepts()
+    {
+        var work = Directory.CreateTempSubdirectory("atp-request-").FullName;
+        try
+        {
+            var batch = Path.Combine(work, "batch.json");
+            await File.WriteAllTextAsync(batch, ServerFixture.Batch(2));
+            var environment = new Dictionary<string, string> { ["ATP_KEY_ID"] = _key.Id, ["ATP_SIGNING_SECRET"] = Convert.ToBase64String(_key.Secret) };
+            var url = new Uri(_server.BaseAddress, "/v1/tenants/bank/events").AbsoluteUri;
+
+            var posted = await AuditorTests.AtpAsync(environment, "request", "POST", url, "--data", batch);
+            var listed = await AuditorTests.AtpAsync(environment, "request", "GET", url + "?limit=5");
+            var unsigned = await AuditorTests.AtpAsync(new Dictionary<string, string> { ["ATP_API_KEY"] = _key.Key }, "request", "GET", url);
+
+            Assert.True(posted.ExitCode == 0, posted.Error);
+            Assert.Contains("receipts", posted.Output, StringComparison.Ordinal);
+            Assert.True(listed.ExitCode == 0, listed.Error);
+            Assert.Equal(2, JsonDocument.Parse(listed.Output).RootElement.GetProperty("items").GetArrayLength());
+            Assert.Equal(1, unsigned.ExitCode);
+            Assert.Contains("signature-required", unsigned.Output, StringComparison.Ordinal);
+            Assert.Equal(2UL, await _server.TreeSizeAsync("bank"));
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
     private static async Task<byte[]> ReadSharedAsync(string path)
     {
         await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);

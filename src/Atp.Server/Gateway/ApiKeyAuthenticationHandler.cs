@@ -102,7 +102,10 @@ internal sealed class ApiKeyAuthenticationHandler(
     private async Task<AuthenticateResult> AuthenticateSignedAsync()
     {
         var hasBody = Request.ContentLength > 0 || (Request.ContentLength is null && Request.Headers.TransferEncoding.Count > 0);
-        if (!AtpRequestSignature.TryParse(Request.Headers[SignatureInputHeader], Request.Headers[AtpRequestSignature.SignatureHeader], hasBody, out var signature, out var failure))
+        // Several field lines join with ", " (RFC 9110 §5.3); StringValues.ToString() would join with ",".
+        var input = string.Join(", ", Request.Headers[SignatureInputHeader].ToArray());
+        var signatureField = string.Join(", ", Request.Headers[AtpRequestSignature.SignatureHeader].ToArray());
+        if (!AtpRequestSignature.TryParse(input, signatureField, hasBody, out var signature, out var failure))
         {
             return Fail(PlatformEvents.SignatureInvalid, $"The request signature is not usable: {failure}.");
         }
