@@ -66,7 +66,7 @@ public sealed class AuthOptions
     [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
     public TimeSpan SignatureWindow { get; set; } = TimeSpan.FromSeconds(300);
 
-    /// <summary>At most this many nonces are remembered per node (each for twice the window); beyond it signed requests get 503.</summary>
+    /// <summary>At most this many nonces are remembered per node (each for twice the window); beyond it signed requests are refused (401) until entries expire.</summary>
     [Range(1000, 100_000_000)]
     public int MaxRememberedNonces { get; set; } = 2_000_000;
 
@@ -100,7 +100,7 @@ public sealed class RateLimitOptions
 
     public EditionLimits Enterprise { get; set; } = new() { IngestPerSecond = 200, QueryPerSecond = 100 };
 
-    /// <summary>Requests per second from one IP that carry no valid credential (health probes included).</summary>
+    /// <summary>Requests per second from one IP that carry no credential header at all (health probes included).</summary>
     [Range(1, 1_000_000)]
     public int AnonymousPerIpPerSecond { get; set; } = 50;
 

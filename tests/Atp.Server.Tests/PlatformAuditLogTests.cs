@@ -95,6 +95,10 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
         await ProblemAssert.IsProblemAsync(await client.GetAsync("/v1/tenants/atp-platform/events"), HttpStatusCode.Forbidden, "forbidden");
         await ProblemAssert.IsProblemAsync(await client.PostAsync("/v1/tenants/atp-platform/events", ServerFixture.Json(ServerFixture.Batch(1))), HttpStatusCode.Forbidden, "forbidden");
         await ProblemAssert.IsProblemAsync(await admin.PostAsJsonAsync("/v1/tenants", new { id = "atp-platform", name = "Impostor" }), HttpStatusCode.BadRequest, "validation");
+
+        // Not even a platform admin can mint a writer for it or suspend it.
+        await ProblemAssert.IsProblemAsync(await admin.PostAsJsonAsync("/v1/tenants/atp-platform/api-keys", new { name = "forger", scopes = new[] { "events:write" } }), HttpStatusCode.Forbidden, "forbidden");
+        await ProblemAssert.IsProblemAsync(await admin.PatchAsJsonAsync("/v1/tenants/atp-platform", new { status = "suspended" }), HttpStatusCode.Forbidden, "forbidden");
     }
 
     [Fact]

@@ -44,6 +44,17 @@ public sealed class SignedRequestTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Many_concurrent_signed_requests_all_verify()
+    {
+        using var client = Signed(new SigningHandler(_key));
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => client.PostAsync("/v1/tenants/bank/events", ServerFixture.Json(ServerFixture.Batch(1)))));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.Created, r.StatusCode));
+        Assert.Equal(64UL, await _server.TreeSizeAsync("bank"));
+    }
+
+    [Fact]
     public async Task A_bare_bearer_key_of_a_tenant_that_requires_signatures_is_refused_and_nothing_is_stored()
     {
         using var bearer = _server.ClientWithKey(_key.Key);

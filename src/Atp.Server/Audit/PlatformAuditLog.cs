@@ -88,14 +88,19 @@ internal sealed partial class PlatformAuditLog(
 
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _rateLimitReported = new(StringComparer.Ordinal);
 
-    /// <summary>Security events dropped because the queue was full (the log stays consistent; the count is exported).</summary>
+    /// <summary>Security events dropped because the queue was full (the log stays consistent; drops are logged as warnings).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
     private void Enqueue(PlatformEvent platformEvent)
     {
         if (!_queue.Writer.TryWrite(platformEvent))
         {
-            Interlocked.Increment(ref _dropped);
+            // Logged on the first drop and every 1,000th after, so a flood cannot also flood the log.
+            var dropped = Interlocked.Increment(ref _dropped);
+            if (dropped % 1000 == 1)
+            {
+                LogDropped(logger, dropped);
+            }
         }
     }
 
@@ -143,6 +148,9 @@ internal sealed partial class PlatformAuditLog(
         var data = e.Data is null ? (JsonElement?)null : JsonSerializer.SerializeToElement(e.Data, PlatformJson.Default.IReadOnlyDictionaryStringString);
         return new EventDraft(null, e.Type, clock.GetUtcNow(), e.Actor, e.Action, targets, e.Outcome, e.Context, data);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The platform audit log queue is full; {Dropped} security events dropped so far")]
+    private static partial void LogDropped(ILogger logger, long dropped);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Could not append {Count} security events to the platform audit log")]
     private static partial void LogAppendFailed(ILogger logger, int count, Exception exception);

@@ -30,6 +30,9 @@ internal sealed class FileSecretSealer : ISecretSealer, IDisposable
     private const int HeaderSize = 1 + NonceSize + TagSize;
     private readonly AesGcm _aes;
 
+    // AesGcm instances are not safe for concurrent use; signed requests unseal on many threads at once.
+    private readonly Lock _gate = new();
+
     public FileSecretSealer(IOptions<AtpOptions> options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -61,7 +64,11 @@ internal sealed class FileSecretSealer : ISecretSealer, IDisposable
         blob[0] = Version;
         var nonce = blob.AsSpan(1, NonceSize);
         RandomNumberGenerator.Fill(nonce);
-        _aes.Encrypt(nonce, secret, blob.AsSpan(HeaderSize), blob.AsSpan(1 + NonceSize, TagSize), Encoding.UTF8.GetBytes(keyId));
+        lock (_gate)
+        {
+            _aes.Encrypt(nonce, secret, blob.AsSpan(HeaderSize), blob.AsSpan(1 + NonceSize, TagSize), Encoding.UTF8.GetBytes(keyId));
+        }
+
         return blob;
     }
 
@@ -74,7 +81,11 @@ internal sealed class FileSecretSealer : ISecretSealer, IDisposable
 
         try
         {
-            _aes.Decrypt(sealedSecret.Slice(1, NonceSize), sealedSecret[HeaderSize..], sealedSecret.Slice(1 + NonceSize, TagSize), secret, Encoding.UTF8.GetBytes(keyId));
+            lock (_gate)
+            {
+                _aes.Decrypt(sealedSecret.Slice(1, NonceSize), sealedSecret[HeaderSize..], sealedSecret.Slice(1 + NonceSize, TagSize), secret, Encoding.UTF8.GetBytes(keyId));
+            }
+
             return true;
         }
         catch (AuthenticationTagMismatchException)

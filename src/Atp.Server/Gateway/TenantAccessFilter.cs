@@ -34,6 +34,13 @@ internal sealed class TenantAccessFilter(
             return CrossTenant(http, tenantId);
         }
 
+        // Only ATP itself appends to the platform audit log; through the API it can only be read.
+        if (tenantId == PlatformAuditLog.TenantId && !(HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)))
+        {
+            audit.Report(PlatformEvents.Refusal(http, PlatformEvents.CrossTenant, null, "write to the platform audit log through the API"));
+            return Problem.Forbidden("The platform audit log is written only by ATP itself.");
+        }
+
         var tenant = await tenants.GetTenantAsync(tenantId, http.RequestAborted).ConfigureAwait(false);
         if (tenant is null)
         {
