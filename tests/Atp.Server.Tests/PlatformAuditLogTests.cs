@@ -197,6 +197,36 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
         Assert.Equal("northeu", alert.GetProperty("data").GetProperty("region").GetString());
     }
 
+    [Fact]
+    public async Task Replays_and_rate_limit_hits_are_recorded_the_latter_once_per_minute()
+    {
+        using var admin = _server.Admin;
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/v1/tenants", new { id = "bank", name = "Bank", edition = "enterprise" })).StatusCode);
+        var key = await SigningKeys.CreateAsync(admin, "bank", Scopes.EventsWrite);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/bank", new { limits = new { ingestPerSecond = 2 } })).StatusCode);
+        var handler = new SigningHandler(key);
+        using var client = new HttpClient(handler) { BaseAddress = _server.BaseAddress };
+        Assert.Equal(HttpStatusCode.Created, (await client.PostAsync("/v1/tenants/bank/events", ServerFixture.Json(ServerFixture.Batch(1)))).StatusCode);
+        handler.Replay = handler.Last;
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.PostAsync("/v1/tenants/bank/events", ServerFixture.Json(ServerFixture.Batch(1)))).StatusCode);
+        handler.Replay = null;
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 6; i++)
+        {
+            statuses.Add((await client.PostAsync("/v1/tenants/bank/events", ServerFixture.Json(ServerFixture.Batch(1)))).StatusCode);
+        }
+
+        var events = await PlatformEventsAsync();
+
+        Assert.True(statuses.Count(s => s == HttpStatusCode.TooManyRequests) >= 3, string.Join(",", statuses));
+        var replay = Assert.Single(events, e => Is(e, PlatformEvents.SecurityType, PlatformEvents.SignatureReplayed));
+        Assert.Equal(key.Id, replay.GetProperty("data").GetProperty("keyId").GetString());
+        // Several refusals, one record (two if the burst happened to straddle a minute boundary).
+        var limited = events.Where(e => Is(e, PlatformEvents.SecurityType, PlatformEvents.RateLimited)).ToList();
+        Assert.InRange(limited.Count, 1, 2);
+        Assert.Equal("bank", limited[0].GetProperty("targets")[0].GetProperty("id").GetString());
+    }
+
     private static Checkpoint Parse(string note)
     {
         Assert.True(SignedNote.TryParse(note, out var signed, out var error), error);
