@@ -106,7 +106,7 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
     {
         await _server.CreateTenantWithKeyAsync("acme");
         using var admin = _server.Admin;
-        var first = Parse(await ServerFixture.WaitForCheckpointAsync(admin, PlatformAuditLog.TenantId, 2));
+        var first = ProofJson.Checkpoint(await ServerFixture.WaitForCheckpointAsync(admin, PlatformAuditLog.TenantId, 2));
         await _server.CreateTenantWithKeyAsync("globex");
         await _server.CreateKeyAsync("globex", Scopes.EventsRead);
         var note = await ServerFixture.WaitForCheckpointAsync(admin, PlatformAuditLog.TenantId, 5);
@@ -119,11 +119,11 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
         {
             var leaf = await admin.GetByteArrayAsync($"/v1/tenants/atp-platform/log/entries/{i}");
             var proof = await admin.GetFromJsonAsync<JsonElement>($"/v1/tenants/atp-platform/log/proof/inclusion?index={i}&size={checkpoint.Size}");
-            Assert.True(InclusionProof.Verify(i, checkpoint.Size, MerkleHasher.HashLeaf(leaf), Hashes(proof), checkpoint.Root).IsValid);
+            Assert.True(InclusionProof.Verify(i, checkpoint.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(proof), checkpoint.Root).IsValid);
         }
 
         var consistency = await admin.GetFromJsonAsync<JsonElement>($"/v1/tenants/atp-platform/log/proof/consistency?from={first.Size}&to={checkpoint.Size}");
-        Assert.True(ConsistencyProof.Verify(first.Size, checkpoint.Size, Hashes(consistency), first.Root, checkpoint.Root).IsValid);
+        Assert.True(ConsistencyProof.Verify(first.Size, checkpoint.Size, ProofJson.Hashes(consistency), first.Root, checkpoint.Root).IsValid);
     }
 
     [Fact]
@@ -149,8 +149,7 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
     public async Task Failures_of_one_known_key_raise_an_alert_naming_the_key()
     {
         using var admin = _server.Admin;
-        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/v1/tenants", new { id = "bank", name = "Bank", edition = "enterprise" })).StatusCode);
-        var key = await SigningKeys.CreateAsync(admin, "bank", Scopes.EventsWrite);
+        var key = await SigningKeys.CreateEnterpriseTenantAsync(admin, "bank", Scopes.EventsWrite);
         using var forger = new HttpClient(new SigningHandler(key) { WrongSecret = new byte[32] }) { BaseAddress = _server.BaseAddress };
         for (var i = 0; i < 20; i++)
         {
@@ -201,8 +200,7 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
     public async Task Replays_and_rate_limit_hits_are_recorded_the_latter_once_per_minute()
     {
         using var admin = _server.Admin;
-        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/v1/tenants", new { id = "bank", name = "Bank", edition = "enterprise" })).StatusCode);
-        var key = await SigningKeys.CreateAsync(admin, "bank", Scopes.EventsWrite);
+        var key = await SigningKeys.CreateEnterpriseTenantAsync(admin, "bank", Scopes.EventsWrite);
         Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/bank", new { limits = new { ingestPerSecond = 2 } })).StatusCode);
         var handler = new SigningHandler(key);
         using var client = new HttpClient(handler) { BaseAddress = _server.BaseAddress };
@@ -226,14 +224,4 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
         Assert.InRange(limited.Count, 1, 2);
         Assert.Equal("bank", limited[0].GetProperty("targets")[0].GetProperty("id").GetString());
     }
-
-    private static Checkpoint Parse(string note)
-    {
-        Assert.True(SignedNote.TryParse(note, out var signed, out var error), error);
-        Assert.True(Checkpoint.TryParse(signed.Text, out var checkpoint, out error), error);
-        return checkpoint;
-    }
-
-    private static Hash[] Hashes(JsonElement proof) =>
-        [.. proof.GetProperty("hashes").EnumerateArray().Select(h => new Hash(Convert.FromBase64String(h.GetString()!)))];
 }

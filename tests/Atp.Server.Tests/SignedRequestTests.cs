@@ -16,9 +16,7 @@ public sealed class SignedRequestTests : IAsyncLifetime
     {
         _server = await ServerFixture.StartAsync();
         using var admin = _server.Admin;
-        var created = await admin.PostAsJsonAsync("/v1/tenants", new { id = "bank", name = "Bank", edition = "enterprise" });
-        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        _key = await SigningKeys.CreateAsync(admin, "bank", Scopes.EventsWrite, Scopes.EventsRead);
+        _key = await SigningKeys.CreateEnterpriseTenantAsync(admin, "bank", Scopes.EventsWrite, Scopes.EventsRead);
     }
 
     public async Task DisposeAsync() => await _server.DisposeAsync();

@@ -63,6 +63,14 @@ public sealed class SigningHandler(SigningKey key) : DelegatingHandler(new HttpC
 
 internal static class SigningKeys
 {
+    /// <summary>Creates an enterprise tenant (signatures required by default) and a signing key for it.</summary>
+    public static async Task<SigningKey> CreateEnterpriseTenantAsync(HttpClient admin, string tenant, params string[] scopes)
+    {
+        var created = await admin.PostAsJsonAsync("/v1/tenants", new { id = tenant, name = $"Tenant {tenant}", edition = "enterprise" });
+        Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+        return await CreateAsync(admin, tenant, scopes);
+    }
+
     /// <summary>Creates a signing key for the tenant through the API.</summary>
     public static async Task<SigningKey> CreateAsync(HttpClient admin, string tenant, params string[] scopes)
     {
