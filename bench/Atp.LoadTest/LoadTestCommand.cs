@@ -40,7 +40,7 @@ internal static class LoadTestCommand
         var noBaseline = new Option<bool>("--no-baseline") { Description = "Skip the SQLite baseline." };
         var serverDll = new Option<string?>("--server-dll") { Description = "Atp.Server.dll to start (default: the build output of src/Atp.Server in the same configuration)." };
         var progress = new Option<int>("--progress") { Description = "Seconds between progress lines (0: none).", DefaultValueFactory = _ => 5 };
-        var authOverhead = new Option<bool>("--auth-overhead") { Description = "Instead of the usual run: host the server in this process and compare, in one run, ingest with no authentication (a bench-only trusted header), bearer API keys and RFC 9421 signed requests (--duration seconds each, two rounds)." };
+        var authOverhead = new Option<bool>("--auth-overhead") { Description = "Instead of the usual run: host the server in this process and compare, in one run, ingest with no authentication (a bench-only trusted header), bearer API keys and RFC 9421 signed requests (--duration seconds per phase, four rounds in alternating order)." };
 
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
         foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, authOverhead })

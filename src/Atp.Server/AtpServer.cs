@@ -42,6 +42,9 @@ public static class AtpServer
         services.AddAtpGateway(builder.Configuration);
         services.AddSingleton(sp => new AlertDetector(sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<PlatformAuditLog>();
+        services.AddSingleton<Query.QueryCursor>();
+        services.AddSingleton<Query.ProjectionService>();
+        services.AddHostedService(sp => sp.GetRequiredService<Query.ProjectionService>());
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddProblemDetails();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
@@ -69,7 +72,7 @@ public static class AtpServer
         app.MapLogEndpoints();
         app.MapHealthChecks("/livez", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = Health.ReadinessResponse.WriteAsync });
         app.MapOpenApi();
         app.MapScalarApiReference();
         return app;

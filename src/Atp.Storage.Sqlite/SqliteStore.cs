@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Atp.Core.Keys;
+using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Integrity;
@@ -13,13 +14,14 @@ namespace Atp.Storage.Sqlite;
 /// The embedded engine: one SQLite database per cell under the data directory. Every query takes the tenant; no
 /// method reads across tenants. All log writes go through the <see cref="SqliteSequencer"/>.
 /// </summary>
-public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
+public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAsyncDisposable
 {
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(500);
 
     private readonly SqliteConnections _connections;
     private readonly TenantNumbers _tenantNumbers = new();
     private readonly SqliteSequencer _sequencer;
+    private readonly SqliteReadModels _readModels;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _walCheckpointer;
     private int _disposed;
@@ -35,6 +37,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
             SqliteSchema.Migrate(connection);
         }
 
+        _readModels = new SqliteReadModels(_connections, _tenantNumbers);
         _sequencer = new SqliteSequencer(_connections, _tenantNumbers, settings, clock, logger);
         _walCheckpointer = Task.Run(() => CheckpointWalAsync(_stopping.Token));
     }
@@ -305,6 +308,20 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         command.Parameters.AddWithValue("$before", before.UtcTicks);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    public Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return _readModels.SearchAsync(query, cancellationToken);
+    }
+
+    public Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken) => _readModels.ProjectPendingAsync(maxEntries, cancellationToken);
+
+    public Task<ulong> RebuildProjectionsAsync(string tenantId, CancellationToken cancellationToken) => _readModels.RebuildAsync(tenantId, cancellationToken);
+
+    public Task<ProjectionStatus?> GetProjectionStatusAsync(string tenantId, CancellationToken cancellationToken) => _readModels.StatusAsync(tenantId, cancellationToken);
+
+    public Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken) => _readModels.OldestUnprojectedAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {

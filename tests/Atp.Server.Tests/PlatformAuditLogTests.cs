@@ -25,7 +25,8 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
     {
         await _server.Services.GetRequiredService<PlatformAuditLog>().FlushAsync(CancellationToken.None);
         using var admin = _server.Admin;
-        var page = await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/atp-platform/events?limit=1000");
+        await ServerFixture.WaitForProjectionAsync(admin, PlatformAuditLog.TenantId);
+        var page = await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/atp-platform/events?order=asc&limit=1000");
         return [.. page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("event").Clone())];
     }
 

@@ -134,6 +134,23 @@ public sealed class ServerFixture : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits until search sees the tenant's whole log (the projector runs behind the appends).</summary>
+    public static async Task WaitForProjectionAsync(HttpClient client, string tenant)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var status = await client.GetFromJsonAsync<System.Text.Json.JsonElement>($"/v1/tenants/{tenant}/projection");
+            if (status.GetProperty("projectedSize").GetUInt64() == status.GetProperty("treeSize").GetUInt64())
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"the projection of {tenant} did not catch up within 20 s");
+            await Task.Delay(20);
+        }
+    }
+
     public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     public static string Event(string action = "document.update", string? id = null, string actor = "user-1") =>
