@@ -29,6 +29,8 @@ public sealed class AtpOptions
 
     public AuthOptions Auth { get; set; } = new();
 
+    public QueryOptions Query { get; set; } = new();
+
     public RateLimitOptions RateLimits { get; set; } = new();
 
     public string TenantOrigin(string tenantId) => $"{Origin}/{tenantId}";
@@ -118,4 +120,11 @@ public sealed class EditionLimits
 
     [Range(1, 10_000_000)]
     public int QueryPerSecond { get; set; }
+}
+
+public sealed class QueryOptions
+{
+    /// <summary>A search page stops before its events exceed this many bytes; the cursor continues from there.</summary>
+    [Range(1024, 256 * 1024 * 1024)]
+    public int MaxResponseBytes { get; set; } = 25 * 1024 * 1024;
 }

@@ -178,11 +178,10 @@ internal static class EventEndpoints
 
     private static readonly string[] CursorErrors = ["cursor: not a cursor of this search (cursors are bound to the tenant and the filters)"];
 
-    // A page stops early rather than exceed this many bytes of leaves; the cursor continues from where it stopped.
-    private const int MaxResponseBytes = 25 * 1024 * 1024;
-
-    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, CancellationToken cancellationToken)
+    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
+        // A page stops early rather than exceed this many bytes of leaves; the cursor continues from where it stopped.
+        var maxResponseBytes = options.Value.Query.MaxResponseBytes;
         var tenant = TenantAccessFilter.Current(context);
         var (query, digest, verify, cursor, errors) = SearchRequest.Parse(tenant.Id, context.Request.Query);
         if (query is null)
@@ -226,7 +225,7 @@ internal static class EventEndpoints
         foreach (var hit in page.Hits)
         {
             bytes += hit.Entry.Leaf.Length;
-            if (bytes > MaxResponseBytes && items.Count > 0)
+            if (bytes > maxResponseBytes && items.Count > 0)
             {
                 hasMore = true;
                 break;
