@@ -4,7 +4,7 @@ using Atp.Integrity;
 namespace Atp.Cli.Verify;
 
 /// <summary>
-/// <c>atp verify checkpoint | inclusion | consistency</c>: checks ATP data offline against verifier keys the user
+/// <c>atp verify checkpoint | inclusion | consistency | events</c>: checks ATP data offline against verifier keys the user
 /// trusts, trusting nothing the server says. Exit 0 verified, 1 a check failed, 2 unusable input.
 /// </summary>
 internal static class VerifyCommand
@@ -15,6 +15,7 @@ internal static class VerifyCommand
         command.Subcommands.Add(CreateCheckpoint());
         command.Subcommands.Add(CreateInclusion());
         command.Subcommands.Add(CreateConsistency());
+        command.Subcommands.Add(VerifyEventsCommand.Create());
         return command;
     }
 
