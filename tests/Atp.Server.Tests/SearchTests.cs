@@ -233,6 +233,75 @@ public sealed class SearchTests : AcmeServerTests
     }
 
     [Fact]
+    public async Task The_atp_command_verifies_a_real_verify_on_read_response_and_fails_a_tampered_one()
+    {
+        await SeedAsync(150);
+        await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 150);
+        using var anonymous = Server.ClientWithKey(null);
+        var key = (await anonymous.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!;
+        var page = await Acme.GetStringAsync("/v1/tenants/acme/events?verify=true&targetType=document&limit=40");
+        var single = await Acme.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/events?limit=1");
+        var id = single.GetProperty("items")[0].GetProperty("event").GetProperty("id").GetString();
+        var one = await Acme.GetStringAsync($"/v1/tenants/acme/events/{id}?verify=true");
+        var work = Directory.CreateTempSubdirectory("atp-verify-events-").FullName;
+        try
+        {
+            var pageFile = Path.Combine(work, "page.json");
+            var oneFile = Path.Combine(work, "one.json");
+            var tamperedFile = Path.Combine(work, "tampered.json");
+            await File.WriteAllTextAsync(pageFile, page);
+            await File.WriteAllTextAsync(oneFile, one);
+            await File.WriteAllTextAsync(tamperedFile, page.Replace("\"outcome\":\"failure\"", "\"outcome\":\"success\"", StringComparison.Ordinal));
+            Assert.NotEqual(page, await File.ReadAllTextAsync(tamperedFile));
+            var none = new Dictionary<string, string>();
+
+            var verified = await AuditorTests.AtpAsync(none, "verify", "events", pageFile, "--key", key, "--origin", "atp.test/test-cell-1/acme");
+            var verifiedOne = await AuditorTests.AtpAsync(none, "verify", "events", oneFile, "--key", key);
+            var tampered = await AuditorTests.AtpAsync(none, "verify", "events", tamperedFile, "--key", key);
+
+            Assert.True(verified.ExitCode == 0, verified.Error);
+            Assert.StartsWith("verified: 40 events against checkpoint atp.test/test-cell-1/acme", verified.Output, StringComparison.Ordinal);
+            Assert.True(verifiedOne.ExitCode == 0, verifiedOne.Error);
+            Assert.Equal(1, tampered.ExitCode);
+            Assert.Contains("FAILED: event at index", tampered.Error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_page_stops_before_the_response_size_cap_and_the_cursor_continues()
+    {
+        await Server.DisposeAsync();
+        var server = await ServerFixture.StartAsync(settings: new Dictionary<string, string?> { ["Atp:Query:MaxResponseBytes"] = "20000" });
+        using var client = server.ClientWithKey(await server.CreateTenantWithKeyAsync("big"));
+        var padding = new string('x', 3000);
+        var batch = "{\"events\":[" + string.Join(',', Enumerable.Range(0, 30).Select(i => "{\"type\":\"acme.audit.v1\",\"occurredAt\":\"2026-11-26T10:00:00Z\",\"actor\":{\"type\":\"user\",\"id\":\"u\"},\"action\":\"doc.read\",\"outcome\":\"success\",\"data\":{\"pad\":\"" + padding + "\"}}")) + "]}";
+        Assert.Equal(HttpStatusCode.Created, (await client.PostAsync("/v1/tenants/big/events", ServerFixture.Json(batch))).StatusCode);
+        await ServerFixture.WaitForProjectionAsync(client, "big");
+
+        var seen = new List<ulong>();
+        string? cursor = null;
+        var pages = 0;
+        do
+        {
+            var page = await client.GetFromJsonAsync<JsonElement>($"/v1/tenants/big/events?order=asc&limit=1000{(cursor is null ? "" : "&cursor=" + cursor)}");
+            var items = page.GetProperty("items").EnumerateArray().ToArray();
+            Assert.InRange(items.Length, 1, 6);
+            seen.AddRange(items.Select(i => i.GetProperty("index").GetUInt64()));
+            cursor = page.TryGetProperty("nextCursor", out var next) ? next.GetString() : null;
+            pages++;
+        }
+        while (cursor is not null);
+
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => (ulong)i), seen);
+        Assert.True(pages >= 5);
+        await server.DisposeAsync();
+    }
+
+    [Fact]
     public async Task Invalid_filters_are_400_naming_the_parameter()
     {
         await SeedAsync(100);
