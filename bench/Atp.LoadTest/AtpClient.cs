@@ -5,8 +5,16 @@ using System.Text.Json;
 
 namespace Atp.LoadTest;
 
-/// <summary>A tenant created for the run, with its events:write key.</summary>
-internal sealed record LoadTenant(string Id, Uri EventsUri, string WriteKey);
+/// <summary>A tenant created for the run, with its events:write key (also a signing key: id and HMAC secret).</summary>
+internal sealed record LoadTenant(string Id, Uri EventsUri, string WriteKey, string KeyId, byte[] SigningSecret);
+
+/// <summary>How the load generator authenticates: bearer API key, RFC 9421 signed request, or none (bench-only trusted header).</summary>
+internal enum AuthMode
+{
+    Bearer,
+    Signed,
+    None,
+}
 
 /// <summary>The HTTP side: tenant and key set-up, and one ingestion request as a closed-loop operation.</summary>
 internal sealed class AtpClient(HttpClient http, Uri baseUrl)
@@ -61,16 +69,30 @@ internal sealed class AtpClient(HttpClient http, Uri baseUrl)
                 await ExpectCreatedAsync(response, $"POST /v1/tenants ({id})", cancellationToken);
             }
 
+            // The product's per-tenant limits (50 ingest requests/s by default) would cap the run; a platform admin lifts them.
+            using (var limits = new HttpRequestMessage(HttpMethod.Patch, new Uri(baseUrl, $"v1/tenants/{id}")))
+            {
+                limits.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+                limits.Content = JsonContent.Create(new { limits = new { ingestPerSecond = 10_000_000, queryPerSecond = 10_000_000 } });
+                using var response = await http.SendAsync(limits, cancellationToken);
+                if (!response.IsSuccessStatusCode)
+                {
+                    throw new InvalidOperationException($"PATCH /v1/tenants/{id}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}");
+                }
+            }
+
             using (var key = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, $"v1/tenants/{id}/api-keys")))
             {
                 key.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
-                key.Content = JsonContent.Create(new { name = "atp-loadtest writer", scopes = new[] { "events:write" } });
+                key.Content = JsonContent.Create(new { name = "atp-loadtest writer", scopes = new[] { "events:write" }, signing = true });
                 using var response = await http.SendAsync(key, cancellationToken);
                 await ExpectCreatedAsync(response, $"POST /v1/tenants/{id}/api-keys", cancellationToken);
                 using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
                 var secret = body.RootElement.GetProperty("key").GetString()
                     ?? throw new InvalidOperationException("The api-keys response has no key.");
-                tenants[i] = new LoadTenant(id, new Uri(baseUrl, $"v1/tenants/{id}/events"), secret);
+                var signing = Convert.FromBase64String(body.RootElement.GetProperty("signingSecret").GetString()
+                    ?? throw new InvalidOperationException("The api-keys response has no signing secret."));
+                tenants[i] = new LoadTenant(id, new Uri(baseUrl, $"v1/tenants/{id}/events"), secret, body.RootElement.GetProperty("id").GetString()!, signing);
             }
         }
 
@@ -81,12 +103,28 @@ internal sealed class AtpClient(HttpClient http, Uri baseUrl)
     /// POSTs one pre-built body. 201 is success; anything else (or a transport failure) is an error. The first
     /// response of each client is also checked to carry one receipt per event.
     /// </summary>
-    public async Task<OpResult> SendAsync(LoadTenant tenant, byte[] body, int events, bool checkReceipts, CancellationToken cancellationToken)
+    public async Task<OpResult> SendAsync(LoadTenant tenant, byte[] body, int events, bool checkReceipts, CancellationToken cancellationToken, AuthMode auth = AuthMode.Bearer)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, tenant.EventsUri);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", tenant.WriteKey);
         request.Content = new ByteArrayContent(body);
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        switch (auth)
+        {
+            case AuthMode.Bearer:
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", tenant.WriteKey);
+                break;
+            case AuthMode.Signed:
+                var signed = Atp.Core.Signatures.AtpRequestSignature.Sign(
+                    tenant.SigningSecret, tenant.KeyId, "POST", tenant.EventsUri.AbsoluteUri, body, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), Atp.Core.Signatures.AtpRequestSignature.NewNonce());
+                request.Headers.TryAddWithoutValidation("Signature-Input", signed.SignatureInput);
+                request.Headers.TryAddWithoutValidation("Signature", signed.Signature);
+                request.Content.Headers.TryAddWithoutValidation("Content-Digest", signed.ContentDigest);
+                break;
+            case AuthMode.None:
+                request.Headers.TryAddWithoutValidation(TrustedTenantHeader, tenant.Id);
+                break;
+        }
+
         try
         {
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
@@ -127,6 +165,9 @@ internal sealed class AtpClient(HttpClient http, Uri baseUrl)
             return OpResult.Failed;
         }
     }
+
+    /// <summary>Names the tenant to the bench-only host that skips authentication (see AuthOverheadRun).</summary>
+    public const string TrustedTenantHeader = "X-Bench-Tenant";
 
     public int ProblemCount => Volatile.Read(ref _problemCount);
 

@@ -49,8 +49,10 @@ internal static class LoadTestCommand
         var pgAdminConnection = new Option<string?>("--pg-admin-connection") { Description = "With --engine postgres: the owner role's connection string; migrates the schema and runs the baselines (default: ATP_PG_ADMIN_CONNECTION)." };
         var marten = new Option<bool>("--marten") { Description = "With --engine postgres: also append the same events through Marten's event store (one stream per tenant)." };
 
+        var authOverhead = new Option<bool>("--auth-overhead") { Description = "Instead of the usual run: host the server in this process and compare, in one run, ingest with no authentication (a bench-only trusted header), bearer API keys and RFC 9421 signed requests (--duration seconds per phase, four rounds in alternating order)." };
+
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten })
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, authOverhead })
         {
             root.Options.Add(option);
         }
@@ -77,7 +79,9 @@ internal static class LoadTestCommand
 
             try
             {
-                return await LoadTestRun.RunAsync(settings, args, cancellationToken);
+                return parse.GetValue(authOverhead)
+                    ? await AuthOverheadRun.RunAsync(settings, args, cancellationToken)
+                    : await LoadTestRun.RunAsync(settings, args, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Atp.Cli.Admin;
 using Atp.Cli.Keys;
+using Atp.Cli.Requests;
 using Atp.Cli.Verify;
 
 namespace Atp.Cli;
@@ -8,19 +9,24 @@ namespace Atp.Cli;
 /// <summary>The root of the <c>atp</c> command tree.</summary>
 internal static class AtpCommand
 {
-    public static RootCommand Create()
+    public static RootCommand Create(CliEnvironment environment)
     {
-        var root = new RootCommand("ATP (Audit Trail Platform) command line: offline verification and key management.");
+        var root = new RootCommand("ATP (Audit Trail Platform) command line: offline verification, key management and signed API requests.");
         root.Subcommands.Add(KeygenCommand.Create());
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(AdminCommand.Create());
+        root.Subcommands.Add(RequestCommand.Create(environment));
         return root;
     }
 
     /// <summary>Parses and runs; usage errors exit with 2 (System.CommandLine's default would be 1, our "verification failed").</summary>
-    public static async Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken) =>
+        InvokeAsync(args, output, error, CliEnvironment.Process, cancellationToken);
+
+    /// <inheritdoc cref="InvokeAsync(string[], TextWriter, TextWriter, CancellationToken)"/>
+    public static async Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CliEnvironment environment, CancellationToken cancellationToken)
     {
-        var parse = Create().Parse(args);
+        var parse = Create(environment).Parse(args);
         if (parse.Errors.Count > 0)
         {
             foreach (var problem in parse.Errors)

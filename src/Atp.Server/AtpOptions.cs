@@ -27,6 +27,12 @@ public sealed class AtpOptions
 
     public IngestionOptions Ingestion { get; set; } = new();
 
+    public AuthOptions Auth { get; set; } = new();
+
+    public QueryOptions Query { get; set; } = new();
+
+    public RateLimitOptions RateLimits { get; set; } = new();
+
     public string TenantOrigin(string tenantId) => $"{Origin}/{tenantId}";
 }
 
@@ -54,4 +60,71 @@ public sealed class IngestionOptions
     /// <summary>How long an Idempotency-Key is remembered (at least 24 h).</summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "365.00:00:00")]
     public TimeSpan IdempotencyRetention { get; set; } = TimeSpan.FromHours(24);
+}
+
+public sealed class AuthOptions
+{
+    /// <summary>How far a signed request's <c>created</c> may lie from the server's clock, either way.</summary>
+    [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
+    public TimeSpan SignatureWindow { get; set; } = TimeSpan.FromSeconds(300);
+
+    /// <summary>At most this many nonces are remembered per node (each for twice the window); beyond it signed requests are refused (401) until entries expire.</summary>
+    [Range(1000, 100_000_000)]
+    public int MaxRememberedNonces { get; set; } = 2_000_000;
+
+    public OidcOptions Oidc { get; set; } = new();
+}
+
+/// <summary>OpenID Connect bearer tokens for people; off unless <see cref="Authority"/> is set.</summary>
+public sealed class OidcOptions
+{
+    /// <summary>The issuer; its discovery document and JWKS are fetched from here.</summary>
+    public Uri? Authority { get; set; }
+
+    /// <summary>The audience every token must carry.</summary>
+    public string? Audience { get; set; }
+
+    /// <summary>False only for a lab or a test serving the authority over http on loopback.</summary>
+    public bool RequireHttpsMetadata { get; set; } = true;
+
+    /// <summary>The claim naming the tenant; <c>tid</c> is tried when it is absent.</summary>
+    [Required]
+    public string TenantClaim { get; set; } = "atp_tenant";
+
+    [Required]
+    public string RolesClaim { get; set; } = "roles";
+}
+
+/// <summary>Requests per second per tenant by edition (overridable per tenant) and per client IP.</summary>
+public sealed class RateLimitOptions
+{
+    public EditionLimits Default { get; set; } = new() { IngestPerSecond = 50, QueryPerSecond = 30 };
+
+    public EditionLimits Enterprise { get; set; } = new() { IngestPerSecond = 200, QueryPerSecond = 100 };
+
+    /// <summary>Requests per second from one IP that carry no credential header at all (health probes included).</summary>
+    [Range(1, 1_000_000)]
+    public int AnonymousPerIpPerSecond { get; set; } = 50;
+
+    /// <summary>Refused (401/403) requests one IP may make per minute before all its requests get 429.</summary>
+    [Range(1, 1_000_000)]
+    public int FailuresPerIpPerMinute { get; set; } = 60;
+
+    public EditionLimits For(string edition) => edition == Core.Tenants.Tenant.EnterpriseEdition ? Enterprise : Default;
+}
+
+public sealed class EditionLimits
+{
+    [Range(1, 10_000_000)]
+    public int IngestPerSecond { get; set; }
+
+    [Range(1, 10_000_000)]
+    public int QueryPerSecond { get; set; }
+}
+
+public sealed class QueryOptions
+{
+    /// <summary>A search page stops before its events exceed this many bytes; the cursor continues from there.</summary>
+    [Range(1024, 256 * 1024 * 1024)]
+    public int MaxResponseBytes { get; set; } = 25 * 1024 * 1024;
 }

@@ -1,5 +1,6 @@
 using Atp.Core.Ingestion;
 using Atp.Core.Storage;
+using Atp.Server.Audit;
 using Atp.Server.Events;
 using Atp.Server.Gateway;
 using Atp.Server.Health;
@@ -37,7 +38,13 @@ public static class AtpServer
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
         services.AddSingleton<CheckpointSealer>();
         services.AddHostedService(sp => sp.GetRequiredService<CheckpointSealer>());
-        services.AddAtpGateway();
+        services.AddAtpGateway(builder.Configuration);
+        services.AddSingleton(sp => new AlertDetector(sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<PlatformAuditLog>();
+        services.AddSingleton<Query.QueryCursor>();
+        services.AddSingleton<Query.ProjectionService>();
+        services.AddHostedService(sp => sp.GetRequiredService<Query.ProjectionService>());
+        services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddProblemDetails();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
         services.AddOpenApi();
@@ -47,11 +54,15 @@ public static class AtpServer
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = 8 * 1024 * 1024;
             kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+            kestrel.Limits.MaxRequestHeaderCount = 64;
+            kestrel.Limits.MaxRequestLineSize = 8 * 1024;
+            kestrel.Limits.Http2.MaxRequestHeaderFieldSize = 16 * 1024;
         });
 
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseMiddleware<ClientThrottle>();
         app.UseAuthentication();
         app.UseAuthorization();
 
@@ -60,7 +71,7 @@ public static class AtpServer
         app.MapLogEndpoints();
         app.MapHealthChecks("/livez", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = Health.ReadinessResponse.WriteAsync });
         app.MapOpenApi();
         app.MapScalarApiReference();
         return app;
@@ -73,5 +84,6 @@ public static class AtpServer
         _ = app.Services.GetRequiredService<StorageEngine>();
         _ = app.Services.GetRequiredService<ISigningKeyProvider>();
         await BootstrapAdmin.EnsureAsync(app.Services, cancellationToken).ConfigureAwait(false);
+        await app.Services.GetRequiredService<PlatformAuditLog>().EnsureTenantAsync(cancellationToken).ConfigureAwait(false);
     }
 }

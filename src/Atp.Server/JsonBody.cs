@@ -22,6 +22,14 @@ internal static class JsonBody
             return (default, Problem.UnsupportedMediaType());
         }
 
+        // A signed request's body was already read once to check its Content-Digest.
+        if (context.Items.TryGetValue(Gateway.ApiKeyAuthenticationHandler.VerifiedBodyItem, out var verified) && verified is ReadOnlyMemory<byte> verifiedBody)
+        {
+            return verifiedBody.Length > maxBytes
+                ? (default, Problem.TooLarge($"The body is {verifiedBody.Length} bytes; at most {maxBytes} are accepted."))
+                : (verifiedBody, null);
+        }
+
         if (request.ContentLength > maxBytes)
         {
             return (default, Problem.TooLarge($"The body is {request.ContentLength} bytes; at most {maxBytes} are accepted."));

@@ -30,6 +30,9 @@ internal static class PostgresSchema
         ("checkpoints", "SELECT, INSERT"),
         ("outbox", "SELECT, INSERT, UPDATE, DELETE"),
         ("idempotency_keys", "SELECT, INSERT"),
+        ("event_index", "SELECT, INSERT, DELETE"),
+        ("event_targets", "SELECT, INSERT, DELETE"),
+        ("projections", "SELECT, INSERT, UPDATE, DELETE"),
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
@@ -61,7 +64,8 @@ internal static class PostgresSchema
             created_at bigint NOT NULL,
             expires_at bigint NULL,
             revoked_at bigint NULL,
-            sealed_signing_secret bytea NULL
+            sealed_signing_secret bytea NULL,
+            last_region text NULL
         );
         CREATE INDEX api_keys_tenant ON atp.api_keys (tenant_id);
 
@@ -123,7 +127,81 @@ internal static class PostgresSchema
         );
         CREATE INDEX idempotency_keys_created ON atp.idempotency_keys (created_at);
 
-        -- Read models (issue 5) go here as further versions: tenant_id first in every key, the same policy.
+        -- Read models, filled from the outbox by the projector: tenant_id leads every key and index, and each index ends
+        -- in (occurred_at, idx) so a filtered page is read in order. The unique (tenant_id, event_id) is the inbox: a
+        -- redelivered outbox row projects nothing twice. search = the words of the actor's and targets' names and the action.
+        CREATE TABLE atp.event_index (
+            tenant_id text NOT NULL,
+            idx bigint NOT NULL,
+            event_id uuid NOT NULL,
+            occurred_at bigint NOT NULL,
+            actor_type text NOT NULL,
+            actor_id text NOT NULL,
+            action text NOT NULL,
+            outcome text NOT NULL,
+            search tsvector NOT NULL,
+            PRIMARY KEY (tenant_id, idx)
+        ) PARTITION BY HASH (tenant_id);
+        CREATE UNIQUE INDEX event_index_event ON atp.event_index (tenant_id, event_id);
+        CREATE INDEX event_index_time ON atp.event_index (tenant_id, occurred_at, idx);
+        CREATE INDEX event_index_actor ON atp.event_index (tenant_id, actor_id, occurred_at, idx);
+        CREATE INDEX event_index_action ON atp.event_index (tenant_id, action text_pattern_ops, occurred_at, idx);
+        CREATE INDEX event_index_search ON atp.event_index USING gin (search);
+        CREATE TABLE atp.event_targets (
+            tenant_id text NOT NULL,
+            idx bigint NOT NULL,
+            target_type text NOT NULL,
+            target_id text NOT NULL,
+            occurred_at bigint NOT NULL,
+            PRIMARY KEY (tenant_id, idx, target_type, target_id)
+        ) PARTITION BY HASH (tenant_id);
+        CREATE INDEX event_targets_target ON atp.event_targets (tenant_id, target_type, target_id, occurred_at, idx);
+        DO $partitions$
+        BEGIN
+            FOR i IN 0..{{LogEntryPartitions - 1}} LOOP
+                EXECUTE format('CREATE TABLE atp.event_index_p%s PARTITION OF atp.event_index FOR VALUES WITH (MODULUS {{LogEntryPartitions}}, REMAINDER %s)', i, i);
+                EXECUTE format('CREATE TABLE atp.event_targets_p%s PARTITION OF atp.event_targets FOR VALUES WITH (MODULUS {{LogEntryPartitions}}, REMAINDER %s)', i, i);
+            END LOOP;
+        END
+        $partitions$;
+        -- Per tenant: entries [0, projected_size) are in the read models.
+        CREATE TABLE atp.projections (
+            tenant_id text NOT NULL PRIMARY KEY,
+            projected_size bigint NOT NULL
+        );
+
+        -- The projector's claim: the outbox rows of one tenant no other projector holds (its advisory lock), oldest
+        -- first, locked for the caller's transaction. One projector per tenant keeps projected_size contiguous.
+        CREATE FUNCTION atp.claim_outbox(p_limit integer) RETURNS TABLE (tenant_id text, id bigint, first_idx bigint, last_idx bigint)
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+            DECLARE
+                t text;
+            BEGIN
+                FOR t IN SELECT o.tenant_id FROM atp.outbox o GROUP BY o.tenant_id ORDER BY min(o.id) LOOP
+                    IF pg_try_advisory_xact_lock(1634758770, hashtext(t)) THEN
+                        RETURN QUERY SELECT o.tenant_id, o.id, o.first_idx, o.last_idx FROM atp.outbox o
+                            WHERE o.tenant_id = t ORDER BY o.id LIMIT p_limit FOR UPDATE SKIP LOCKED;
+                        RETURN;
+                    END IF;
+                END LOOP;
+            END
+            $f$;
+        -- Freshness: when the oldest entry still waiting in the outbox was received (a time, nothing of its content).
+        CREATE FUNCTION atp.oldest_unprojected() RETURNS bigint
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                SELECT e.received_at FROM atp.outbox o JOIN atp.log_entries e ON e.tenant_id = o.tenant_id AND e.idx = o.first_idx
+                ORDER BY o.id LIMIT 1
+            $f$;
+        -- The second-region detector: records where a key was used, returns where it was used before.
+        CREATE FUNCTION atp.set_api_key_region(p_key_id text, p_region text) RETURNS text
+            LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                WITH previous AS (SELECT last_region FROM atp.api_keys WHERE key_id = p_key_id),
+                     updated AS (UPDATE atp.api_keys SET last_region = p_region WHERE key_id = p_key_id RETURNING 1)
+                SELECT (SELECT last_region FROM previous)
+            $f$;
 
         -- Platform-level operations that span tenants, each as narrow as its caller needs. SECURITY DEFINER runs them as
         -- the owner, whose policy sees every row; search_path is pinned so a caller cannot redirect names.

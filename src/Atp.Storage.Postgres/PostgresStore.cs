@@ -1,4 +1,5 @@
 using Atp.Core.Keys;
+using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Integrity;
@@ -13,9 +14,10 @@ namespace Atp.Storage.Postgres;
 /// with the tenant set for its transaction, under row-level security; the few platform-level operations that span
 /// tenants go through SECURITY DEFINER functions. Log writes go through this node's <see cref="PostgresSequencer"/>.
 /// </summary>
-public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
+public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, IAsyncDisposable
 {
     private const string ApiKeyColumns = "key_id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret";
+    private const string ApiKeyReadColumns = ApiKeyColumns + ", last_region";
     private const string EntryColumns = "idx, event_id, leaf, leaf_hash, received_at";
 
     // Advisory lock namespace of the sealer ('atp-seal'); the second key is the tenant's hash.
@@ -23,6 +25,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresSequencer[] _sequencers;
+    private readonly PostgresReadModels _readModels;
     private int _disposed;
 
     public PostgresStore(IOptions<PostgresStoreOptions> options, TimeProvider clock, ILogger<PostgresStore> logger)
@@ -52,6 +55,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
             PostgresSchema.RequireIsolatedRole(connection);
         }
 
+        _readModels = new PostgresReadModels(_dataSource);
         _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, clock, logger))];
     }
 
@@ -164,16 +168,20 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
 
     // Authentication looks a key up before it knows the tenant: the one read of api_keys across tenants.
     public async Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken) =>
-        (await QueryPlatformAsync($"SELECT {ApiKeyColumns} FROM atp.find_api_key_by_hash($1)", [keyHash], ReadApiKey, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+        (await QueryPlatformAsync($"SELECT {ApiKeyReadColumns} FROM atp.find_api_key_by_hash($1)", [keyHash], ReadApiKey, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
 
     public async Task<ApiKey?> FindApiKeyByIdAsync(string keyId, CancellationToken cancellationToken) =>
-        (await QueryPlatformAsync($"SELECT {ApiKeyColumns} FROM atp.find_api_key_by_id($1)", [keyId], ReadApiKey, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+        (await QueryPlatformAsync($"SELECT {ApiKeyReadColumns} FROM atp.find_api_key_by_id($1)", [keyId], ReadApiKey, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    // Keys of any tenant (and platform keys) are used across tenants' requests: the owner's function records the region.
+    public async Task<string?> SetApiKeyRegionAsync(string keyId, string region, CancellationToken cancellationToken) =>
+        (await QueryPlatformAsync("SELECT atp.set_api_key_region($1, $2)", [keyId, region], r => r.IsDBNull(0) ? null : r.GetString(0), cancellationToken).ConfigureAwait(false)).SingleOrDefault();
 
     public async Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken) =>
         (await QueryPlatformAsync("SELECT atp.has_platform_admin_key()", [], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single();
 
     public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) =>
-        QueryAsync(tenantId, $"SELECT {ApiKeyColumns} FROM atp.api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", [tenantId], ReadApiKey, cancellationToken);
+        QueryAsync(tenantId, $"SELECT {ApiKeyReadColumns} FROM atp.api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", [tenantId], ReadApiKey, cancellationToken);
 
     public async Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
         await ExecuteAsync(
@@ -257,6 +265,20 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
         await _dataSource.DisposeAsync().ConfigureAwait(false);
     }
 
+    public Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return _readModels.SearchAsync(query, cancellationToken);
+    }
+
+    public Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken) => _readModels.ProjectPendingAsync(maxEntries, cancellationToken);
+
+    public Task<ulong> RebuildProjectionsAsync(string tenantId, CancellationToken cancellationToken) => _readModels.RebuildAsync(tenantId, cancellationToken);
+
+    public Task<ProjectionStatus?> GetProjectionStatusAsync(string tenantId, CancellationToken cancellationToken) => _readModels.StatusAsync(tenantId, cancellationToken);
+
+    public Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken) => _readModels.OldestUnprojectedAsync(cancellationToken);
+
     // A tenant's appends always go to the same writer of this node, so they keep their order; different writers
     // (connections) append for different tenants in parallel.
     private PostgresSequencer Writer(string tenantId) =>
@@ -314,6 +336,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IAsyncDisposable
             ExpiresAt = Ticks(reader, 6),
             RevokedAt = Ticks(reader, 7),
             SealedSigningSecret = reader.IsDBNull(8) ? null : (byte[])reader[8],
+            LastRegion = reader.IsDBNull(9) ? null : reader.GetString(9),
         };
 
     private static LogEntry ReadEntry(NpgsqlDataReader reader) =>

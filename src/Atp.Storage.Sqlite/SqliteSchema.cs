@@ -5,7 +5,7 @@ namespace Atp.Storage.Sqlite;
 /// <summary>The embedded engine's schema, versioned. Every tenant table leads with tenant_id so each query stays on one tenant's rows.</summary>
 internal static class SqliteSchema
 {
-    public const int CurrentVersion = 2;
+    public const int CurrentVersion = 3;
 
     private const string Version1 = """
         CREATE TABLE tenants (
@@ -81,12 +81,53 @@ internal static class SqliteSchema
         CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
         """;
 
-    // Version 2: per-tenant settings (null = the edition's default) and the sealed HMAC secret of signing keys.
+    // Version 2: per-tenant settings (null = the edition's default), the sealed HMAC secret of signing keys, the region a key was last used in.
     private const string Version2 = """
         ALTER TABLE tenants ADD COLUMN require_signed_requests INTEGER NULL;
         ALTER TABLE tenants ADD COLUMN ingest_per_second INTEGER NULL;
         ALTER TABLE tenants ADD COLUMN query_per_second INTEGER NULL;
         ALTER TABLE api_keys ADD COLUMN sealed_signing_secret BLOB NULL;
+        ALTER TABLE api_keys ADD COLUMN last_region TEXT NULL;
+        """;
+
+    // Version 3: the read models the projector fills from the outbox. Keys lead with the tenant's num; every index
+    // ends in (occurred_at, idx) so a filtered page is read in order from the index, newest first, without sorting.
+    private const string Version3 = """
+        CREATE TABLE event_index (
+            tenant_num INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            event_id BLOB NOT NULL,
+            occurred_at INTEGER NOT NULL, -- UTC ticks
+            actor_type TEXT NOT NULL,
+            actor_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            PRIMARY KEY (tenant_num, idx)
+        ) WITHOUT ROWID;
+        -- The inbox: one row per event id, so a redelivered outbox row never projects twice.
+        CREATE UNIQUE INDEX event_index_event ON event_index (tenant_num, event_id);
+        CREATE INDEX event_index_time ON event_index (tenant_num, occurred_at, idx);
+        CREATE INDEX event_index_actor ON event_index (tenant_num, actor_id, occurred_at, idx);
+        CREATE INDEX event_index_action ON event_index (tenant_num, action, occurred_at, idx);
+
+        CREATE TABLE event_targets (
+            tenant_num INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            target_type TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            occurred_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_num, idx, target_type, target_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX event_targets_target ON event_targets (tenant_num, target_type, target_id, occurred_at, idx);
+
+        -- Full text over actor and target names and the action; rowid = the entry's log rowid.
+        CREATE VIRTUAL TABLE event_text USING fts5(body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
+
+        -- Per tenant: entries [0, projected_size) are in the read models.
+        CREATE TABLE projections (
+            tenant_id TEXT NOT NULL PRIMARY KEY,
+            projected_size INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """;
 
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
@@ -107,7 +148,7 @@ internal static class SqliteSchema
                 $"The database schema is version {current}, newer than this ATP build understands ({CurrentVersion}). Run a newer ATP.");
         }
 
-        string[] steps = [Version1, Version2];
+        string[] steps = [Version1, Version2, Version3];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             // Each step and its version row commit together, so an interrupted upgrade resumes at the same step.

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Atp.Core.Keys;
+using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Integrity;
@@ -13,13 +14,14 @@ namespace Atp.Storage.Sqlite;
 /// The embedded engine: one SQLite database per cell under the data directory. Every query takes the tenant; no
 /// method reads across tenants. All log writes go through the <see cref="SqliteSequencer"/>.
 /// </summary>
-public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
+public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAsyncDisposable
 {
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(500);
 
     private readonly SqliteConnections _connections;
     private readonly TenantNumbers _tenantNumbers = new();
     private readonly SqliteSequencer _sequencer;
+    private readonly SqliteReadModels _readModels;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _walCheckpointer;
     private int _disposed;
@@ -35,6 +37,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
             SqliteSchema.Migrate(connection);
         }
 
+        _readModels = new SqliteReadModels(_connections, _tenantNumbers);
         _sequencer = new SqliteSequencer(_connections, _tenantNumbers, settings, clock, logger);
         _walCheckpointer = Task.Run(() => CheckpointWalAsync(_stopping.Token));
     }
@@ -162,6 +165,25 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
     public Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
         UpdateApiKeyAsync("expires_at = MIN(COALESCE(expires_at, $at), $at)", tenantId, keyId, expiresAt, cancellationToken);
 
+    public async Task<string?> SetApiKeyRegionAsync(string keyId, string region, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var transaction = connection.BeginTransaction();
+        using var read = connection.CreateCommand();
+        read.Transaction = transaction;
+        read.CommandText = "SELECT last_region FROM api_keys WHERE id = $id";
+        read.Parameters.AddWithValue("$id", keyId);
+        var previous = await read.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+        using var write = connection.CreateCommand();
+        write.Transaction = transaction;
+        write.CommandText = "UPDATE api_keys SET last_region = $region WHERE id = $id";
+        write.Parameters.AddWithValue("$id", keyId);
+        write.Parameters.AddWithValue("$region", region);
+        await write.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return previous;
+    }
+
     // Changes one key of one tenant; the tenant condition keeps a key id of another tenant out of reach.
     private async Task<bool> UpdateApiKeyAsync(string assignment, string tenantId, string keyId, DateTimeOffset at, CancellationToken cancellationToken)
     {
@@ -178,7 +200,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
     {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret FROM api_keys WHERE {condition} ORDER BY created_at, id";
+        command.CommandText = $"SELECT id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret, last_region FROM api_keys WHERE {condition} ORDER BY created_at, id";
         command.Parameters.AddWithValue("$x", value);
         using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var keys = new List<ApiKey>();
@@ -192,6 +214,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
                 ExpiresAt = reader.IsDBNull(6) ? null : new DateTimeOffset(reader.GetInt64(6), TimeSpan.Zero),
                 RevokedAt = reader.IsDBNull(7) ? null : new DateTimeOffset(reader.GetInt64(7), TimeSpan.Zero),
                 SealedSigningSecret = reader.IsDBNull(8) ? null : (byte[])reader[8],
+                LastRegion = reader.IsDBNull(9) ? null : reader.GetString(9),
             });
         }
 
@@ -285,6 +308,20 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IAsyncDisposable
         command.Parameters.AddWithValue("$before", before.UtcTicks);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
+
+    public Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return _readModels.SearchAsync(query, cancellationToken);
+    }
+
+    public Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken) => _readModels.ProjectPendingAsync(maxEntries, cancellationToken);
+
+    public Task<ulong> RebuildProjectionsAsync(string tenantId, CancellationToken cancellationToken) => _readModels.RebuildAsync(tenantId, cancellationToken);
+
+    public Task<ProjectionStatus?> GetProjectionStatusAsync(string tenantId, CancellationToken cancellationToken) => _readModels.StatusAsync(tenantId, cancellationToken);
+
+    public Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken) => _readModels.OldestUnprojectedAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {

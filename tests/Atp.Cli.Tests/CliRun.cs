@@ -6,11 +6,14 @@ internal sealed record CliResult(int ExitCode, string Output, string Error);
 
 internal static class CliRun
 {
-    public static async Task<CliResult> InProcessAsync(params string[] args)
+    public static Task<CliResult> InProcessAsync(params string[] args) => InProcessAsync(CliEnvironment.Process, args);
+
+    /// <summary>Runs in-process with the given environment variables and standard input instead of the process's own.</summary>
+    public static async Task<CliResult> InProcessAsync(CliEnvironment environment, params string[] args)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await AtpCommand.InvokeAsync(args, output, error, CancellationToken.None);
+        var code = await AtpCommand.InvokeAsync(args, output, error, environment, CancellationToken.None);
         return new CliResult(code, output.ToString(), error.ToString());
     }
 

@@ -17,13 +17,19 @@ internal sealed class LogFixture : IDisposable
     private readonly List<byte[]> _leaves = [];
 
     public LogFixture(int size, string contentSalt = "", NoteSigner? signer = null)
+        : this(Enumerable.Range(0, size).Select(i => Encoding.UTF8.GetBytes($"{{\"action\":\"document.update\",\"index\":{i},\"salt\":\"{contentSalt}\"}}")), signer)
+    {
+    }
+
+    /// <summary>A log whose entries are the JCS canonical forms of the given JSON texts, in order.</summary>
+    public LogFixture(IEnumerable<byte[]> entries, NoteSigner? signer = null)
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("atp-cli-").FullName;
         Signer = signer ?? NoteSigner.Generate("atp.example.com/test-cell-1");
         var completed = new List<MerkleNode>();
-        for (var i = 0; i < size; i++)
+        foreach (var entry in entries)
         {
-            var leaf = JsonCanonicalizer.Canonicalize(Encoding.UTF8.GetBytes($"{{\"action\":\"document.update\",\"index\":{i},\"salt\":\"{contentSalt}\"}}"));
+            var leaf = JsonCanonicalizer.Canonicalize(entry);
             _leaves.Add(leaf);
             completed.Clear();
             _range.Append(MerkleHasher.HashLeaf(leaf), completed);
@@ -39,14 +45,19 @@ internal sealed class LogFixture : IDisposable
 
     public ProofBuilder Proofs => new(_store);
 
-    public async Task<string> WriteCheckpointAsync(ulong size, string? origin = null, NoteSigner? signer = null)
+    public async Task<string> WriteCheckpointAsync(ulong size, string? origin = null, NoteSigner? signer = null) =>
+        Write($"checkpoint-{size}-{Guid.NewGuid():n}.txt", (await SignCheckpointAsync(size, origin, signer)).ToUtf8Bytes());
+
+    /// <summary>The signed checkpoint of the first <paramref name="size"/> entries.</summary>
+    public async Task<SignedNote> SignCheckpointAsync(ulong size, string? origin = null, NoteSigner? signer = null)
     {
         var root = await Proofs.RootAsync(size, CancellationToken.None);
-        var note = new Checkpoint(origin ?? Origin, size, root).Sign(signer ?? Signer);
-        return Write($"checkpoint-{size}-{Guid.NewGuid():n}.txt", note.ToUtf8Bytes());
+        return new Checkpoint(origin ?? Origin, size, root).Sign(signer ?? Signer);
     }
 
-    public string WriteLeaf(int index) => Write($"leaf-{index}.bin", _leaves[index]);
+    public byte[] Leaf(int index) => _leaves[index];
+
+    public string WriteLeaf(int index) => Write($"leaf-{index}.bin", Leaf(index));
 
     public async Task<string> WriteInclusionProofAsync(ulong index, ulong size)
     {

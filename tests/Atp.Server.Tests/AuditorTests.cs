@@ -132,9 +132,17 @@ public sealed class AuditorTests : IAsyncLifetime
         return path;
     }
 
-    private static async Task<(int ExitCode, string Output, string Error)> AtpAsync(params string[] args)
+    private static Task<(int ExitCode, string Output, string Error)> AtpAsync(params string[] args) => AtpAsync(new Dictionary<string, string>(), args);
+
+    /// <summary>Runs the real atp binary with extra environment variables.</summary>
+    internal static async Task<(int ExitCode, string Output, string Error)> AtpAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "atp.dll"));
         foreach (var arg in args)
         {

@@ -34,6 +34,8 @@ internal sealed class ChildServer : IAsyncDisposable
             $"--Atp:Bootstrap:AdminKey={adminKey}",
             "--Atp:Integrity:CheckpointInterval=00:00:00.050",
             "--Atp:Origin=atp.test/crash-cell-1",
+            "--Atp:RateLimits:Default:IngestPerSecond=1000000",
+            "--Atp:RateLimits:Default:QueryPerSecond=1000000",
             "--Logging:LogLevel:Default=Warning",
         }.Concat(storageArguments ?? []))
         {

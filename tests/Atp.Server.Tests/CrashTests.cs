@@ -207,11 +207,12 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
 
     internal static async Task<List<(ulong Index, Guid Id, string LeafHash)>> ListAllAsync(HttpClient client, string tenant)
     {
+        await ServerFixture.WaitForProjectionAsync(client, tenant);
         var entries = new List<(ulong, Guid, string)>();
         string? cursor = null;
         do
         {
-            var page = await client.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/events?limit=1000{(cursor is null ? "" : "&cursor=" + cursor)}");
+            var page = await client.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/events?order=asc&limit=1000{(cursor is null ? "" : "&cursor=" + cursor)}");
             entries.AddRange(page.GetProperty("items").EnumerateArray().Select(i => (
                 i.GetProperty("index").GetUInt64(),
                 Guid.Parse(i.GetProperty("event").GetProperty("id").GetString()!),

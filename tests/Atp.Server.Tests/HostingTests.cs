@@ -21,7 +21,9 @@ public sealed class HostingTests
             await Task.Delay(50);
         }
 
-        Assert.Equal("Healthy", await ready.Content.ReadAsStringAsync());
+        using var readiness = System.Text.Json.JsonDocument.Parse(await ready.Content.ReadAsStringAsync());
+        Assert.Equal("Healthy", readiness.RootElement.GetProperty("status").GetString());
+        Assert.True(readiness.RootElement.GetProperty("ready").GetProperty("data").GetProperty("projectionLagSeconds").GetDouble() >= 0);
 
         var openApi = await client.GetFromJsonAsync<JsonElement>("/openapi/v1.json");
         Assert.StartsWith("3.1", openApi.GetProperty("openapi").GetString(), StringComparison.Ordinal);

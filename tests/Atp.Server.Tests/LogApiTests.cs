@@ -42,7 +42,7 @@ public sealed class LogApiTests : AcmeServerTests
     public async Task Inclusion_proofs_verify_for_every_entry_and_bad_arguments_are_400()
     {
         await Post(11);
-        var checkpoint = Parse(await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 11));
+        var checkpoint = ProofJson.Checkpoint(await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 11));
 
         for (var i = 0UL; i < checkpoint.Size; i++)
         {
@@ -50,7 +50,7 @@ public sealed class LogApiTests : AcmeServerTests
             var leaf = await Acme.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{i}");
             Assert.Equal(checkpoint.Size, proof.GetProperty("treeSize").GetUInt64());
             Assert.Equal(MerkleHasher.HashLeaf(leaf).ToBase64(), proof.GetProperty("leafHash").GetString());
-            Assert.True(InclusionProof.Verify(i, checkpoint.Size, MerkleHasher.HashLeaf(leaf), Hashes(proof), checkpoint.Root).IsValid);
+            Assert.True(InclusionProof.Verify(i, checkpoint.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(proof), checkpoint.Root).IsValid);
         }
 
         var small = await Acme.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/log/proof/inclusion?index=2&size=5");
@@ -66,14 +66,14 @@ public sealed class LogApiTests : AcmeServerTests
     public async Task Consistency_proofs_verify_between_checkpoints_and_bad_arguments_are_400()
     {
         await Post(6);
-        var old = Parse(await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 6));
+        var old = ProofJson.Checkpoint(await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 6));
         await Post(9);
-        var current = Parse(await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 15));
+        var current = ProofJson.Checkpoint(await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 15));
 
         var proof = await Acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/log/proof/consistency?from={old.Size}&to={current.Size}");
 
         Assert.Equal(old.Size, proof.GetProperty("from").GetUInt64());
-        Assert.True(ConsistencyProof.Verify(old.Size, current.Size, Hashes(proof), old.Root, current.Root).IsValid);
+        Assert.True(ConsistencyProof.Verify(old.Size, current.Size, ProofJson.Hashes(proof), old.Root, current.Root).IsValid);
 
         var same = await Acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/log/proof/consistency?from=15&to=15");
         Assert.Equal(0, same.GetProperty("hashes").GetArrayLength());
@@ -99,13 +99,4 @@ public sealed class LogApiTests : AcmeServerTests
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
     }
 
-    private static Checkpoint Parse(string note)
-    {
-        Assert.True(SignedNote.TryParse(note, out var signed, out var error), error);
-        Assert.True(Checkpoint.TryParse(signed.Text, out var checkpoint, out error), error);
-        return checkpoint;
-    }
-
-    private static Hash[] Hashes(JsonElement proof) =>
-        proof.GetProperty("hashes").EnumerateArray().Select(h => new Hash(Convert.FromBase64String(h.GetString()!))).ToArray();
 }

@@ -58,7 +58,8 @@ public sealed class ResidencyTests : IAsyncLifetime
         _server.Region = "local";
         await _server.RestartAsync();
         using var home = _server.ClientWithKey(key);
-        var page = await home.GetFromJsonAsync<JsonElement>("/v1/tenants/homebound/events?limit=1000");
+        await ServerFixture.WaitForProjectionAsync(home, "homebound");
+        var page = await home.GetFromJsonAsync<JsonElement>("/v1/tenants/homebound/events?order=asc&limit=1000");
         Assert.Equal(3, page.GetProperty("items").GetArrayLength());
     }
 }

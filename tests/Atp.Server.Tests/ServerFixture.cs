@@ -41,12 +41,47 @@ public sealed class ServerFixture : IAsyncDisposable
 
     public Uri BaseAddress { get; private set; } = null!;
 
-    public static async Task<ServerFixture> StartAsync(string? dataDirectory = null, bool withAdminKey = true, string checkpointInterval = "00:00:00.100")
+    /// <summary>
+    /// Configuration for every start. Rate limits are lifted by default so that tests of other features are not
+    /// throttled; the rate-limit tests put the product defaults (or their own) back.
+    /// </summary>
+    public Dictionary<string, string?> Settings { get; } = new(StringComparer.Ordinal)
+    {
+        ["Atp:RateLimits:Default:IngestPerSecond"] = "1000000",
+        ["Atp:RateLimits:Default:QueryPerSecond"] = "1000000",
+        ["Atp:RateLimits:Enterprise:IngestPerSecond"] = "1000000",
+        ["Atp:RateLimits:Enterprise:QueryPerSecond"] = "1000000",
+        ["Atp:RateLimits:AnonymousPerIpPerSecond"] = "1000000",
+        ["Atp:RateLimits:FailuresPerIpPerMinute"] = "1000000",
+    };
+
+    /// <summary>The running server's services (for the platform audit log's flush, the clock…).</summary>
+    public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("The server is not running.");
+
+    /// <summary>The tenant's committed tree size, read from the store (what "nothing was stored" is checked against).</summary>
+    public async Task<ulong> TreeSizeAsync(string tenant) =>
+        (await Services.GetRequiredService<Atp.Core.Storage.ILogStore>().GetTreeHeadAsync(tenant, CancellationToken.None))?.Size
+        ?? throw new InvalidOperationException($"no tenant {tenant}");
+
+    public static async Task<ServerFixture> StartAsync(
+        string? dataDirectory = null, bool withAdminKey = true, string checkpointInterval = "00:00:00.100", IReadOnlyDictionary<string, string?>? settings = null)
     {
         var fixture = new ServerFixture(
             dataDirectory ?? Directory.CreateTempSubdirectory("atp-server-").FullName,
             withAdminKey ? ApiKeyFormat.Generate() : null,
             await TestStorage.NewStoreArgumentsAsync());
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                fixture.Settings.Remove(key);
+            }
+            else
+            {
+                fixture.Settings[key] = value;
+            }
+        }
+
         await fixture.StartAppAsync(checkpointInterval);
         return fixture;
     }
@@ -105,6 +140,23 @@ public sealed class ServerFixture : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits until search sees the tenant's whole log (the projector runs behind the appends).</summary>
+    public static async Task WaitForProjectionAsync(HttpClient client, string tenant)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var status = await client.GetFromJsonAsync<System.Text.Json.JsonElement>($"/v1/tenants/{tenant}/projection");
+            if (status.GetProperty("projectedSize").GetUInt64() == status.GetProperty("treeSize").GetUInt64())
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"the projection of {tenant} did not catch up within 20 s");
+            await Task.Delay(20);
+        }
+    }
+
     public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     public static string Event(string action = "document.update", string? id = null, string actor = "user-1") =>
@@ -151,6 +203,8 @@ public sealed class ServerFixture : IAsyncDisposable
         {
             args.Add($"--Atp:Bootstrap:AdminKey={AdminKey}");
         }
+
+        args.AddRange(Settings.Select(setting => $"--{setting.Key}={setting.Value}"));
 
         _app = AtpServer.Build([.. args]);
         await AtpServer.InitializeAsync(_app, CancellationToken.None);

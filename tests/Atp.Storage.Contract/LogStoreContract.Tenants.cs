@@ -217,4 +217,18 @@ public abstract partial class LogStoreContract<TStore>
         Assert.Null(await Store.FindApiKeyByIdAsync("key-missing", None));
         Assert.Equal(sealedSecret, (await Store.ListApiKeysAsync(TenantA, None)).Single(k => k.Id == "key-signing").SealedSigningSecret);
     }
+
+    [Fact]
+    public async Task Remembers_the_region_a_key_was_last_used_in()
+    {
+        await CreateTenantsAsync(TenantA);
+        await Store.CreateApiKeyAsync(NewApiKey("key-1", TenantA, Scopes.EventsWrite), None);
+        await Store.CreateApiKeyAsync(NewApiKey("key-2", TenantA, Scopes.EventsWrite), None);
+
+        Assert.Null(await Store.SetApiKeyRegionAsync("key-1", "westeu", None));
+        Assert.Equal("westeu", await Store.SetApiKeyRegionAsync("key-1", "northeu", None));
+
+        Assert.Equal("northeu", (await Store.FindApiKeyByIdAsync("key-1", None))!.LastRegion);
+        Assert.Null((await Store.FindApiKeyByIdAsync("key-2", None))!.LastRegion);
+    }
 }

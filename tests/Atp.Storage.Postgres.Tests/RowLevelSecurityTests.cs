@@ -1,3 +1,5 @@
+using Atp.Core.Events;
+using Atp.Core.Ingestion;
 using System.Text;
 using Atp.Core.Keys;
 using Atp.Core.Storage;
@@ -28,14 +30,25 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
         var clock = new ManualClock(new DateTimeOffset(2026, 11, 26, 10, 0, 0, TimeSpan.Zero));
         await using var store = new PostgresStore(
             Options.Create(new PostgresStoreOptions { ConnectionString = database.AppConnectionString }), clock, NullLogger<PostgresStore>.Instance);
+        // Real events: a first request per tenant is projected into the read models (its outbox row consumed), a
+        // second one stays waiting in the outbox, so read models and outbox both hold rows of both tenants.
+        var ingestion = new IngestionService(store, clock);
+        List<EventDraft> Drafts(string tenant, int count) => [.. Enumerable.Range(0, count).Select(i => new EventDraft(
+            null, "acme.audit.v1", clock.GetUtcNow(), new Party("user", $"{tenant}-user-{i}", "Ada"), "document.read",
+            [new Party("document", $"{tenant}-doc-{i}", null)], EventOutcome.Success, null, null))];
         foreach (var tenant in new[] { A, B })
         {
             Assert.True(await store.TryCreateTenantAsync(
                 new Tenant(tenant, tenant, Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, clock.GetUtcNow()), default));
             await store.CreateApiKeyAsync(new ApiKey($"key-{tenant}", tenant, "k", [Scopes.EventsWrite], ApiKeyFormat.Hash(ApiKeyFormat.Generate()), clock.GetUtcNow()), default);
-            var entries = Enumerable.Range(0, 3).Select(i => TestEntries.Create($"{tenant}-{i}", clock.GetUtcNow())).ToArray();
+            Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 2), null, default));
+            Assert.Equal(2, await store.ProjectPendingAsync(1, default));
+        }
+
+        foreach (var tenant in new[] { A, B })
+        {
             var claim = new IdempotencyClaim($"retry-{tenant}", Hash.Sha256(Encoding.UTF8.GetBytes(tenant)));
-            Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest(tenant, entries, claim), default));
+            Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 1), claim, default));
             await store.SaveCheckpointAsync(tenant, 3, $"note of {tenant}", clock.GetUtcNow(), default);
         }
 
@@ -49,7 +62,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
     {
         var tables = await TenantTablesAsync();
 
-        Assert.Equal(["api_keys", "checkpoints", "idempotency_keys", "log_entries", "outbox", "tenants", "tree_heads"], tables.Order());
+        Assert.Equal(["api_keys", "checkpoints", "event_index", "event_targets", "idempotency_keys", "log_entries", "outbox", "projections", "tenants", "tree_heads"], tables.Order());
         foreach (var table in tables)
         {
             Assert.Equal(2L, await database.ExecuteAsOwnerAsync($"SELECT count(DISTINCT tenant_id) FROM atp.{table}"));

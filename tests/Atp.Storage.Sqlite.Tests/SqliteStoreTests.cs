@@ -87,6 +87,8 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             ALTER TABLE tenants DROP COLUMN ingest_per_second;
             ALTER TABLE tenants DROP COLUMN query_per_second;
             ALTER TABLE api_keys DROP COLUMN sealed_signing_secret;
+            ALTER TABLE api_keys DROP COLUMN last_region;
+            DROP TABLE event_index; DROP TABLE event_targets; DROP TABLE event_text; DROP TABLE projections;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
@@ -94,7 +96,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(2L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(3L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     private SqliteStore Open() =>

@@ -35,12 +35,18 @@ internal static class ProofFiles
         }
     }
 
-    /// <summary>Decodes base64 hashes; lengths are left to the verifier, which reports them as a failed check.</summary>
-    public static List<byte[]> DecodeHashes(string[]? hashes, FileInfo file)
+    /// <inheritdoc cref="DecodeHashes(string[], string)"/>
+    public static List<byte[]> DecodeHashes(string[]? hashes, FileInfo file) => DecodeHashes(hashes, $"proof file '{file.FullName}'");
+
+    /// <summary>
+    /// Decodes base64 hashes; lengths are left to the verifier, which reports them as a failed check.
+    /// <paramref name="where"/> names the proof in error messages.
+    /// </summary>
+    public static List<byte[]> DecodeHashes(string[]? hashes, string where)
     {
         if (hashes is null)
         {
-            throw new CliInputException($"proof file '{file.FullName}' has no \"hashes\" array");
+            throw new CliInputException($"{where} has no \"hashes\" array");
         }
 
         var decoded = new List<byte[]>(hashes.Length);
@@ -52,7 +58,7 @@ internal static class ProofFiles
             }
             catch (FormatException)
             {
-                throw new CliInputException($"proof file '{file.FullName}': hashes[{i}] is not base64");
+                throw new CliInputException($"{where}: hashes[{i}] is not base64");
             }
         }
 

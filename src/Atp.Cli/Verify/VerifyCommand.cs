@@ -4,7 +4,7 @@ using Atp.Integrity;
 namespace Atp.Cli.Verify;
 
 /// <summary>
-/// <c>atp verify checkpoint | inclusion | consistency</c>: checks ATP data offline against verifier keys the user
+/// <c>atp verify checkpoint | inclusion | consistency | events</c>: checks ATP data offline against verifier keys the user
 /// trusts, trusting nothing the server says. Exit 0 verified, 1 a check failed, 2 unusable input.
 /// </summary>
 internal static class VerifyCommand
@@ -15,17 +15,18 @@ internal static class VerifyCommand
         command.Subcommands.Add(CreateCheckpoint());
         command.Subcommands.Add(CreateInclusion());
         command.Subcommands.Add(CreateConsistency());
+        command.Subcommands.Add(VerifyEventsCommand.Create());
         return command;
     }
 
-    private static Option<string[]> KeyOption() => new("--key")
+    internal static Option<string[]> KeyOption() => new("--key")
     {
         Description = "Trusted verifier key <name>+<id>+<base64> (repeat for key rotation: any one trusted signature suffices)",
         Required = true,
         Arity = ArgumentArity.OneOrMore,
     };
 
-    private static Option<string> OriginOption() => new("--origin") { Description = "Expected log origin (e.g. atp.example.com/westeu-prod-1/acme); refuse any other" };
+    internal static Option<string> OriginOption() => new("--origin") { Description = "Expected log origin (e.g. atp.example.com/westeu-prod-1/acme); refuse any other" };
 
     private static Command CreateCheckpoint()
     {
@@ -78,21 +79,15 @@ internal static class VerifyCommand
                 return await FailAsync(error, opened.Failure!).ConfigureAwait(false);
             }
 
-            if (treeSize != checkpoint.Size)
-            {
-                return await FailAsync(error, $"the proof is for tree size {treeSize} but the checkpoint is at tree size {checkpoint.Size}").ConfigureAwait(false);
-            }
-
             var leafHash = MerkleHasher.HashLeaf(leaf);
             if (proof.LeafHash is { } claimed && claimed != leafHash.ToBase64())
             {
                 return await FailAsync(error, $"the leaf bytes hash to {leafHash.ToBase64()}, but the proof names leaf hash {claimed}").ConfigureAwait(false);
             }
 
-            var result = InclusionProof.Verify(index, treeSize, leafHash.AsSpan(), hashes, checkpoint.Root.AsSpan());
-            if (!result.IsValid)
+            if (CheckInclusion(index, treeSize, leafHash, hashes, checkpoint) is { } failure)
             {
-                return await FailAsync(error, result.Failure!).ConfigureAwait(false);
+                return await FailAsync(error, failure).ConfigureAwait(false);
             }
 
             await output.WriteLineAsync($"verified: leaf {index} (leaf hash {leafHash.ToBase64()}) is in {checkpoint.Origin} at tree size {checkpoint.Size}, root {checkpoint.Root.ToBase64()}").ConfigureAwait(false);
@@ -157,7 +152,7 @@ internal static class VerifyCommand
         return command;
     }
 
-    private static List<NoteVerifier> ParseKeys(string[] keys)
+    internal static List<NoteVerifier> ParseKeys(string[] keys)
     {
         var verifiers = new List<NoteVerifier>(keys.Length);
         foreach (var key in keys)
@@ -173,12 +168,35 @@ internal static class VerifyCommand
         return verifiers;
     }
 
+    /// <summary>
+    /// Checks an inclusion proof of <paramref name="leafHash"/> against a verified checkpoint: the proof must be for the
+    /// checkpoint's tree size and lead to its root. Returns why not, or null when it verifies.
+    /// </summary>
+    internal static string? CheckInclusion(ulong index, ulong treeSize, in Hash leafHash, List<byte[]> hashes, Checkpoint checkpoint)
+    {
+        if (treeSize != checkpoint.Size)
+        {
+            return $"the proof is for tree size {treeSize} but the checkpoint is at tree size {checkpoint.Size}";
+        }
+
+        return InclusionProof.Verify(index, treeSize, leafHash.AsSpan(), hashes, checkpoint.Root.AsSpan()).Failure;
+    }
+
     private static async Task<(Checkpoint? Checkpoint, string? Failure)> OpenCheckpointAsync(FileInfo file, List<NoteVerifier> trusted, string? expectedOrigin, string what, CancellationToken cancellationToken)
     {
         var bytes = await InputFiles.ReadAsync(file, what, cancellationToken).ConfigureAwait(false);
+        return OpenCheckpoint(bytes, trusted, expectedOrigin, what, $"{what} file '{file.FullName}'");
+    }
+
+    /// <summary>
+    /// Opens a signed checkpoint with the trusted keys: a failed signature or origin check is a failure (exit 1),
+    /// bytes that are not a signed note at all are unusable input (exit 2); <paramref name="source"/> names them.
+    /// </summary>
+    internal static (Checkpoint? Checkpoint, string? Failure) OpenCheckpoint(byte[] bytes, List<NoteVerifier> trusted, string? expectedOrigin, string what, string source)
+    {
         if (!SignedNote.TryParse(bytes, out _, out var parseError))
         {
-            throw new CliInputException($"{what} file '{file.FullName}' is not a signed note: {parseError}");
+            throw new CliInputException($"{source} is not a signed note: {parseError}");
         }
 
         var result = Checkpoint.Open(bytes, trusted, out var checkpoint);
@@ -195,7 +213,7 @@ internal static class VerifyCommand
         return (checkpoint, null);
     }
 
-    private static async Task<int> FailAsync(TextWriter error, string reason)
+    internal static async Task<int> FailAsync(TextWriter error, string reason)
     {
         await error.WriteLineAsync($"FAILED: {reason}").ConfigureAwait(false);
         return ExitCodes.VerificationFailed;

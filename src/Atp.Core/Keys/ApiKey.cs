@@ -21,6 +21,9 @@ public sealed record ApiKey(
     /// </summary>
     public byte[]? SealedSigningSecret { get; init; }
 
+    /// <summary>The region of the cell that last served the key, for the second-region alert.</summary>
+    public string? LastRegion { get; init; }
+
     public const string Active = "active";
     public const string Expired = "expired";
     public const string Revoked = "revoked";

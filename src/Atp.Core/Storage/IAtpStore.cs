@@ -27,6 +27,9 @@ public interface ITenantStore
 
     Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken);
 
+    /// <summary>Records the region a key was just used in; returns the region recorded before (null if none).</summary>
+    Task<string?> SetApiKeyRegionAsync(string keyId, string region, CancellationToken cancellationToken);
+
     /// <summary>The tenant's keys (hashes included, never the keys), oldest first.</summary>
     Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken);
 

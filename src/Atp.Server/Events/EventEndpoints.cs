@@ -1,12 +1,13 @@
-using System.Buffers.Text;
 using System.Text.Json;
 using Atp.Core.Events;
 using Atp.Core.Ingestion;
 using Atp.Core.Keys;
+using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Atp.Server.Gateway;
 using Atp.Server.Problems;
+using Atp.Server.Query;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
@@ -25,13 +26,21 @@ internal static class EventEndpoints
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable");
 
-        events.MapGet("/", ListAsync)
+        events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("Events in log order (limit, cursor); search filters arrive with the query engine");
+            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event");
 
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("One event with its index and leaf hash; ?proof=true adds a checkpoint and an inclusion proof");
+            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof");
+
+        var projection = app.MapGroup("/v1/tenants/{tenant}/projection").WithTags("Events").RequireTenantAccess();
+        projection.MapGet("/", ProjectionStatusAsync)
+            .RequireAuthorization(Scopes.EventsRead)
+            .WithSummary("How far search has caught up with the log: projectedSize of treeSize entries are searchable");
+        projection.MapPost("/rebuild", RebuildProjectionAsync)
+            .RequireAuthorization(Scopes.PlatformAdmin)
+            .WithSummary("Rebuild the tenant's read models from its log alone (platform admin)");
         return app;
     }
 
@@ -131,8 +140,9 @@ internal static class EventEndpoints
         return TypedResults.Json(new ReceiptsResponse(receipts), statusCode: StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, ILogStore store, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, bool? verify, ILogStore store, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
+        proof = proof == true || verify == true;
         if (!Guid.TryParseExact(id, "D", out var eventId))
         {
             return Problem.Validation("The event id must be a UUID.");
@@ -166,25 +176,91 @@ internal static class EventEndpoints
         return TypedResults.Ok(new EventResponse(ToItem(entry), proofDto, pending ? true : null));
     }
 
-    private static async Task<IResult> ListAsync(HttpContext context, int? limit, string? cursor, ILogStore store, CancellationToken cancellationToken)
+    private static readonly string[] CursorErrors = ["cursor: not a cursor of this search (cursors are bound to the tenant and the filters)"];
+
+    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
-        var take = limit ?? 100;
-        if (take is < 1 or > 1000)
-        {
-            return Problem.Validation("limit: 1 to 1000.");
-        }
-
-        var from = 0UL;
-        if (cursor is not null && !TryDecodeCursor(cursor, out from))
-        {
-            return Problem.Validation("cursor: not a cursor returned by this API.");
-        }
-
+        // A page stops early rather than exceed this many bytes of leaves; the cursor continues from where it stopped.
+        var maxResponseBytes = options.Value.Query.MaxResponseBytes;
         var tenant = TenantAccessFilter.Current(context);
-        var entries = await store.ListEntriesAsync(tenant.Id, from, take + 1, cancellationToken).ConfigureAwait(false);
-        var page = entries.Take(take).Select(ToItem).ToArray();
-        var next = entries.Count > take ? EncodeCursor(entries[take].Index) : null;
-        return TypedResults.Ok(new EventListResponse(page, next));
+        var (query, digest, verify, cursor, errors) = SearchRequest.Parse(tenant.Id, context.Request.Query);
+        if (query is null)
+        {
+            return Problem.Validation("The search is not valid.", errors);
+        }
+
+        StoredCheckpoint? checkpoint = null;
+        if (verify)
+        {
+            checkpoint = await store.GetLatestCheckpointAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (cursor is not null)
+        {
+            if (!cursors.TryDecode(cursor, digest, out var state) || state.Ascending != query.Ascending)
+            {
+                return Problem.Validation("The search is not valid.", CursorErrors);
+            }
+
+            query = query with { SnapshotSize = state.SnapshotSize, After = state.After };
+        }
+        else
+        {
+            // The first page pins the snapshot: what is searchable now (and, to be provable, sealed).
+            var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+            var snapshot = status?.ProjectedSize ?? 0;
+            query = query with { SnapshotSize = checkpoint is null ? snapshot : Math.Min(snapshot, checkpoint.Size) };
+        }
+
+        if (checkpoint is not null && query.SnapshotSize > checkpoint.Size)
+        {
+            query = query with { SnapshotSize = checkpoint.Size };
+        }
+
+        var page = await search.SearchAsync(query, cancellationToken).ConfigureAwait(false);
+        var items = new List<SearchItem>(page.Hits.Count);
+        var bytes = 0L;
+        var hasMore = page.HasMore;
+        var proofs = checkpoint is null ? null : new ProofBuilder(store.NodeReader(tenant.Id));
+        foreach (var hit in page.Hits)
+        {
+            bytes += hit.Entry.Leaf.Length;
+            if (bytes > maxResponseBytes && items.Count > 0)
+            {
+                hasMore = true;
+                break;
+            }
+
+            InclusionDto? inclusion = null;
+            if (proofs is not null)
+            {
+                var hashes = await proofs.InclusionProofAsync(hit.Entry.Index, checkpoint!.Size, cancellationToken).ConfigureAwait(false);
+                inclusion = new InclusionDto(hit.Entry.Index, checkpoint.Size, hit.Entry.LeafHash.ToBase64(), hashes.Select(h => h.ToBase64()).ToArray());
+            }
+
+            var item = ToItem(hit.Entry);
+            items.Add(new SearchItem(item.Index, item.LeafHash, item.Event, inclusion) { Position = hit.Position });
+        }
+
+        var next = hasMore && items.Count > 0
+            ? cursors.Encode(new QueryCursor.State(query.Ascending, query.SnapshotSize, items[^1].Position), digest)
+            : null;
+        return TypedResults.Ok(new SearchResponse(items, next, checkpoint?.Note));
+    }
+
+    private static async Task<IResult> ProjectionStatusAsync(HttpContext context, IEventQueryStore search, CancellationToken cancellationToken)
+    {
+        var tenant = TenantAccessFilter.Current(context);
+        var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        return TypedResults.Ok(new ProjectionStatusResponse(status?.ProjectedSize ?? 0, status?.TreeSize ?? 0));
+    }
+
+    private static async Task<IResult> RebuildProjectionAsync(HttpContext context, IEventQueryStore search, Audit.PlatformAuditLog audit, CancellationToken cancellationToken)
+    {
+        var tenant = TenantAccessFilter.Current(context);
+        var size = await search.RebuildProjectionsAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(Audit.PlatformEvents.AdminAction(context, "projection.rebuilt", tenant.Id, new() { ["entries"] = size.ToString(System.Globalization.CultureInfo.InvariantCulture) }), cancellationToken).ConfigureAwait(false);
+        return TypedResults.Ok(new ProjectionStatusResponse(size, size));
     }
 
     private static EventItem ToItem(LogEntry entry)
@@ -200,26 +276,6 @@ internal static class EventEndpoints
 
     private static bool IsValidIdempotencyKey(string key) =>
         key.Length is > 0 and <= MaxIdempotencyKeyLength && key.All(c => c is >= '!' and <= '~');
-
-    private static string EncodeCursor(ulong index) => Base64Url.EncodeToString(BitConverter.GetBytes(index));
-
-    private static bool TryDecodeCursor(string cursor, out ulong index)
-    {
-        index = 0;
-        Span<byte> bytes = stackalloc byte[8];
-        if (cursor.Length != Base64Url.GetEncodedLength(8) || !Base64Url.IsValid(cursor))
-        {
-            return false;
-        }
-
-        if (Base64Url.DecodeFromChars(cursor, bytes) != 8)
-        {
-            return false;
-        }
-
-        index = BitConverter.ToUInt64(bytes);
-        return true;
-    }
 }
 
 internal sealed record ReceiptDto(Guid Id, ulong Index, string LeafHash);
@@ -228,7 +284,17 @@ internal sealed record ReceiptsResponse(IReadOnlyList<ReceiptDto> Receipts);
 
 internal sealed record EventItem(ulong Index, string LeafHash, JsonElement Event);
 
-internal sealed record EventListResponse(IReadOnlyList<EventItem> Items, string? NextCursor);
+/// <summary>A search hit; <see cref="Inclusion"/> only with verify=true.</summary>
+internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement Event, InclusionDto? Inclusion)
+{
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Atp.Core.Query.QueryPosition Position { get; init; }
+}
+
+/// <summary>A page; <see cref="Checkpoint"/> (the signed note every inclusion proof leads to) only with verify=true.</summary>
+internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint);
+
+internal sealed record ProjectionStatusResponse(ulong ProjectedSize, ulong TreeSize);
 
 internal sealed record InclusionDto(ulong Index, ulong TreeSize, string LeafHash, IReadOnlyList<string> Hashes);
 

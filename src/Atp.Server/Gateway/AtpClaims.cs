@@ -10,6 +10,16 @@ internal static class AtpClaims
     public const string Tenant = "atp:tenant";
     public const string Scope = "atp:scope";
 
+    /// <summary>Set when the request carried a valid RFC 9421 signature.</summary>
+    public const string Signed = "atp:signed";
+
+    /// <summary>The key id claim of a person signed in through OIDC is this prefix and the token's subject.</summary>
+    public const string UserPrefix = "user:";
+
+    public static bool IsSigned(ClaimsPrincipal user) => user.HasClaim(Signed, "true");
+
+    public static bool IsApiKey(ClaimsPrincipal user) => user.FindFirst(KeyId)?.Value is { } id && !id.StartsWith(UserPrefix, StringComparison.Ordinal);
+
     public static string? TenantOf(ClaimsPrincipal user) => user.FindFirst(Tenant)?.Value;
 
     public static bool HasScope(ClaimsPrincipal user, string scope) => user.HasClaim(Scope, scope);

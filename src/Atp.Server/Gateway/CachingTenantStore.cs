@@ -80,6 +80,13 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
         return key;
     }
 
+    public async Task<string?> SetApiKeyRegionAsync(string keyId, string region, CancellationToken cancellationToken)
+    {
+        var previous = await inner.SetApiKeyRegionAsync(keyId, region, cancellationToken).ConfigureAwait(false);
+        _keys.Clear();
+        return previous;
+    }
+
     public Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken) => inner.HasPlatformAdminKeyAsync(cancellationToken);
 
     public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) => inner.ListApiKeysAsync(tenantId, cancellationToken);

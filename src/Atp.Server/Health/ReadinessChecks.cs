@@ -5,8 +5,8 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Atp.Server.Health;
 
-/// <summary>Ready = the store answers and its writer runs, the signing key is loaded, and the sealer is keeping up.</summary>
-internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISigningKeyProvider keys, CheckpointSealer sealer, TimeProvider clock) : IHealthCheck
+/// <summary>Ready = the store answers and its writer runs, the signing key is loaded, the sealer and the projector are running; reports the projection lag.</summary>
+internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISigningKeyProvider keys, CheckpointSealer sealer, Query.ProjectionService projection, TimeProvider clock) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -35,6 +35,13 @@ internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISig
             return HealthCheckResult.Unhealthy("The checkpoint sealer is not running.");
         }
 
-        return HealthCheckResult.Healthy();
+        // Freshness of search: projection lag is reported; a projector that stopped measuring is not ready.
+        var data = new Dictionary<string, object> { ["projectionLagSeconds"] = Math.Round(projection.Lag.TotalSeconds, 3) };
+        if (clock.GetUtcNow() - projection.LastMeasured > TimeSpan.FromSeconds(30))
+        {
+            return HealthCheckResult.Unhealthy("The projector is not running.", data: data);
+        }
+
+        return HealthCheckResult.Healthy(data: data);
     }
 }

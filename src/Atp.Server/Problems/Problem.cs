@@ -14,6 +14,11 @@ internal static class Problem
 
     public static ProblemHttpResult Unauthenticated(string detail) => Create(401, "unauthenticated", "Authentication is required", detail);
 
+    public static ProblemHttpResult SignatureRequired() =>
+        Create(401, "signature-required", "A signed request is required", "This tenant accepts only requests signed with RFC 9421 (label atp, hmac-sha256); a bearer API key alone is refused.");
+
+    public static ProblemHttpResult RateLimited(string detail) => Create(429, "rate-limited", "Too many requests", detail);
+
     public static ProblemHttpResult Forbidden(string detail) => Create(403, "forbidden", "The credential may not do this", detail);
 
     public static ProblemHttpResult TenantSuspended() => Create(403, "tenant-suspended", "The tenant is suspended", "Every call for a suspended tenant is refused.");

@@ -4,16 +4,21 @@ internal sealed record ResidencyDto(string? Mode, IReadOnlyList<string>? Allowed
 
 internal sealed record CreateTenantRequest(string? Id, string? Name, string? Edition, string? HomeRegion, ResidencyDto? Residency);
 
-internal sealed record UpdateTenantRequest(string? Status);
+/// <summary>PATCH body: absent members stay as they are; an explicit null resets a setting to the edition's default.</summary>
+internal sealed record UpdateTenantRequest(string? Status, System.Text.Json.JsonElement RequireSignedRequests, System.Text.Json.JsonElement Limits);
 
-internal sealed record TenantResponse(string Id, string Name, string Edition, string HomeRegion, ResidencyDto Residency, string Status, DateTimeOffset CreatedAt, string Origin);
+/// <summary>The tenant's effective settings (its overrides, else its edition's defaults).</summary>
+internal sealed record TenantSettingsDto(bool RequireSignedRequests, int IngestPerSecond, int QueryPerSecond);
 
-internal sealed record CreateApiKeyRequest(string? Name, IReadOnlyList<string>? Scopes, DateTimeOffset? ExpiresAt);
+internal sealed record TenantResponse(string Id, string Name, string Edition, string HomeRegion, ResidencyDto Residency, string Status, DateTimeOffset CreatedAt, string Origin, TenantSettingsDto Settings);
+
+internal sealed record CreateApiKeyRequest(string? Name, IReadOnlyList<string>? Scopes, DateTimeOffset? ExpiresAt, bool? Signing);
 
 internal sealed record RotateApiKeyRequest(long? OverlapSeconds, DateTimeOffset? ExpiresAt);
 
-internal sealed record ApiKeyResponse(string Id, string Key, string Name, IReadOnlyList<string> Scopes, string Tenant, DateTimeOffset? ExpiresAt, string? Replaces = null, DateTimeOffset? ReplacedKeyExpiresAt = null);
+/// <summary>A new key: <see cref="Key"/> and <see cref="SigningSecret"/> are shown only here, once.</summary>
+internal sealed record ApiKeyResponse(string Id, string Key, string Name, IReadOnlyList<string> Scopes, string Tenant, DateTimeOffset? ExpiresAt, string? SigningSecret, string? Replaces = null, DateTimeOffset? ReplacedKeyExpiresAt = null);
 
-internal sealed record ApiKeyInfo(string Id, string Name, IReadOnlyList<string> Scopes, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string Status);
+internal sealed record ApiKeyInfo(string Id, string Name, IReadOnlyList<string> Scopes, bool Signing, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string Status);
 
 internal sealed record ApiKeyListResponse(IReadOnlyList<ApiKeyInfo> Items);

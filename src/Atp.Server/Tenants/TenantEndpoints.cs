@@ -1,6 +1,8 @@
+using System.Text.Json;
 using Atp.Core.Keys;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
+using Atp.Server.Audit;
 using Atp.Server.Gateway;
 using Atp.Server.Problems;
 using Microsoft.Extensions.Options;
@@ -26,12 +28,12 @@ internal static class TenantEndpoints
         tenants.MapPatch("/{tenant}", UpdateTenantAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
-            .WithSummary("Suspend or reactivate a tenant (platform admin)");
+            .WithSummary("Suspend or reactivate a tenant, require signed requests, override its rate limits (platform admin)");
 
         tenants.MapPost("/{tenant}/api-keys", CreateApiKeyAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
             .RequireTenantAccess()
-            .WithSummary("Create an API key (optional expiresAt); the key is shown once");
+            .WithSummary("Create an API key (optional expiresAt; signing: true adds an HMAC signing secret); key and secret are shown once");
 
         tenants.MapGet("/{tenant}/api-keys", ListApiKeysAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
@@ -50,7 +52,7 @@ internal static class TenantEndpoints
         return app;
     }
 
-    private static async Task<IResult> CreateTenantAsync(HttpContext context, ITenantStore store, IOptions<AtpOptions> options, TimeProvider clock, CancellationToken cancellationToken)
+    private static async Task<IResult> CreateTenantAsync(HttpContext context, ITenantStore store, IOptions<AtpOptions> options, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (request, problem) = await JsonBody.ReadAsync<CreateTenantRequest>(context, 64 * 1024, cancellationToken).ConfigureAwait(false);
         if (problem is not null)
@@ -62,6 +64,10 @@ internal static class TenantEndpoints
         if (!TenantRules.IsValidId(request!.Id))
         {
             errors.Add("id: 2-63 lowercase letters, digits or '-', starting with a letter or digit");
+        }
+        else if (request.Id == PlatformAuditLog.TenantId)
+        {
+            errors.Add($"id: '{PlatformAuditLog.TenantId}' is reserved for the platform audit log");
         }
 
         if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
@@ -101,6 +107,7 @@ internal static class TenantEndpoints
         var tenant = new Tenant(request.Id!, request.Name!.Trim(), edition, homeRegion, new Residency(mode, [.. allowed.Distinct(StringComparer.Ordinal)]), Tenant.Active, clock.GetUtcNow());
         if (!tenant.IsServedIn(options.Value.Region))
         {
+            audit.Report(PlatformEvents.Refusal(context, PlatformEvents.ResidencyRefused, tenant.Id, "tenant creation outside the residency policy"));
             return Problem.Misdirected($"This cell serves region '{options.Value.Region}'; the tenant's residency policy keeps its data in '{homeRegion}'{(mode == Residency.Permitted && allowed.Count > 0 ? " and " + string.Join(", ", allowed) : "")}. Create it in such a cell.");
         }
 
@@ -109,10 +116,11 @@ internal static class TenantEndpoints
             return Problem.Conflict("tenant-exists", $"A tenant '{tenant.Id}' already exists.");
         }
 
+        await audit.RecordAsync(PlatformEvents.AdminAction(context, "tenant.created", tenant.Id, new() { ["edition"] = tenant.Edition, ["homeRegion"] = tenant.HomeRegion, ["residency"] = tenant.Residency.Mode }), cancellationToken).ConfigureAwait(false);
         return TypedResults.Created($"/v1/tenants/{tenant.Id}", ToResponse(tenant, options.Value));
     }
 
-    private static async Task<IResult> UpdateTenantAsync(HttpContext context, ITenantStore store, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> UpdateTenantAsync(HttpContext context, ITenantStore store, IOptions<AtpOptions> options, PlatformAuditLog audit, CancellationToken cancellationToken)
     {
         var (request, problem) = await JsonBody.ReadAsync<UpdateTenantRequest>(context, 4 * 1024, cancellationToken).ConfigureAwait(false);
         if (problem is not null)
@@ -120,19 +128,91 @@ internal static class TenantEndpoints
             return problem;
         }
 
-        if (request!.Status is not (Tenant.Active or Tenant.Suspended))
+        var tenant = TenantAccessFilter.Current(context);
+        var errors = new List<string>();
+        if (request!.Status is not (null or Tenant.Active or Tenant.Suspended))
         {
-            return Problem.Validation("status: active or suspended");
+            errors.Add("status: active or suspended");
         }
 
-        var tenant = TenantAccessFilter.Current(context);
-        await store.SetTenantStatusAsync(tenant.Id, request.Status, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(ToResponse(tenant with { Status = request.Status }, options.Value));
+        var settings = tenant.Settings;
+        switch (request.RequireSignedRequests.ValueKind)
+        {
+            case JsonValueKind.Undefined:
+                break;
+            case JsonValueKind.Null:
+                settings = settings with { RequireSignedRequests = null };
+                break;
+            case JsonValueKind.True or JsonValueKind.False:
+                settings = settings with { RequireSignedRequests = request.RequireSignedRequests.GetBoolean() };
+                break;
+            default:
+                errors.Add("requireSignedRequests: true, false, or null for the edition's default");
+                break;
+        }
+
+        if (request.Limits.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var member in request.Limits.EnumerateObject())
+            {
+                int? value = member.Value.ValueKind == JsonValueKind.Null ? null
+                    : member.Value.TryGetInt32(out var n) && n is >= 1 and <= 10_000_000 ? n : -1;
+                if (value == -1)
+                {
+                    errors.Add($"limits.{member.Name}: 1 to 10000000 requests per second, or null for the edition's default");
+                    continue;
+                }
+
+                switch (member.Name)
+                {
+                    case "ingestPerSecond":
+                        settings = settings with { IngestPerSecond = value };
+                        break;
+                    case "queryPerSecond":
+                        settings = settings with { QueryPerSecond = value };
+                        break;
+                    default:
+                        errors.Add($"limits.{member.Name}: unknown; use ingestPerSecond or queryPerSecond");
+                        break;
+                }
+            }
+        }
+        else if (request.Limits.ValueKind != JsonValueKind.Undefined)
+        {
+            errors.Add("limits: an object with ingestPerSecond and/or queryPerSecond");
+        }
+
+        if (errors.Count > 0)
+        {
+            return Problem.Validation("The change is not valid; nothing was changed.", errors);
+        }
+
+        if (request.Status is { } status && status != tenant.Status)
+        {
+            await store.SetTenantStatusAsync(tenant.Id, status, cancellationToken).ConfigureAwait(false);
+            tenant = tenant with { Status = status };
+            await audit.RecordAsync(PlatformEvents.AdminAction(context, status == Tenant.Suspended ? "tenant.suspended" : "tenant.reactivated", tenant.Id), cancellationToken).ConfigureAwait(false);
+        }
+
+        if (settings != tenant.Settings)
+        {
+            await store.UpdateTenantSettingsAsync(tenant.Id, settings, cancellationToken).ConfigureAwait(false);
+            var changes = new Dictionary<string, string>
+            {
+                ["requireSignedRequests"] = settings.RequireSignedRequests?.ToString().ToLowerInvariant() ?? "default",
+                ["ingestPerSecond"] = settings.IngestPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["queryPerSecond"] = settings.QueryPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+            };
+            tenant = tenant with { Settings = settings };
+            await audit.RecordAsync(PlatformEvents.AdminAction(context, "tenant.settings-changed", tenant.Id, changes), cancellationToken).ConfigureAwait(false);
+        }
+
+        return TypedResults.Ok(ToResponse(tenant, options.Value));
     }
 
     private static readonly TimeSpan MaxOverlap = TimeSpan.FromDays(30);
 
-    private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
+    private static async Task<IResult> CreateApiKeyAsync(HttpContext context, ITenantStore store, ISecretSealer sealer, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (request, problem) = await JsonBody.ReadAsync<CreateApiKeyRequest>(context, 4 * 1024, cancellationToken).ConfigureAwait(false);
         if (problem is not null)
@@ -157,10 +237,11 @@ internal static class TenantEndpoints
         }
 
         var tenant = TenantAccessFilter.Current(context);
-        var (key, secret) = NewKey(tenant.Id, request.Name.Trim(), [.. scopes.Distinct(StringComparer.Ordinal)], request.ExpiresAt, clock);
+        var (key, secret, signingSecret) = NewKey(tenant.Id, request.Name.Trim(), [.. scopes.Distinct(StringComparer.Ordinal)], request.ExpiresAt, request.Signing == true, sealer, clock);
         await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(PlatformEvents.AdminAction(context, "api-key.created", tenant.Id, new() { ["keyId"] = key.Id, ["scopes"] = string.Join(' ', key.Scopes), ["signing"] = signingSecret is null ? "false" : "true" }), cancellationToken).ConfigureAwait(false);
         context.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt));
+        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt, signingSecret));
     }
 
     private static async Task<IResult> ListApiKeysAsync(HttpContext context, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
@@ -168,18 +249,22 @@ internal static class TenantEndpoints
         var tenant = TenantAccessFilter.Current(context);
         var now = clock.GetUtcNow();
         var keys = await store.ListApiKeysAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(new ApiKeyListResponse(keys.Select(k => new ApiKeyInfo(k.Id, k.Name, k.Scopes, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.StatusAt(now))).ToArray()));
+        return TypedResults.Ok(new ApiKeyListResponse(keys.Select(k => new ApiKeyInfo(k.Id, k.Name, k.Scopes, k.SealedSigningSecret is not null, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.StatusAt(now))).ToArray()));
     }
 
-    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string keyId, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
+    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string keyId, ITenantStore store, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         var tenant = TenantAccessFilter.Current(context);
-        return await store.RevokeApiKeyAsync(tenant.Id, keyId, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false)
-            ? TypedResults.NoContent()
-            : Problem.NotFound($"The tenant has no API key '{keyId}'.");
+        if (!await store.RevokeApiKeyAsync(tenant.Id, keyId, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false))
+        {
+            return Problem.NotFound($"The tenant has no API key '{keyId}'.");
+        }
+
+        await audit.RecordAsync(PlatformEvents.AdminAction(context, "api-key.revoked", tenant.Id, new() { ["keyId"] = keyId }), cancellationToken).ConfigureAwait(false);
+        return TypedResults.NoContent();
     }
 
-    private static async Task<IResult> RotateApiKeyAsync(HttpContext context, string keyId, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
+    private static async Task<IResult> RotateApiKeyAsync(HttpContext context, string keyId, ITenantStore store, ISecretSealer sealer, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         var request = new RotateApiKeyRequest(null, null);
         if (context.Request.ContentLength is > 0 || context.Request.ContentType is not null)
@@ -217,24 +302,44 @@ internal static class TenantEndpoints
             return Problem.Conflict("key-not-active", $"API key '{keyId}' is {old.StatusAt(now)}; only an active key can be rotated.");
         }
 
-        var (key, secret) = NewKey(tenant.Id, old.Name, old.Scopes, request.ExpiresAt, clock);
+        var (key, secret, signingSecret) = NewKey(tenant.Id, old.Name, old.Scopes, request.ExpiresAt, old.SealedSigningSecret is not null, sealer, clock);
         await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
         var oldExpiry = old.ExpiresAt is { } current && current < now + overlap ? current : now + overlap;
         await store.ExpireApiKeyAsync(tenant.Id, old.Id, oldExpiry, cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(PlatformEvents.AdminAction(context, "api-key.rotated", tenant.Id, new() { ["keyId"] = key.Id, ["replaces"] = old.Id }), cancellationToken).ConfigureAwait(false);
         context.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt, old.Id, oldExpiry));
+        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt, signingSecret, old.Id, oldExpiry));
     }
 
-    private static (ApiKey Key, string Secret) NewKey(string tenantId, string name, IReadOnlyList<string> scopes, DateTimeOffset? expiresAt, TimeProvider clock)
+    // A signing key also gets 32 random bytes of HMAC secret: returned once (base64), stored only sealed under the KEK.
+    private static (ApiKey Key, string Secret, string? SigningSecret) NewKey(
+        string tenantId, string name, IReadOnlyList<string> scopes, DateTimeOffset? expiresAt, bool signing, ISecretSealer sealer, TimeProvider clock)
     {
         var secret = ApiKeyFormat.Generate();
-        var key = new ApiKey(ApiKeyFormat.NewId(), tenantId, name, scopes, ApiKeyFormat.Hash(secret), clock.GetUtcNow())
+        var id = ApiKeyFormat.NewId();
+        string? signingSecret = null;
+        byte[]? sealedSecret = null;
+        if (signing)
+        {
+            Span<byte> hmacKey = stackalloc byte[32];
+            System.Security.Cryptography.RandomNumberGenerator.Fill(hmacKey);
+            signingSecret = Convert.ToBase64String(hmacKey);
+            sealedSecret = sealer.Seal(hmacKey, id);
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(hmacKey);
+        }
+
+        var key = new ApiKey(id, tenantId, name, scopes, ApiKeyFormat.Hash(secret), clock.GetUtcNow())
         {
             ExpiresAt = expiresAt,
+            SealedSigningSecret = sealedSecret,
         };
-        return (key, secret);
+        return (key, secret, signingSecret);
     }
 
-    private static TenantResponse ToResponse(Tenant t, AtpOptions options) =>
-        new(t.Id, t.Name, t.Edition, t.HomeRegion, new ResidencyDto(t.Residency.Mode, t.Residency.AllowedRegions), t.Status, t.CreatedAt, options.TenantOrigin(t.Id));
+    private static TenantResponse ToResponse(Tenant t, AtpOptions options)
+    {
+        var limits = options.RateLimits.For(t.Edition);
+        var settings = new TenantSettingsDto(t.RequiresSignedRequests, t.Settings.IngestPerSecond ?? limits.IngestPerSecond, t.Settings.QueryPerSecond ?? limits.QueryPerSecond);
+        return new(t.Id, t.Name, t.Edition, t.HomeRegion, new ResidencyDto(t.Residency.Mode, t.Residency.AllowedRegions), t.Status, t.CreatedAt, options.TenantOrigin(t.Id), settings);
+    }
 }

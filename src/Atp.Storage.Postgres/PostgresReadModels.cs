@@ -1,0 +1,330 @@
+using System.Text;
+using Atp.Core.Query;
+using Atp.Core.Storage;
+using Atp.Integrity;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Atp.Storage.Postgres;
+
+/// <summary>
+/// The scale-out engine's read models. Any node's projector claims the outbox rows of one tenant that no other
+/// projector holds (<c>atp.claim_outbox</c>: a per-tenant advisory lock and <c>FOR UPDATE SKIP LOCKED</c>), then
+/// projects them as that tenant, under row-level security, in one transaction. Searches run as the tenant too.
+/// </summary>
+internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
+{
+    private const int OutboxRowsPerClaim = 512;
+
+    // The projector's per-tenant advisory lock namespace ('atpr'), shared with atp.claim_outbox.
+    private const int ProjectorLock = 1634758770;
+
+    public async Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var rows = new List<(string Tenant, long Id, long First, long Last)>();
+        await using (var claim = new NpgsqlCommand("SELECT tenant_id, id, first_idx, last_idx FROM atp.claim_outbox($1)", connection, transaction))
+        {
+            claim.Parameters.Add(new NpgsqlParameter<int> { TypedValue = OutboxRowsPerClaim });
+            await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var entries = 0L;
+            while (entries < maxEntries && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                rows.Add((reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
+                entries += rows[^1].Last - rows[^1].First + 1;
+            }
+        }
+
+        if (rows.Count == 0)
+        {
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+
+        var tenantId = rows[0].Tenant;
+        await SetTenantAsync(connection, transaction, tenantId, cancellationToken).ConfigureAwait(false);
+        var projected = await ProjectRangeAsync(connection, transaction, tenantId, rows[0].First, rows[^1].Last, cancellationToken).ConfigureAwait(false);
+        await using (var done = new NpgsqlCommand(
+            """
+            DELETE FROM atp.outbox WHERE tenant_id = $1 AND id = ANY($2);
+            """, connection, transaction))
+        {
+            done.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            done.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Id).ToArray() });
+            await done.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await AdvanceAsync(connection, transaction, tenantId, rows[^1].Last + 1, cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return projected;
+    }
+
+    public async Task<ulong> RebuildAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await SetTenantAsync(connection, transaction, tenantId, cancellationToken).ConfigureAwait(false);
+
+        // No projector of any node touches the tenant meanwhile, and its tree head lock holds appends back, so the
+        // rebuilt models cover exactly the committed log.
+        long size;
+        await using (var prepare = new NpgsqlCommand(
+            $"""
+            SELECT pg_advisory_xact_lock({ProjectorLock}, hashtext($1));
+            DELETE FROM atp.event_targets WHERE tenant_id = $1;
+            DELETE FROM atp.event_index WHERE tenant_id = $1;
+            DELETE FROM atp.outbox WHERE tenant_id = $1;
+            DELETE FROM atp.projections WHERE tenant_id = $1;
+            SELECT size FROM atp.tree_heads WHERE tenant_id = $1 FOR UPDATE;
+            """, connection, transaction))
+        {
+            prepare.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            await using var reader = await prepare.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false) && reader.FieldCount == 0)
+            {
+            }
+
+            size = await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+                ? reader.GetInt64(0)
+                : throw new InvalidOperationException($"No tenant '{tenantId}'.");
+        }
+
+        for (var first = 0L; first < size; first += 5000)
+        {
+            await ProjectRangeAsync(connection, transaction, tenantId, first, Math.Min(size, first + 5000) - 1, cancellationToken).ConfigureAwait(false);
+        }
+
+        await AdvanceAsync(connection, transaction, tenantId, size, cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return (ulong)size;
+    }
+
+    public async Task<ProjectionStatus?> StatusAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var batch = TenantScope.Batch(connection, tenantId, TenantScope.Command(
+            "SELECT h.size, COALESCE(p.projected_size, 0) FROM atp.tree_heads h LEFT JOIN atp.projections p ON p.tenant_id = h.tenant_id WHERE h.tenant_id = $1", tenantId));
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? new ProjectionStatus((ulong)reader.GetInt64(1), (ulong)reader.GetInt64(0)) : null;
+    }
+
+    public async Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("SELECT atp.oldest_unprojected()", connection);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
+    }
+
+    public async Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await SetTenantAsync(connection, transaction, query.TenantId, cancellationToken).ConfigureAwait(false);
+        var positions = new List<(long Occurred, long Index)>(query.Limit + 1);
+        await using (var search = new NpgsqlCommand(null, connection, transaction))
+        {
+            search.CommandText = BuildSearch(query, search.Parameters);
+            await using var reader = await search.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                positions.Add((reader.GetInt64(0), reader.GetInt64(1)));
+            }
+        }
+
+        var hasMore = positions.Count > query.Limit;
+        if (hasMore)
+        {
+            positions.RemoveAt(positions.Count - 1);
+        }
+
+        var entries = new Dictionary<long, LogEntry>(positions.Count);
+        if (positions.Count > 0)
+        {
+            await using var read = new NpgsqlCommand(
+                "SELECT idx, event_id, leaf, leaf_hash, received_at FROM atp.log_entries WHERE tenant_id = $1 AND idx = ANY($2)", connection, transaction);
+            read.Parameters.Add(new NpgsqlParameter { Value = query.TenantId });
+            read.Parameters.Add(new NpgsqlParameter { Value = positions.Select(p => p.Index).ToArray() });
+            await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                entries[reader.GetInt64(0)] = new LogEntry(
+                    (ulong)reader.GetInt64(0), reader.GetGuid(1), (byte[])reader[2], new Hash((byte[])reader[3]), new DateTimeOffset(reader.GetInt64(4), TimeSpan.Zero));
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        var hits = positions.Select(p => new QueryHit(
+            entries.TryGetValue(p.Index, out var entry) ? entry : throw new InvalidOperationException($"The read model names entry {p.Index} of tenant {query.TenantId}, which the log does not have."),
+            new QueryPosition(p.Occurred, (ulong)p.Index))).ToList();
+        return new QueryPage(hits, hasMore);
+    }
+
+    private static string BuildSearch(EventQuery query, NpgsqlParameterCollection parameters)
+    {
+        string Add(object value)
+        {
+            parameters.Add(new NpgsqlParameter { Value = value });
+            return "$" + parameters.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        var sql = new StringBuilder($"SELECT e.occurred_at, e.idx FROM atp.event_index e WHERE e.tenant_id = {Add(query.TenantId)}");
+        sql.Append($" AND e.idx < {Add((long)Math.Min(query.SnapshotSize, long.MaxValue))}");
+        if (query.From is { } from)
+        {
+            sql.Append($" AND e.occurred_at >= {Add(from.UtcTicks)}");
+        }
+
+        if (query.To is { } to)
+        {
+            sql.Append($" AND e.occurred_at < {Add(to.UtcTicks)}");
+        }
+
+        if (query.ActorId is { } actor)
+        {
+            sql.Append($" AND e.actor_id = {Add(actor)}");
+        }
+
+        if (query.ActorType is { } actorType)
+        {
+            sql.Append($" AND e.actor_type = {Add(actorType)}");
+        }
+
+        if (query.Action is { } action)
+        {
+            sql.Append(query.ActionIsPrefix
+                ? $" AND e.action LIKE {Add(action.Replace(@"\", @"\\", StringComparison.Ordinal).Replace("%", @"\%", StringComparison.Ordinal).Replace("_", @"\_", StringComparison.Ordinal) + "%")}"
+                : $" AND e.action = {Add(action)}");
+        }
+
+        if (query.Outcome is { } outcome)
+        {
+            sql.Append($" AND e.outcome = {Add(outcome)}");
+        }
+
+        if (query.TargetType is not null || query.TargetId is not null)
+        {
+            sql.Append(" AND EXISTS (SELECT 1 FROM atp.event_targets t WHERE t.tenant_id = e.tenant_id AND t.idx = e.idx");
+            if (query.TargetType is { } targetType)
+            {
+                sql.Append($" AND t.target_type = {Add(targetType)}");
+            }
+
+            if (query.TargetId is { } targetId)
+            {
+                sql.Append($" AND t.target_id = {Add(targetId)}");
+            }
+
+            sql.Append(')');
+        }
+
+        if (query.Text is { } text)
+        {
+            sql.Append($" AND e.search @@ plainto_tsquery('simple', {Add(text.Replace('.', ' '))})");
+        }
+
+        if (query.After is { } after)
+        {
+            sql.Append(query.Ascending ? " AND (e.occurred_at, e.idx) > (" : " AND (e.occurred_at, e.idx) < (");
+            sql.Append($"{Add(after.OccurredAtTicks)}, {Add((long)after.Index)})");
+        }
+
+        sql.Append(query.Ascending ? " ORDER BY e.occurred_at, e.idx" : " ORDER BY e.occurred_at DESC, e.idx DESC");
+        sql.Append($" LIMIT {Add(query.Limit + 1)}");
+        return sql.ToString();
+    }
+
+    private static async Task<int> ProjectRangeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long first, long last, CancellationToken cancellationToken)
+    {
+        var indexes = new List<long>();
+        var eventIds = new List<Guid>();
+        var fields = new List<LeafFields>();
+        await using (var read = new NpgsqlCommand("SELECT idx, event_id, leaf FROM atp.log_entries WHERE tenant_id = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx", connection, transaction))
+        {
+            read.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            read.Parameters.Add(new NpgsqlParameter { Value = first });
+            read.Parameters.Add(new NpgsqlParameter { Value = last });
+            await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                indexes.Add(reader.GetInt64(0));
+                eventIds.Add(reader.GetGuid(1));
+                fields.Add(LeafFields.Read((byte[])reader[2]));
+            }
+        }
+
+        if (indexes.Count == 0)
+        {
+            return 0;
+        }
+
+        // One statement for the whole range; the unique keys are the inbox, so entries already indexed add nothing.
+        var inserted = new HashSet<long>();
+        await using (var index = new NpgsqlCommand(
+            """
+            INSERT INTO atp.event_index (tenant_id, idx, event_id, occurred_at, actor_type, actor_id, action, outcome, search)
+            SELECT $1, u.idx, u.event_id, u.occurred_at, u.actor_type, u.actor_id, u.action, u.outcome, to_tsvector('simple', u.body)
+            FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                AS u(idx, event_id, occurred_at, actor_type, actor_id, action, outcome, body)
+            ON CONFLICT DO NOTHING
+            RETURNING idx
+            """, connection, transaction))
+        {
+            index.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            index.Parameters.Add(new NpgsqlParameter { Value = indexes.ToArray() });
+            index.Parameters.Add(new NpgsqlParameter { Value = eventIds.ToArray() });
+            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.OccurredAt).ToArray() });
+            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.ActorType).ToArray() });
+            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.ActorId).ToArray() });
+            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.Action).ToArray() });
+            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.Outcome).ToArray() });
+            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.Text).ToArray() });
+            await using var reader = await index.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                inserted.Add(reader.GetInt64(0));
+            }
+        }
+
+        var targets = indexes.Select((idx, i) => (idx, fields[i])).Where(x => inserted.Contains(x.idx))
+            .SelectMany(x => x.Item2.Targets.Select(t => (Index: x.idx, t.Type, t.Id, x.Item2.OccurredAt))).ToList();
+        if (targets.Count > 0)
+        {
+            await using var target = new NpgsqlCommand(
+                """
+                INSERT INTO atp.event_targets (tenant_id, idx, target_type, target_id, occurred_at)
+                SELECT $1, u.idx, u.target_type, u.target_id, u.occurred_at
+                FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) AS u(idx, target_type, target_id, occurred_at)
+                ON CONFLICT DO NOTHING
+                """, connection, transaction);
+            target.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            target.Parameters.Add(new NpgsqlParameter { Value = targets.Select(t => t.Index).ToArray() });
+            target.Parameters.Add(new NpgsqlParameter { Value = targets.Select(t => t.Type).ToArray() });
+            target.Parameters.Add(new NpgsqlParameter { Value = targets.Select(t => t.Id).ToArray() });
+            target.Parameters.Add(new NpgsqlParameter { Value = targets.Select(t => t.OccurredAt).ToArray() });
+            await target.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return inserted.Count;
+    }
+
+    private static async Task AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long size, CancellationToken cancellationToken)
+    {
+        await using var advance = new NpgsqlCommand(
+            """
+            INSERT INTO atp.projections (tenant_id, projected_size) VALUES ($1, $2)
+            ON CONFLICT (tenant_id) DO UPDATE SET projected_size = GREATEST(atp.projections.projected_size, excluded.projected_size)
+            """, connection, transaction);
+        advance.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+        advance.Parameters.Add(new NpgsqlParameter { Value = size });
+        await advance.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task SetTenantAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, CancellationToken cancellationToken)
+    {
+        await using var set = new NpgsqlCommand(TenantScope.SetTenantSql, connection, transaction);
+        set.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+        await set.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,116 @@
+using System.Security.Cryptography;
+using Atp.Core.Events;
+using Atp.Server.Audit;
+using Atp.Server.Gateway;
+using Microsoft.Extensions.Options;
+
+namespace Atp.Server.Tests;
+
+/// <summary>The gateway's parts on their own: the secret sealer and its key file, the nonce cache's bound, the failure detector's window.</summary>
+public sealed class GatewayPartsTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("atp-gateway-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private IOptions<AtpOptions> Options(int maxNonces = 1000) =>
+        Microsoft.Extensions.Options.Options.Create(new AtpOptions { DataDirectory = _directory, Auth = new AuthOptions { MaxRememberedNonces = maxNonces } });
+
+    [Fact]
+    public void A_sealed_secret_opens_only_for_its_key_id_unaltered_and_under_the_same_kek()
+    {
+        var secret = RandomNumberGenerator.GetBytes(32);
+        using var sealer = new FileSecretSealer(Options());
+        var blob = sealer.Seal(secret, "key_a");
+        var opened = new byte[32];
+
+        Assert.True(sealer.TryUnseal(blob, "key_a", opened));
+        Assert.Equal(secret, opened);
+        Assert.False(sealer.TryUnseal(blob, "key_b", opened));
+        Assert.Equal(new byte[32], opened);
+        for (var i = 0; i < blob.Length; i++)
+        {
+            var altered = (byte[])blob.Clone();
+            altered[i] ^= 0x01;
+            Assert.False(sealer.TryUnseal(altered, "key_a", opened), $"byte {i} altered");
+        }
+
+        Assert.Equal(-1, blob.AsSpan().IndexOf(secret));
+
+        // Another cell's KEK cannot open it; the same data directory's KEK (a restart) can.
+        using var restarted = new FileSecretSealer(Options());
+        Assert.True(restarted.TryUnseal(blob, "key_a", opened));
+        File.Delete(Path.Combine(_directory, "keys", "cell-kek.key"));
+        using var otherCell = new FileSecretSealer(Options());
+        Assert.False(otherCell.TryUnseal(blob, "key_a", opened));
+    }
+
+    [Fact]
+    public void The_kek_file_is_owner_only()
+    {
+        using var sealer = new FileSecretSealer(Options());
+        var path = Path.Combine(_directory, "keys", "cell-kek.key");
+
+        Assert.True(File.Exists(path));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        }
+
+        Assert.Equal(32, Convert.FromBase64String(File.ReadAllText(path).Trim()).Length);
+    }
+
+    [Fact]
+    public void The_nonce_cache_refuses_a_replay_is_bounded_and_forgets_after_twice_the_window()
+    {
+        var clock = new ManualClock(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        var cache = new NonceCache(Options(maxNonces: 1000), clock);
+
+        Assert.Equal(NonceCache.Result.Fresh, cache.TryUse("key_a", "n-0"));
+        Assert.Equal(NonceCache.Result.Replayed, cache.TryUse("key_a", "n-0"));
+        Assert.Equal(NonceCache.Result.Fresh, cache.TryUse("key_b", "n-0"));
+        for (var i = 1; i < 999; i++)
+        {
+            Assert.Equal(NonceCache.Result.Fresh, cache.TryUse("key_a", $"n-{i}"));
+        }
+
+        Assert.Equal(NonceCache.Result.Full, cache.TryUse("key_a", "one-too-many"));
+
+        clock.Advance(TimeSpan.FromSeconds(601));
+        Assert.Equal(NonceCache.Result.Fresh, cache.TryUse("key_a", "one-too-many"));
+        Assert.Equal(NonceCache.Result.Fresh, cache.TryUse("key_a", "n-0"));
+    }
+
+    [Fact]
+    public void The_failure_detector_alerts_at_the_threshold_within_a_minute_once_per_window()
+    {
+        var clock = new ManualClock(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        var detector = new AlertDetector(clock);
+        PlatformEvent Failure(string ip) => new(PlatformEvents.SecurityType, PlatformEvents.AuthFailed, new Party("client", ip, null), null, EventOutcome.Failure, new EventContext(ip, null, null), null);
+
+        // 19 failures spread over more than a minute never reach 20 inside one window.
+        for (var i = 0; i < 19; i++)
+        {
+            Assert.Null(detector.Observe(Failure("10.0.0.1")));
+            clock.Advance(TimeSpan.FromSeconds(4));
+        }
+
+        Assert.Null(detector.Observe(Failure("10.0.0.1")));
+        var alerts = Enumerable.Range(0, 40).Select(_ => detector.Observe(Failure("10.0.0.2"))).Where(a => a is not null).ToList();
+
+        var alert = Assert.Single(alerts);
+        Assert.Equal(PlatformEvents.AlertType, alert!.Type);
+        Assert.Equal("10.0.0.2", alert.Data!["subject"]);
+        clock.Advance(TimeSpan.FromSeconds(61));
+        Assert.Single(Enumerable.Range(0, 20).Select(_ => detector.Observe(Failure("10.0.0.2"))).ToList(), a => a is not null);
+    }
+}
+
+public sealed class ManualClock(DateTimeOffset start) : TimeProvider
+{
+    private DateTimeOffset _now = start;
+
+    public override DateTimeOffset GetUtcNow() => _now;
+
+    public void Advance(TimeSpan by) => _now += by;
+}
