@@ -3,7 +3,6 @@ using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace Atp.Storage.Postgres;
 
@@ -45,10 +44,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
         var tenantId = rows[0].Tenant;
         await SetTenantAsync(connection, transaction, tenantId, cancellationToken).ConfigureAwait(false);
         var projected = await ProjectRangeAsync(connection, transaction, tenantId, rows[0].First, rows[^1].Last, cancellationToken).ConfigureAwait(false);
-        await using (var done = new NpgsqlCommand(
-            """
-            DELETE FROM atp.outbox WHERE tenant_id = $1 AND id = ANY($2);
-            """, connection, transaction))
+        await using (var done = new NpgsqlCommand("DELETE FROM atp.outbox WHERE tenant_id = $1 AND id = ANY($2)", connection, transaction))
         {
             done.Parameters.Add(new NpgsqlParameter { Value = tenantId });
             done.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Id).ToArray() });
@@ -68,26 +64,23 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
 
         // No projector of any node touches the tenant meanwhile, and its tree head lock holds appends back, so the
         // rebuilt models cover exactly the committed log.
-        long size;
-        await using (var prepare = new NpgsqlCommand(
-            $"""
-            SELECT pg_advisory_xact_lock({ProjectorLock}, hashtext($1));
-            DELETE FROM atp.event_targets WHERE tenant_id = $1;
-            DELETE FROM atp.event_index WHERE tenant_id = $1;
-            DELETE FROM atp.outbox WHERE tenant_id = $1;
-            DELETE FROM atp.projections WHERE tenant_id = $1;
-            SELECT size FROM atp.tree_heads WHERE tenant_id = $1 FOR UPDATE;
-            """, connection, transaction))
+        await using (var prepare = new NpgsqlBatch(connection, transaction))
         {
-            prepare.Parameters.Add(new NpgsqlParameter { Value = tenantId });
-            await using var reader = await prepare.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false) && reader.FieldCount == 0)
+            prepare.BatchCommands.Add(TenantScope.Command($"SELECT pg_advisory_xact_lock({ProjectorLock}, hashtext($1))", tenantId));
+            foreach (var table in new[] { "event_targets", "event_index", "outbox", "projections" })
             {
+                prepare.BatchCommands.Add(TenantScope.Command($"DELETE FROM atp.{table} WHERE tenant_id = $1", tenantId));
             }
 
-            size = await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-                ? reader.GetInt64(0)
-                : throw new InvalidOperationException($"No tenant '{tenantId}'.");
+            await prepare.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        long size;
+        await using (var head = new NpgsqlCommand("SELECT size FROM atp.tree_heads WHERE tenant_id = $1 FOR UPDATE", connection, transaction))
+        {
+            head.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            size = await head.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as long?
+                ?? throw new InvalidOperationException($"No tenant '{tenantId}'.");
         }
 
         for (var first = 0L; first < size; first += 5000)

@@ -154,7 +154,14 @@ public sealed class PostgresServer
                 }
             }
 
-            Directory.Delete(directory, recursive: true);
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Another test process cleaned the same orphan up at the same moment.
+            }
         }
     }
 
