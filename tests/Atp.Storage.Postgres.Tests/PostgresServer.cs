@@ -87,10 +87,19 @@ public sealed class PostgresServer
         }
 
         server.PgTool("initdb", "-D", server.DataDirectory, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync");
-        server.PgTool(
-            "pg_ctl", "-D", server.DataDirectory, "-l", Path.Combine(directory, "server.log"), "-w", "-t", "60",
-            "-o", $"-p {server._port} -k {directory} -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=400 -c shared_buffers=64MB",
-            "start");
+        try
+        {
+            server.PgTool(
+                "pg_ctl", "-D", server.DataDirectory, "-l", Path.Combine(directory, "server.log"), "-w", "-t", "60",
+                "-o", $"-p {server._port} -k {directory} -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=400 -c shared_buffers=64MB",
+                "start");
+        }
+        catch (InvalidOperationException e)
+        {
+            var log = Path.Combine(directory, "server.log");
+            throw new InvalidOperationException($"{e.Message}\nserver.log:\n{(File.Exists(log) ? File.ReadAllText(log) : "(none)")}", e);
+        }
+
         AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop();
         server.CreateRolesAndTemplate();
         return server;
@@ -124,13 +133,7 @@ public sealed class PostgresServer
     {
         try
         {
-            var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
-            if (File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).First(), out var pid))
-            {
-                using var postmaster = Process.GetProcessById(pid);
-                postmaster.Kill();
-                postmaster.WaitForExit(TimeSpan.FromSeconds(5));
-            }
+            KillPostmaster();
 
             // Deleting tens of megabytes often outlasts the test host; what is left is removed by the next run.
             Directory.Delete(_directory, recursive: true);
@@ -141,31 +144,57 @@ public sealed class PostgresServer
         }
     }
 
+    // The postmaster of this directory, if one runs: checked by its command line, since a recorded pid may since have
+    // been reused by an unrelated process (pid_max is often 32768).
+    private void KillPostmaster()
+    {
+        var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
+        if (!File.Exists(pidFile) || !int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid))
+        {
+            return;
+        }
+
+        try
+        {
+            if (!File.ReadAllText($"/proc/{pid}/cmdline").Contains(DataDirectory, StringComparison.Ordinal))
+            {
+                return;
+            }
+
+            using var postmaster = Process.GetProcessById(pid);
+            postmaster.Kill();
+            postmaster.WaitForExit(TimeSpan.FromSeconds(5));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+        {
+            // Gone already.
+        }
+    }
+
     // Servers of test processes that died without stopping them: their directory names a process that is gone.
     private static void StopOrphans()
     {
         foreach (var directory in Directory.GetDirectories(Path.GetTempPath(), DirectoryPrefix + "*"))
         {
+            // Without its owner file a directory is either being created right now or half deleted at an exit.
             var pidFile = Path.Combine(directory, "owner.pid");
-            if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out var pid) || IsAlive(pid))
+            var orphaned = File.Exists(pidFile)
+                ? int.TryParse(File.ReadAllText(pidFile), out var pid) && !IsAlive(pid)
+                : Directory.GetLastWriteTimeUtc(directory) < DateTime.UtcNow.AddMinutes(-5);
+            if (!orphaned)
             {
                 continue;
             }
 
-            var orphan = new PostgresServer(directory, FindBinaries(), 0);
-            if (File.Exists(Path.Combine(orphan.DataDirectory, "postmaster.pid")))
+            new PostgresServer(directory, "", 0).KillPostmaster();
+            try
             {
-                try
-                {
-                    orphan.PgTool("pg_ctl", "-D", orphan.DataDirectory, "-m", "immediate", "-w", "stop");
-                }
-                catch (InvalidOperationException)
-                {
-                    // Not running any more.
-                }
+                Directory.Delete(directory, recursive: true);
             }
-
-            Directory.Delete(directory, recursive: true);
+            catch (IOException)
+            {
+                // Another test process is sweeping it at the same moment.
+            }
         }
     }
 
