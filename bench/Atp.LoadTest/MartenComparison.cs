@@ -12,7 +12,9 @@ internal sealed record AuditEventRecorded(JsonElement Event);
 /// <summary>
 /// The .NET peer a user would otherwise pick: Marten's event store appending the same events (the canonical leaves
 /// ATP stores, as JSON), one stream per tenant, one session and one SaveChanges (one transaction) per batch, in its
-/// fastest append mode (Quick). Marten keeps no Merkle tree, signs nothing and has no tenant isolation in the database.
+/// fastest append mode (Quick), each append holding the stream's lock (AppendExclusive) so that concurrent writers of
+/// a tenant are serialised rather than refused. Marten keeps no Merkle tree, signs nothing and has no tenant isolation
+/// in the database.
 /// </summary>
 internal sealed class MartenComparison : IDisposable
 {
@@ -73,8 +75,10 @@ internal sealed class MartenComparison : IDisposable
 
         try
         {
+            // AppendExclusive takes the stream's advisory lock for the transaction, as ATP locks the tenant's tree head:
+            // concurrent writers of one tenant queue instead of failing Marten's optimistic version check.
             await using var session = _store.LightweightSession();
-            session.Events.Append(_streams[tenant], batch);
+            await session.Events.AppendExclusive(_streams[tenant], cancellationToken, batch);
             await session.SaveChangesAsync(cancellationToken);
             return new OpResult(true, count);
         }

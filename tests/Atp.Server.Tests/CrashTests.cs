@@ -51,6 +51,14 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
                 var writers = Enumerable.Range(0, 8).Select(w => WriteUntilStoppedAsync(server.BaseAddress, keys, seed * 100 + w, receipts, stop.Token)).ToList();
                 var poller = PollCheckpointsAsync(server.BaseAddress, keys, checkpoints, stop.Token);
 
+                // The kill lands while ingest is under way: at a random moment after the first receipt (on a busy
+                // machine the first appends can take longer than the random delay alone, notably on PostgreSQL).
+                var waitingSince = DateTime.UtcNow;
+                while (receipts.IsEmpty && DateTime.UtcNow - waitingSince < TimeSpan.FromSeconds(30))
+                {
+                    await Task.Delay(10);
+                }
+
                 await Task.Delay(random.Next(400, 1500));
                 server.Kill();
                 await stop.CancelAsync();

@@ -9,8 +9,9 @@ namespace Atp.Storage.Postgres.Tests;
 /// A throwaway PostgreSQL server for one test run: <c>initdb</c> into a fresh temporary directory, <c>pg_ctl start</c>
 /// with the socket in that directory (no TCP listener, so no port clash and nothing reachable from outside), fsync and
 /// synchronous_commit on (the same durability as SQLite's synchronous=FULL). As root it runs as the <c>postgres</c> user
-/// through <c>runuser</c>. One server per test process, started on first use and stopped when the process exits; a
-/// server left behind by a killed test process is stopped by the next run. Each test class gets its own database.
+/// through <c>runuser</c>. One server per test process, started on first use and killed when the process exits; a
+/// server or directory left behind by a killed test process is stopped and removed by the next run. Each test class
+/// (or server under test) gets its own database.
 /// </summary>
 public sealed class PostgresServer
 {
@@ -86,10 +87,19 @@ public sealed class PostgresServer
         }
 
         server.PgTool("initdb", "-D", server.DataDirectory, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync");
-        server.PgTool(
-            "pg_ctl", "-D", server.DataDirectory, "-l", Path.Combine(directory, "server.log"), "-w", "-t", "60",
-            "-o", $"-p {server._port} -k {directory} -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=400 -c shared_buffers=64MB",
-            "start");
+        try
+        {
+            server.PgTool(
+                "pg_ctl", "-D", server.DataDirectory, "-l", Path.Combine(directory, "server.log"), "-w", "-t", "60",
+                "-o", $"-p {server._port} -k {directory} -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=400 -c shared_buffers=64MB",
+                "start");
+        }
+        catch (InvalidOperationException e)
+        {
+            var log = Path.Combine(directory, "server.log");
+            throw new InvalidOperationException($"{e.Message}\nserver.log:\n{(File.Exists(log) ? File.ReadAllText(log) : "(none)")}", e);
+        }
+
         AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop();
         server.CreateRolesAndTemplate();
         return server;
@@ -117,16 +127,47 @@ public sealed class PostgresServer
         NpgsqlConnection.ClearAllPools();
     }
 
+    // At process exit the test runner gives little time (it kills the test host soon after the last test), too
+    // little to run pg_ctl: the postmaster is killed directly (its children exit when it dies; the data is throwaway).
     private void Stop()
     {
         try
         {
-            PgTool("pg_ctl", "-D", DataDirectory, "-m", "immediate", "-w", "stop");
+            KillPostmaster();
+
+            // Deleting tens of megabytes often outlasts the test host; what is left is removed by the next run.
             Directory.Delete(_directory, recursive: true);
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or ArgumentException or System.ComponentModel.Win32Exception)
         {
             // The process is exiting; the next run stops and removes what is left.
+        }
+    }
+
+    // The postmaster of this directory, if one runs: checked by its command line, since a recorded pid may since have
+    // been reused by an unrelated process (pid_max is often 32768).
+    private void KillPostmaster()
+    {
+        var pidFile = Path.Combine(DataDirectory, "postmaster.pid");
+        if (!File.Exists(pidFile) || !int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid))
+        {
+            return;
+        }
+
+        try
+        {
+            if (!File.ReadAllText($"/proc/{pid}/cmdline").Contains(DataDirectory, StringComparison.Ordinal))
+            {
+                return;
+            }
+
+            using var postmaster = Process.GetProcessById(pid);
+            postmaster.Kill();
+            postmaster.WaitForExit(TimeSpan.FromSeconds(5));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+        {
+            // Gone already.
         }
     }
 
@@ -135,32 +176,24 @@ public sealed class PostgresServer
     {
         foreach (var directory in Directory.GetDirectories(Path.GetTempPath(), DirectoryPrefix + "*"))
         {
+            // Without its owner file a directory is either being created right now or half deleted at an exit.
             var pidFile = Path.Combine(directory, "owner.pid");
-            if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out var pid) || IsAlive(pid))
+            var orphaned = File.Exists(pidFile)
+                ? int.TryParse(File.ReadAllText(pidFile), out var pid) && !IsAlive(pid)
+                : Directory.GetLastWriteTimeUtc(directory) < DateTime.UtcNow.AddMinutes(-5);
+            if (!orphaned)
             {
                 continue;
             }
 
-            var orphan = new PostgresServer(directory, FindBinaries(), 0);
-            if (File.Exists(Path.Combine(orphan.DataDirectory, "postmaster.pid")))
-            {
-                try
-                {
-                    orphan.PgTool("pg_ctl", "-D", orphan.DataDirectory, "-m", "immediate", "-w", "stop");
-                }
-                catch (InvalidOperationException)
-                {
-                    // Not running any more.
-                }
-            }
-
+            new PostgresServer(directory, "", 0).KillPostmaster();
             try
             {
                 Directory.Delete(directory, recursive: true);
             }
             catch (IOException)
             {
-                // Another test process cleaned the same orphan up at the same moment.
+                // Another test process is sweeping it at the same moment.
             }
         }
     }
