@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 using Atp.Core.Events;
+using Atp.Core.Tenants;
 using Atp.Integrity;
 
 namespace Atp.QueryBench;
@@ -111,6 +112,9 @@ internal sealed class DataSetModel
     }
 
     public int ActorCount => _actors.Length;
+
+    /// <summary>The one tenant of a data set.</summary>
+    public static Tenant CreateTenant() => new(TenantId, "Query bench", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UtcNow);
 
     /// <summary>
     /// The events with global numbers [first, first + count) of a data set of <paramref name="total"/> events; a

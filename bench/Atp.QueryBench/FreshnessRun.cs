@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Atp.Core.Ingestion;
 using Atp.Core.Storage;
-using Atp.Core.Tenants;
 
 namespace Atp.QueryBench;
 
@@ -36,7 +35,7 @@ internal static class FreshnessRun
         var store = BenchSupport.OpenStore(directory);
         await using (store.ConfigureAwait(false))
         {
-            await store.TryCreateTenantAsync(new Tenant(DataSetModel.TenantId, "Query bench", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UtcNow), cancellationToken);
+            await store.TryCreateTenantAsync(DataSetModel.CreateTenant(), cancellationToken);
             var ingestion = new IngestionService(store, TimeProvider.System);
             var interval = TimeSpan.FromSeconds((double)Batch / rate);
             Console.WriteLine($"  open loop: {rate:N0} events/s = a batch of {Batch} every {interval.TotalMilliseconds:0.00} ms for {seconds} s; projection loop ProjectPendingAsync({ProjectBatch:N0}), {Idle.TotalMilliseconds:0} ms idle; lag sampled every {SampleEvery.TotalMilliseconds:0} ms");

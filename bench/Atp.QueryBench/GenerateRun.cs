@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Atp.Core.Ingestion;
 using Atp.Core.Storage;
-using Atp.Core.Tenants;
 using Atp.Storage.Sqlite;
 
 namespace Atp.QueryBench;
@@ -43,7 +42,7 @@ internal static class GenerateRun
         var store = BenchSupport.OpenStore(directory);
         await using (store.ConfigureAwait(false))
         {
-            if (!await store.TryCreateTenantAsync(new Tenant(DataSetModel.TenantId, "Query bench", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UtcNow), cancellationToken))
+            if (!await store.TryCreateTenantAsync(DataSetModel.CreateTenant(), cancellationToken))
             {
                 throw new InvalidOperationException("The tenant exists already.");
             }
