@@ -186,7 +186,13 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
     // SQLite can walk the chosen index in the requested order and stop after limit + 1 rows.
     private static string BuildSearch(EventQuery query, SqliteParameterCollection parameters, long num)
     {
-        var sql = new StringBuilder("SELECT e.occurred_at, e.idx FROM event_index e WHERE e.tenant_num = $num AND e.idx < $snapshot");
+        // A selective target drives the search from event_targets (CROSS JOIN fixes the join order); otherwise an
+        // index of event_index does. The snapshot bound is written +e.idx so it never steers SQLite onto the primary
+        // key, which would then sort every row of the tenant.
+        var byTarget = query.TargetType is not null && query.TargetId is not null;
+        var sql = new StringBuilder(byTarget
+            ? "SELECT t.occurred_at, t.idx FROM event_targets t CROSS JOIN event_index e ON e.tenant_num = t.tenant_num AND e.idx = t.idx WHERE t.tenant_num = $num AND t.target_type = $targetType AND t.target_id = $targetId AND +t.idx < $snapshot"
+            : "SELECT e.occurred_at, e.idx FROM event_index e WHERE e.tenant_num = $num AND +e.idx < $snapshot");
         parameters.AddWithValue("$num", num);
         parameters.AddWithValue("$snapshot", (long)Math.Min(query.SnapshotSize, LogRowId.MaxIndex + 1));
         if (query.From is { } from)
@@ -236,18 +242,14 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
             parameters.AddWithValue("$outcome", outcome);
         }
 
-        if (query.TargetType is { } targetType)
+        if (byTarget)
         {
-            if (query.TargetId is { } targetId)
-            {
-                sql.Append(" AND e.idx IN (SELECT t.idx FROM event_targets t WHERE t.tenant_num = $num AND t.target_type = $targetType AND t.target_id = $targetId)");
-                parameters.AddWithValue("$targetId", targetId);
-            }
-            else
-            {
-                sql.Append(" AND EXISTS (SELECT 1 FROM event_targets t WHERE t.tenant_num = $num AND t.idx = e.idx AND t.target_type = $targetType)");
-            }
-
+            parameters.AddWithValue("$targetType", query.TargetType);
+            parameters.AddWithValue("$targetId", query.TargetId);
+        }
+        else if (query.TargetType is { } targetType)
+        {
+            sql.Append(" AND EXISTS (SELECT 1 FROM event_targets t WHERE t.tenant_num = $num AND t.idx = e.idx AND t.target_type = $targetType)");
             parameters.AddWithValue("$targetType", targetType);
         }
         else if (query.TargetId is { } targetIdOnly)
@@ -265,14 +267,15 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
         }
 
         var ascending = query.Ascending;
+        var order = byTarget ? "t" : "e";
         if (query.After is { } after)
         {
-            sql.Append(ascending ? " AND (e.occurred_at, e.idx) > ($afterAt, $afterIdx)" : " AND (e.occurred_at, e.idx) < ($afterAt, $afterIdx)");
+            sql.Append(ascending ? $" AND ({order}.occurred_at, {order}.idx) > ($afterAt, $afterIdx)" : $" AND ({order}.occurred_at, {order}.idx) < ($afterAt, $afterIdx)");
             parameters.AddWithValue("$afterAt", after.OccurredAtTicks);
             parameters.AddWithValue("$afterIdx", (long)after.Index);
         }
 
-        sql.Append(ascending ? " ORDER BY e.occurred_at, e.idx" : " ORDER BY e.occurred_at DESC, e.idx DESC");
+        sql.Append(ascending ? $" ORDER BY {order}.occurred_at, {order}.idx" : $" ORDER BY {order}.occurred_at DESC, {order}.idx DESC");
         sql.Append(" LIMIT $limit");
         parameters.AddWithValue("$limit", query.Limit + 1);
         return sql.ToString();
