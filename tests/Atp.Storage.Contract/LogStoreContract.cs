@@ -15,7 +15,7 @@ namespace Atp.Storage.Contract;
 /// Idempotency-Keys); times are whole milliseconds so every engine can store them exactly.
 /// </remarks>
 public abstract partial class LogStoreContract<TStore> : IAsyncLifetime, IAsyncDisposable
-    where TStore : class, ITenantStore, ILogStore, IAsyncDisposable
+    where TStore : class, ITenantStore, ILogStore, Atp.Core.Query.IEventQueryStore, IAsyncDisposable
 {
     protected const string TenantA = "tenant-a";
     protected const string TenantB = "tenant-b";
@@ -34,6 +34,12 @@ public abstract partial class LogStoreContract<TStore> : IAsyncLifetime, IAsyncD
 
     /// <summary>Removes this test's storage; called once, after the last store is disposed.</summary>
     protected abstract Task DeleteStorageAsync();
+
+    /// <summary>Puts an outbox row for entries [first, last] of the tenant back, as a crash between projecting and deleting it would.</summary>
+    protected abstract Task RedeliverOutboxAsync(string tenantId, ulong first, ulong last);
+
+    /// <summary>Deletes the tenant's read-model rows behind the store's back (the projection status stays).</summary>
+    protected abstract Task WipeReadModelsAsync();
 
     public async Task InitializeAsync() => _store = await OpenStoreAsync(Clock);
 

@@ -15,4 +15,9 @@ public sealed class PostgresLogStoreContractTests(PostgresDatabase database) : L
             Options.Create(new PostgresStoreOptions { ConnectionString = database.AppConnectionString }), clock, NullLogger<PostgresStore>.Instance));
 
     protected override Task DeleteStorageAsync() => database.TruncateAsync();
+
+    protected override Task RedeliverOutboxAsync(string tenantId, ulong first, ulong last) =>
+        database.ExecuteAsOwnerAsync($"INSERT INTO atp.outbox (tenant_id, first_idx, last_idx) VALUES ('{tenantId}', {first}, {last})");
+
+    protected override Task WipeReadModelsAsync() => database.ExecuteAsOwnerAsync("DELETE FROM atp.event_targets; DELETE FROM atp.event_index;");
 }

@@ -13,6 +13,22 @@ public sealed class SqliteLogStoreContractTests : LogStoreContract<SqliteStore>
         Task.FromResult(new SqliteStore(
             Options.Create(new SqliteStoreOptions { DataDirectory = _directory }), clock, NullLogger<SqliteStore>.Instance));
 
+    protected override Task RedeliverOutboxAsync(string tenantId, ulong first, ulong last) =>
+        ExecuteAsync($"INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ('{tenantId}', {first}, {last})");
+
+    protected override Task WipeReadModelsAsync() => ExecuteAsync("DELETE FROM event_index; DELETE FROM event_targets; DELETE FROM event_text;");
+
+    // Behind the store's back, through a separate unpooled connection.
+    private Task ExecuteAsync(string sql)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection(new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory, "atp.db"), Pooling = false }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+        return Task.CompletedTask;
+    }
+
     protected override Task DeleteStorageAsync()
     {
         if (Directory.Exists(_directory))
