@@ -63,8 +63,7 @@ internal static class AuthOverheadRun
                 (worker, iteration, ct) =>
                 {
                     var tenant = worker % tenants.Length;
-                    var bodies = workload.Tenants[tenant].Bodies;
-                    var body = bodies[(int)((iteration + (worker * 7L)) % bodies.Length)];
+                    var body = workload.Tenants[tenant].BodyFor(worker, iteration);
                     return client.SendAsync(tenants[tenant], body, workload.Batch, checkReceipts: iteration == 0, ct, mode);
                 },
                 probes,

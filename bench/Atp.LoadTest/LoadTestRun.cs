@@ -116,10 +116,7 @@ internal static class LoadTestRun
                 (worker, iteration, ct) =>
                 {
                     var tenant = worker % tenants.Length;
-                    var bodies = workload.Tenants[tenant].Bodies;
-
-                    // Clients of one tenant start at different places in its pool.
-                    var body = bodies[(int)((iteration + (worker * 7L)) % bodies.Length)];
+                    var body = workload.Tenants[tenant].BodyFor(worker, iteration);
                     return client.SendAsync(tenants[tenant], body, workload.Batch, checkReceipts: iteration == 0, ct);
                 },
                 probes,

@@ -112,4 +112,8 @@ internal sealed class Workload
 }
 
 /// <summary>One tenant's request bodies and the leaves of their events.</summary>
-internal sealed record TenantPool(byte[][] Bodies, byte[][] Leaves);
+internal sealed record TenantPool(byte[][] Bodies, byte[][] Leaves)
+{
+    /// <summary>The body a client sends on its nth request: clients of one tenant start at different places in the pool.</summary>
+    public byte[] BodyFor(int worker, long iteration) => Bodies[(int)((iteration + (worker * 7L)) % Bodies.Length)];
+}

@@ -35,6 +35,14 @@ internal static class JsonBody
             return (default, Problem.TooLarge($"The body is {request.ContentLength} bytes; at most {maxBytes} are accepted."));
         }
 
+        var body = await ReadLimitedAsync(request, maxBytes, cancellationToken).ConfigureAwait(false);
+        return body is { } read ? (read, null) : (default, Problem.TooLarge($"The body is larger than {maxBytes} bytes."));
+    }
+
+    /// <summary>The whole body, or null when it is longer than <paramref name="maxBytes"/> (reading stops there).</summary>
+    public static async Task<ReadOnlyMemory<byte>?> ReadLimitedAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
         var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 16 * 1024, maxBytes) + 1);
         while (true)
         {
@@ -42,17 +50,15 @@ internal static class JsonBody
             var read = await request.Body.ReadAsync(buffer.GetMemory(1), cancellationToken).ConfigureAwait(false);
             if (read == 0)
             {
-                break;
+                return buffer.WrittenMemory;
             }
 
             buffer.Advance(read);
             if (buffer.WrittenCount > maxBytes)
             {
-                return (default, Problem.TooLarge($"The body is larger than {maxBytes} bytes."));
+                return null;
             }
         }
-
-        return (buffer.WrittenMemory, null);
     }
 
     public static async Task<(T? Value, ProblemHttpResult? Problem)> ReadAsync<T>(HttpContext context, int maxBytes, CancellationToken cancellationToken)

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Encodings.Web;
@@ -133,7 +132,7 @@ internal sealed class ApiKeyAuthenticationHandler(
         if (hasBody)
         {
             var limit = atp.Value.Ingestion.MaxRequestBytes;
-            var read = await ReadBodyAsync(limit).ConfigureAwait(false);
+            var read = await JsonBody.ReadLimitedAsync(Request, limit, Context.RequestAborted).ConfigureAwait(false);
             if (read is null)
             {
                 return Fail(PlatformEvents.SignatureInvalid, $"The body is larger than {limit} bytes.", stored.Id);
@@ -196,25 +195,6 @@ internal sealed class ApiKeyAuthenticationHandler(
         finally
         {
             CryptographicOperations.ZeroMemory(secret);
-        }
-    }
-
-    private async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(int limit)
-    {
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(Request.ContentLength ?? 16 * 1024, limit) + 1);
-        while (true)
-        {
-            var read = await Request.Body.ReadAsync(buffer.GetMemory(1), Context.RequestAborted).ConfigureAwait(false);
-            if (read == 0)
-            {
-                return buffer.WrittenMemory;
-            }
-
-            buffer.Advance(read);
-            if (buffer.WrittenCount > limit)
-            {
-                return null;
-            }
         }
     }
 
