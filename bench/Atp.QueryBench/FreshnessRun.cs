@@ -1,20 +1,19 @@
 using System.Diagnostics;
 using Atp.Core.Ingestion;
+using Atp.Core.Query;
 using Atp.Core.Storage;
 
 namespace Atp.QueryBench;
 
 /// <summary>
 /// <c>freshness</c>: on a fresh store, an open-loop appender (batches of 100 through <see cref="IngestionService"/>
-/// sent at fixed intervals whatever the previous ones are doing) while a projection loop like the server's
-/// ProjectionService runs (<c>ProjectPendingAsync(2000)</c>, 25 ms pause when nothing was pending); every 100 ms the
-/// lag now − <c>OldestUnprojectedAsync</c> (0 when nothing waits) is sampled.
+/// sent at fixed intervals whatever the previous ones are doing, occurredAt = the time of sending) while the server's
+/// projection loop (<see cref="ProjectionLoop"/>) runs; every 100 ms the lag now − <c>OldestUnprojectedAsync</c>
+/// (0 when nothing waits) is sampled.
 /// </summary>
 internal static class FreshnessRun
 {
     private const int Batch = 100;
-    private const int ProjectBatch = 2000;
-    private static readonly TimeSpan Idle = TimeSpan.FromMilliseconds(25);
     private static readonly TimeSpan SampleEvery = TimeSpan.FromMilliseconds(100);
 
     public static async Task<int> RunAsync(string directory, int rate, int seconds, int seed, int progressSeconds, string[] args, CancellationToken cancellationToken)
@@ -38,11 +37,11 @@ internal static class FreshnessRun
             await store.TryCreateTenantAsync(DataSetModel.CreateTenant(), cancellationToken);
             var ingestion = new IngestionService(store, TimeProvider.System);
             var interval = TimeSpan.FromSeconds((double)Batch / rate);
-            Console.WriteLine($"  open loop: {rate:N0} events/s = a batch of {Batch} every {interval.TotalMilliseconds:0.00} ms for {seconds} s; projection loop ProjectPendingAsync({ProjectBatch:N0}), {Idle.TotalMilliseconds:0} ms idle; lag sampled every {SampleEvery.TotalMilliseconds:0} ms");
+            Console.WriteLine($"  open loop: {rate:N0} events/s = a batch of {Batch} every {interval.TotalMilliseconds:0.00} ms for {seconds} s; the server's projection loop (linger {ProjectionLoop.Linger.TotalMilliseconds:0} ms, up to {ProjectionLoop.MaxEntriesPerTurn:N0} entries a turn); lag sampled every {SampleEvery.TotalMilliseconds:0} ms");
 
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             long appended = 0;
-            long projected = 0;
+            var loop = new ProjectionLoop(store, TimeProvider.System);
             var appendLatencies = new List<double>();
             var lags = new List<double>();
             var clock = Stopwatch.StartNew();
@@ -52,12 +51,7 @@ internal static class FreshnessRun
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    var done = await store.ProjectPendingAsync(ProjectBatch, CancellationToken.None);
-                    Interlocked.Add(ref projected, done);
-                    if (done == 0)
-                    {
-                        await Task.Delay(Idle, CancellationToken.None);
-                    }
+                    await loop.StepAsync(CancellationToken.None);
                 }
             }, CancellationToken.None);
 
@@ -83,7 +77,7 @@ internal static class FreshnessRun
                     lag = lags.Count > 0 ? lags[^1] : 0;
                 }
 
-                return $"  {clock.Elapsed.TotalSeconds,4:0} s: appended {BenchSupport.N0(Interlocked.Read(ref appended))}, projected {BenchSupport.N0(Interlocked.Read(ref projected))}, lag now {lag:0} ms";
+                return $"  {clock.Elapsed.TotalSeconds,4:0} s: appended {BenchSupport.N0(Interlocked.Read(ref appended))}, projected {BenchSupport.N0(loop.Projected)}, lag now {lag:0} ms";
             });
 
             // Open loop: batch k is due at k × interval; late batches are sent at once (never skipped), none waits for another.
@@ -95,7 +89,8 @@ internal static class FreshnessRun
                 var due = (long)(clock.Elapsed / interval) + 1;
                 for (; sent < due; sent++)
                 {
-                    var drafts = pool[sent % pool.Length];
+                    var now = DateTimeOffset.UtcNow;
+                    var drafts = Array.ConvertAll(pool[sent % pool.Length], draft => draft with { OccurredAt = now });
                     var started = clock.Elapsed;
                     inFlight.Add(Task.Run(async () =>
                     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Atp.Core.Ingestion;
+using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Storage.Sqlite;
 
@@ -8,12 +9,12 @@ namespace Atp.QueryBench;
 /// <summary>
 /// <c>generate</c>: one tenant of N events appended through <see cref="IngestionService"/> (batches of 1,000 from
 /// several concurrent callers, so the sequencer's group commit shares fsyncs), then projected with the server's loop
-/// (<c>ProjectPendingAsync(2000)</c> until nothing is pending).
+/// (<c>ProjectPendingAsync(ProjectionLoop.MaxEntriesPerTurn)</c> until nothing is pending, as the server's loop does when behind).
 /// </summary>
 internal static class GenerateRun
 {
     public const int BatchSize = 1000;
-    public const int ProjectBatch = 2000;
+    public const int ProjectBatch = ProjectionLoop.MaxEntriesPerTurn;
 
     public static async Task<int> RunAsync(string directory, long events, int seed, int callers, int progressSeconds, string[] args, CancellationToken cancellationToken)
     {
@@ -77,7 +78,7 @@ internal static class GenerateRun
             progress.Dispose();
             Console.WriteLine($"Appended {BenchSupport.N0(appended)} events in {appendSeconds:0.0} s: {BenchSupport.N0(appendRate)} events/s; CPU {cpu.Describe()}");
 
-            Console.WriteLine($"Project: ProjectPendingAsync({ProjectBatch:N0}) until nothing is pending (the server's loop)");
+            Console.WriteLine($"Project: ProjectPendingAsync({ProjectBatch:N0}) until nothing is pending (the server's loop when behind)");
             var projectCpu = new CpuWindow();
             var projectClock = Stopwatch.StartNew();
             long projected = 0;

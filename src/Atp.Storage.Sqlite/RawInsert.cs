@@ -4,7 +4,7 @@ using SQLitePCL;
 namespace Atp.Storage.Sqlite;
 
 /// <summary>
-/// The one statement that runs once per appended leaf, prepared on the writer's native handle and bound through
+/// A statement that runs once per appended or projected leaf, prepared on the writer's native handle and bound through
 /// SQLitePCL's raw API: no boxing, no parameter lookup by name, blobs bound straight from spans. It joins whatever
 /// transaction is open on the connection.
 /// </summary>
@@ -32,22 +32,31 @@ internal sealed class RawInsert : IDisposable
         return this;
     }
 
+    public RawInsert Text(int index, string value)
+    {
+        Check(raw.sqlite3_bind_text(_statement, index, value));
+        return this;
+    }
+
     public RawInsert Null(int index)
     {
         Check(raw.sqlite3_bind_null(_statement, index));
         return this;
     }
 
-    /// <summary>Runs the statement and resets it for the next row.</summary>
-    public void Execute()
+    /// <summary>Runs the statement and resets it for the next row; returns the number of rows it changed.</summary>
+    public int Execute()
     {
         var result = raw.sqlite3_step(_statement);
+        var changes = raw.sqlite3_changes(_db);
         raw.sqlite3_reset(_statement);
         raw.sqlite3_clear_bindings(_statement);
         if (result != raw.SQLITE_DONE)
         {
             throw new SqliteException(raw.sqlite3_errmsg(_db).utf8_to_string(), result);
         }
+
+        return changes;
     }
 
     public void Dispose() => _statement.Dispose();

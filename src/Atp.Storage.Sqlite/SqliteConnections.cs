@@ -2,8 +2,14 @@ using Microsoft.Data.Sqlite;
 
 namespace Atp.Storage.Sqlite;
 
-/// <summary>Opens connections to the cell database with the settings every connection needs.</summary>
-internal sealed class SqliteConnections(string databasePath)
+/// <summary>Opens connections to one database file of the cell with the settings every connection needs.</summary>
+/// <param name="databasePath">The file.</param>
+/// <param name="durable">
+/// synchronous=FULL (a commit returns only after the WAL is fsynced, so a receipt is never ahead of the disk) for the
+/// log; NORMAL (a commit survives a crash of the process, not always a power loss) for the read models, which the
+/// store re-queues for projection at start from whatever the file still holds.
+/// </param>
+internal sealed class SqliteConnections(string databasePath, bool durable = true)
 {
     private readonly string _connectionString = new SqliteConnectionStringBuilder
     {
@@ -14,6 +20,9 @@ internal sealed class SqliteConnections(string databasePath)
         DefaultTimeout = 30,
     }.ToString();
 
+    // wal_autocheckpoint=0: WAL checkpoints run on SqliteStore's background connection, never inside a writer's commit.
+    private readonly string _settings = $"PRAGMA synchronous={(durable ? "FULL" : "NORMAL")}; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;";
+
     public string DatabasePath => databasePath;
 
     public SqliteConnection Open()
@@ -22,8 +31,7 @@ internal sealed class SqliteConnections(string databasePath)
         connection.Open();
         using var pragmas = connection.CreateCommand();
 
-        // synchronous=FULL: a commit returns only after the WAL is fsynced, so a receipt is never ahead of the disk.
-        pragmas.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;";
+        pragmas.CommandText = "PRAGMA journal_mode=WAL; " + _settings;
         pragmas.ExecuteNonQuery();
         return connection;
     }
@@ -33,7 +41,7 @@ internal sealed class SqliteConnections(string databasePath)
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var pragmas = connection.CreateCommand();
-        pragmas.CommandText = "PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;";
+        pragmas.CommandText = _settings;
         await pragmas.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }

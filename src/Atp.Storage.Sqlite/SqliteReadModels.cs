@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Atp.Core.Query;
@@ -9,67 +8,83 @@ using Microsoft.Data.Sqlite;
 namespace Atp.Storage.Sqlite;
 
 /// <summary>
-/// The embedded engine's read models: the projector drains the outbox into event_index, event_targets and the
-/// FTS5 table event_text; searches read those and then the log rows they point at. A projection batch is one
-/// short write transaction, so the sequencer's group commits interleave with it.
+/// The embedded engine's read models, in their own file (<see cref="ReadModelSchema"/>): the projector drains the log
+/// file's outbox into event_index, event_targets and the FTS5 table event_text; searches read those and then the log
+/// rows they point at. The projector reads and parses on a snapshot of the log, writes the rows on the read-model
+/// file (its own write lock: appends never wait for it), then deletes the outbox rows it handled.
 /// </summary>
-internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumbers tenantNumbers)
+internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection logWriter, SqliteConnections readModels, WriteConnection readModelWriter, TenantNumbers tenantNumbers)
 {
-    private const int OutboxRowsPerBatch = 512;
+    private const ulong ReconcileSlice = 10_000;
 
     public async Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken)
     {
-        using var connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
-        using var transaction = connection.BeginTransaction();
-        var rows = new List<(long Id, string TenantId, long Num, long First, long Last)>();
-        using (var outbox = connection.CreateCommand())
+        PendingProjection pending;
+        using (var reading = await log.OpenAsync(cancellationToken).ConfigureAwait(false))
         {
-            outbox.Transaction = transaction;
-            outbox.CommandText = "SELECT o.id, o.tenant_id, t.num, o.first_idx, o.last_idx FROM outbox o JOIN tenants t ON t.id = o.tenant_id ORDER BY o.id LIMIT $n";
-            outbox.Parameters.AddWithValue("$n", OutboxRowsPerBatch);
-            using var reader = await outbox.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            var entries = 0L;
-            while (entries < maxEntries && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var row = (reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
-                rows.Add(row);
-                entries += row.Item5 - row.Item4 + 1;
-            }
+            pending = await ReadPendingAsync(reading, maxEntries, cancellationToken).ConfigureAwait(false);
         }
 
-        if (rows.Count == 0)
+        if (pending.LastOutboxId is not { } lastOutboxId)
         {
             return 0;
         }
 
         var projected = 0;
-        using (var writer = new Projector(connection, transaction))
+        using (var turn = await readModelWriter.TakeAsync(cancellationToken).ConfigureAwait(false))
         {
-            foreach (var (_, tenantId, num, first, last) in rows)
+            using var transaction = turn.Connection.BeginTransaction();
+            using (var writer = new Projector(turn.Connection))
             {
-                projected += await writer.ProjectRangeAsync(num, (ulong)first, (ulong)last, cancellationToken).ConfigureAwait(false);
-                writer.Advance(tenantId, (ulong)last + 1);
+                foreach (var entry in pending.Entries)
+                {
+                    projected += writer.Project(entry);
+                }
+
+                foreach (var (tenantId, size) in pending.ProjectedSizes)
+                {
+                    writer.Advance(tenantId, size);
+                }
             }
+
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        using (var done = connection.CreateCommand())
+        // Only after the rows are in: a crash in between redelivers these outbox rows, and the inbox makes that a
+        // no-op. Outbox ids grow in commit order, so every id up to the last one read was read.
+        using (var turn = await logWriter.TakeAsync(cancellationToken).ConfigureAwait(false))
         {
-            done.Transaction = transaction;
+            using var done = turn.Connection.CreateCommand();
             done.CommandText = "DELETE FROM outbox WHERE id <= $id";
-            done.Parameters.AddWithValue("$id", rows[^1].Id);
+            done.Parameters.AddWithValue("$id", lastOutboxId);
             await done.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return projected;
     }
 
     public async Task<ulong> RebuildAsync(string tenantId, CancellationToken cancellationToken)
     {
-        using var connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
-        if (tenantNumbers.Find(connection, null, tenantId) is not { } num)
+        using var reading = await log.OpenAsync(cancellationToken).ConfigureAwait(false);
+        if (tenantNumbers.Find(reading, null, tenantId) is not { } num)
         {
             throw new InvalidOperationException($"No tenant '{tenantId}'.");
+        }
+
+        // The projector waits meanwhile; outbox rows of the rebuilt entries are deleted after the commit (should that
+        // not happen, they project nothing new).
+        using var turn = await readModelWriter.TakeAsync(cancellationToken).ConfigureAwait(false);
+        var connection = turn.Connection;
+
+        // One snapshot of the log: its size and exactly its rows.
+        using var snapshot = reading.BeginTransaction(deferred: true);
+        ulong size;
+        using (var head = reading.CreateCommand())
+        {
+            head.Transaction = snapshot;
+            head.CommandText = "SELECT size FROM tree_heads WHERE tenant_id = $t";
+            head.Parameters.AddWithValue("$t", tenantId);
+            size = (ulong)(long)(await head.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? 0L);
         }
 
         using var transaction = connection.BeginTransaction();
@@ -80,7 +95,6 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
                 DELETE FROM event_text WHERE rowid BETWEEN $first AND $last;
                 DELETE FROM event_targets WHERE tenant_num = $num;
                 DELETE FROM event_index WHERE tenant_num = $num;
-                DELETE FROM outbox WHERE tenant_id = $tenant;
                 DELETE FROM projections WHERE tenant_id = $tenant;
                 """;
             clear.Parameters.AddWithValue("$first", LogRowId.First(num));
@@ -90,43 +104,124 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
             await clear.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        // The whole committed log, read under this write transaction, so no append can slip between the size and the rows.
-        ulong size;
-        using (var head = connection.CreateCommand())
-        {
-            head.Transaction = transaction;
-            head.CommandText = "SELECT size FROM tree_heads WHERE tenant_id = $t";
-            head.Parameters.AddWithValue("$t", tenantId);
-            size = (ulong)(long)(await head.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? 0L);
-        }
-
-        using (var writer = new Projector(connection, transaction))
+        using (var writer = new Projector(connection))
         {
             if (size > 0)
             {
-                await writer.ProjectRangeAsync(num, 0, size - 1, cancellationToken).ConfigureAwait(false);
+                using var read = ReadEntriesCommand(reading, snapshot, num, 0, (long)size - 1);
+                using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    writer.Project(ReadEntry(reader, num));
+                }
             }
 
             writer.Advance(tenantId, size);
         }
 
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        using (var logTurn = await logWriter.TakeAsync(cancellationToken).ConfigureAwait(false))
+        {
+            using var done = logTurn.Connection.CreateCommand();
+            done.CommandText = "DELETE FROM outbox WHERE tenant_id = $t AND last_idx < $size";
+            done.Parameters.AddWithValue("$t", tenantId);
+            done.Parameters.AddWithValue("$size", (long)size);
+            await done.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         return size;
     }
 
     public async Task<ProjectionStatus?> StatusAsync(string tenantId, CancellationToken cancellationToken)
     {
-        using var connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        ulong treeSize;
+        using (var connection = await log.OpenAsync(cancellationToken).ConfigureAwait(false))
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "SELECT size FROM tree_heads WHERE tenant_id = $t";
+            command.Parameters.AddWithValue("$t", tenantId);
+            if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not long size)
+            {
+                return null;
+            }
+
+            treeSize = (ulong)size;
+        }
+
+        return new ProjectionStatus(await ProjectedSizeAsync(tenantId, cancellationToken).ConfigureAwait(false), treeSize);
+    }
+
+    /// <summary>
+    /// At start: every log whose read models lag behind it (a new or older read-model file, or commits of it lost
+    /// with a power cut) gets an outbox row for the missing entries, unless waiting outbox rows already cover them.
+    /// </summary>
+    public void Reconcile()
+    {
+        var projected = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        using (var connection = readModels.Open())
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "SELECT tenant_id, projected_size FROM projections";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                projected[reader.GetString(0)] = (ulong)reader.GetInt64(1);
+            }
+        }
+
+        using var logConnection = log.Open();
+        using var transaction = logConnection.BeginTransaction();
+        var missing = new List<(string TenantId, ulong First, ulong Last)>();
+        using (var heads = logConnection.CreateCommand())
+        {
+            heads.Transaction = transaction;
+            heads.CommandText = "SELECT h.tenant_id, h.size, (SELECT MIN(first_idx) FROM outbox o WHERE o.tenant_id = h.tenant_id) FROM tree_heads h WHERE h.size > 0";
+            using var reader = heads.ExecuteReader();
+            while (reader.Read())
+            {
+                var size = (ulong)reader.GetInt64(1);
+                var from = projected.GetValueOrDefault(reader.GetString(0));
+                var coveredFrom = reader.IsDBNull(2) ? size : (ulong)reader.GetInt64(2);
+                if (from < coveredFrom)
+                {
+                    missing.Add((reader.GetString(0), from, coveredFrom - 1));
+                }
+            }
+        }
+
+        using var queue = logConnection.CreateCommand();
+        queue.Transaction = transaction;
+        queue.CommandText = "INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ($t, $first, $last)";
+        var tenant = queue.Parameters.Add("$t", SqliteType.Text);
+        var first = queue.Parameters.Add("$first", SqliteType.Integer);
+        var last = queue.Parameters.Add("$last", SqliteType.Integer);
+        foreach (var range in missing)
+        {
+            // In slices, so one turn of the projector never has to read a whole log.
+            for (var from = range.First; from <= range.Last; from += ReconcileSlice)
+            {
+                tenant.Value = range.TenantId;
+                first.Value = (long)from;
+                last.Value = (long)Math.Min(range.Last, from + ReconcileSlice - 1);
+                queue.ExecuteNonQuery();
+            }
+        }
+
+        transaction.Commit();
+    }
+
+    private async Task<ulong> ProjectedSizeAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        using var connection = await readModels.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT h.size, COALESCE(p.projected_size, 0) FROM tree_heads h LEFT JOIN projections p ON p.tenant_id = h.tenant_id WHERE h.tenant_id = $t";
+        command.CommandText = "SELECT projected_size FROM projections WHERE tenant_id = $t";
         command.Parameters.AddWithValue("$t", tenantId);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? new ProjectionStatus((ulong)reader.GetInt64(1), (ulong)reader.GetInt64(0)) : null;
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long size ? (ulong)size : 0;
     }
 
     public async Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken)
     {
-        using var connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var connection = await log.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT e.received_at FROM (SELECT tenant_id, first_idx FROM outbox ORDER BY id LIMIT 1) o
@@ -138,13 +233,14 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
 
     public async Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken)
     {
-        using var connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var connection = await log.OpenAsync(cancellationToken).ConfigureAwait(false);
         if (tenantNumbers.Find(connection, null, query.TenantId) is not { } num)
         {
             return new QueryPage([], false);
         }
 
-        using var command = connection.CreateCommand();
+        using var readModel = await readModels.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = readModel.CreateCommand();
         command.CommandText = BuildSearch(query, command.Parameters, num);
         var positions = new List<(long Occurred, long Index)>(query.Limit + 1);
         using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
@@ -186,15 +282,27 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
     // SQLite can walk the chosen index in the requested order and stop after limit + 1 rows.
     private static string BuildSearch(EventQuery query, SqliteParameterCollection parameters, long num)
     {
-        // A selective target drives the search from event_targets (CROSS JOIN fixes the join order); otherwise an
-        // index of event_index does. The snapshot bound is written +e.idx so it never steers SQLite onto the primary
-        // key, which would then sort every row of the tenant.
-        var byTarget = query.TargetType is not null && query.TargetId is not null;
+        // A target filter drives the search from event_targets (CROSS JOIN fixes the join order; DISTINCT because an
+        // event may name several targets of one type); otherwise an index of event_index does. The snapshot bound is
+        // written +idx so it never steers SQLite onto a primary key, which would then sort every row of the tenant.
+        var byTarget = query.TargetType is not null || query.TargetId is not null;
         var sql = new StringBuilder(byTarget
-            ? "SELECT t.occurred_at, t.idx FROM event_targets t CROSS JOIN event_index e ON e.tenant_num = t.tenant_num AND e.idx = t.idx WHERE t.tenant_num = $num AND t.target_type = $targetType AND t.target_id = $targetId AND +t.idx < $snapshot"
+            ? "SELECT DISTINCT t.occurred_at, t.idx FROM event_targets t CROSS JOIN event_index e ON e.tenant_num = t.tenant_num AND e.idx = t.idx WHERE t.tenant_num = $num AND +t.idx < $snapshot"
             : "SELECT e.occurred_at, e.idx FROM event_index e WHERE e.tenant_num = $num AND +e.idx < $snapshot");
         parameters.AddWithValue("$num", num);
         parameters.AddWithValue("$snapshot", (long)Math.Min(query.SnapshotSize, LogRowId.MaxIndex + 1));
+        if (query.TargetType is { } targetType)
+        {
+            sql.Append(" AND t.target_type = $targetType");
+            parameters.AddWithValue("$targetType", targetType);
+        }
+
+        if (query.TargetId is { } targetId)
+        {
+            sql.Append(" AND t.target_id = $targetId");
+            parameters.AddWithValue("$targetId", targetId);
+        }
+
         if (query.From is { } from)
         {
             sql.Append(" AND e.occurred_at >= $from");
@@ -242,22 +350,6 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
             parameters.AddWithValue("$outcome", outcome);
         }
 
-        if (byTarget)
-        {
-            parameters.AddWithValue("$targetType", query.TargetType);
-            parameters.AddWithValue("$targetId", query.TargetId);
-        }
-        else if (query.TargetType is { } targetType)
-        {
-            sql.Append(" AND EXISTS (SELECT 1 FROM event_targets t WHERE t.tenant_num = $num AND t.idx = e.idx AND t.target_type = $targetType)");
-            parameters.AddWithValue("$targetType", targetType);
-        }
-        else if (query.TargetId is { } targetIdOnly)
-        {
-            sql.Append(" AND EXISTS (SELECT 1 FROM event_targets t WHERE t.tenant_num = $num AND t.idx = e.idx AND t.target_id = $targetId)");
-            parameters.AddWithValue("$targetId", targetIdOnly);
-        }
-
         if (query.Text is { } text)
         {
             sql.Append(" AND ((e.tenant_num << 40) | e.idx) IN (SELECT rowid FROM event_text WHERE event_text MATCH $text AND rowid BETWEEN $firstRow AND $lastRow)");
@@ -285,95 +377,105 @@ internal sealed class SqliteReadModels(SqliteConnections connections, TenantNumb
     private static string FtsQuery(string text) =>
         string.Join(' ', text.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(term => "\"" + term.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""));
 
-    /// <summary>Writes read-model rows for log entries inside the caller's transaction.</summary>
-    private sealed class Projector : IDisposable
+    // The outbox rows waiting (up to maxEntries entries), with their entries read and parsed, all from one snapshot.
+    private static async Task<PendingProjection> ReadPendingAsync(SqliteConnection connection, int maxEntries, CancellationToken cancellationToken)
     {
-        private readonly SqliteConnection _connection;
-        private readonly SqliteTransaction _transaction;
-        private readonly SqliteCommand _read;
-        private readonly SqliteCommand _index;
-        private readonly SqliteCommand _target;
-        private readonly SqliteCommand _text;
-        private readonly SqliteCommand _advance;
-
-        public Projector(SqliteConnection connection, SqliteTransaction transaction)
+        using var snapshot = connection.BeginTransaction(deferred: true);
+        var ranges = new List<(long Id, string TenantId, long Num, long First, long Last)>();
+        using (var outbox = connection.CreateCommand())
         {
-            _connection = connection;
-            _transaction = transaction;
-            _read = Command("SELECT id, event_id, leaf FROM log_entries WHERE id BETWEEN $1 AND $2 ORDER BY id", 2);
-            _index = Command("INSERT OR IGNORE INTO event_index (tenant_num, idx, event_id, occurred_at, actor_type, actor_id, action, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8);
-            _target = Command("INSERT OR IGNORE INTO event_targets (tenant_num, idx, target_type, target_id, occurred_at) VALUES ($1, $2, $3, $4, $5)", 5);
-            _text = Command("INSERT INTO event_text (rowid, body) VALUES ($1, $2)", 2);
-            _advance = Command("INSERT INTO projections (tenant_id, projected_size) VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE SET projected_size = MAX(projected_size, excluded.projected_size)", 2);
+            outbox.Transaction = snapshot;
+            outbox.CommandText = "SELECT o.id, o.tenant_id, t.num, o.first_idx, o.last_idx FROM outbox o JOIN tenants t ON t.id = o.tenant_id ORDER BY o.id LIMIT $n";
+            outbox.Parameters.AddWithValue("$n", Math.Max(1, maxEntries));
+            using var reader = await outbox.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var entries = 0L;
+            while (entries < maxEntries && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                ranges.Add((reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4)));
+                entries += ranges[^1].Last - ranges[^1].First + 1;
+            }
         }
 
-        public async Task<int> ProjectRangeAsync(long num, ulong first, ulong last, CancellationToken cancellationToken)
+        var pending = new PendingProjection(ranges.Count > 0 ? ranges[^1].Id : null);
+        foreach (var (_, tenantId, num, first, last) in ranges)
         {
-            var projected = 0;
-            _read.Parameters[0].Value = LogRowId.Of(num, first);
-            _read.Parameters[1].Value = LogRowId.Of(num, last);
-            using var reader = await _read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            using var read = ReadEntriesCommand(connection, snapshot, num, first, last);
+            using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                var rowId = reader.GetInt64(0);
-                var fields = LeafFields.Read((byte[])reader[2]);
-                var index = (long)LogRowId.IndexOf(rowId);
-                Set(_index, num, index, (byte[])reader[1], fields.OccurredAt, fields.ActorType, fields.ActorId, fields.Action, fields.Outcome);
-
-                // The inbox check: an entry whose event is already indexed (a redelivered outbox row) adds nothing.
-                if (await _index.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
-                {
-                    continue;
-                }
-
-                foreach (var (type, id) in fields.Targets)
-                {
-                    Set(_target, num, index, type, id, fields.OccurredAt);
-                    await _target.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                }
-
-                Set(_text, rowId, fields.Text);
-                await _text.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                projected++;
+                pending.Entries.Add(ReadEntry(reader, num));
             }
 
-            return projected;
+            pending.ProjectedSizes[tenantId] = Math.Max(pending.ProjectedSizes.GetValueOrDefault(tenantId), (ulong)last + 1);
         }
 
-        public void Advance(string tenantId, ulong size)
+        return pending;
+    }
+
+    private static SqliteCommand ReadEntriesCommand(SqliteConnection connection, SqliteTransaction transaction, long num, long first, long last)
+    {
+        var read = connection.CreateCommand();
+        read.Transaction = transaction;
+        read.CommandText = "SELECT id, event_id, leaf FROM log_entries WHERE id BETWEEN $first AND $last ORDER BY id";
+        read.Parameters.AddWithValue("$first", LogRowId.Of(num, (ulong)first));
+        read.Parameters.AddWithValue("$last", LogRowId.Of(num, (ulong)last));
+        return read;
+    }
+
+    private static ProjectedEntry ReadEntry(SqliteDataReader reader, long num)
+    {
+        var rowId = reader.GetInt64(0);
+        return new ProjectedEntry(num, rowId, (byte[])reader[1], LeafFields.Read((byte[])reader[2]));
+    }
+
+    private sealed record ProjectedEntry(long TenantNumber, long RowId, byte[] EventId, LeafFields Fields);
+
+    private sealed class PendingProjection(long? lastOutboxId)
+    {
+        public long? LastOutboxId { get; } = lastOutboxId;
+
+        public List<ProjectedEntry> Entries { get; } = [];
+
+        public Dictionary<string, ulong> ProjectedSizes { get; } = new(StringComparer.Ordinal);
+    }
+
+    /// <summary>Writes read-model rows inside the transaction open on the connection (raw statements: this runs per event).</summary>
+    private sealed class Projector(SqliteConnection connection) : IDisposable
+    {
+        private readonly RawInsert _index = new(connection, "INSERT OR IGNORE INTO event_index (tenant_num, idx, event_id, occurred_at, actor_type, actor_id, action, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+        private readonly RawInsert _target = new(connection, "INSERT OR IGNORE INTO event_targets (tenant_num, target_id, target_type, occurred_at, idx) VALUES (?1, ?2, ?3, ?4, ?5)");
+        private readonly RawInsert _text = new(connection, "INSERT INTO event_text (rowid, body) VALUES (?1, ?2)");
+        private readonly RawInsert _advance = new(connection, "INSERT INTO projections (tenant_id, projected_size) VALUES (?1, ?2) ON CONFLICT (tenant_id) DO UPDATE SET projected_size = MAX(projected_size, excluded.projected_size)");
+
+        /// <summary>Projects one entry; 0 when its event is indexed already (a redelivered outbox row: the inbox check).</summary>
+        public int Project(ProjectedEntry entry)
         {
-            Set(_advance, tenantId, (long)size);
-            _advance.ExecuteNonQuery();
+            var fields = entry.Fields;
+            var index = (long)LogRowId.IndexOf(entry.RowId);
+            var added = _index.Int64(1, entry.TenantNumber).Int64(2, index).Blob(3, entry.EventId).Int64(4, fields.OccurredAt)
+                .Text(5, fields.ActorType).Text(6, fields.ActorId).Text(7, fields.Action).Text(8, fields.Outcome).Execute();
+            if (added == 0)
+            {
+                return 0;
+            }
+
+            foreach (var (type, id) in fields.Targets)
+            {
+                _target.Int64(1, entry.TenantNumber).Text(2, id).Text(3, type).Int64(4, fields.OccurredAt).Int64(5, index).Execute();
+            }
+
+            _text.Int64(1, entry.RowId).Text(2, fields.Text).Execute();
+            return 1;
         }
+
+        public void Advance(string tenantId, ulong size) => _advance.Text(1, tenantId).Int64(2, (long)size).Execute();
 
         public void Dispose()
         {
-            _read.Dispose();
             _index.Dispose();
             _target.Dispose();
             _text.Dispose();
             _advance.Dispose();
-        }
-
-        private SqliteCommand Command(string sql, int parameterCount)
-        {
-            var command = _connection.CreateCommand();
-            command.Transaction = _transaction;
-            command.CommandText = sql;
-            for (var i = 1; i <= parameterCount; i++)
-            {
-                command.Parameters.Add(new SqliteParameter("$" + i.ToString(CultureInfo.InvariantCulture), null));
-            }
-
-            return command;
-        }
-
-        private static void Set(SqliteCommand command, params object[] values)
-        {
-            for (var i = 0; i < values.Length; i++)
-            {
-                command.Parameters[i].Value = values[i];
-            }
         }
     }
 }

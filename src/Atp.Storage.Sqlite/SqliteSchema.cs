@@ -5,8 +5,6 @@ namespace Atp.Storage.Sqlite;
 /// <summary>The embedded engine's schema, versioned. Every tenant table leads with tenant_id so each query stays on one tenant's rows.</summary>
 internal static class SqliteSchema
 {
-    public const int CurrentVersion = 3;
-
     private const string Version1 = """
         CREATE TABLE tenants (
             id TEXT NOT NULL PRIMARY KEY,
@@ -90,49 +88,26 @@ internal static class SqliteSchema
         ALTER TABLE api_keys ADD COLUMN last_region TEXT NULL;
         """;
 
-    // Version 3: the read models the projector fills from the outbox. Keys lead with the tenant's num; every index
-    // ends in (occurred_at, idx) so a filtered page is read in order from the index, newest first, without sorting.
-    private const string Version3 = """
-        CREATE TABLE event_index (
-            tenant_num INTEGER NOT NULL,
-            idx INTEGER NOT NULL,
-            event_id BLOB NOT NULL,
-            occurred_at INTEGER NOT NULL, -- UTC ticks
-            actor_type TEXT NOT NULL,
-            actor_id TEXT NOT NULL,
-            action TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            PRIMARY KEY (tenant_num, idx)
-        ) WITHOUT ROWID;
-        -- The inbox: one row per event id, so a redelivered outbox row never projects twice.
-        CREATE UNIQUE INDEX event_index_event ON event_index (tenant_num, event_id);
-        CREATE INDEX event_index_time ON event_index (tenant_num, occurred_at, idx);
-        CREATE INDEX event_index_actor ON event_index (tenant_num, actor_id, occurred_at, idx);
-        CREATE INDEX event_index_action ON event_index (tenant_num, action, occurred_at, idx);
+    // Version 3 added the read models to this file; version 4 moved them to their own file (ReadModelSchema).
+    private const string Version3 = "SELECT 1;";
 
-        CREATE TABLE event_targets (
-            tenant_num INTEGER NOT NULL,
-            idx INTEGER NOT NULL,
-            target_type TEXT NOT NULL,
-            target_id TEXT NOT NULL,
-            occurred_at INTEGER NOT NULL,
-            PRIMARY KEY (tenant_num, idx, target_type, target_id)
-        ) WITHOUT ROWID;
-        CREATE INDEX event_targets_target ON event_targets (tenant_num, target_type, target_id, occurred_at, idx);
-
-        -- Full text over actor and target names and the action; rowid = the entry's log rowid.
-        CREATE VIRTUAL TABLE event_text USING fts5(body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
-
-        -- Per tenant: entries [0, projected_size) are in the read models.
-        CREATE TABLE projections (
-            tenant_id TEXT NOT NULL PRIMARY KEY,
-            projected_size INTEGER NOT NULL
-        ) WITHOUT ROWID;
+    // The read models now live in atp-read.db; the store re-queues every log for projection at open (Reconcile).
+    private const string Version4 = """
+        DROP TABLE IF EXISTS event_text;
+        DROP TABLE IF EXISTS event_targets;
+        DROP TABLE IF EXISTS event_index;
+        DROP TABLE IF EXISTS projections;
+        DELETE FROM outbox;
         """;
 
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection)
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4]);
+
+    /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
+    public static void Migrate(SqliteConnection connection, string[] steps)
     {
+        ArgumentNullException.ThrowIfNull(steps);
+        var currentVersion = steps.Length;
         using (var create = connection.CreateCommand())
         {
             create.CommandText = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
@@ -142,14 +117,13 @@ internal static class SqliteSchema
         using var read = connection.CreateCommand();
         read.CommandText = "SELECT MAX(version) FROM schema_version";
         var current = read.ExecuteScalar() is long v ? (int)v : 0;
-        if (current > CurrentVersion)
+        if (current > currentVersion)
         {
             throw new InvalidOperationException(
-                $"The database schema is version {current}, newer than this ATP build understands ({CurrentVersion}). Run a newer ATP.");
+                $"The database schema of {connection.DataSource} is version {current}, newer than this ATP build understands ({currentVersion}). Run a newer ATP.");
         }
 
-        string[] steps = [Version1, Version2, Version3];
-        for (var version = current + 1; version <= CurrentVersion; version++)
+        for (var version = current + 1; version <= currentVersion; version++)
         {
             // Each step and its version row commit together, so an interrupted upgrade resumes at the same step.
             using var transaction = connection.BeginTransaction();

@@ -14,20 +14,20 @@ namespace Atp.Storage.Sqlite;
 /// </summary>
 internal sealed partial class SqliteSequencer : IAsyncDisposable
 {
-    private readonly SqliteConnections _connections;
     private readonly SqliteStoreOptions _options;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly GroupCommit _queue;
     private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
     private readonly TenantNumbers _tenantNumbers;
+    private readonly WriteConnection _writeConnection;
     private readonly Task _loop;
     private readonly CancellationTokenSource _stopping = new();
 
-    public SqliteSequencer(SqliteConnections connections, TenantNumbers tenantNumbers, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
+    public SqliteSequencer(WriteConnection writeConnection, TenantNumbers tenantNumbers, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
     {
         _tenantNumbers = tenantNumbers;
-        _connections = connections;
+        _writeConnection = writeConnection;
         _options = options;
         _clock = clock;
         _logger = logger;
@@ -73,24 +73,23 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
     private async Task WriteLoopAsync()
     {
-        using var connection = _connections.Open();
-
-        // WAL checkpoints run on a background connection (SqliteStore), not inside this thread's commits.
-        using (var pragma = connection.CreateCommand())
+        BatchWriter? writer = null;
+        try
         {
-            pragma.CommandText = "PRAGMA wal_autocheckpoint=0";
-            pragma.ExecuteNonQuery();
+            await _queue.RunAsync(
+                async batch =>
+                {
+                    using var turn = await _writeConnection.TakeAsync(CancellationToken.None).ConfigureAwait(false);
+                    writer ??= new BatchWriter(turn.Connection, _tenantNumbers);
+                    Commit(turn.Connection, writer, batch);
+                },
+                _options.MaxEntriesPerCommit,
+                int.MaxValue).ConfigureAwait(false);
         }
-
-        using var writer = new BatchWriter(connection, _tenantNumbers);
-        await _queue.RunAsync(
-            batch =>
-            {
-                Commit(connection, writer, batch);
-                return Task.CompletedTask;
-            },
-            _options.MaxEntriesPerCommit,
-            int.MaxValue).ConfigureAwait(false);
+        finally
+        {
+            writer?.Dispose();
+        }
     }
 
     private void Commit(SqliteConnection connection, BatchWriter writer, IReadOnlyList<PendingAppend> batch)

@@ -19,7 +19,10 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(500);
 
     private readonly SqliteConnections _connections;
+    private readonly SqliteConnections _readModelConnections;
     private readonly TenantNumbers _tenantNumbers = new();
+    private readonly WriteConnection _writeConnection;
+    private readonly WriteConnection _readModelWriter;
     private readonly SqliteSequencer _sequencer;
     private readonly SqliteReadModels _readModels;
     private readonly CancellationTokenSource _stopping = new();
@@ -32,13 +35,22 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         var settings = options.Value;
         Directory.CreateDirectory(Path.GetDirectoryName(settings.DatabasePath)!);
         _connections = new SqliteConnections(settings.DatabasePath);
+        _readModelConnections = new SqliteConnections(settings.ReadModelPath, durable: false);
         using (var connection = _connections.Open())
         {
             SqliteSchema.Migrate(connection);
         }
 
-        _readModels = new SqliteReadModels(_connections, _tenantNumbers);
-        _sequencer = new SqliteSequencer(_connections, _tenantNumbers, settings, clock, logger);
+        using (var connection = _readModelConnections.Open())
+        {
+            ReadModelSchema.Migrate(connection);
+        }
+
+        _writeConnection = new WriteConnection(_connections);
+        _readModelWriter = new WriteConnection(_readModelConnections);
+        _readModels = new SqliteReadModels(_connections, _writeConnection, _readModelConnections, _readModelWriter, _tenantNumbers);
+        _readModels.Reconcile();
+        _sequencer = new SqliteSequencer(_writeConnection, _tenantNumbers, settings, clock, logger);
         _walCheckpointer = Task.Run(() => CheckpointWalAsync(_stopping.Token));
     }
 
@@ -335,6 +347,8 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         await _walCheckpointer.ConfigureAwait(false);
         _stopping.Dispose();
         await _sequencer.DisposeAsync().ConfigureAwait(false);
+        _writeConnection.Dispose();
+        _readModelWriter.Dispose();
         SqliteConnection.ClearAllPools();
     }
 
@@ -383,7 +397,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         return entries;
     }
 
-    // With wal_autocheckpoint off on the writer, WAL frames are copied back into the database here, off the commit
+    // With wal_autocheckpoint off on every connection, WAL frames are copied back into the database here, off the commit
     // path. PASSIVE never blocks the writer or readers; it is retried on the next tick if readers held it back.
     private async Task CheckpointWalAsync(CancellationToken stopping)
     {
@@ -392,16 +406,19 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         {
             while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             {
-                try
+                foreach (var file in (SqliteConnections[])[_connections, _readModelConnections])
                 {
-                    using var connection = await _connections.OpenAsync(stopping).ConfigureAwait(false);
-                    using var command = connection.CreateCommand();
-                    command.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
-                    await command.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
-                }
-                catch (SqliteException)
-                {
-                    // Busy or locked: the next tick tries again; the WAL only grows meanwhile.
+                    try
+                    {
+                        using var connection = await file.OpenAsync(stopping).ConfigureAwait(false);
+                        using var command = connection.CreateCommand();
+                        command.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
+                        await command.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
+                    }
+                    catch (SqliteException)
+                    {
+                        // Busy or locked: the next tick tries again; the WAL only grows meanwhile.
+                    }
                 }
             }
         }

@@ -5,7 +5,7 @@ namespace Atp.Storage.Sqlite;
 /// <summary>Settings of the embedded engine (section <c>Atp</c>, keys <c>DataDirectory</c> and <c>Sqlite:*</c>).</summary>
 public sealed class SqliteStoreOptions
 {
-    /// <summary>Directory holding <c>atp.db</c> and its WAL.</summary>
+    /// <summary>Directory holding <c>atp.db</c> (the logs), <c>atp-read.db</c> (the read models) and their WALs.</summary>
     [Required]
     public string DataDirectory { get; set; } = "./atp-data";
 
@@ -17,6 +17,9 @@ public sealed class SqliteStoreOptions
     [Range(1, 1_000_000)]
     public int QueueCapacity { get; set; } = 10_000;
 
-    /// <summary>The database file.</summary>
+    /// <summary>The database file of the logs, tenants and keys.</summary>
     public string DatabasePath => Path.Combine(Path.GetFullPath(DataDirectory), "atp.db");
+
+    /// <summary>The database file of the read models (derived from the logs; rebuilt when missing).</summary>
+    public string ReadModelPath => Path.Combine(Path.GetFullPath(DataDirectory), "atp-read.db");
 }

@@ -14,14 +14,14 @@ public sealed class SqliteLogStoreContractTests : LogStoreContract<SqliteStore>
             Options.Create(new SqliteStoreOptions { DataDirectory = _directory }), clock, NullLogger<SqliteStore>.Instance));
 
     protected override Task RedeliverOutboxAsync(string tenantId, ulong first, ulong last) =>
-        ExecuteAsync($"INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ('{tenantId}', {first}, {last})");
+        ExecuteAsync("atp.db", $"INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ('{tenantId}', {first}, {last})");
 
-    protected override Task WipeReadModelsAsync() => ExecuteAsync("DELETE FROM event_index; DELETE FROM event_targets; DELETE FROM event_text;");
+    protected override Task WipeReadModelsAsync() => ExecuteAsync("atp-read.db", "DELETE FROM event_index; DELETE FROM event_targets; DELETE FROM event_text;");
 
     // Behind the store's back, through a separate unpooled connection.
-    private Task ExecuteAsync(string sql)
+    private Task ExecuteAsync(string file, string sql)
     {
-        using var connection = new Microsoft.Data.Sqlite.SqliteConnection(new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory, "atp.db"), Pooling = false }.ToString());
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection(new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory, file), Pooling = false }.ToString());
         connection.Open();
         using var command = connection.CreateCommand();
         command.CommandText = sql;

@@ -88,7 +88,6 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             ALTER TABLE tenants DROP COLUMN query_per_second;
             ALTER TABLE api_keys DROP COLUMN sealed_signing_secret;
             ALTER TABLE api_keys DROP COLUMN last_region;
-            DROP TABLE event_index; DROP TABLE event_targets; DROP TABLE event_text; DROP TABLE projections;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
@@ -96,7 +95,33 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(3L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(4L, Scalar("SELECT MAX(version) FROM schema_version"));
+    }
+
+    [Fact]
+    public async Task A_lost_read_model_file_is_rebuilt_from_the_logs_at_the_next_start()
+    {
+        Assert.True(await Store.TryCreateTenantAsync(new Tenant("acme", "Acme", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UnixEpoch), CancellationToken.None));
+        var drafts = Enumerable.Range(0, 25).Select(i => new Atp.Core.Events.EventDraft(
+            null, "acme.audit.v1", DateTimeOffset.UnixEpoch.AddMinutes(i), new Atp.Core.Events.Party("user", $"u-{i % 3}", null), "document.read",
+            [new Atp.Core.Events.Party("document", $"d-{i}", null)], Atp.Core.Events.EventOutcome.Success, null, null)).ToList();
+        Assert.IsType<Appended>(await new Atp.Core.Ingestion.IngestionService(Store, TimeProvider.System).AppendAsync("acme", drafts, null, CancellationToken.None));
+        Assert.Equal(25, await Store.ProjectPendingAsync(1000, CancellationToken.None));
+        await Store.DisposeAsync();
+        _store = null;
+        foreach (var file in Directory.GetFiles(_directory, "atp-read.db*"))
+        {
+            File.Delete(file);
+        }
+
+        _store = Open();
+        Assert.NotNull(await Store.OldestUnprojectedAsync(CancellationToken.None));
+        Assert.Equal(25, await Store.ProjectPendingAsync(1000, CancellationToken.None));
+
+        Assert.Equal(new Atp.Core.Query.ProjectionStatus(25, 25), await Store.GetProjectionStatusAsync("acme", CancellationToken.None));
+        var byActor = await Store.SearchAsync(new Atp.Core.Query.EventQuery("acme") { ActorId = "u-1", Limit = 100 }, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(0, 25).Where(i => i % 3 == 1).Select(i => (ulong)i).Reverse(), byActor.Hits.Select(h => h.Entry.Index));
+        Assert.Null(await Store.OldestUnprojectedAsync(CancellationToken.None));
     }
 
     private SqliteStore Open() =>

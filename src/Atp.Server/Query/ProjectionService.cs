@@ -4,33 +4,29 @@ using Atp.Core.Query;
 namespace Atp.Server.Query;
 
 /// <summary>
-/// Drains the outbox into the read models continuously, and measures freshness: the age of the oldest entry still
-/// waiting (0 when none), exported as the gauge <c>atp.projection.lag</c> (seconds) and used by readiness.
+/// Drains the outbox into the read models continuously (<see cref="ProjectionLoop"/>), and exports freshness: the age
+/// of the oldest entry still waiting (0 when none) as the gauge <c>atp.projection.lag</c> (seconds), also used by readiness.
 /// </summary>
 internal sealed partial class ProjectionService : BackgroundService
 {
-    private const int EntriesPerBatch = 2000;
-    private static readonly TimeSpan Idle = TimeSpan.FromMilliseconds(25);
-    private readonly IEventQueryStore _store;
+    private readonly ProjectionLoop _loop;
     private readonly TimeProvider _clock;
     private readonly ILogger<ProjectionService> _logger;
-    private long _lagTicks;
-    private long _lastMeasuredTicks;
 
     public ProjectionService(IEventQueryStore store, TimeProvider clock, IMeterFactory meters, ILogger<ProjectionService> logger)
     {
         ArgumentNullException.ThrowIfNull(meters);
-        _store = store;
+        _loop = new ProjectionLoop(store, clock);
         _clock = clock;
         _logger = logger;
         meters.Create("Atp.Server").CreateObservableGauge("atp.projection.lag", () => Lag.TotalSeconds, "s", "Age of the oldest log entry not yet in the read models");
     }
 
     /// <summary>The last measured projection lag.</summary>
-    public TimeSpan Lag => TimeSpan.FromTicks(Interlocked.Read(ref _lagTicks));
+    public TimeSpan Lag => _loop.Lag;
 
     /// <summary>When the loop last measured the lag (readiness treats a stale measurement as a stalled projector).</summary>
-    public DateTimeOffset LastMeasured => new(Interlocked.Read(ref _lastMeasuredTicks), TimeSpan.Zero);
+    public DateTimeOffset LastMeasured => _loop.LastMeasured;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -38,15 +34,7 @@ internal sealed partial class ProjectionService : BackgroundService
         {
             try
             {
-                var projected = await _store.ProjectPendingAsync(EntriesPerBatch, stoppingToken).ConfigureAwait(false);
-                var oldest = await _store.OldestUnprojectedAsync(stoppingToken).ConfigureAwait(false);
-                var now = _clock.GetUtcNow();
-                Interlocked.Exchange(ref _lagTicks, oldest is { } at && now > at ? (now - at).Ticks : 0);
-                Interlocked.Exchange(ref _lastMeasuredTicks, now.UtcTicks);
-                if (projected == 0)
-                {
-                    await Task.Delay(Idle, _clock, stoppingToken).ConfigureAwait(false);
-                }
+                await _loop.StepAsync(stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

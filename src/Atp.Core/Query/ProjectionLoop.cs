@@ -1,0 +1,66 @@
+namespace Atp.Core.Query;
+
+/// <summary>
+/// The projector's loop, shared by the server's background service and the benchmarks: waits until the oldest
+/// waiting entry is <see cref="Linger"/> old, then projects everything waiting (up to <see cref="MaxEntriesPerTurn"/>)
+/// in one turn, and measures the lag (age of the oldest entry not yet projected; 0 when none waits) after each turn.
+/// </summary>
+/// <remarks>
+/// Lingering trades a bounded delay for throughput: read-model indexes are B-trees with keys spread over the whole
+/// tree (targets, actors), so a turn costs about one page write per distinct page touched, and bigger turns touch each
+/// page for more events. Measured on the embedded engine: 37 µs per event at 500 events a turn, 13 µs at 10,000.
+/// </remarks>
+public sealed class ProjectionLoop(IEventQueryStore store, TimeProvider clock)
+{
+    /// <summary>How old the oldest waiting entry gets before a turn starts.</summary>
+    public static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The most entries one turn projects.</summary>
+    public const int MaxEntriesPerTurn = 20_000;
+
+    private static readonly TimeSpan Idle = TimeSpan.FromMilliseconds(25);
+    private long _lagTicks;
+    private long _lastMeasuredTicks;
+    private long _projected;
+
+    /// <summary>The last measured projection lag.</summary>
+    public TimeSpan Lag => TimeSpan.FromTicks(Interlocked.Read(ref _lagTicks));
+
+    /// <summary>When the loop last measured the lag (a stale measurement means a stalled projector).</summary>
+    public DateTimeOffset LastMeasured => new(Interlocked.Read(ref _lastMeasuredTicks), TimeSpan.Zero);
+
+    /// <summary>Entries projected since the loop started.</summary>
+    public long Projected => Interlocked.Read(ref _projected);
+
+    /// <summary>One step: measure, then project or wait. Returns the entries projected (0 when it waited).</summary>
+    public async Task<int> StepAsync(CancellationToken cancellationToken)
+    {
+        var oldest = await store.OldestUnprojectedAsync(cancellationToken).ConfigureAwait(false);
+        var now = clock.GetUtcNow();
+        var age = oldest is { } at && now > at ? now - at : TimeSpan.Zero;
+        Measured(age, now);
+        if (oldest is null)
+        {
+            await Task.Delay(Idle, clock, cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+
+        if (age < Linger)
+        {
+            await Task.Delay(Linger - age, clock, cancellationToken).ConfigureAwait(false);
+        }
+
+        var projected = await store.ProjectPendingAsync(MaxEntriesPerTurn, cancellationToken).ConfigureAwait(false);
+        Interlocked.Add(ref _projected, projected);
+        var after = await store.OldestUnprojectedAsync(cancellationToken).ConfigureAwait(false);
+        now = clock.GetUtcNow();
+        Measured(after is { } left && now > left ? now - left : TimeSpan.Zero, now);
+        return projected;
+    }
+
+    private void Measured(TimeSpan lag, DateTimeOffset now)
+    {
+        Interlocked.Exchange(ref _lagTicks, lag.Ticks);
+        Interlocked.Exchange(ref _lastMeasuredTicks, now.UtcTicks);
+    }
+}
