@@ -33,9 +33,15 @@ internal static class BenchSupport
 
     public static string DatabasePath(string directory) => Path.Combine(Path.GetFullPath(directory), "atp.db");
 
-    /// <summary>The database with its WAL and shared-memory files.</summary>
+    /// <summary>The read models' database file.</summary>
+    public static string ReadModelPath(string directory) => Path.Combine(Path.GetFullPath(directory), "atp-read.db");
+
+    /// <summary>Both database files (log and read models) with their WAL and shared-memory files.</summary>
     public static long DatabaseBytes(string directory) =>
-        new[] { "", "-wal", "-shm" }.Select(suffix => new FileInfo(DatabasePath(directory) + suffix)).Where(f => f.Exists).Sum(f => f.Length);
+        new[] { DatabasePath(directory), ReadModelPath(directory) }
+            .SelectMany(file => new[] { "", "-wal", "-shm" }.Select(suffix => new FileInfo(file + suffix)))
+            .Where(f => f.Exists)
+            .Sum(f => f.Length);
 
     /// <summary>Nearest-rank percentile of unsorted values (0 … 100; 100 is the maximum).</summary>
     public static double Percentile(IReadOnlyList<double> values, double percent)

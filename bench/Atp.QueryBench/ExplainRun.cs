@@ -3,15 +3,23 @@ using Microsoft.Data.Sqlite;
 namespace Atp.QueryBench;
 
 /// <summary>
-/// <c>explain</c>: SQLite's plan for a statement against the data set (the bundled SQLite, which has FTS5
+/// <c>explain</c>: SQLite's plan for a statement against the data set's read models (the bundled SQLite, which has FTS5
 /// contentless-delete), and with --runs the statement's own time (all rows read), to try a rewrite before proposing it.
 /// </summary>
 internal static class ExplainRun
 {
     public static int Run(string directory, string sql, int runs)
     {
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = BenchSupport.DatabasePath(directory), Mode = SqliteOpenMode.ReadOnly }.ToString());
+        // The read models' file, with the log's attached as "log" (log.log_entries, log.tenants …).
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = BenchSupport.ReadModelPath(directory), Mode = SqliteOpenMode.ReadOnly }.ToString());
         connection.Open();
+        using (var attach = connection.CreateCommand())
+        {
+            attach.CommandText = "ATTACH DATABASE $path AS log";
+            attach.Parameters.AddWithValue("$path", "file:" + BenchSupport.DatabasePath(directory) + "?mode=ro");
+            attach.ExecuteNonQuery();
+        }
+
         using var command = connection.CreateCommand();
         command.CommandText = "EXPLAIN QUERY PLAN " + sql;
         using var reader = command.ExecuteReader();

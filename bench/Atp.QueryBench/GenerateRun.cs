@@ -102,6 +102,7 @@ internal static class GenerateRun
 
             // Fold the WAL back so the size below is the database's.
             await CheckpointAsync(store.DatabasePath, cancellationToken);
+            await CheckpointAsync(BenchSupport.ReadModelPath(directory), cancellationToken);
             var bytes = BenchSupport.DatabaseBytes(directory);
             new Manifest(events, seed, end, appendRate, projectRate, bytes, DateTimeOffset.UtcNow).Write(directory);
             Console.WriteLine();

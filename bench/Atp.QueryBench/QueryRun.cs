@@ -40,7 +40,7 @@ internal static class QueryRun
 
         Console.WriteLine($"ATP query bench, query: {BenchSupport.CommandLine(args)}");
         Console.WriteLine($"  machine: {BenchSupport.Machine()}, load average {BenchSupport.LoadAverage():0.0}");
-        var cacheBefore = BenchSupport.CachedShare(BenchSupport.DatabasePath(directory));
+        var cacheBefore = BenchSupport.CachedShare(BenchSupport.ReadModelPath(directory));
         Console.WriteLine($"  data set: {BenchSupport.N0(manifest.Events)} events (seed {manifest.Seed}), {BenchSupport.Gb(BenchSupport.DatabaseBytes(directory))} GB; before the run {cacheBefore ?? "page cache state unknown"}");
 
         var random = new Random(seed);
@@ -98,7 +98,7 @@ internal static class QueryRun
             }
         }
 
-        var cacheAfter = BenchSupport.CachedShare(BenchSupport.DatabasePath(directory));
+        var cacheAfter = BenchSupport.CachedShare(BenchSupport.ReadModelPath(directory));
         Console.WriteLine($"  CPU during the run: {cpu.Describe()}; after the run {cacheAfter ?? "page cache state unknown"}");
         Console.WriteLine();
         Console.WriteLine("```markdown");

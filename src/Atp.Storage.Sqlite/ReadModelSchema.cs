@@ -25,7 +25,9 @@ internal static class ReadModelSchema
         ) WITHOUT ROWID;
         -- The inbox: one row per event id, so a redelivered outbox row never projects twice.
         CREATE UNIQUE INDEX event_index_event ON event_index (tenant_num, event_id);
-        CREATE INDEX event_index_time ON event_index (tenant_num, occurred_at, idx);
+        -- Covering for the other filters, so a time-ordered walk (time window, action prefix, combinations) tests each
+        -- row inside the index without a lookup in the table.
+        CREATE INDEX event_index_time ON event_index (tenant_num, occurred_at, idx, actor_type, action, outcome);
         CREATE INDEX event_index_actor ON event_index (tenant_num, actor_id, occurred_at, idx);
         CREATE INDEX event_index_action ON event_index (tenant_num, action, occurred_at, idx);
 

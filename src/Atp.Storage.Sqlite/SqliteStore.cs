@@ -16,6 +16,7 @@ namespace Atp.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAsyncDisposable
 {
+    private const long WalTruncateBytes = 256L << 20;
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(500);
 
     private readonly SqliteConnections _connections;
@@ -397,23 +398,37 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         return entries;
     }
 
-    // With wal_autocheckpoint off on every connection, WAL frames are copied back into the database here, off the commit
-    // path. PASSIVE never blocks the writer or readers; it is retried on the next tick if readers held it back.
+    // With wal_autocheckpoint off on every connection, WAL frames are copied back into the database files here, off
+    // the commit path. PASSIVE never blocks the writer or readers, but under a steady stream of commits it never
+    // finds the WAL fully copied when a commit starts, so the WAL would never start over and would grow without
+    // bound (tens of GB while generating 10 M events). Past WalTruncateBytes the checkpoint therefore runs in the
+    // writer's turn as TRUNCATE: appends wait for the frames copied since the last tick, and the file starts over.
     private async Task CheckpointWalAsync(CancellationToken stopping)
     {
         using var timer = new PeriodicTimer(CheckpointEvery);
+        (SqliteConnections File, WriteConnection Writer)[] files = [(_connections, _writeConnection), (_readModelConnections, _readModelWriter)];
         try
         {
             while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             {
-                foreach (var file in (SqliteConnections[])[_connections, _readModelConnections])
+                foreach (var (file, writer) in files)
                 {
                     try
                     {
-                        using var connection = await file.OpenAsync(stopping).ConfigureAwait(false);
-                        using var command = connection.CreateCommand();
-                        command.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
-                        await command.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
+                        using (var connection = await file.OpenAsync(stopping).ConfigureAwait(false))
+                        using (var command = connection.CreateCommand())
+                        {
+                            command.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
+                            await command.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
+                        }
+
+                        if (new FileInfo(file.DatabasePath + "-wal") is { Exists: true, Length: > WalTruncateBytes })
+                        {
+                            using var turn = await writer.TakeAsync(stopping).ConfigureAwait(false);
+                            using var truncate = turn.Connection.CreateCommand();
+                            truncate.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
+                            await truncate.ExecuteNonQueryAsync(stopping).ConfigureAwait(false);
+                        }
                     }
                     catch (SqliteException)
                     {
