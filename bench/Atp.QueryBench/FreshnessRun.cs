@@ -51,7 +51,7 @@ internal static class FreshnessRun
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    await loop.StepAsync(CancellationToken.None);
+                    await Task.Delay(await loop.StepAsync(CancellationToken.None), CancellationToken.None);
                 }
             }, CancellationToken.None);
 

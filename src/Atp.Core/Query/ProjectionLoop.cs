@@ -1,8 +1,8 @@
 namespace Atp.Core.Query;
 
 /// <summary>
-/// The projector's loop, shared by the server's background service and the benchmarks: waits until the oldest
-/// waiting entry is <see cref="Linger"/> old, then projects everything waiting (up to <see cref="MaxEntriesPerTurn"/>)
+/// The projector's loop, shared by the server's background service and the benchmarks: lets the oldest
+/// waiting entry become <see cref="Linger"/> old, then projects everything waiting (up to <see cref="MaxEntriesPerTurn"/>)
 /// in one turn, and measures the lag (age of the oldest entry not yet projected; 0 when none waits) after each turn.
 /// </summary>
 /// <remarks>
@@ -32,8 +32,12 @@ public sealed class ProjectionLoop(IEventQueryStore store, TimeProvider clock)
     /// <summary>Entries projected since the loop started.</summary>
     public long Projected => Interlocked.Read(ref _projected);
 
-    /// <summary>One step: measure, then project or wait. Returns the entries projected (0 when it waited).</summary>
-    public async Task<int> StepAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// One step: measure the lag, then project a turn if the oldest waiting entry has lingered long enough.
+    /// Returns how long the caller should wait before the next step (zero after a turn). The caller waits, so that
+    /// a caller on a thread of its own keeps the work on that thread.
+    /// </summary>
+    public async Task<TimeSpan> StepAsync(CancellationToken cancellationToken)
     {
         var oldest = await store.OldestUnprojectedAsync(cancellationToken).ConfigureAwait(false);
         var now = clock.GetUtcNow();
@@ -41,13 +45,12 @@ public sealed class ProjectionLoop(IEventQueryStore store, TimeProvider clock)
         Measured(age, now);
         if (oldest is null)
         {
-            await Task.Delay(Idle, clock, cancellationToken).ConfigureAwait(false);
-            return 0;
+            return Idle;
         }
 
         if (age < Linger)
         {
-            await Task.Delay(Linger - age, clock, cancellationToken).ConfigureAwait(false);
+            return Linger - age;
         }
 
         var projected = await store.ProjectPendingAsync(MaxEntriesPerTurn, cancellationToken).ConfigureAwait(false);
@@ -55,7 +58,7 @@ public sealed class ProjectionLoop(IEventQueryStore store, TimeProvider clock)
         var after = await store.OldestUnprojectedAsync(cancellationToken).ConfigureAwait(false);
         now = clock.GetUtcNow();
         Measured(after is { } left && now > left ? now - left : TimeSpan.Zero, now);
-        return projected;
+        return TimeSpan.Zero;
     }
 
     private void Measured(TimeSpan lag, DateTimeOffset now)

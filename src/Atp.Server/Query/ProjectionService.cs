@@ -9,6 +9,7 @@ namespace Atp.Server.Query;
 /// </summary>
 internal sealed partial class ProjectionService : BackgroundService
 {
+    private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromSeconds(1);
     private readonly ProjectionLoop _loop;
     private readonly TimeProvider _clock;
     private readonly ILogger<ProjectionService> _logger;
@@ -28,13 +29,47 @@ internal sealed partial class ProjectionService : BackgroundService
     /// <summary>When the loop last measured the lag (readiness treats a stale measurement as a stalled projector).</summary>
     public DateTimeOffset LastMeasured => _loop.LastMeasured;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    // The loop runs on its own thread with a lowered priority (ProjectorThread); the store's calls complete
+    // synchronously, so the parsing and inserts run there too.
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Run(stoppingToken);
+                stopped.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                stopped.TrySetException(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "atp-projector",
+        };
+        thread.Start();
+        return stopped.Task;
+    }
+
+    private void Run(CancellationToken stoppingToken)
+    {
+        if (!ProjectorThread.TryLowerPriority())
+        {
+            LogPriorityUnchanged(_logger);
+        }
+
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await _loop.StepAsync(stoppingToken).ConfigureAwait(false);
+                var wait = _loop.StepAsync(stoppingToken).GetAwaiter().GetResult();
+                if (wait > TimeSpan.Zero)
+                {
+                    Task.Delay(wait, _clock, stoppingToken).GetAwaiter().GetResult();
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -43,10 +78,13 @@ internal sealed partial class ProjectionService : BackgroundService
             catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException or System.Text.Json.JsonException or System.Data.Common.DbException)
             {
                 LogProjectionFailed(_logger, e);
-                await Task.Delay(TimeSpan.FromSeconds(1), _clock, stoppingToken).ConfigureAwait(false);
+                stoppingToken.WaitHandle.WaitOne(RetryAfterFailure);
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The projector runs at normal priority (lowering a thread's priority needs Linux)")]
+    private static partial void LogPriorityUnchanged(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Projecting the outbox failed; retrying in 1 s")]
     private static partial void LogProjectionFailed(ILogger logger, Exception exception);
