@@ -54,7 +54,7 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         Open(admin: true);
         Assert.Equal(PostgresSchema.CurrentVersion, PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole));
 
-        Assert.Equal(1L, await OwnerScalarAsync("SELECT count(*) FROM atp.schema_version"));
+        Assert.Equal((long)PostgresSchema.CurrentVersion, await OwnerScalarAsync("SELECT count(*) FROM atp.schema_version"));
         Assert.NotNull(await first.GetTenantAsync("acme", None));
     }
 
@@ -81,6 +81,22 @@ public sealed class PostgresStoreTests : IAsyncLifetime
 
         Assert.Contains("bypasses row-level security", asOwner.Message, StringComparison.Ordinal);
         Assert.Contains("bypasses row-level security", asSuperuser.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Freshness_reads_the_receive_time_from_the_outbox_row_and_from_the_entry_for_rows_written_before_version_2()
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
+        var first = DateTimeOffset.UnixEpoch.AddDays(3);
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("a", first), TestEntries.Create("b", first.AddSeconds(1))], null), None));
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("c", first.AddSeconds(5))], null), None));
+
+        Assert.Equal(first, await store.OldestUnprojectedAsync(None));
+
+        // A version 1 row has no time of its own: its first entry's is used.
+        await OwnerScalarAsync("UPDATE atp.outbox SET received_at = NULL");
+        Assert.Equal(first, await store.OldestUnprojectedAsync(None));
     }
 
     [Fact]
