@@ -218,6 +218,39 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         Assert.Equal("after", (await store.GetLatestCheckpointAsync("acme", None))!.Note);
     }
 
+    [Fact]
+    public async Task A_seal_neither_reads_nor_signs_while_another_node_holds_the_tenants_sealer_lock()
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("a", DateTimeOffset.UnixEpoch)], null), None));
+        var signed = new List<TreeHead>();
+        string Sign(TreeHead head)
+        {
+            signed.Add(head);
+            return $"note {head.Size}";
+        }
+
+        await using (var other = new NpgsqlConnection(AppConnectionString))
+        {
+            await other.OpenAsync();
+            await using var transaction = await other.BeginTransactionAsync();
+            await using var lockIt = new NpgsqlCommand("SELECT pg_advisory_xact_lock(1635020915, hashtext('acme'))", other);
+            await lockIt.ExecuteNonQueryAsync();
+
+            Assert.False(await store.SealAsync("acme", Sign, DateTimeOffset.UnixEpoch, None));
+            Assert.Empty(signed);
+        }
+
+        Assert.True(await store.SealAsync("acme", Sign, DateTimeOffset.UnixEpoch, None));
+        Assert.Equal([(await store.GetTreeHeadAsync("acme", None))!], signed);
+        Assert.Equal("note 1", (await store.GetLatestCheckpointAsync("acme", None))!.Note);
+
+        // Covered: nothing to sign until the log grows.
+        Assert.False(await store.SealAsync("acme", Sign, DateTimeOffset.UnixEpoch, None));
+        Assert.Single(signed);
+    }
+
     private PostgresStore Open(bool admin = false, string? connectionString = null, int writers = 1)
     {
         var store = new PostgresStore(
