@@ -175,7 +175,8 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         {
             batch.BatchCommands.Add(rows.Command(request.TenantId));
             batch.BatchCommands.Add(TenantScope.Command(
-                "INSERT INTO atp.outbox (tenant_id, first_idx, last_idx) VALUES ($1, $2, $3)", request.TenantId, rows.FirstIndex, (long)tree.Size - 1));
+                "INSERT INTO atp.outbox (tenant_id, first_idx, last_idx, received_at) VALUES ($1, $2, $3, $4)",
+                request.TenantId, rows.FirstIndex, (long)tree.Size - 1, rows.FirstReceivedAt));
         }
 
         AddIdempotencyKey(batch, request, appended.Receipts, now);
@@ -217,6 +218,8 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         private int _count;
 
         public long FirstIndex => firstIndex;
+
+        public long FirstReceivedAt => _receivedAt[0];
 
         public void Add(ulong index, PendingEntry entry, List<MerkleNode> completed)
         {

@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     /// <summary>Hash partitions of log_entries (fixed at creation; see docs/postgres.md to re-partition).</summary>
     public const int LogEntryPartitions = 16;
@@ -237,6 +237,26 @@ internal static class PostgresSchema
             $f$;
         """;
 
+    // Version 2, for ingest speed (docs/performance.md, "End to end on PostgreSQL"):
+    // * the outbox row carries the receive time of its first entry, and is ordered by an index on id, so the freshness
+    //   gauge reads one outbox row instead of joining the outbox with log_entries (a plan that read the whole log: 143 ms
+    //   a call at 330,000 entries, after every projector pass). Rows written by version 1 have no time and fall back
+    //   to their entry;
+    // * event_index loses its unique (tenant_id, event_id) index: a log holds each event at one index, so the primary
+    //   key (tenant_id, idx) already makes a redelivered outbox row project nothing twice (ON CONFLICT DO NOTHING), and
+    //   no query reads the read model by event id. One index less to maintain per projected event.
+    private static string Version2() => """
+        ALTER TABLE atp.outbox ADD COLUMN received_at bigint NULL;
+        CREATE INDEX outbox_order ON atp.outbox (id);
+        DROP INDEX atp.event_index_event;
+        CREATE OR REPLACE FUNCTION atp.oldest_unprojected() RETURNS bigint
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                SELECT COALESCE(o.received_at, (SELECT e.received_at FROM atp.log_entries e WHERE e.tenant_id = o.tenant_id AND e.idx = o.first_idx))
+                FROM atp.outbox o ORDER BY o.id LIMIT 1
+            $f$;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -253,7 +273,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1];
+        Func<string>[] steps = [Version1, Version2];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

@@ -241,6 +241,58 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             """,
             [tenantId, (long)size, note, createdAt.UtcTicks], cancellationToken).ConfigureAwait(false);
 
+    /// <summary>
+    /// One sealer per tenant across nodes for the whole seal: the transaction takes the tenant's sealer advisory lock
+    /// (or leaves the tenant to the node holding it), then reads the committed head, signs it and stores the checkpoint.
+    /// The head row is read, not locked: appends go on meanwhile, and the next pass seals what they add.
+    /// </summary>
+    public async Task<bool> SealAsync(string tenantId, Func<TreeHead, string> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sign);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        TreeHead? head = null;
+        await using (var read = TenantScope.Batch(
+            connection,
+            tenantId,
+            TenantScope.Command($"SELECT pg_try_advisory_xact_lock({SealLock}, hashtext($1))", tenantId),
+            TenantScope.Command(
+                """
+                SELECT h.size, h.root FROM atp.tree_heads h WHERE h.tenant_id = $1
+                AND NOT EXISTS (SELECT 1 FROM atp.checkpoints c WHERE c.tenant_id = h.tenant_id AND c.size >= h.size)
+                """,
+                tenantId)))
+        {
+            await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            var locked = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && reader.GetBoolean(0);
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            if (locked && await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                head = new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1]));
+            }
+        }
+
+        if (head is null)
+        {
+            await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+
+        await using (var save = new NpgsqlCommand(
+            "INSERT INTO atp.checkpoints (tenant_id, size, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", connection, transaction))
+        {
+            save.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            save.Parameters.Add(new NpgsqlParameter { Value = (long)head.Size });
+            save.Parameters.Add(new NpgsqlParameter { Value = sign(head) });
+            save.Parameters.Add(new NpgsqlParameter { Value = createdAt.UtcTicks });
+            await save.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
     public async Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken) =>
         (await QueryAsync(
             tenantId, "SELECT size, note, created_at FROM atp.checkpoints WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1", [tenantId],

@@ -54,7 +54,7 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         Open(admin: true);
         Assert.Equal(PostgresSchema.CurrentVersion, PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole));
 
-        Assert.Equal(1L, await OwnerScalarAsync("SELECT count(*) FROM atp.schema_version"));
+        Assert.Equal((long)PostgresSchema.CurrentVersion, await OwnerScalarAsync("SELECT count(*) FROM atp.schema_version"));
         Assert.NotNull(await first.GetTenantAsync("acme", None));
     }
 
@@ -81,6 +81,22 @@ public sealed class PostgresStoreTests : IAsyncLifetime
 
         Assert.Contains("bypasses row-level security", asOwner.Message, StringComparison.Ordinal);
         Assert.Contains("bypasses row-level security", asSuperuser.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Freshness_reads_the_receive_time_from_the_outbox_row_and_from_the_entry_for_rows_written_before_version_2()
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
+        var first = DateTimeOffset.UnixEpoch.AddDays(3);
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("a", first), TestEntries.Create("b", first.AddSeconds(1))], null), None));
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("c", first.AddSeconds(5))], null), None));
+
+        Assert.Equal(first, await store.OldestUnprojectedAsync(None));
+
+        // A version 1 row has no time of its own: its first entry's is used.
+        await OwnerScalarAsync("UPDATE atp.outbox SET received_at = NULL");
+        Assert.Equal(first, await store.OldestUnprojectedAsync(None));
     }
 
     [Fact]
@@ -200,6 +216,39 @@ public sealed class PostgresStoreTests : IAsyncLifetime
 
         await store.SaveCheckpointAsync("acme", 0, "after", DateTimeOffset.UnixEpoch, None);
         Assert.Equal("after", (await store.GetLatestCheckpointAsync("acme", None))!.Note);
+    }
+
+    [Fact]
+    public async Task A_seal_neither_reads_nor_signs_while_another_node_holds_the_tenants_sealer_lock()
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("a", DateTimeOffset.UnixEpoch)], null), None));
+        var signed = new List<TreeHead>();
+        string Sign(TreeHead head)
+        {
+            signed.Add(head);
+            return $"note {head.Size}";
+        }
+
+        await using (var other = new NpgsqlConnection(AppConnectionString))
+        {
+            await other.OpenAsync();
+            await using var transaction = await other.BeginTransactionAsync();
+            await using var lockIt = new NpgsqlCommand("SELECT pg_advisory_xact_lock(1635020915, hashtext('acme'))", other);
+            await lockIt.ExecuteNonQueryAsync();
+
+            Assert.False(await store.SealAsync("acme", Sign, DateTimeOffset.UnixEpoch, None));
+            Assert.Empty(signed);
+        }
+
+        Assert.True(await store.SealAsync("acme", Sign, DateTimeOffset.UnixEpoch, None));
+        Assert.Equal([(await store.GetTreeHeadAsync("acme", None))!], signed);
+        Assert.Equal("note 1", (await store.GetLatestCheckpointAsync("acme", None))!.Note);
+
+        // Covered: nothing to sign until the log grows.
+        Assert.False(await store.SealAsync("acme", Sign, DateTimeOffset.UnixEpoch, None));
+        Assert.Single(signed);
     }
 
     private PostgresStore Open(bool admin = false, string? connectionString = null, int writers = 1)

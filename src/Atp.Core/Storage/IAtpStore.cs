@@ -70,6 +70,24 @@ public interface ILogStore
 
     Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Reads the tenant's committed head and, unless a checkpoint covers it, stores the note <paramref name="sign"/>
+    /// makes of it; returns whether a checkpoint was stored. An engine shared by several nodes lets one sealer per
+    /// tenant at a time do all three steps, so no node signs a head that another is already sealing.
+    /// </summary>
+    async Task<bool> SealAsync(string tenantId, Func<TreeHead, string> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sign);
+        if (await GetTreeHeadAsync(tenantId, cancellationToken).ConfigureAwait(false) is not { } head
+            || await GetLatestCheckpointAsync(tenantId, cancellationToken).ConfigureAwait(false) is { } latest && latest.Size >= head.Size)
+        {
+            return false;
+        }
+
+        await SaveCheckpointAsync(tenantId, head.Size, sign(head), createdAt, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
     /// <summary>Forgets Idempotency-Keys first used before <paramref name="before"/>.</summary>
     Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken);
 }

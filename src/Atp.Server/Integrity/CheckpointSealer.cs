@@ -28,9 +28,10 @@ internal sealed partial class CheckpointSealer(
         var unsealed = await store.ListUnsealedAsync(cancellationToken).ConfigureAwait(false);
         foreach (var log in unsealed)
         {
-            var checkpoint = new Checkpoint(options.Value.TenantOrigin(log.TenantId), log.Head.Size, log.Head.Root);
-            var note = checkpoint.Sign(keys.Current).ToString();
-            await store.SaveCheckpointAsync(log.TenantId, log.Head.Size, note, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            // The head is read again by the store, under its sealer lock when it has one: the listed head may be stale.
+            var origin = options.Value.TenantOrigin(log.TenantId);
+            await store.SealAsync(
+                log.TenantId, head => new Checkpoint(origin, head.Size, head.Root).Sign(keys.Current).ToString(), clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         }
 
         Interlocked.Exchange(ref _lastSuccessTicks, clock.GetUtcNow().UtcTicks);
