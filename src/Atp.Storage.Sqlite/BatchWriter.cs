@@ -12,6 +12,7 @@ internal sealed class BatchWriter : IDisposable
     private readonly List<MerkleNode> _completed = new(64);
     private readonly RawInsert _insertEntry;
     private readonly SqliteCommand _insertOutbox;
+    private readonly SqliteCommand _deleteOutbox;
     private readonly SqliteCommand _updateHead;
     private readonly SqliteCommand _findEvent;
     private readonly SqliteCommand _findKey;
@@ -27,6 +28,7 @@ internal sealed class BatchWriter : IDisposable
         _tenantNumbers = tenantNumbers;
         _insertEntry = new RawInsert(connection, "INSERT INTO log_entries (id, event_id, leaf_hash, nodes, received_at, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
         _insertOutbox = Prepare("INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ($1, $2, $3)", 3);
+        _deleteOutbox = Prepare("DELETE FROM outbox WHERE id <= $1", 1);
         _updateHead = Prepare("UPDATE tree_heads SET size = $2, root = $3 WHERE tenant_id = $1", 3);
         _findEvent = Prepare("SELECT id, leaf_hash, leaf FROM log_entries WHERE event_id = $1 AND id BETWEEN $2 AND $3", 3);
         _findKey = Prepare("SELECT request_hash, receipts FROM idempotency_keys WHERE tenant_id = $1 AND key = $2", 2);
@@ -90,6 +92,9 @@ internal sealed class BatchWriter : IDisposable
     /// <summary>Records in the outbox that entries [first, last] of a tenant were appended.</summary>
     public void AddOutboxRange(string tenantId, ulong first, ulong last) => Run(_insertOutbox, tenantId, (long)first, (long)last);
 
+    /// <summary>Deletes the outbox rows the projector has handled (see <see cref="OutboxProgress"/>).</summary>
+    public void DeleteOutboxThrough(long id) => Run(_deleteOutbox, id);
+
     public void UpdateTreeHead(string tenantId, ulong size, Hash root) => Run(_updateHead, tenantId, (long)size, root.ToArray());
 
     public StoredEvent? FindEvent(long tenantNumber, Guid eventId)
@@ -145,7 +150,7 @@ internal sealed class BatchWriter : IDisposable
         }
     }
 
-    private SqliteCommand[] Commands() => [_insertOutbox, _updateHead, _findEvent, _findKey, _insertKey, _savepoint, _release, _rollbackTo];
+    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _findEvent, _findKey, _insertKey, _savepoint, _release, _rollbackTo];
 
     // Positional parameters ($1, $2, …) set by ordinal: binding by name showed up in profiles of the hot path.
     private SqliteCommand Prepare(string sql, int parameters)

@@ -13,7 +13,7 @@ namespace Atp.Storage.Sqlite;
 /// rows they point at. The projector reads and parses on a snapshot of the log, writes the rows on the read-model
 /// file (its own write lock: appends never wait for it), then deletes the outbox rows it handled.
 /// </summary>
-internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection logWriter, SqliteConnections readModels, WriteConnection readModelWriter, TenantNumbers tenantNumbers)
+internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection logWriter, SqliteConnections readModels, WriteConnection readModelWriter, TenantNumbers tenantNumbers, OutboxProgress outbox)
 {
     private const ulong ReconcileSlice = 10_000;
 
@@ -22,7 +22,7 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         PendingProjection pending;
         using (var reading = await log.OpenAsync(cancellationToken).ConfigureAwait(false))
         {
-            pending = await ReadPendingAsync(reading, maxEntries, cancellationToken).ConfigureAwait(false);
+            pending = await ReadPendingAsync(reading, maxEntries, outbox.Acknowledged, cancellationToken).ConfigureAwait(false);
         }
 
         if (pending.LastOutboxId is not { } lastOutboxId)
@@ -50,16 +50,9 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        // Only after the rows are in: a crash in between redelivers these outbox rows, and the inbox makes that a
-        // no-op. Outbox ids grow in commit order, so every id up to the last one read was read.
-        using (var turn = await logWriter.TakeAsync(cancellationToken).ConfigureAwait(false))
-        {
-            using var done = turn.Connection.CreateCommand();
-            done.CommandText = "DELETE FROM outbox WHERE id <= $id";
-            done.Parameters.AddWithValue("$id", lastOutboxId);
-            await done.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-
+        // Only after the rows are in: a crash before the sequencer deletes them redelivers these outbox rows, and the
+        // inbox makes that a no-op. Outbox ids grow in commit order, so every id up to the last one read was read.
+        outbox.Acknowledge(lastOutboxId);
         return projected;
     }
 
@@ -224,10 +217,11 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         using var connection = await log.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
         command.CommandText = """
-            SELECT e.received_at FROM (SELECT tenant_id, first_idx FROM outbox ORDER BY id LIMIT 1) o
+            SELECT e.received_at FROM (SELECT tenant_id, first_idx FROM outbox WHERE id > $acknowledged ORDER BY id LIMIT 1) o
             JOIN tenants t ON t.id = o.tenant_id
             JOIN log_entries e ON e.id = (t.num << 40) | o.first_idx
             """;
+        command.Parameters.AddWithValue("$acknowledged", outbox.Acknowledged);
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
     }
 
@@ -378,14 +372,15 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         string.Join(' ', text.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(term => "\"" + term.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""));
 
     // The outbox rows waiting (up to maxEntries entries), with their entries read and parsed, all from one snapshot.
-    private static async Task<PendingProjection> ReadPendingAsync(SqliteConnection connection, int maxEntries, CancellationToken cancellationToken)
+    private static async Task<PendingProjection> ReadPendingAsync(SqliteConnection connection, int maxEntries, long acknowledged, CancellationToken cancellationToken)
     {
         using var snapshot = connection.BeginTransaction(deferred: true);
         var ranges = new List<(long Id, string TenantId, long Num, long First, long Last)>();
         using (var outbox = connection.CreateCommand())
         {
             outbox.Transaction = snapshot;
-            outbox.CommandText = "SELECT o.id, o.tenant_id, t.num, o.first_idx, o.last_idx FROM outbox o JOIN tenants t ON t.id = o.tenant_id ORDER BY o.id LIMIT $n";
+            outbox.CommandText = "SELECT o.id, o.tenant_id, t.num, o.first_idx, o.last_idx FROM outbox o JOIN tenants t ON t.id = o.tenant_id WHERE o.id > $acknowledged ORDER BY o.id LIMIT $n";
+            outbox.Parameters.AddWithValue("$acknowledged", acknowledged);
             outbox.Parameters.AddWithValue("$n", Math.Max(1, maxEntries));
             using var reader = await outbox.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             var entries = 0L;
@@ -397,16 +392,34 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         }
 
         var pending = new PendingProjection(ranges.Count > 0 ? ranges[^1].Id : null);
-        foreach (var (_, tenantId, num, first, last) in ranges)
+        // Each append request leaves its own outbox row, so single-event requests leave thousands of one-entry rows;
+        // a tenant's consecutive rows are read as one range.
+        foreach (var tenant in ranges.GroupBy(r => (r.TenantId, r.Num)))
         {
-            using var read = ReadEntriesCommand(connection, snapshot, num, first, last);
-            using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            var merged = new List<(long First, long Last)>();
+            foreach (var (_, _, _, first, last) in tenant.OrderBy(r => r.First))
             {
-                pending.Entries.Add(ReadEntry(reader, num));
+                if (merged.Count > 0 && first <= merged[^1].Last + 1)
+                {
+                    merged[^1] = (merged[^1].First, Math.Max(merged[^1].Last, last));
+                }
+                else
+                {
+                    merged.Add((first, last));
+                }
             }
 
-            pending.ProjectedSizes[tenantId] = Math.Max(pending.ProjectedSizes.GetValueOrDefault(tenantId), (ulong)last + 1);
+            foreach (var (first, last) in merged)
+            {
+                using var read = ReadEntriesCommand(connection, snapshot, tenant.Key.Num, first, last);
+                using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    pending.Entries.Add(ReadEntry(reader, tenant.Key.Num));
+                }
+            }
+
+            pending.ProjectedSizes[tenant.Key.TenantId] = (ulong)merged.Max(r => r.Last) + 1;
         }
 
         return pending;

@@ -21,13 +21,15 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
     private readonly TenantNumbers _tenantNumbers;
     private readonly WriteConnection _writeConnection;
+    private readonly OutboxProgress _outbox;
     private readonly Task _loop;
     private readonly CancellationTokenSource _stopping = new();
 
-    public SqliteSequencer(WriteConnection writeConnection, TenantNumbers tenantNumbers, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
+    public SqliteSequencer(WriteConnection writeConnection, OutboxProgress outbox, TenantNumbers tenantNumbers, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
     {
         _tenantNumbers = tenantNumbers;
         _writeConnection = writeConnection;
+        _outbox = outbox;
         _options = options;
         _clock = clock;
         _logger = logger;
@@ -99,6 +101,11 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         {
             using var transaction = connection.BeginTransaction();
             writer.Bind(transaction);
+            if (_outbox.TakeDeletable() is { } handled)
+            {
+                writer.DeleteOutboxThrough(handled);
+            }
+
             var now = _clock.GetUtcNow().UtcTicks;
             foreach (var pending in batch)
             {
