@@ -285,42 +285,13 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
             : "SELECT e.occurred_at, e.idx FROM event_index e WHERE e.tenant_num = $num AND +e.idx < $snapshot");
         parameters.AddWithValue("$num", num);
         parameters.AddWithValue("$snapshot", (long)Math.Min(query.SnapshotSize, LogRowId.MaxIndex + 1));
-        if (query.TargetType is { } targetType)
-        {
-            sql.Append(" AND t.target_type = $targetType");
-            parameters.AddWithValue("$targetType", targetType);
-        }
-
-        if (query.TargetId is { } targetId)
-        {
-            sql.Append(" AND t.target_id = $targetId");
-            parameters.AddWithValue("$targetId", targetId);
-        }
-
-        if (query.From is { } from)
-        {
-            sql.Append(" AND e.occurred_at >= $from");
-            parameters.AddWithValue("$from", from.UtcTicks);
-        }
-
-        if (query.To is { } to)
-        {
-            sql.Append(" AND e.occurred_at < $to");
-            parameters.AddWithValue("$to", to.UtcTicks);
-        }
-
-        if (query.ActorId is { } actor)
-        {
-            sql.Append(" AND e.actor_id = $actor");
-            parameters.AddWithValue("$actor", actor);
-        }
-
-        if (query.ActorType is { } actorType)
-        {
-            sql.Append(" AND e.actor_type = $actorType");
-            parameters.AddWithValue("$actorType", actorType);
-        }
-
+        Filter(sql, parameters, "t.target_type = $targetType", "$targetType", query.TargetType);
+        Filter(sql, parameters, "t.target_id = $targetId", "$targetId", query.TargetId);
+        Filter(sql, parameters, "e.occurred_at >= $from", "$from", query.From?.UtcTicks);
+        Filter(sql, parameters, "e.occurred_at < $to", "$to", query.To?.UtcTicks);
+        Filter(sql, parameters, "e.actor_id = $actor", "$actor", query.ActorId);
+        Filter(sql, parameters, "e.actor_type = $actorType", "$actorType", query.ActorType);
+        Filter(sql, parameters, "e.outcome = $outcome", "$outcome", query.Outcome);
         if (query.Action is { } action)
         {
             if (query.ActionIsPrefix)
@@ -336,12 +307,6 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
                 sql.Append(" AND e.action = $action");
                 parameters.AddWithValue("$action", action);
             }
-        }
-
-        if (query.Outcome is { } outcome)
-        {
-            sql.Append(" AND e.outcome = $outcome");
-            parameters.AddWithValue("$outcome", outcome);
         }
 
         if (query.Text is { } text)
@@ -365,6 +330,16 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         sql.Append(" LIMIT $limit");
         parameters.AddWithValue("$limit", query.Limit + 1);
         return sql.ToString();
+    }
+
+    // One condition of the search with its parameter, when the filter is set.
+    private static void Filter(StringBuilder sql, SqliteParameterCollection parameters, string condition, string name, object? value)
+    {
+        if (value is not null)
+        {
+            sql.Append(" AND ").Append(condition);
+            parameters.AddWithValue(name, value);
+        }
     }
 
     // Every term quoted: user text is matched as words, never interpreted as FTS5 query syntax.
