@@ -17,6 +17,14 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
 {
     private const ulong ReconcileSlice = 10_000;
 
+    // Everything the read models hold of one tenant.
+    private const string ClearTenantSql = """
+        DELETE FROM event_text WHERE rowid BETWEEN $first AND $last;
+        DELETE FROM event_targets WHERE tenant_num = $num;
+        DELETE FROM event_index WHERE tenant_num = $num;
+        DELETE FROM projections WHERE tenant_id = $tenant;
+        """;
+
     public async Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken)
     {
         PendingProjection pending;
@@ -84,16 +92,8 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         using (var clear = connection.CreateCommand())
         {
             clear.Transaction = transaction;
-            clear.CommandText = """
-                DELETE FROM event_text WHERE rowid BETWEEN $first AND $last;
-                DELETE FROM event_targets WHERE tenant_num = $num;
-                DELETE FROM event_index WHERE tenant_num = $num;
-                DELETE FROM projections WHERE tenant_id = $tenant;
-                """;
-            clear.Parameters.AddWithValue("$first", LogRowId.First(num));
-            clear.Parameters.AddWithValue("$last", LogRowId.Last(num));
-            clear.Parameters.AddWithValue("$num", num);
-            clear.Parameters.AddWithValue("$tenant", tenantId);
+            clear.CommandText = ClearTenantSql;
+            BindTenant(clear, tenantId, num);
             await clear.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
@@ -147,6 +147,8 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
     /// <summary>
     /// At start: every log whose read models lag behind it (a new or older read-model file, or commits of it lost
     /// with a power cut) gets an outbox row for the missing entries, unless waiting outbox rows already cover them.
+    /// Read models ahead of their log (a log file restored from an older backup) would name entries the log lacks:
+    /// they are dropped and projected again from the log.
     /// </summary>
     public void Reconcile()
     {
@@ -165,21 +167,47 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         using var logConnection = log.Open();
         using var transaction = logConnection.BeginTransaction();
         var missing = new List<(string TenantId, ulong First, ulong Last)>();
+        var ahead = new List<(string TenantId, long Num)>();
         using (var heads = logConnection.CreateCommand())
         {
             heads.Transaction = transaction;
-            heads.CommandText = "SELECT h.tenant_id, h.size, (SELECT MIN(first_idx) FROM outbox o WHERE o.tenant_id = h.tenant_id) FROM tree_heads h WHERE h.size > 0";
+            heads.CommandText = """
+                SELECT h.tenant_id, h.size, (SELECT MIN(first_idx) FROM outbox o WHERE o.tenant_id = h.tenant_id), t.num
+                FROM tree_heads h JOIN tenants t ON t.id = h.tenant_id
+                """;
             using var reader = heads.ExecuteReader();
             while (reader.Read())
             {
                 var size = (ulong)reader.GetInt64(1);
                 var from = projected.GetValueOrDefault(reader.GetString(0));
-                var coveredFrom = reader.IsDBNull(2) ? size : (ulong)reader.GetInt64(2);
+                if (from > size)
+                {
+                    ahead.Add((reader.GetString(0), reader.GetInt64(3)));
+                    from = 0;
+                }
+
+                var coveredFrom = reader.IsDBNull(2) ? size : Math.Min(size, (ulong)reader.GetInt64(2));
                 if (from < coveredFrom)
                 {
                     missing.Add((reader.GetString(0), from, coveredFrom - 1));
                 }
             }
+        }
+
+        if (ahead.Count > 0)
+        {
+            using var connection = readModels.Open();
+            using var wipe = connection.BeginTransaction();
+            foreach (var (tenantId, num) in ahead)
+            {
+                using var clear = connection.CreateCommand();
+                clear.Transaction = wipe;
+                clear.CommandText = ClearTenantSql;
+                BindTenant(clear, tenantId, num);
+                clear.ExecuteNonQuery();
+            }
+
+            wipe.Commit();
         }
 
         using var queue = logConnection.CreateCommand();
@@ -201,6 +229,14 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         }
 
         transaction.Commit();
+    }
+
+    private static void BindTenant(SqliteCommand command, string tenantId, long num)
+    {
+        command.Parameters.AddWithValue("$first", LogRowId.First(num));
+        command.Parameters.AddWithValue("$last", LogRowId.Last(num));
+        command.Parameters.AddWithValue("$num", num);
+        command.Parameters.AddWithValue("$tenant", tenantId);
     }
 
     private async Task<ulong> ProjectedSizeAsync(string tenantId, CancellationToken cancellationToken)

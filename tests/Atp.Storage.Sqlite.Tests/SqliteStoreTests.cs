@@ -124,6 +124,41 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.Null(await Store.OldestUnprojectedAsync(CancellationToken.None));
     }
 
+    [Fact]
+    public async Task Read_models_ahead_of_a_restored_log_are_projected_again_from_the_log()
+    {
+        Assert.True(await Store.TryCreateTenantAsync(new Tenant("acme", "Acme", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UnixEpoch), CancellationToken.None));
+        await AppendAsync(3, "old");
+        Assert.Equal(3, await Store.ProjectPendingAsync(1000, CancellationToken.None));
+        await Store.DisposeAsync();
+        _store = null;
+        var backup = Path.Combine(_directory, "backup.db");
+        File.Copy(Path.Combine(_directory, "atp.db"), backup);
+
+        _store = Open();
+        await AppendAsync(4, "new");
+        Assert.Equal(4, await Store.ProjectPendingAsync(1000, CancellationToken.None));
+        await Store.DisposeAsync();
+        _store = null;
+        File.Copy(backup, Path.Combine(_directory, "atp.db"), overwrite: true);
+
+        _store = Open();
+        await Store.ProjectPendingAsync(1000, CancellationToken.None);
+
+        Assert.Equal(new Atp.Core.Query.ProjectionStatus(3, 3), await Store.GetProjectionStatusAsync("acme", CancellationToken.None));
+        var all = await Store.SearchAsync(new Atp.Core.Query.EventQuery("acme") { Limit = 100 }, CancellationToken.None);
+        Assert.Equal([2UL, 1UL, 0UL], all.Hits.Select(h => h.Entry.Index));
+        Assert.Empty((await Store.SearchAsync(new Atp.Core.Query.EventQuery("acme") { ActorId = "new", Limit = 100 }, CancellationToken.None)).Hits);
+    }
+
+    private async Task AppendAsync(int count, string actor)
+    {
+        var drafts = Enumerable.Range(0, count).Select(i => new Atp.Core.Events.EventDraft(
+            null, "acme.audit.v1", DateTimeOffset.UnixEpoch.AddMinutes(i), new Atp.Core.Events.Party("user", actor, null), "document.read",
+            [], Atp.Core.Events.EventOutcome.Success, null, null)).ToList();
+        Assert.IsType<Appended>(await new Atp.Core.Ingestion.IngestionService(Store, TimeProvider.System).AppendAsync("acme", drafts, null, CancellationToken.None));
+    }
+
     private SqliteStore Open() =>
         new(Options.Create(new SqliteStoreOptions { DataDirectory = _directory }), TimeProvider.System, NullLogger<SqliteStore>.Instance);
 
