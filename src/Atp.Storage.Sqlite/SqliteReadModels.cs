@@ -11,7 +11,8 @@ namespace Atp.Storage.Sqlite;
 /// The embedded engine's read models, in their own file (<see cref="ReadModelSchema"/>): the projector drains the log
 /// file's outbox into event_index, event_targets and the FTS5 table event_text; searches read those and then the log
 /// rows they point at. The projector reads and parses on a snapshot of the log, writes the rows on the read-model
-/// file (its own write lock: appends never wait for it), then deletes the outbox rows it handled.
+/// file (its own write lock: appends never wait for it), then acknowledges the outbox rows it handled, which the
+/// sequencer deletes in its next group commit (<see cref="OutboxProgress"/>).
 /// </summary>
 internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection logWriter, SqliteConnections readModels, WriteConnection readModelWriter, TenantNumbers tenantNumbers, OutboxProgress outbox)
 {
