@@ -16,11 +16,13 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
         ArgumentNullException.ThrowIfNull(drafts);
         var receivedAt = clock.GetUtcNow();
         var entries = new PendingEntry[drafts.Count];
+        Span<Guid> ids = drafts.Count <= 1024 ? stackalloc Guid[drafts.Count] : new Guid[drafts.Count];
+        EventIds.FillVersion7(receivedAt, ids);
         for (var i = 0; i < drafts.Count; i++)
         {
             var d = drafts[i];
             var auditEvent = new AuditEvent(
-                d.Id ?? Guid.CreateVersion7(receivedAt), d.Type, d.OccurredAt, receivedAt, d.Actor, d.Action, d.Targets, d.Outcome, d.Context, d.Data)
+                d.Id ?? ids[i], d.Type, d.OccurredAt, receivedAt, d.Actor, d.Action, d.Targets, d.Outcome, d.Context, d.Data)
             {
                 CanonicalData = d.CanonicalData,
             };
