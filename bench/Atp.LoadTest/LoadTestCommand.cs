@@ -20,7 +20,8 @@ internal sealed record LoadTestSettings(
     string Engine = "sqlite",
     string? PgConnection = null,
     string? PgAdminConnection = null,
-    bool Marten = false);
+    bool Marten = false,
+    bool NoProjector = false);
 
 /// <summary>Command line of the load generator.</summary>
 internal static class LoadTestCommand
@@ -49,10 +50,11 @@ internal static class LoadTestCommand
         var pgAdminConnection = new Option<string?>("--pg-admin-connection") { Description = "With --engine postgres: the owner role's connection string; migrates the schema and runs the baselines (default: ATP_PG_ADMIN_CONNECTION)." };
         var marten = new Option<bool>("--marten") { Description = "With --engine postgres: also append the same events through Marten's event store (one stream per tenant)." };
 
+        var noProjector = new Option<bool>("--no-projector") { Description = "Start the child server with Atp:Query:Projector=false: an ingest node of a cell whose projectors run on other nodes (its outbox keeps what was not projected)." };
         var authOverhead = new Option<bool>("--auth-overhead") { Description = "Instead of the usual run: host the server in this process and compare, in one run, ingest with no authentication (a bench-only trusted header), bearer API keys and RFC 9421 signed requests (--duration seconds per phase, four rounds in alternating order)." };
 
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, authOverhead })
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, authOverhead })
         {
             root.Options.Add(option);
         }
@@ -69,6 +71,13 @@ internal static class LoadTestCommand
                 (settings, error) = ValidateEngine(
                     valid, parse.GetValue(engine)!, parse.GetValue(pgConnection) ?? Environment.GetEnvironmentVariable("ATP_PG_CONNECTION"),
                     parse.GetValue(pgAdminConnection) ?? Environment.GetEnvironmentVariable("ATP_PG_ADMIN_CONNECTION"), parse.GetValue(marten));
+            }
+
+            if (settings is { } withEngine && parse.GetValue(noProjector))
+            {
+                (settings, error) = withEngine.Url is null
+                    ? ((LoadTestSettings?)(withEngine with { NoProjector = true }), (string?)null)
+                    : (null, "--no-projector applies to the child server; with --url the server's own configuration decides.");
             }
 
             if (settings is null)

@@ -178,8 +178,9 @@ internal static class LoadTestRun
         }
     }
 
-    private static Dictionary<string, string> ServerEnvironment(LoadTestSettings settings) =>
-        settings.Engine == "postgres"
+    private static Dictionary<string, string> ServerEnvironment(LoadTestSettings settings)
+    {
+        Dictionary<string, string> environment = settings.Engine == "postgres"
             ? new()
             {
                 ["Atp__Storage__Provider"] = "postgres",
@@ -187,6 +188,13 @@ internal static class LoadTestRun
                 ["ConnectionStrings__AtpAdmin"] = settings.PgAdminConnection!,
             }
             : [];
+        if (settings.NoProjector)
+        {
+            environment["Atp__Query__Projector"] = "false";
+        }
+
+        return environment;
+    }
 
     private static async Task<LoopResult> RunPostgresBaselineAsync(LoadTestSettings settings, Workload workload, TimeSpan warmup, TimeSpan duration, TimeSpan progress, CancellationToken cancellationToken)
     {
@@ -289,7 +297,7 @@ internal static class LoadTestRun
             : $" CPU during the {what} window: {FormatCpu(result.Cpu)}" + (OtherCores(result) is { } other ? $" (other processes {other:0.00})." : ".");
 
     private static string Describe(LoadTestSettings s) =>
-        $"{(s.BaselineOnly ? "baseline only" : s.Url is null ? "child server" : $"server {s.Url}")}, engine {s.Engine}{(s.Marten ? " (+ Marten)" : "")}, {s.Tenants} tenants, {s.Clients} clients, batch {s.Batch}, event data ≈ {s.EventBytes} B, {s.WarmupSeconds} s warm-up + {s.DurationSeconds} s{(s.NoBaseline ? ", no baseline" : "")}";
+        $"{(s.BaselineOnly ? "baseline only" : s.Url is null ? "child server" : $"server {s.Url}")}, engine {s.Engine}{(s.Marten ? " (+ Marten)" : "")}{(s.NoProjector ? ", projector off (ingest node)" : "")}, {s.Tenants} tenants, {s.Clients} clients, batch {s.Batch}, event data ≈ {s.EventBytes} B, {s.WarmupSeconds} s warm-up + {s.DurationSeconds} s{(s.NoBaseline ? ", no baseline" : "")}";
 
     private static string FormatCpu(IReadOnlyList<(string Name, double Cores)> cpu) =>
         cpu.Count == 0 ? "n/a" : string.Join(", ", cpu.Select(c => $"{c.Name} {c.Cores:0.00} cores"));

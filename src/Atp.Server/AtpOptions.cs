@@ -124,6 +124,13 @@ public sealed class EditionLimits
 
 public sealed class QueryOptions
 {
+    /// <summary>
+    /// Whether this node projects the outbox into the read models. In a PostgreSQL cell, ingest nodes can leave it to
+    /// the cell's other nodes (any node that projects drains every tenant's outbox); such a node still measures and
+    /// reports the projection lag. A single node must project, or its searches never see new events.
+    /// </summary>
+    public bool Projector { get; set; } = true;
+
     /// <summary>A search page stops before its events exceed this many bytes; the cursor continues from there.</summary>
     [Range(1024, 256 * 1024 * 1024)]
     public int MaxResponseBytes { get; set; } = 25 * 1024 * 1024;

@@ -29,6 +29,9 @@ public sealed class ProjectionLoop(IEventQueryStore store, TimeProvider clock)
     /// <summary>When the loop last measured the lag (a stale measurement means a stalled projector).</summary>
     public DateTimeOffset LastMeasured => new(Interlocked.Read(ref _lastMeasuredTicks), TimeSpan.Zero);
 
+    /// <summary>Whether steps project (true) or only measure the lag, leaving the outbox to other nodes' projectors (false).</summary>
+    public bool Projects { get; init; } = true;
+
     /// <summary>Entries projected since the loop started.</summary>
     public long Projected => Interlocked.Read(ref _projected);
 
@@ -46,6 +49,11 @@ public sealed class ProjectionLoop(IEventQueryStore store, TimeProvider clock)
         if (oldest is null)
         {
             return Idle;
+        }
+
+        if (!Projects)
+        {
+            return Linger;
         }
 
         if (age < Linger)

@@ -1,11 +1,13 @@
 using System.Diagnostics.Metrics;
 using Atp.Core.Query;
+using Microsoft.Extensions.Options;
 
 namespace Atp.Server.Query;
 
 /// <summary>
 /// Drains the outbox into the read models continuously (<see cref="ProjectionLoop"/>), and exports freshness: the age
 /// of the oldest entry still waiting (0 when none) as the gauge <c>atp.projection.lag</c> (seconds), also used by readiness.
+/// With <c>Atp:Query:Projector=false</c> it only measures: other nodes of the cell project.
 /// </summary>
 internal sealed partial class ProjectionService : BackgroundService
 {
@@ -14,10 +16,11 @@ internal sealed partial class ProjectionService : BackgroundService
     private readonly TimeProvider _clock;
     private readonly ILogger<ProjectionService> _logger;
 
-    public ProjectionService(IEventQueryStore store, TimeProvider clock, IMeterFactory meters, ILogger<ProjectionService> logger)
+    public ProjectionService(IEventQueryStore store, IOptions<AtpOptions> options, TimeProvider clock, IMeterFactory meters, ILogger<ProjectionService> logger)
     {
         ArgumentNullException.ThrowIfNull(meters);
-        _loop = new ProjectionLoop(store, clock);
+        ArgumentNullException.ThrowIfNull(options);
+        _loop = new ProjectionLoop(store, clock) { Projects = options.Value.Query.Projector };
         _clock = clock;
         _logger = logger;
         meters.Create("Atp.Server").CreateObservableGauge("atp.projection.lag", () => Lag.TotalSeconds, "s", "Age of the oldest log entry not yet in the read models");
