@@ -67,7 +67,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
         await using (var prepare = new NpgsqlBatch(connection, transaction))
         {
             prepare.BatchCommands.Add(TenantScope.Command($"SELECT pg_advisory_xact_lock({ProjectorLock}, hashtext($1))", tenantId));
-            foreach (var table in new[] { "event_targets", "event_index", "outbox", "projections" })
+            foreach (var table in new[] { "event_index", "outbox", "projections" })
             {
                 prepare.BatchCommands.Add(TenantScope.Command($"DELETE FROM atp.{table} WHERE tenant_id = $1", tenantId));
             }
@@ -114,7 +114,14 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await SetTenantAsync(connection, transaction, query.TenantId, cancellationToken).ConfigureAwait(false);
+        // Plans from the actual filter values: how selective a term is decides between the GIN index and the time order
+        // (an auto-prepared statement would otherwise settle on one generic plan).
+        await using (var scope = new NpgsqlCommand("SELECT set_config('atp.tenant_id', $1, true), set_config('plan_cache_mode', 'force_custom_plan', true)", connection, transaction))
+        {
+            scope.Parameters.Add(new NpgsqlParameter { Value = query.TenantId });
+            await scope.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         var positions = new List<(long Occurred, long Index)>(query.Limit + 1);
         await using (var search = new NpgsqlCommand(null, connection, transaction))
         {
@@ -174,21 +181,9 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
             sql.Append($" AND e.occurred_at < {Add(to.UtcTicks)}");
         }
 
-        if (query.ActorId is { } actor)
-        {
-            sql.Append($" AND e.actor_id = {Add(actor)}");
-        }
-
         if (query.ActorType is { } actorType)
         {
             sql.Append($" AND e.actor_type = {Add(actorType)}");
-        }
-
-        if (query.Action is { } action)
-        {
-            sql.Append(query.ActionIsPrefix
-                ? $" AND e.action LIKE {Add(action.Replace(@"\", @"\\", StringComparison.Ordinal).Replace("%", @"\%", StringComparison.Ordinal).Replace("_", @"\_", StringComparison.Ordinal) + "%")}"
-                : $" AND e.action = {Add(action)}");
         }
 
         if (query.Outcome is { } outcome)
@@ -196,25 +191,9 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
             sql.Append($" AND e.outcome = {Add(outcome)}");
         }
 
-        if (query.TargetType is not null || query.TargetId is not null)
+        if (SearchTerms.Query(query, out var matchesNothing) is { } terms)
         {
-            sql.Append(" AND EXISTS (SELECT 1 FROM atp.event_targets t WHERE t.tenant_id = e.tenant_id AND t.idx = e.idx");
-            if (query.TargetType is { } targetType)
-            {
-                sql.Append($" AND t.target_type = {Add(targetType)}");
-            }
-
-            if (query.TargetId is { } targetId)
-            {
-                sql.Append($" AND t.target_id = {Add(targetId)}");
-            }
-
-            sql.Append(')');
-        }
-
-        if (query.Text is { } text)
-        {
-            sql.Append($" AND e.search @@ plainto_tsquery('simple', {Add(text.Replace('.', ' '))})");
+            sql.Append(matchesNothing ? " AND false" : $" AND e.terms @@ {Add(terms)}::tsquery");
         }
 
         if (query.After is { } after)
@@ -230,10 +209,13 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
 
     private static async Task<int> ProjectRangeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long first, long last, CancellationToken cancellationToken)
     {
-        var indexes = new List<long>();
-        var eventIds = new List<Guid>();
-        var fields = new List<LeafFields>();
-        await using (var read = new NpgsqlCommand("SELECT idx, event_id, leaf FROM atp.log_entries WHERE tenant_id = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx", connection, transaction))
+        var capacity = (int)Math.Min(last - first + 1, 1 << 16);
+        var indexes = new List<long>(capacity);
+        var occurredAt = new List<long>(capacity);
+        var actorTypes = new List<string>(capacity);
+        var outcomes = new List<string>(capacity);
+        var terms = new List<string>(capacity);
+        await using (var read = new NpgsqlCommand("SELECT idx, leaf FROM atp.log_entries WHERE tenant_id = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx", connection, transaction))
         {
             read.Parameters.Add(new NpgsqlParameter { Value = tenantId });
             read.Parameters.Add(new NpgsqlParameter { Value = first });
@@ -241,9 +223,12 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
             await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
+                var fields = LeafFields.Read(reader.GetFieldValue<byte[]>(1));
                 indexes.Add(reader.GetInt64(0));
-                eventIds.Add(reader.GetGuid(1));
-                fields.Add(LeafFields.Read((byte[])reader[2]));
+                occurredAt.Add(fields.OccurredAt);
+                actorTypes.Add(fields.ActorType);
+                outcomes.Add(fields.Outcome);
+                terms.Add(SearchTerms.Of(fields));
             }
         }
 
@@ -252,54 +237,22 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
             return 0;
         }
 
-        // One statement for the whole range; the unique keys are the inbox, so entries already indexed add nothing.
-        var inserted = new HashSet<long>();
-        await using (var index = new NpgsqlCommand(
-            """
-            INSERT INTO atp.event_index (tenant_id, idx, event_id, occurred_at, actor_type, actor_id, action, outcome, search)
-            SELECT $1, u.idx, u.event_id, u.occurred_at, u.actor_type, u.actor_id, u.action, u.outcome, to_tsvector('simple', u.body)
-            FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-                AS u(idx, event_id, occurred_at, actor_type, actor_id, action, outcome, body)
-            ON CONFLICT DO NOTHING
-            RETURNING idx
-            """, connection, transaction))
-        {
-            index.Parameters.Add(new NpgsqlParameter { Value = tenantId });
-            index.Parameters.Add(new NpgsqlParameter { Value = indexes.ToArray() });
-            index.Parameters.Add(new NpgsqlParameter { Value = eventIds.ToArray() });
-            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.OccurredAt).ToArray() });
-            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.ActorType).ToArray() });
-            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.ActorId).ToArray() });
-            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.Action).ToArray() });
-            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.Outcome).ToArray() });
-            index.Parameters.Add(new NpgsqlParameter { Value = fields.Select(f => f.Text).ToArray() });
-            await using var reader = await index.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                inserted.Add(reader.GetInt64(0));
-            }
-        }
-
-        var targets = indexes.Select((idx, i) => (idx, fields[i])).Where(x => inserted.Contains(x.idx))
-            .SelectMany(x => x.Item2.Targets.Select(t => (Index: x.idx, t.Type, t.Id, x.Item2.OccurredAt))).ToList();
-        if (targets.Count > 0)
-        {
-            await using var target = new NpgsqlCommand(
-                """
-                INSERT INTO atp.event_targets (tenant_id, idx, target_type, target_id, occurred_at)
-                SELECT $1, u.idx, u.target_type, u.target_id, u.occurred_at
-                FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) AS u(idx, target_type, target_id, occurred_at)
-                ON CONFLICT DO NOTHING
-                """, connection, transaction);
-            target.Parameters.Add(new NpgsqlParameter { Value = tenantId });
-            target.Parameters.Add(new NpgsqlParameter { Value = targets.Select(t => t.Index).ToArray() });
-            target.Parameters.Add(new NpgsqlParameter { Value = targets.Select(t => t.Type).ToArray() });
-            target.Parameters.Add(new NpgsqlParameter { Value = targets.Select(t => t.Id).ToArray() });
-            target.Parameters.Add(new NpgsqlParameter { Value = targets.Select(t => t.OccurredAt).ToArray() });
-            await target.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        return inserted.Count;
+        // One statement for the whole range. The inbox: entries below the tenant's projected size are already indexed
+        // (one projector per tenant at a time, under its advisory lock), so a redelivered outbox row adds nothing.
+        await using var index = new NpgsqlCommand(
+            $"""
+            INSERT INTO atp.event_index (tenant_id, idx, occurred_at, actor_type, outcome, terms)
+            SELECT $1, u.idx, u.occurred_at, u.actor_type, u.outcome, array_to_tsvector(string_to_array(u.terms, chr({(int)SearchTerms.LexemeSeparator})))
+            FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS u(idx, occurred_at, actor_type, outcome, terms)
+            WHERE u.idx >= COALESCE((SELECT p.projected_size FROM atp.projections p WHERE p.tenant_id = $1), 0)
+            """, connection, transaction);
+        index.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+        index.Parameters.Add(new NpgsqlParameter { Value = indexes });
+        index.Parameters.Add(new NpgsqlParameter { Value = occurredAt });
+        index.Parameters.Add(new NpgsqlParameter { Value = actorTypes });
+        index.Parameters.Add(new NpgsqlParameter { Value = outcomes });
+        index.Parameters.Add(new NpgsqlParameter { Value = terms });
+        return await index.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long size, CancellationToken cancellationToken)

@@ -72,4 +72,38 @@ public abstract partial class LogStoreContract<TStore>
         Assert.Null(await Store.OldestUnprojectedAsync(None));
         Assert.Equal(0, await Store.ProjectPendingAsync(1000, None));
     }
+
+    [Fact]
+    public async Task Filters_match_values_with_quotes_backslashes_colons_spaces_and_accents_exactly()
+    {
+        await CreateTenantsAsync(TenantA);
+        var at = Clock.GetUtcNow();
+        EventDraft Draft(int i, Party actor, string action, Party target) =>
+            new(null, "acme.audit.v1", at.AddMinutes(-i), actor, action, [target], EventOutcome.Success, null, null);
+        List<EventDraft> drafts =
+        [
+            Draft(0, new Party("user", @"o'brien\x", "Zoë O'Brien"), "document.update", new Party("doc:type", "id'1", null)),
+            Draft(1, new Party("user", "o'brien", null), "user.login", new Party("doc", "type:id'1", null)),
+            Draft(2, new Party("user", "a b", null), "document.view", new Party("document", "d 1", "Q3 plan")),
+        ];
+        Assert.IsType<Appended>(await new IngestionService(Store, Clock).AppendAsync(TenantA, drafts, null, None));
+        Assert.Equal(3, await Store.ProjectPendingAsync(1000, None));
+
+        async Task<ulong[]> Found(EventQuery query) =>
+            [.. (await Store.SearchAsync(query with { Limit = 100 }, None)).Hits.Select(h => h.Entry.Index).Order()];
+
+        Assert.Equal(new ulong[] { 0UL }, await Found(new EventQuery(TenantA) { ActorId = @"o'brien\x" }));
+        Assert.Equal(new ulong[] { 1UL }, await Found(new EventQuery(TenantA) { ActorId = "o'brien" }));
+        Assert.Equal(new ulong[] { 2UL }, await Found(new EventQuery(TenantA) { ActorId = "a b" }));
+        Assert.Equal(new ulong[] { 0UL }, await Found(new EventQuery(TenantA) { TargetType = "doc:type", TargetId = "id'1" }));
+        Assert.Equal(new ulong[] { 1UL }, await Found(new EventQuery(TenantA) { TargetType = "doc", TargetId = "type:id'1" }));
+        Assert.Equal(new ulong[] { 1UL }, await Found(new EventQuery(TenantA) { TargetType = "doc" }));
+        Assert.Equal(new ulong[] { 0UL }, await Found(new EventQuery(TenantA) { TargetId = "id'1" }));
+        Assert.Equal(new ulong[] { 2UL }, await Found(new EventQuery(TenantA) { TargetId = "d 1" }));
+        Assert.Equal(new ulong[] { 0UL, 2UL }, await Found(new EventQuery(TenantA) { Action = "document.", ActionIsPrefix = true }));
+        Assert.Equal(new ulong[] { 0UL }, await Found(new EventQuery(TenantA) { Text = "zoë" }));
+        Assert.Equal(new ulong[] { 0UL }, await Found(new EventQuery(TenantA) { Text = "O'Brien" }));
+        Assert.Equal(new ulong[] { 2UL }, await Found(new EventQuery(TenantA) { Text = "q3 PLAN" }));
+        Assert.Empty(await Found(new EventQuery(TenantA) { ActorId = "o'brien\\" }));
+    }
 }

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Atp.Core.Events;
+using Atp.Core.Ingestion;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Storage.Contract;
@@ -97,6 +99,43 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         // A version 1 row has no time of its own: its first entry's is used.
         await OwnerScalarAsync("UPDATE atp.outbox SET received_at = NULL");
         Assert.Equal(first, await store.OldestUnprojectedAsync(None));
+    }
+
+    [Fact]
+    public async Task Upgrading_to_version_3_replaces_the_read_models_and_projects_every_log_again()
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
+        var clock = new ManualClock(DateTimeOffset.UnixEpoch.AddDays(3));
+        var drafts = Enumerable.Range(0, 3).Select(i => new EventDraft(
+            null, "acme.audit.v1", clock.GetUtcNow(), new Party("user", $"u-{i}", null), "document.update",
+            [new Party("document", $"d-{i}", null)], EventOutcome.Success, null, null)).ToList();
+        Assert.IsType<Appended>(await new IngestionService(store, clock).AppendAsync("acme", drafts, null, None));
+
+        // The database as version 2 left it: its read models (entry 0 projected), one outbox row for entries 1–2.
+        await OwnerScalarAsync("""
+            DROP TABLE atp.event_index;
+            DELETE FROM atp.schema_version WHERE version = 3;
+            CREATE TABLE atp.event_index (tenant_id text NOT NULL, idx bigint NOT NULL, event_id uuid NOT NULL, occurred_at bigint NOT NULL,
+                actor_type text NOT NULL, actor_id text NOT NULL, action text NOT NULL, outcome text NOT NULL, search tsvector NOT NULL,
+                PRIMARY KEY (tenant_id, idx));
+            CREATE TABLE atp.event_targets (tenant_id text NOT NULL, idx bigint NOT NULL, target_type text NOT NULL, target_id text NOT NULL,
+                occurred_at bigint NOT NULL, PRIMARY KEY (tenant_id, idx, target_type, target_id));
+            INSERT INTO atp.event_index VALUES ('acme', 0, gen_random_uuid(), 0, 'user', 'u-0', 'document.update', 'success', to_tsvector('simple', 'document update'));
+            INSERT INTO atp.event_targets VALUES ('acme', 0, 'document', 'd-0', 0);
+            DELETE FROM atp.outbox WHERE first_idx = 0;
+            INSERT INTO atp.projections VALUES ('acme', 1);
+            """);
+
+        Assert.Equal(3, PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole));
+
+        Assert.Equal(0L, await OwnerScalarAsync("SELECT count(*) FROM pg_tables WHERE schemaname = 'atp' AND tablename = 'event_targets'"));
+        Assert.Equal(new Atp.Core.Query.ProjectionStatus(0, 3), await store.GetProjectionStatusAsync("acme", None));
+        Assert.Equal(3, await store.ProjectPendingAsync(1000, None));
+        var found = await store.SearchAsync(new Atp.Core.Query.EventQuery("acme") { TargetId = "d-0", Limit = 10 }, None);
+        Assert.Equal(0UL, Assert.Single(found.Hits).Entry.Index);
+        Assert.Equal(3, (await store.SearchAsync(new Atp.Core.Query.EventQuery("acme") { Text = "update", Limit = 10 }, None)).Hits.Count);
+        Assert.Null(await store.OldestUnprojectedAsync(None));
     }
 
     [Fact]
