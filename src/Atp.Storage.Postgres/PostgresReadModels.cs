@@ -11,7 +11,7 @@ namespace Atp.Storage.Postgres;
 /// projector holds (<c>atp.claim_outbox</c>: a per-tenant advisory lock and <c>FOR UPDATE SKIP LOCKED</c>), then
 /// projects them as that tenant, under row-level security, in one transaction. Searches run as the tenant too.
 /// </summary>
-internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
+internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeaves recent)
 {
     private const int OutboxRowsPerClaim = 512;
 
@@ -43,7 +43,9 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
 
         var tenantId = rows[0].Tenant;
         await SetTenantAsync(connection, transaction, tenantId, cancellationToken).ConfigureAwait(false);
-        var projected = await ProjectRangeAsync(connection, transaction, tenantId, rows[0].First, rows[^1].Last, cancellationToken).ConfigureAwait(false);
+        var first = rows[0].First;
+        var last = rows[^1].Last;
+        var projected = await ProjectRangeAsync(connection, transaction, tenantId, first, last, recent.Take(tenantId, first, last), cancellationToken).ConfigureAwait(false);
         await using (var done = new NpgsqlCommand("DELETE FROM atp.outbox WHERE tenant_id = $1 AND id = ANY($2)", connection, transaction))
         {
             done.Parameters.Add(new NpgsqlParameter { Value = tenantId });
@@ -85,7 +87,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
 
         for (var first = 0L; first < size; first += 5000)
         {
-            await ProjectRangeAsync(connection, transaction, tenantId, first, Math.Min(size, first + 5000) - 1, cancellationToken).ConfigureAwait(false);
+            await ProjectRangeAsync(connection, transaction, tenantId, first, Math.Min(size, first + 5000) - 1, null, cancellationToken).ConfigureAwait(false);
         }
 
         await AdvanceAsync(connection, transaction, tenantId, size, cancellationToken).ConfigureAwait(false);
@@ -207,7 +209,9 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
         return sql.ToString();
     }
 
-    private static async Task<int> ProjectRangeAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long first, long last, CancellationToken cancellationToken)
+    // Indexes the entries first..last: from this node's recent leaves when it committed them all, else read from the log.
+    private static async Task<int> ProjectRangeAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long first, long last, byte[][]? leaves, CancellationToken cancellationToken)
     {
         var capacity = (int)Math.Min(last - first + 1, 1 << 16);
         var indexes = new List<long>(capacity);
@@ -215,20 +219,33 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource)
         var actorTypes = new List<string>(capacity);
         var outcomes = new List<string>(capacity);
         var terms = new List<string>(capacity);
-        await using (var read = new NpgsqlCommand("SELECT idx, leaf FROM atp.log_entries WHERE tenant_id = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx", connection, transaction))
+        void Add(long index, byte[] leaf)
         {
+            var fields = LeafFields.Read(leaf);
+            indexes.Add(index);
+            occurredAt.Add(fields.OccurredAt);
+            actorTypes.Add(fields.ActorType);
+            outcomes.Add(fields.Outcome);
+            terms.Add(SearchTerms.Of(fields));
+        }
+
+        if (leaves is not null)
+        {
+            for (var i = 0; i < leaves.Length; i++)
+            {
+                Add(first + i, leaves[i]);
+            }
+        }
+        else
+        {
+            await using var read = new NpgsqlCommand("SELECT idx, leaf FROM atp.log_entries WHERE tenant_id = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx", connection, transaction);
             read.Parameters.Add(new NpgsqlParameter { Value = tenantId });
             read.Parameters.Add(new NpgsqlParameter { Value = first });
             read.Parameters.Add(new NpgsqlParameter { Value = last });
             await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                var fields = LeafFields.Read(reader.GetFieldValue<byte[]>(1));
-                indexes.Add(reader.GetInt64(0));
-                occurredAt.Add(fields.OccurredAt);
-                actorTypes.Add(fields.ActorType);
-                outcomes.Add(fields.Outcome);
-                terms.Add(SearchTerms.Of(fields));
+                Add(reader.GetInt64(0), reader.GetFieldValue<byte[]>(1));
             }
         }
 

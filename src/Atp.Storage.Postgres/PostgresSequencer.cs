@@ -15,6 +15,7 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresStoreOptions _options;
+    private readonly RecentLeaves _recent;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly GroupCommit _queue;
@@ -24,10 +25,11 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     private readonly Task _loop;
     private NpgsqlConnection? _connection; // the writer's own; reopened after a failure
 
-    public PostgresSequencer(NpgsqlDataSource dataSource, PostgresStoreOptions options, TimeProvider clock, ILogger logger)
+    public PostgresSequencer(NpgsqlDataSource dataSource, PostgresStoreOptions options, RecentLeaves recent, TimeProvider clock, ILogger logger)
     {
         _dataSource = dataSource;
         _options = options;
+        _recent = recent;
         _clock = clock;
         _logger = logger;
         _queue = new GroupCommit(options.QueueCapacity);
@@ -116,10 +118,12 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     private async Task CommitAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch)
     {
         var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
+        Dictionary<string, long> sizesBefore;
         await using (var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false))
         {
             var tenants = batch.Select(p => p.Request.TenantId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
             var heads = await LockHeadsAsync(connection, tenants).ConfigureAwait(false);
+            sizesBefore = heads.ToDictionary(h => h.Key, h => (long)h.Value.Size, StringComparer.Ordinal);
             var now = _clock.GetUtcNow().UtcTicks;
             var writer = new AppendWriter(connection);
             var run = new List<PendingAppend>();
@@ -167,9 +171,33 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             _trees[tenantId] = tree;
         }
 
+        RememberLeaves(batch, sizesBefore);
         foreach (var pending in batch)
         {
             pending.Settle();
+        }
+    }
+
+    // The leaves this commit added, for this node's projector: in batch order, a tenant's new entries have consecutive
+    // indexes from its size before the batch; re-sent events keep their old index and are not new.
+    private void RememberLeaves(IReadOnlyList<PendingAppend> batch, Dictionary<string, long> sizesBefore)
+    {
+        foreach (var pending in batch)
+        {
+            if (pending is not { Failure: null, Outcome: Appended { Replayed: false } appended }
+                || !sizesBefore.TryGetValue(pending.Request.TenantId, out var before))
+            {
+                continue;
+            }
+
+            for (var i = 0; i < appended.Receipts.Count; i++)
+            {
+                var index = (long)appended.Receipts[i].Index;
+                if (index >= before)
+                {
+                    _recent.Add(pending.Request.TenantId, index, pending.Request.Entries[i].Leaf);
+                }
+            }
         }
     }
 

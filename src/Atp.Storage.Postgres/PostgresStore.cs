@@ -55,8 +55,9 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             PostgresSchema.RequireIsolatedRole(connection);
         }
 
-        _readModels = new PostgresReadModels(_dataSource);
-        _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, clock, logger))];
+        var recent = new RecentLeaves(settings.RecentLeavesBytes);
+        _readModels = new PostgresReadModels(_dataSource, recent);
+        _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, recent, clock, logger))];
     }
 
     /// <summary>True while this node's sequencer accepts appends.</summary>

@@ -31,6 +31,13 @@ public sealed class PostgresStoreOptions
     [Range(1, 64)]
     public int MaxRequestsPerCommit { get; set; } = 60;
 
+    /// <summary>
+    /// Bytes of recently committed leaves this node keeps for its own projector, which then need not read them back
+    /// from the log (0: none; the server sets 0 on a node with <c>Atp:Query:Projector=false</c>).
+    /// </summary>
+    [Range(0, 16L * 1024 * 1024 * 1024)]
+    public long RecentLeavesBytes { get; set; } = 64 * 1024 * 1024;
+
     /// <summary>Append requests waiting for the sequencer before callers are slowed down.</summary>
     [Range(1, 1_000_000)]
     public int QueueCapacity { get; set; } = 10_000;

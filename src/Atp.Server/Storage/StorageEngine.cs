@@ -45,7 +45,14 @@ internal static class StorageEngineExtensions
                     postgres.ConnectionString = configuration.GetConnectionString("Atp") ?? "";
                     postgres.AdminConnectionString = configuration.GetConnectionString("AtpAdmin");
                 });
-                services.AddOptions<PostgresStoreOptions>().BindConfiguration("Atp:Postgres");
+                services.AddOptions<PostgresStoreOptions>().BindConfiguration("Atp:Postgres").PostConfigure<IOptions<AtpOptions>>((postgres, atp) =>
+                {
+                    // Recent leaves serve this node's projector only.
+                    if (!atp.Value.Query.Projector)
+                    {
+                        postgres.RecentLeavesBytes = 0;
+                    }
+                });
                 services.AddSingleton(sp =>
                 {
                     var store = sp.GetRequiredService<PostgresStore>();
