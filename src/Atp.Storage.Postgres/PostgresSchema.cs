@@ -88,13 +88,7 @@ internal static class PostgresSchema
             PRIMARY KEY (tenant_id, idx)
         ) PARTITION BY HASH (tenant_id);
         CREATE INDEX log_entries_event ON atp.log_entries (tenant_id, event_id);
-        DO $partitions$
-        BEGIN
-            FOR i IN 0..{{LogEntryPartitions - 1}} LOOP
-                EXECUTE format('CREATE TABLE atp.log_entries_p%s PARTITION OF atp.log_entries FOR VALUES WITH (MODULUS {{LogEntryPartitions}}, REMAINDER %s)', i, i);
-            END LOOP;
-        END
-        $partitions$;
+        {{HashPartitions("log_entries")}}
 
         CREATE TABLE atp.checkpoints (
             tenant_id text NOT NULL,
@@ -155,14 +149,7 @@ internal static class PostgresSchema
             PRIMARY KEY (tenant_id, idx, target_type, target_id)
         ) PARTITION BY HASH (tenant_id);
         CREATE INDEX event_targets_target ON atp.event_targets (tenant_id, target_type, target_id, occurred_at, idx);
-        DO $partitions$
-        BEGIN
-            FOR i IN 0..{{LogEntryPartitions - 1}} LOOP
-                EXECUTE format('CREATE TABLE atp.event_index_p%s PARTITION OF atp.event_index FOR VALUES WITH (MODULUS {{LogEntryPartitions}}, REMAINDER %s)', i, i);
-                EXECUTE format('CREATE TABLE atp.event_targets_p%s PARTITION OF atp.event_targets FOR VALUES WITH (MODULUS {{LogEntryPartitions}}, REMAINDER %s)', i, i);
-            END LOOP;
-        END
-        $partitions$;
+        {{HashPartitions("event_index", "event_targets")}}
         -- Per tenant: entries [0, projected_size) are in the read models.
         CREATE TABLE atp.projections (
             tenant_id text NOT NULL PRIMARY KEY,
@@ -276,19 +263,24 @@ internal static class PostgresSchema
         ) PARTITION BY HASH (tenant_id);
         CREATE INDEX event_index_time ON atp.event_index (tenant_id, occurred_at, idx);
         CREATE INDEX event_index_terms ON atp.event_index USING gin (terms);
-        DO $partitions$
-        BEGIN
-            FOR i IN 0..{{LogEntryPartitions - 1}} LOOP
-                EXECUTE format('CREATE TABLE atp.event_index_p%s PARTITION OF atp.event_index FOR VALUES WITH (MODULUS {{LogEntryPartitions}}, REMAINDER %s)', i, i);
-            END LOOP;
-        END
-        $partitions$;
+        {{HashPartitions("event_index")}}
         DELETE FROM atp.projections;
         DELETE FROM atp.outbox;
         INSERT INTO atp.outbox (tenant_id, first_idx, last_idx)
             SELECT h.tenant_id, s.first, LEAST(s.first + 9999, h.size - 1)
             FROM atp.tree_heads h CROSS JOIN LATERAL generate_series(0::bigint, h.size - 1, 10000) AS s(first)
             ORDER BY h.tenant_id, s.first;
+        """;
+
+    // The hash partitions of partitioned tables (a DO block: one CREATE TABLE … PARTITION OF per remainder and table).
+    private static string HashPartitions(params string[] tables) => $$"""
+        DO $partitions$
+        BEGIN
+            FOR i IN 0..{{LogEntryPartitions - 1}} LOOP
+        {{string.Concat(tables.Select(t => $"        EXECUTE format('CREATE TABLE atp.{t}_p%s PARTITION OF atp.{t} FOR VALUES WITH (MODULUS {LogEntryPartitions}, REMAINDER %s)', i, i);\n"))}}
+            END LOOP;
+        END
+        $partitions$;
         """;
 
     /// <summary>
