@@ -118,22 +118,26 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         await undo.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
-    /// <summary>Moves every staged tenant's head to its new size and root.</summary>
-    public async Task UpdateHeadsAsync(Dictionary<string, CompactRange> staged)
+    /// <summary>Moves every staged tenant's head to its new size and root, and commits (the reply comes after the WAL flush).</summary>
+    public async Task UpdateHeadsAndCommitAsync(Dictionary<string, CompactRange> staged)
     {
-        if (staged.Count == 0)
-        {
-            return;
-        }
-
         await using var batch = new NpgsqlBatch(connection);
+        AddHeadUpdatesAndCommit(batch, staged);
+        await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Adds the head updates of every staged tenant and the COMMIT to <paramref name="batch"/>; returns the index of the first command added.</summary>
+    public static int AddHeadUpdatesAndCommit(NpgsqlBatch batch, Dictionary<string, CompactRange> staged)
+    {
+        var first = batch.BatchCommands.Count;
         foreach (var (tenantId, tree) in staged)
         {
             batch.BatchCommands.Add(TenantScope.SetTenant(tenantId));
             batch.BatchCommands.Add(TenantScope.Command("UPDATE atp.tree_heads SET size = $2, root = $3 WHERE tenant_id = $1", tenantId, (long)tree.Size, tree.Root().ToArray()));
         }
 
-        await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+        return first;
     }
 
     // Re-sent events keep their original receipt (ResentEvents); the new ones get the next indexes of the tree.

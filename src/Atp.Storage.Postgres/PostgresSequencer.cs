@@ -105,6 +105,14 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
         {
+            // The transaction may be open, aborted or committed: a fresh connection for the next batch (closing this one
+            // rolls back whatever was not committed).
+            if (_connection is not null)
+            {
+                await _connection.DisposeAsync().ConfigureAwait(false);
+                _connection = null;
+            }
+
             // Nothing of this batch is durable (a commit that fails, or whose outcome is unknown, is reported as not
             // stored; the client's retry with its Idempotency-Key or event ids cannot store twice).
             LogCommitFailed(_logger, batch.Count, e);
@@ -115,55 +123,59 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         }
     }
 
+    // One transaction, begun and committed by plain statements so that the commit rides in the same round trip as the
+    // last run of writes (and the head updates). Any failure that escapes leaves the transaction's state unknown: the
+    // caller drops the connection, which rolls back whatever was not committed.
     private async Task CommitAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch)
     {
         var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
-        Dictionary<string, long> sizesBefore;
-        await using (var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false))
+        var tenants = batch.Select(p => p.Request.TenantId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        var heads = await LockHeadsAsync(connection, tenants).ConfigureAwait(false);
+        var sizesBefore = heads.ToDictionary(h => h.Key, h => (long)h.Value.Size, StringComparer.Ordinal);
+        var now = _clock.GetUtcNow().UtcTicks;
+        var writer = new AppendWriter(connection);
+        var run = new List<PendingAppend>();
+        var committed = false;
+        for (var position = 0; position < batch.Count;)
         {
-            var tenants = batch.Select(p => p.Request.TenantId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
-            var heads = await LockHeadsAsync(connection, tenants).ConfigureAwait(false);
-            sizesBefore = heads.ToDictionary(h => h.Key, h => (long)h.Value.Size, StringComparer.Ordinal);
-            var now = _clock.GetUtcNow().UtcTicks;
-            var writer = new AppendWriter(connection);
-            var run = new List<PendingAppend>();
-            for (var position = 0; position < batch.Count;)
+            var pending = batch[position];
+            var tenantId = pending.Request.TenantId;
+            if (!heads.TryGetValue(tenantId, out var head))
             {
-                var pending = batch[position];
-                var tenantId = pending.Request.TenantId;
-                if (!heads.TryGetValue(tenantId, out var head))
-                {
-                    pending.Failure = new StoreUnavailableException(
-                        "The log store could not append this request; nothing of it was stored.",
-                        new InvalidOperationException($"Tenant '{tenantId}' has no log."));
-                    position++;
-                    continue;
-                }
-
-                var tree = await StagedTreeAsync(connection, tenantId, head, staged).ConfigureAwait(false);
-                if (AppendWriter.NeedsLookups(pending.Request))
-                {
-                    await ApplyIsolatedAsync(writer, pending, tree, staged, now).ConfigureAwait(false);
-                    position++;
-                    continue;
-                }
-
-                // The longest run from here of requests that need no lookup, for one pipelined round trip.
-                run.Clear();
-                while (position + run.Count < batch.Count
-                    && batch[position + run.Count] is var next
-                    && !AppendWriter.NeedsLookups(next.Request)
-                    && heads.TryGetValue(next.Request.TenantId, out var nextHead))
-                {
-                    await StagedTreeAsync(connection, next.Request.TenantId, nextHead, staged).ConfigureAwait(false);
-                    run.Add(next);
-                }
-
-                position += await ApplyRunAsync(writer, run, staged, now).ConfigureAwait(false);
+                pending.Failure = new StoreUnavailableException(
+                    "The log store could not append this request; nothing of it was stored.",
+                    new InvalidOperationException($"Tenant '{tenantId}' has no log."));
+                position++;
+                continue;
             }
 
-            await writer.UpdateHeadsAsync(staged).ConfigureAwait(false);
-            await transaction.CommitAsync().ConfigureAwait(false);
+            var tree = await StagedTreeAsync(connection, tenantId, head, staged).ConfigureAwait(false);
+            if (AppendWriter.NeedsLookups(pending.Request))
+            {
+                await ApplyIsolatedAsync(writer, pending, tree, staged, now).ConfigureAwait(false);
+                position++;
+                continue;
+            }
+
+            // The longest run from here of requests that need no lookup, for one pipelined round trip.
+            run.Clear();
+            while (position + run.Count < batch.Count
+                && batch[position + run.Count] is var next
+                && !AppendWriter.NeedsLookups(next.Request)
+                && heads.TryGetValue(next.Request.TenantId, out var nextHead))
+            {
+                await StagedTreeAsync(connection, next.Request.TenantId, nextHead, staged).ConfigureAwait(false);
+                run.Add(next);
+            }
+
+            // A run that ends the batch carries the head updates and the COMMIT too, unless a request of it fails.
+            (var settled, committed) = await ApplyRunAsync(writer, run, staged, now, commit: position + run.Count == batch.Count).ConfigureAwait(false);
+            position += settled;
+        }
+
+        if (!committed)
+        {
+            await writer.UpdateHeadsAndCommitAsync(staged).ConfigureAwait(false);
         }
 
         foreach (var (tenantId, tree) in staged)
@@ -201,10 +213,11 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         }
     }
 
-    // Locks the heads of every tenant of the batch, in one round trip and in tenant order; unknown tenants are absent.
+    // Begins the transaction and locks the heads of every tenant of the batch, in one round trip and in tenant order;
+    // unknown tenants are absent.
     private static async Task<Dictionary<string, TreeHead>> LockHeadsAsync(NpgsqlConnection connection, string[] tenants)
     {
-        await using var batch = new NpgsqlBatch(connection);
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { new NpgsqlBatchCommand("BEGIN") } };
         foreach (var tenantId in tenants)
         {
             batch.BatchCommands.Add(TenantScope.SetTenant(tenantId));
@@ -269,10 +282,12 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         return tree;
     }
 
-    // A run of requests without lookups in one pipelined batch, each in its own savepoint. If one fails, the ones
-    // before it stay, it is undone and failed alone, and the trees go back to where they were before it; returns how
-    // many requests were settled (the caller sends the rest again).
-    private async Task<int> ApplyRunAsync(AppendWriter writer, List<PendingAppend> run, Dictionary<string, CompactRange> staged, long now)
+    // A run of requests without lookups in one pipelined batch, each in its own savepoint; with commit, the head updates
+    // and the COMMIT follow in the same batch. If a request fails, the ones before it stay, it is undone and failed
+    // alone, the trees go back to where they were before it, and nothing is committed; returns how many requests were
+    // settled (the caller sends the rest again) and whether the transaction committed. A failing head update or
+    // COMMIT fails the whole group (the caller drops the connection).
+    private async Task<(int Settled, bool Committed)> ApplyRunAsync(AppendWriter writer, List<PendingAppend> run, Dictionary<string, CompactRange> staged, long now, bool commit)
     {
         var before = new CompactRange[run.Count];
         var firstCommand = new int[run.Count];
@@ -285,6 +300,7 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             run[i].Outcome = writer.StageInto(batch, run[i].Request, tree, now);
         }
 
+        var headsAt = commit ? AppendWriter.AddHeadUpdatesAndCommit(batch, staged) : int.MaxValue;
         try
         {
             if (batch.BatchCommands.Count > 0)
@@ -292,9 +308,9 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
                 await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
             }
 
-            return run.Count;
+            return (run.Count, commit);
         }
-        catch (PostgresException e) when (!e.IsTransient && e.BatchCommand is { } command && batch.BatchCommands.IndexOf(command) is var failedAt and >= 0)
+        catch (PostgresException e) when (!e.IsTransient && e.BatchCommand is { } command && batch.BatchCommands.IndexOf(command) is var failedAt and >= 0 && failedAt < headsAt)
         {
             var failed = Array.FindLastIndex(firstCommand, first => first <= failedAt);
             await writer.UndoRequestAsync().ConfigureAwait(false);
@@ -309,7 +325,7 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
 
             LogRequestFailed(_logger, run[failed].Request.TenantId, e);
             run[failed].Failure = new StoreUnavailableException("The log store could not append this request; nothing of it was stored.", e);
-            return failed + 1;
+            return (failed + 1, false);
         }
     }
 
