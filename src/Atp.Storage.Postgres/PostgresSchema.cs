@@ -17,6 +17,9 @@ internal static class PostgresSchema
 {
     public const int CurrentVersion = 3;
 
+    /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
+    public const string HeadMovedState = "AT001";
+
     /// <summary>Hash partitions of log_entries (fixed at creation; see docs/postgres.md to re-partition).</summary>
     public const int LogEntryPartitions = 16;
 
@@ -264,6 +267,19 @@ internal static class PostgresSchema
         CREATE INDEX event_index_time ON atp.event_index (tenant_id, occurred_at, idx);
         CREATE INDEX event_index_terms ON atp.event_index USING gin (terms);
         {{HashPartitions("event_index")}}
+        -- The writer's head lock when it appends on the tree it cached: locks the tenant's head if it still has that size
+        -- and root, and fails the transaction otherwise (another node appended since), so the writes sent with it in the
+        -- same round trip never commit on a stale tree. Runs as the caller, under row-level security.
+        CREATE OR REPLACE FUNCTION atp.lock_head(p_tenant_id text, p_size bigint, p_root bytea) RETURNS void
+            LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+            AS $f$
+            BEGIN
+                PERFORM 1 FROM atp.tree_heads WHERE tenant_id = p_tenant_id AND size = p_size AND root = p_root FOR UPDATE;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'the head of tenant % is not at size %', p_tenant_id, p_size USING ERRCODE = '{{HeadMovedState}}';
+                END IF;
+            END
+            $f$;
         DELETE FROM atp.projections;
         DELETE FROM atp.outbox;
         INSERT INTO atp.outbox (tenant_id, first_idx, last_idx)

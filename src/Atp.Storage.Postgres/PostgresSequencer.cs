@@ -128,8 +128,13 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     // caller drops the connection, which rolls back whatever was not committed.
     private async Task CommitAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch)
     {
-        var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
         var tenants = batch.Select(p => p.Request.TenantId).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        if (await TryCommitOnCachedTreesAsync(connection, batch, tenants).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
         var heads = await LockHeadsAsync(connection, tenants).ConfigureAwait(false);
         var sizesBefore = heads.ToDictionary(h => h.Key, h => (long)h.Value.Size, StringComparer.Ordinal);
         var now = _clock.GetUtcNow().UtcTicks;
@@ -188,6 +193,76 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         {
             pending.Settle();
         }
+    }
+
+    // The common case in one round trip: every tenant's tree is cached here and no request needs a lookup, so the batch
+    // is staged on the cached trees and sent whole — BEGIN, each head locked by atp.lock_head (which fails unless the
+    // head is still where the cached tree ends), the writes, the head updates, COMMIT. If any statement fails before the
+    // COMMIT, nothing is committed: the transaction is rolled back, the outcomes are cleared, and the batch goes the
+    // long way (locks first, trees checked against the heads, a failing request undone alone). False = not committed.
+    private async Task<bool> TryCommitOnCachedTreesAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch, string[] tenants)
+    {
+        if (batch.Any(p => AppendWriter.NeedsLookups(p.Request)) || !tenants.All(_trees.ContainsKey))
+        {
+            return false;
+        }
+
+        var staged = tenants.ToDictionary(t => t, t => new CompactRange(_trees[t].Size, _trees[t].Edge()), StringComparer.Ordinal);
+        var sizesBefore = staged.ToDictionary(s => s.Key, s => (long)s.Value.Size, StringComparer.Ordinal);
+        var now = _clock.GetUtcNow().UtcTicks;
+        var writer = new AppendWriter(connection);
+        await using var commands = new NpgsqlBatch(connection) { BatchCommands = { new NpgsqlBatchCommand("BEGIN") } };
+        foreach (var tenantId in tenants)
+        {
+            commands.BatchCommands.Add(TenantScope.SetTenant(tenantId));
+            commands.BatchCommands.Add(TenantScope.Command("SELECT atp.lock_head($1, $2, $3)", tenantId, (long)staged[tenantId].Size, staged[tenantId].Root().ToArray()));
+        }
+
+        foreach (var pending in batch)
+        {
+            pending.Outcome = writer.StageInto(commands, pending.Request, staged[pending.Request.TenantId], now);
+        }
+
+        var headsAt = AppendWriter.AddHeadUpdatesAndCommit(commands, staged);
+        try
+        {
+            await commands.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (!e.IsTransient && e.BatchCommand is { } command && commands.BatchCommands.IndexOf(command) is var failedAt and >= 0 && failedAt < headsAt)
+        {
+            await using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
+            {
+                await rollback.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+
+            if (e.SqlState == PostgresSchema.HeadMovedState)
+            {
+                foreach (var tenantId in tenants)
+                {
+                    _trees.Remove(tenantId);
+                }
+            }
+
+            foreach (var pending in batch)
+            {
+                pending.Outcome = null;
+            }
+
+            return false;
+        }
+
+        foreach (var (tenantId, tree) in staged)
+        {
+            _trees[tenantId] = tree;
+        }
+
+        RememberLeaves(batch, sizesBefore);
+        foreach (var pending in batch)
+        {
+            pending.Settle();
+        }
+
+        return true;
     }
 
     // The leaves this commit added, for this node's projector: in batch order, a tenant's new entries have consecutive

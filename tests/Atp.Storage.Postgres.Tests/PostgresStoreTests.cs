@@ -115,6 +115,7 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         // The database as version 2 left it: its read models (entry 0 projected), one outbox row for entries 1–2.
         await OwnerScalarAsync("""
             DROP TABLE atp.event_index;
+            DROP FUNCTION atp.lock_head;
             DELETE FROM atp.schema_version WHERE version = 3;
             CREATE TABLE atp.event_index (tenant_id text NOT NULL, idx bigint NOT NULL, event_id uuid NOT NULL, occurred_at bigint NOT NULL,
                 actor_type text NOT NULL, actor_id text NOT NULL, action text NOT NULL, outcome text NOT NULL, search tsvector NOT NULL,
@@ -136,6 +137,54 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         Assert.Equal(0UL, Assert.Single(found.Hits).Entry.Index);
         Assert.Equal(3, (await store.SearchAsync(new Atp.Core.Query.EventQuery("acme") { Text = "update", Limit = 10 }, None)).Hits.Count);
         Assert.Null(await store.OldestUnprojectedAsync(None));
+    }
+
+    [Fact]
+    public async Task A_node_whose_cached_tree_another_node_moved_appends_after_that_nodes_entries()
+    {
+        var first = Open(admin: true);
+        var second = Open();
+        Assert.True(await first.TryCreateTenantAsync(NewTenant("acme"), None));
+        async Task<ulong> AppendAsync(PostgresStore node, string payload) =>
+            Assert.Single(Assert.IsType<Appended>(await node.AppendAsync(new AppendRequest("acme", [TestEntries.Create(payload, DateTimeOffset.UnixEpoch)], null), None)).Receipts).Index;
+
+        // Each node caches the tree it committed; every later append of the other node makes that cache stale, so the
+        // one-round-trip write on the cached tree is refused by atp.lock_head and the append goes the long way.
+        Assert.Equal(0UL, await AppendAsync(first, "a"));
+        Assert.Equal(1UL, await AppendAsync(first, "b"));
+        Assert.Equal(2UL, await AppendAsync(second, "c"));
+        Assert.Equal(3UL, await AppendAsync(first, "d"));
+        Assert.Equal(4UL, await AppendAsync(second, "e"));
+        Assert.Equal(5UL, await AppendAsync(second, "f"));
+
+        var stored = await first.ListEntriesAsync("acme", 0, int.MaxValue, None);
+        Assert.Equal(Enumerable.Range(0, 6).Select(i => (ulong)i), stored.Select(e => e.Index));
+        Assert.Equal(ReferenceMerkle.Root(stored.Select(e => e.Leaf).ToList()), (await second.GetTreeHeadAsync("acme", None))!.Root);
+        Assert.Equal(6L, await OwnerScalarAsync("SELECT count(*) FROM atp.outbox"));
+
+        // The lock itself, as the application role: it holds the head only where the caller's tree ends.
+        var root = (await first.GetTreeHeadAsync("acme", None))!.Root.ToArray();
+        await using var connection = new NpgsqlConnection(AppConnectionString);
+        await connection.OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var tenant = new NpgsqlCommand("SELECT set_config('atp.tenant_id', 'acme', true)", connection, transaction))
+        {
+            await tenant.ExecuteNonQueryAsync();
+        }
+
+        async Task LockAsync(long size)
+        {
+            await using var command = new NpgsqlCommand("SELECT atp.lock_head('acme', $1, $2)", connection, transaction)
+            {
+                Parameters = { new NpgsqlParameter { Value = size }, new NpgsqlParameter { Value = root } },
+            };
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await transaction.SaveAsync("before");
+        Assert.Equal(PostgresSchema.HeadMovedState, (await Assert.ThrowsAsync<PostgresException>(() => LockAsync(5))).SqlState);
+        await transaction.RollbackAsync("before");
+        await LockAsync(6);
     }
 
     [Fact]
