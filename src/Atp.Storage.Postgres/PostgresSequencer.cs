@@ -183,16 +183,7 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             await writer.UpdateHeadsAndCommitAsync(staged).ConfigureAwait(false);
         }
 
-        foreach (var (tenantId, tree) in staged)
-        {
-            _trees[tenantId] = tree;
-        }
-
-        RememberLeaves(batch, sizesBefore);
-        foreach (var pending in batch)
-        {
-            pending.Settle();
-        }
+        Committed(batch, staged, sizesBefore);
     }
 
     // The common case in one round trip: every tenant's tree is cached here and no request needs a lookup, so the batch
@@ -251,6 +242,14 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             return false;
         }
 
+        Committed(batch, staged, sizesBefore);
+        return true;
+    }
+
+    // After the COMMIT returned: the committed trees become the cache, the new leaves go to this node's projector, and
+    // only then do the callers get their receipts.
+    private void Committed(IReadOnlyList<PendingAppend> batch, Dictionary<string, CompactRange> staged, Dictionary<string, long> sizesBefore)
+    {
         foreach (var (tenantId, tree) in staged)
         {
             _trees[tenantId] = tree;
@@ -261,8 +260,6 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         {
             pending.Settle();
         }
-
-        return true;
     }
 
     // The leaves this commit added, for this node's projector: in batch order, a tenant's new entries have consecutive

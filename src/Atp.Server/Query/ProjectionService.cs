@@ -32,8 +32,9 @@ internal sealed partial class ProjectionService : BackgroundService
     /// <summary>When the loop last measured the lag (readiness treats a stale measurement as a stalled projector).</summary>
     public DateTimeOffset LastMeasured => _loop.LastMeasured;
 
-    // The loop runs on its own thread with a lowered priority (ProjectorThread); the store's calls complete
-    // synchronously, so the parsing and inserts run there too.
+    // The loop runs on its own thread with a lowered priority (ProjectorThread). The embedded engine's calls complete
+    // synchronously, so its parsing and inserts run there too; PostgreSQL's continue on thread-pool threads, at normal
+    // priority.
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
