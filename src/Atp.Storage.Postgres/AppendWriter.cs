@@ -48,6 +48,38 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         return outcome;
     }
 
+    /// <summary>
+    /// Stages requests of one tenant that need no lookup on <paramref name="tree"/>, in order, and adds one INSERT of all
+    /// their entries and one outbox row for the whole range to <paramref name="batch"/> (the tenant is already set). No
+    /// savepoints: the caller sends these only where a failure rolls back the whole transaction. Sets each outcome.
+    /// </summary>
+    public void StageTenantInto(NpgsqlBatch batch, string tenantId, IReadOnlyList<PendingAppend> requests, CompactRange tree)
+    {
+        var count = requests.Sum(p => p.Request.Entries.Count);
+        var rows = new EntryRows(count, (long)tree.Size);
+        foreach (var pending in requests)
+        {
+            var entries = pending.Request.Entries;
+            var receipts = new Receipt[entries.Count];
+            for (var i = 0; i < entries.Count; i++)
+            {
+                var entry = entries[i];
+                var index = tree.Size;
+                _completed.Clear();
+                tree.Append(entry.LeafHash, _completed);
+                rows.Add(index, entry, _completed);
+                receipts[i] = new Receipt(entry.EventId, index, entry.LeafHash);
+            }
+
+            pending.Outcome = new Appended(receipts, Replayed: false);
+        }
+
+        if (count > 0)
+        {
+            AddEntriesAndOutbox(batch, tenantId, rows, tree);
+        }
+    }
+
     /// <summary>Applies the request to <paramref name="tree"/> (the tenant's staged tree) and writes it; the savepoint is released on return.</summary>
     public async Task<AppendOutcome> ApplyAsync(AppendRequest request, CompactRange tree, long now)
     {
@@ -133,12 +165,16 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         foreach (var (tenantId, tree) in staged)
         {
             batch.BatchCommands.Add(TenantScope.SetTenant(tenantId));
-            batch.BatchCommands.Add(TenantScope.Command("UPDATE atp.tree_heads SET size = $2, root = $3 WHERE tenant_id = $1", tenantId, (long)tree.Size, tree.Root().ToArray()));
+            AddHeadUpdate(batch, tenantId, tree);
         }
 
         batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
         return first;
     }
+
+    /// <summary>Moves the tenant's head (locked, tenant set) to where <paramref name="tree"/> ends.</summary>
+    public static void AddHeadUpdate(NpgsqlBatch batch, string tenantId, CompactRange tree) =>
+        batch.BatchCommands.Add(TenantScope.Command("UPDATE atp.tree_heads SET size = $2, root = $3 WHERE tenant_id = $1", tenantId, (long)tree.Size, tree.Root().ToArray()));
 
     // Re-sent events keep their original receipt (ResentEvents); the new ones get the next indexes of the tree.
     private AppendOutcome Stage(AppendRequest request, Dictionary<Guid, StoredEvent> existing, CompactRange tree, out EntryRows? rows)
@@ -177,13 +213,18 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
     {
         if (rows is not null)
         {
-            batch.BatchCommands.Add(rows.Command(request.TenantId));
-            batch.BatchCommands.Add(TenantScope.Command(
-                "INSERT INTO atp.outbox (tenant_id, first_idx, last_idx, received_at) VALUES ($1, $2, $3, $4)",
-                request.TenantId, rows.FirstIndex, (long)tree.Size - 1, rows.FirstReceivedAt));
+            AddEntriesAndOutbox(batch, request.TenantId, rows, tree);
         }
 
         AddIdempotencyKey(batch, request, appended.Receipts, now);
+    }
+
+    private static void AddEntriesAndOutbox(NpgsqlBatch batch, string tenantId, EntryRows rows, CompactRange tree)
+    {
+        batch.BatchCommands.Add(rows.Command(tenantId));
+        batch.BatchCommands.Add(TenantScope.Command(
+            "INSERT INTO atp.outbox (tenant_id, first_idx, last_idx, received_at) VALUES ($1, $2, $3, $4)",
+            tenantId, rows.FirstIndex, (long)tree.Size - 1, rows.FirstReceivedAt));
     }
 
     private static void AddIdempotencyKey(NpgsqlBatch batch, AppendRequest request, IReadOnlyList<Receipt> receipts, long now)

@@ -187,10 +187,12 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     }
 
     // The common case in one round trip: every tenant's tree is cached here and no request needs a lookup, so the batch
-    // is staged on the cached trees and sent whole — BEGIN, each head locked by atp.lock_head (which fails unless the
-    // head is still where the cached tree ends), the writes, the head updates, COMMIT. If any statement fails before the
-    // COMMIT, nothing is committed: the transaction is rolled back, the outcomes are cleared, and the batch goes the
-    // long way (locks first, trees checked against the heads, a failing request undone alone). False = not committed.
+    // is staged on the cached trees and sent whole — BEGIN; per tenant, in tenant order: its setting, its head locked by
+    // atp.lock_head (which fails unless the head is still where the cached tree ends), one INSERT of all its requests'
+    // entries, one outbox row, the head update; COMMIT. A tenant's requests keep their order; different tenants' are
+    // independent. If any statement fails before the COMMIT, nothing is committed: the transaction is rolled back, the
+    // outcomes are cleared, and the batch goes the long way (locks first, trees checked against the heads, a failing
+    // request undone alone in its savepoint). False = not committed.
     private async Task<bool> TryCommitOnCachedTreesAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch, string[] tenants)
     {
         if (batch.Any(p => AppendWriter.NeedsLookups(p.Request)) || !tenants.All(_trees.ContainsKey))
@@ -198,28 +200,29 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             return false;
         }
 
-        var staged = tenants.ToDictionary(t => t, t => new CompactRange(_trees[t].Size, _trees[t].Edge()), StringComparer.Ordinal);
-        var sizesBefore = staged.ToDictionary(s => s.Key, s => (long)s.Value.Size, StringComparer.Ordinal);
-        var now = _clock.GetUtcNow().UtcTicks;
+        var staged = new Dictionary<string, CompactRange>(tenants.Length, StringComparer.Ordinal);
+        var sizesBefore = new Dictionary<string, long>(tenants.Length, StringComparer.Ordinal);
         var writer = new AppendWriter(connection);
         await using var commands = new NpgsqlBatch(connection) { BatchCommands = { new NpgsqlBatchCommand("BEGIN") } };
         foreach (var tenantId in tenants)
         {
+            var cached = _trees[tenantId];
+            var tree = new CompactRange(cached.Size, cached.Edge());
+            staged[tenantId] = tree;
+            sizesBefore[tenantId] = (long)tree.Size;
             commands.BatchCommands.Add(TenantScope.SetTenant(tenantId));
-            commands.BatchCommands.Add(TenantScope.Command("SELECT atp.lock_head($1, $2, $3)", tenantId, (long)staged[tenantId].Size, staged[tenantId].Root().ToArray()));
+            commands.BatchCommands.Add(TenantScope.Command("SELECT atp.lock_head($1, $2, $3)", tenantId, (long)tree.Size, tree.Root().ToArray()));
+            writer.StageTenantInto(commands, tenantId, batch.Where(p => p.Request.TenantId == tenantId).ToList(), tree);
+            AppendWriter.AddHeadUpdate(commands, tenantId, tree);
         }
 
-        foreach (var pending in batch)
-        {
-            pending.Outcome = writer.StageInto(commands, pending.Request, staged[pending.Request.TenantId], now);
-        }
-
-        var headsAt = AppendWriter.AddHeadUpdatesAndCommit(commands, staged);
+        commands.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+        var commitAt = commands.BatchCommands.Count - 1;
         try
         {
             await commands.ExecuteNonQueryAsync().ConfigureAwait(false);
         }
-        catch (PostgresException e) when (!e.IsTransient && e.BatchCommand is { } command && commands.BatchCommands.IndexOf(command) is var failedAt and >= 0 && failedAt < headsAt)
+        catch (PostgresException e) when (!e.IsTransient && e.BatchCommand is { } command && commands.BatchCommands.IndexOf(command) is var failedAt and >= 0 && failedAt < commitAt)
         {
             await using (var rollback = new NpgsqlCommand("ROLLBACK", connection))
             {
