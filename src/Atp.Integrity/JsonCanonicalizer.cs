@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Atp.Integrity;
 
@@ -11,7 +13,19 @@ namespace Atp.Integrity;
 /// </summary>
 public static class JsonCanonicalizer
 {
+    // Objects up to this many members with plain names are ordered by an insertion sort of their raw names; larger
+    // ones take the general path.
+    private const int MaxPlainObjectMembers = 32;
+
     private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64 };
+
+    // What RFC 8785 §3.2.2.2 escapes: '"', '\\' and the C0 controls.
+    private static readonly SearchValues<char> EscapedChars = SearchValues.Create(EscapedSet());
+    private static readonly SearchValues<byte> EscapedBytes = SearchValues.Create(Encoding.ASCII.GetBytes(EscapedSet()));
+
+    // A member name of only these bytes is its own UTF-16 code units (so byte order is JCS order) and needs no escape.
+    private static readonly SearchValues<byte> PlainNameBytes = SearchValues.Create(
+        Enumerable.Range(0x20, 0x7F - 0x20).Select(b => (byte)b).Where(b => b is not (byte)'"' and not (byte)'\\').ToArray());
 
     /// <summary>Canonicalizes UTF-8 JSON text.</summary>
     /// <exception cref="JsonException">The input is not JSON, or is JSON that JCS cannot represent (see remarks).</exception>
@@ -56,9 +70,18 @@ public static class JsonCanonicalizer
                 WriteByte(output, (byte)']');
                 break;
             case JsonValueKind.String:
-                WriteString(ReadString(element), output);
+                if (!TryWriteRawString(element, output))
+                {
+                    WriteString(ReadString(element), output);
+                }
+
                 break;
             case JsonValueKind.Number:
+                if (TryWriteRawInteger(element, output))
+                {
+                    break;
+                }
+
                 if (!element.TryGetDouble(out var number) || !double.IsFinite(number))
                 {
                     throw new JsonException($"The number {element.GetRawText()} does not fit an IEEE-754 double (RFC 8785 §3.2.2.3).");
@@ -162,11 +185,53 @@ public static class JsonCanonicalizer
         return result.ToString();
     }
 
+    // A string whose raw text has no escape sequence and is valid UTF-8 is already in canonical form: it holds no
+    // '"', '\\' or control (those would be escaped) and, being valid UTF-8, no surrogate code point. Anything else
+    // goes through the string, which reports errors as before.
+    private static bool TryWriteRawString(JsonElement element, IBufferWriter<byte> output)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(element);
+        if (raw.Length < 2 || raw[0] != (byte)'"' || raw[^1] != (byte)'"')
+        {
+            return false;
+        }
+
+        var content = raw[1..^1];
+        if (content.ContainsAny(EscapedBytes) || !Utf8.IsValid(content))
+        {
+            return false;
+        }
+
+        output.Write(raw);
+        return true;
+    }
+
+    // An integer of at most 15 digits is exactly a double, and ECMAScript prints such a double as those digits; JSON
+    // forbids leading zeros, so only "-0" (printed "0") differs from its text.
+    private static bool TryWriteRawInteger(JsonElement element, IBufferWriter<byte> output)
+    {
+        var raw = JsonMarshal.GetRawUtf8Value(element);
+        var digits = raw.Length > 0 && raw[0] == (byte)'-' ? raw[1..] : raw;
+        if (digits.IsEmpty || digits.Length > 15 || digits.ContainsAnyExceptInRange((byte)'0', (byte)'9')
+            || (digits[0] == (byte)'0' && (digits.Length > 1 || digits.Length != raw.Length)))
+        {
+            return false;
+        }
+
+        output.Write(raw);
+        return true;
+    }
+
     private static void WriteObject(JsonElement element, IBufferWriter<byte> output)
     {
+        var count = element.GetPropertyCount();
+        if (count <= MaxPlainObjectMembers && TryWritePlainObject(element, count, output))
+        {
+            return;
+        }
+
         // RFC 8785 §3.2.3: members sorted by their names as arrays of UTF-16 code units. Pooled arrays: this runs
         // for every object of every event on the ingestion path.
-        var count = element.GetPropertyCount();
         var names = ArrayPool<string>.Shared.Rent(Math.Max(count, 1));
         var values = ArrayPool<JsonElement>.Shared.Rent(Math.Max(count, 1));
         try
@@ -207,6 +272,72 @@ public static class JsonCanonicalizer
         }
     }
 
+    // The usual object: names of printable ASCII without escapes, so sorting and comparing their raw UTF-8 bytes is
+    // sorting and comparing their UTF-16 code units, and they are written as they are. Nothing is written unless
+    // every name is plain and none repeats; otherwise the general path produces the output or the error.
+    private static bool TryWritePlainObject(JsonElement element, int count, IBufferWriter<byte> output)
+    {
+        var members = ArrayPool<JsonProperty>.Shared.Rent(Math.Max(count, 1));
+        try
+        {
+            var n = 0;
+            foreach (var property in element.EnumerateObject())
+            {
+                if (JsonMarshal.GetRawUtf8PropertyName(property).ContainsAnyExcept(PlainNameBytes))
+                {
+                    return false;
+                }
+
+                // Insertion sort: the members of audit data are few and often already in order.
+                var at = n;
+                while (at > 0)
+                {
+                    var order = JsonMarshal.GetRawUtf8PropertyName(members[at - 1]).SequenceCompareTo(JsonMarshal.GetRawUtf8PropertyName(property));
+                    if (order == 0)
+                    {
+                        return false;
+                    }
+
+                    if (order < 0)
+                    {
+                        break;
+                    }
+
+                    members[at] = members[at - 1];
+                    at--;
+                }
+
+                members[at] = property;
+                n++;
+            }
+
+            WriteByte(output, (byte)'{');
+            for (var i = 0; i < n; i++)
+            {
+                if (i > 0)
+                {
+                    WriteByte(output, (byte)',');
+                }
+
+                var name = JsonMarshal.GetRawUtf8PropertyName(members[i]);
+                var span = output.GetSpan(name.Length + 3);
+                span[0] = (byte)'"';
+                name.CopyTo(span[1..]);
+                span[name.Length + 1] = (byte)'"';
+                span[name.Length + 2] = (byte)':';
+                output.Advance(name.Length + 3);
+                Write(members[i].Value, output);
+            }
+
+            WriteByte(output, (byte)'}');
+            return true;
+        }
+        finally
+        {
+            ArrayPool<JsonProperty>.Shared.Return(members, clearArray: true);
+        }
+    }
+
     // System.Text.Json reports an escaped lone surrogate as InvalidOperationException; to callers it is bad JSON.
     private static string ReadString(JsonElement element)
     {
@@ -240,27 +371,17 @@ public static class JsonCanonicalizer
         ArgumentNullException.ThrowIfNull(value);
         ArgumentNullException.ThrowIfNull(output);
         WriteByte(output, (byte)'"');
-        var start = 0;
-        for (var i = 0; i < value.Length; i++)
+        var rest = value.AsSpan();
+        while (true)
         {
-            var c = value[i];
-            if (char.IsSurrogate(c))
+            var at = rest.IndexOfAny(EscapedChars);
+            WriteUtf8(output, at < 0 ? rest : rest[..at]);
+            if (at < 0)
             {
-                if (char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
-                {
-                    i++;
-                    continue;
-                }
-
-                throw new JsonException("A string contains an unpaired surrogate, which has no UTF-8 form (RFC 8785 §3.2.2.2).");
+                break;
             }
 
-            if (c >= 0x20 && c != '"' && c != '\\')
-            {
-                continue;
-            }
-
-            WriteUtf8(output, value.AsSpan(start, i - start));
+            var c = rest[at];
             var escape = c switch
             {
                 '"' => "\\\"",
@@ -273,13 +394,14 @@ public static class JsonCanonicalizer
                 _ => string.Create(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"),
             };
             WriteAscii(output, escape);
-            start = i + 1;
+            rest = rest[(at + 1)..];
         }
 
-        WriteUtf8(output, value.AsSpan(start));
         WriteByte(output, (byte)'"');
     }
 
+    // Escapes are ASCII, so a surrogate pair never spans two runs: a run that does not transcode holds an unpaired
+    // surrogate. Nothing of such a run is written.
     private static void WriteUtf8(IBufferWriter<byte> output, ReadOnlySpan<char> text)
     {
         if (text.IsEmpty)
@@ -288,7 +410,12 @@ public static class JsonCanonicalizer
         }
 
         var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
-        output.Advance(Encoding.UTF8.GetBytes(text, span));
+        if (Utf8.FromUtf16(text, span, out _, out var written, replaceInvalidSequences: false) != OperationStatus.Done)
+        {
+            throw new JsonException("A string contains an unpaired surrogate, which has no UTF-8 form (RFC 8785 §3.2.2.2).");
+        }
+
+        output.Advance(written);
     }
 
     private static void WriteAscii(IBufferWriter<byte> output, string text)
@@ -307,4 +434,15 @@ public static class JsonCanonicalizer
         output.GetSpan(1)[0] = value;
         output.Advance(1);
     }
+
+    private static string EscapedSet() => string.Create(34, 0, static (set, _) =>
+    {
+        for (var c = 0; c < 0x20; c++)
+        {
+            set[c] = (char)c;
+        }
+
+        set[0x20] = '"';
+        set[0x21] = '\\';
+    });
 }

@@ -1,5 +1,8 @@
+using System.Buffers;
 using System.Globalization;
 using System.Net;
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Atp.Integrity;
@@ -33,9 +36,16 @@ public static partial class EventReader
     public const int MaxTextLength = 256;
     public const int MaxUserAgentLength = 1024;
 
-    private static readonly string[] KnownMembers = ["id", "type", "occurredAt", "actor", "action", "targets", "outcome", "context", "data"];
-    private static readonly string[] PartyMembers = ["type", "id", "name"];
-    private static readonly string[] ContextMembers = ["ip", "userAgent", "requestId"];
+    // UTF-8, so member names are compared without transcoding (this runs for every member of every event).
+    private static readonly byte[][] KnownMembers = Utf8("id", "type", "occurredAt", "actor", "action", "targets", "outcome", "context", "data");
+    private static readonly byte[][] PartyMembers = Utf8("type", "id", "name");
+    private static readonly byte[][] ContextMembers = Utf8("ip", "userAgent", "requestId");
+
+    private static readonly string[] TargetPointers = [.. Enumerable.Range(0, MaxTargets).Select(i => $"/targets/{i}")];
+
+    // char.IsControl: the Unicode category Cc, U+0000..U+001F and U+007F..U+009F.
+    private static readonly SearchValues<char> Controls = SearchValues.Create(
+        [.. Enumerable.Range(0, 0x20).Concat(Enumerable.Range(0x7F, 0x21)).Select(c => (char)c)]);
 
     /// <summary>Validates one event; returns null and adds to <paramref name="errors"/> when it is not acceptable.</summary>
     public static EventDraft? Read(JsonElement element, int index, List<EventError> errors)
@@ -51,7 +61,7 @@ public static partial class EventReader
         CheckMembers(element, index, "", KnownMembers, "id, type, occurredAt, actor, action, targets, outcome, context, data", errors);
 
         Guid? id = null;
-        if (element.TryGetProperty("id", out var idElement) && idElement.ValueKind != JsonValueKind.Null)
+        if (element.TryGetProperty("id"u8, out var idElement) && idElement.ValueKind != JsonValueKind.Null)
         {
             if (idElement.ValueKind == JsonValueKind.String && Guid.TryParseExact(idElement.GetString(), "D", out var parsed) && parsed != Guid.Empty)
             {
@@ -63,31 +73,31 @@ public static partial class EventReader
             }
         }
 
-        var type = RequiredText(element, "type", index, errors, 128);
+        var type = RequiredText(element, "type"u8, index, errors, 128);
         if (type is not null && !TypePattern().IsMatch(type))
         {
             errors.Add(new EventError(index, "/type", "must start with a letter or digit and contain only letters, digits and . _ : / -"));
         }
 
         var occurredAt = default(DateTimeOffset);
-        var occurredText = RequiredText(element, "occurredAt", index, errors, 64);
+        var occurredText = RequiredText(element, "occurredAt"u8, index, errors, 64);
         if (occurredText is not null && !TryParseTimestamp(occurredText, out occurredAt))
         {
             errors.Add(new EventError(index, "/occurredAt", "must be an RFC 3339 date-time with offset, e.g. 2026-11-26T10:15:30Z"));
         }
 
-        var actor = element.TryGetProperty("actor", out var actorElement)
+        var actor = element.TryGetProperty("actor"u8, out var actorElement)
             ? ReadParty(actorElement, index, "/actor", errors)
             : AddMissing<Party>(index, "/actor", errors);
 
-        var action = RequiredText(element, "action", index, errors, 128);
+        var action = RequiredText(element, "action"u8, index, errors, 128);
         if (action is not null && !ActionPattern().IsMatch(action))
         {
             errors.Add(new EventError(index, "/action", "must be resource.verb, e.g. document.update"));
         }
 
         var targets = new List<Party>();
-        if (element.TryGetProperty("targets", out var targetsElement) && targetsElement.ValueKind != JsonValueKind.Null)
+        if (element.TryGetProperty("targets"u8, out var targetsElement) && targetsElement.ValueKind != JsonValueKind.Null)
         {
             if (targetsElement.ValueKind != JsonValueKind.Array)
             {
@@ -102,7 +112,8 @@ public static partial class EventReader
                 var i = 0;
                 foreach (var target in targetsElement.EnumerateArray())
                 {
-                    var party = ReadParty(target, index, $"/targets/{i++}", errors);
+                    var party = ReadParty(target, index, i < TargetPointers.Length ? TargetPointers[i] : $"/targets/{i}", errors);
+                    i++;
                     if (party is not null)
                     {
                         targets.Add(party);
@@ -112,11 +123,11 @@ public static partial class EventReader
         }
 
         var outcome = EventOutcome.Unknown;
-        if (element.TryGetProperty("outcome", out var outcomeElement) && outcomeElement.ValueKind != JsonValueKind.Null)
+        if (element.TryGetProperty("outcome"u8, out var outcomeElement) && outcomeElement.ValueKind != JsonValueKind.Null)
         {
-            if (outcomeElement.ValueKind == JsonValueKind.String && EventOutcome.IsValid(outcomeElement.GetString()!))
+            if (outcomeElement.ValueKind == JsonValueKind.String && ReadOutcome(outcomeElement) is { } read)
             {
-                outcome = outcomeElement.GetString()!;
+                outcome = read;
             }
             else
             {
@@ -125,14 +136,14 @@ public static partial class EventReader
         }
 
         EventContext? context = null;
-        if (element.TryGetProperty("context", out var contextElement) && contextElement.ValueKind != JsonValueKind.Null)
+        if (element.TryGetProperty("context"u8, out var contextElement) && contextElement.ValueKind != JsonValueKind.Null)
         {
             context = ReadContext(contextElement, index, errors);
         }
 
         JsonElement? data = null;
         ReadOnlyMemory<byte> canonicalData = default;
-        if (element.TryGetProperty("data", out var dataElement) && dataElement.ValueKind != JsonValueKind.Null)
+        if (element.TryGetProperty("data"u8, out var dataElement) && dataElement.ValueKind != JsonValueKind.Null)
         {
             if (dataElement.ValueKind != JsonValueKind.Object)
             {
@@ -157,11 +168,97 @@ public static partial class EventReader
     }
 
     /// <summary>RFC 3339 date-time with a time-zone offset (a bare local time is ambiguous in an audit trail).</summary>
-    public static bool TryParseTimestamp(string text, out DateTimeOffset value)
+    public static bool TryParseTimestamp(string text, out DateTimeOffset value) =>
+        TryParseUsualTimestamp(text, out value) || TryParseTimestampByPattern(text, out value);
+
+    /// <summary>The rule itself: the RFC 3339 pattern, then the framework's ISO 8601 parser for the value.</summary>
+    internal static bool TryParseTimestampByPattern(string text, out DateTimeOffset value)
     {
         value = default;
         return Rfc3339Pattern().IsMatch(text)
             && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out value);
+    }
+
+    /// <summary>
+    /// What clients send, read by hand: <c>yyyy-MM-ddTHH:mm:ss</c>, up to 7 fraction digits, <c>Z</c> or an offset under
+    /// 14 hours, a real date, a year from 1000 to 9998 (so the instant is far from DateTimeOffset's limits). Such a text
+    /// matches the pattern and the framework parser reads it as exactly this value; anything else (lowercase t or z,
+    /// 8 or 9 fraction digits, second 60, edge years and offsets, impossible dates) is left to
+    /// <see cref="TryParseTimestampByPattern"/>.
+    /// </summary>
+    internal static bool TryParseUsualTimestamp(ReadOnlySpan<char> text, out DateTimeOffset value)
+    {
+        value = default;
+        if (text.Length < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':'
+            || !TryReadDigits(text[..4], out var year) || !TryReadDigits(text[5..7], out var month) || !TryReadDigits(text[8..10], out var day)
+            || !TryReadDigits(text[11..13], out var hour) || !TryReadDigits(text[14..16], out var minute) || !TryReadDigits(text[17..19], out var second))
+        {
+            return false;
+        }
+
+        var rest = text[19..];
+        var fractionTicks = 0L;
+        if (rest[0] == '.')
+        {
+            var end = 1;
+            while (end < rest.Length && char.IsAsciiDigit(rest[end]))
+            {
+                end++;
+            }
+
+            if (end is 1 or > 8 || !TryReadDigits(rest[1..end], out var fraction))
+            {
+                return false;
+            }
+
+            fractionTicks = fraction;
+            for (var digits = end - 1; digits < 7; digits++)
+            {
+                fractionTicks *= 10;
+            }
+
+            rest = rest[end..];
+        }
+
+        TimeSpan offset;
+        if (rest is ['Z'])
+        {
+            offset = TimeSpan.Zero;
+        }
+        else if (rest is ['+' or '-', _, _, ':', _, _] && TryReadDigits(rest[1..3], out var offsetHours) && TryReadDigits(rest[4..6], out var offsetMinutes)
+            && offsetHours <= 13 && offsetMinutes <= 59)
+        {
+            offset = new TimeSpan(offsetHours, offsetMinutes, 0);
+            offset = rest[0] == '-' ? -offset : offset;
+        }
+        else
+        {
+            return false;
+        }
+
+        if (year is < 1000 or > 9998 || month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 59)
+        {
+            return false;
+        }
+
+        value = new DateTimeOffset(year, month, day, hour, minute, second, offset).AddTicks(fractionTicks);
+        return true;
+    }
+
+    private static bool TryReadDigits(ReadOnlySpan<char> text, out int value)
+    {
+        value = 0;
+        foreach (var c in text)
+        {
+            if (!char.IsAsciiDigit(c))
+            {
+                return false;
+            }
+
+            value = (value * 10) + (c - '0');
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -171,7 +268,10 @@ public static partial class EventReader
     private static string? TryCanonicalizeData(JsonElement data, out ReadOnlyMemory<byte> canonical)
     {
         canonical = default;
-        var output = new LimitedBufferWriter(MaxDataBytes);
+
+        // The canonical form is about as long as the text sent (whitespace goes, escapes and numbers may change
+        // length), so the buffer starts there instead of growing to it.
+        var output = new LimitedBufferWriter(MaxDataBytes, Math.Clamp(JsonMarshal.GetRawUtf8Value(data).Length, 16, MaxDataBytes));
         try
         {
             JsonCanonicalizer.Write(data, output);
@@ -189,7 +289,7 @@ public static partial class EventReader
         return null;
     }
 
-    private static void CheckMembers(JsonElement element, int index, string pointer, string[] allowed, string allowedList, List<EventError> errors)
+    private static void CheckMembers(JsonElement element, int index, string pointer, byte[][] allowed, string allowedList, List<EventError> errors)
     {
         // A bit per allowed member: duplicates are found without allocating (this runs per object of every event).
         var seen = 0;
@@ -226,8 +326,44 @@ public static partial class EventReader
     // IPAddress.TryParse also takes legacy IPv4 shorthands ("127.1", "0x7f.0.0.1"); an audit record keeps only the
     // unambiguous dotted quad, which is exactly the IPv4 form that prints back unchanged.
     private static bool IsIpAddress(string text) =>
-        IPAddress.TryParse(text, out var address)
-        && (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork || address.ToString() == text);
+        IsDottedQuad(text)
+        || (IPAddress.TryParse(text, out var address)
+            && (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork || address.ToString() == text));
+
+    // Four decimal numbers 0-255 without leading zeros: the IPv4 text that parses and prints back unchanged, checked
+    // without parsing and printing it.
+    private static bool IsDottedQuad(ReadOnlySpan<char> text)
+    {
+        for (var part = 0; part < 4; part++)
+        {
+            if (part > 0)
+            {
+                if (text.IsEmpty || text[0] != '.')
+                {
+                    return false;
+                }
+
+                text = text[1..];
+            }
+
+            var digits = 0;
+            var value = 0;
+            while (digits < text.Length && digits < 4 && char.IsAsciiDigit(text[digits]))
+            {
+                value = (value * 10) + (text[digits] - '0');
+                digits++;
+            }
+
+            if (digits is 0 or 4 || (digits > 1 && text[0] == '0') || value > 255)
+            {
+                return false;
+            }
+
+            text = text[digits..];
+        }
+
+        return text.IsEmpty;
+    }
 
     private static Party? ReadParty(JsonElement element, int index, string pointer, List<EventError> errors)
     {
@@ -239,9 +375,9 @@ public static partial class EventReader
 
         CheckMembers(element, index, pointer, PartyMembers, "type, id, name", errors);
 
-        var type = RequiredText(element, "type", index, errors, MaxTextLength, pointer);
-        var id = RequiredText(element, "id", index, errors, MaxTextLength, pointer);
-        var name = OptionalText(element, "name", index, errors, MaxTextLength, pointer);
+        var type = RequiredText(element, "type"u8, index, errors, MaxTextLength, pointer);
+        var id = RequiredText(element, "id"u8, index, errors, MaxTextLength, pointer);
+        var name = OptionalText(element, "name"u8, index, errors, MaxTextLength, pointer);
         return type is null || id is null ? null : new Party(type, id, name);
     }
 
@@ -255,40 +391,40 @@ public static partial class EventReader
 
         CheckMembers(element, index, "/context", ContextMembers, "ip, userAgent, requestId", errors);
 
-        var ip = OptionalText(element, "ip", index, errors, 64, "/context");
+        var ip = OptionalText(element, "ip"u8, index, errors, 64, "/context");
         if (ip is not null && !IsIpAddress(ip))
         {
             errors.Add(new EventError(index, "/context/ip", "must be an IPv4 address in dotted-quad form or an IPv6 address"));
         }
 
-        var userAgent = OptionalText(element, "userAgent", index, errors, MaxUserAgentLength, "/context");
-        var requestId = OptionalText(element, "requestId", index, errors, MaxTextLength, "/context");
+        var userAgent = OptionalText(element, "userAgent"u8, index, errors, MaxUserAgentLength, "/context");
+        var requestId = OptionalText(element, "requestId"u8, index, errors, MaxTextLength, "/context");
         return new EventContext(ip, userAgent, requestId);
     }
 
-    private static string? RequiredText(JsonElement element, string name, int index, List<EventError> errors, int maxLength, string pointer = "")
+    private static string? RequiredText(JsonElement element, ReadOnlySpan<byte> name, int index, List<EventError> errors, int maxLength, string pointer = "")
     {
         if (!element.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
         {
-            errors.Add(new EventError(index, $"{pointer}/{name}", "is required"));
+            errors.Add(new EventError(index, Pointer(pointer, name), "is required"));
             return null;
         }
 
         return Text(value, name, index, errors, maxLength, pointer);
     }
 
-    private static string? OptionalText(JsonElement element, string name, int index, List<EventError> errors, int maxLength, string pointer)
+    private static string? OptionalText(JsonElement element, ReadOnlySpan<byte> name, int index, List<EventError> errors, int maxLength, string pointer)
     {
         return element.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null
             ? Text(value, name, index, errors, maxLength, pointer)
             : null;
     }
 
-    private static string? Text(JsonElement value, string name, int index, List<EventError> errors, int maxLength, string pointer)
+    private static string? Text(JsonElement value, ReadOnlySpan<byte> name, int index, List<EventError> errors, int maxLength, string pointer)
     {
         if (value.ValueKind != JsonValueKind.String)
         {
-            errors.Add(new EventError(index, $"{pointer}/{name}", "must be a string"));
+            errors.Add(new EventError(index, Pointer(pointer, name), "must be a string"));
             return null;
         }
 
@@ -299,27 +435,52 @@ public static partial class EventReader
         }
         catch (InvalidOperationException)
         {
-            errors.Add(new EventError(index, $"{pointer}/{name}", "contains an unpaired surrogate"));
+            errors.Add(new EventError(index, Pointer(pointer, name), "contains an unpaired surrogate"));
             return null;
         }
 
         if (text.Length == 0 || text.Length > maxLength)
         {
-            errors.Add(new EventError(index, $"{pointer}/{name}", $"must be 1 to {maxLength} characters"));
+            errors.Add(new EventError(index, Pointer(pointer, name), $"must be 1 to {maxLength} characters"));
             return null;
         }
 
-        foreach (var c in text)
+        if (text.AsSpan().ContainsAny(Controls))
         {
-            if (char.IsControl(c))
-            {
-                errors.Add(new EventError(index, $"{pointer}/{name}", "must not contain control characters"));
-                return null;
-            }
+            errors.Add(new EventError(index, Pointer(pointer, name), "must not contain control characters"));
+            return null;
         }
 
         return text;
     }
+
+    // Only for errors: the names are ASCII literals.
+    private static string Pointer(string parent, ReadOnlySpan<byte> name) => $"{parent}/{Encoding.UTF8.GetString(name)}";
+
+    // The three outcomes compared as UTF-8 first; anything else is decoded as before (a string that cannot be decoded
+    // fails the same way it always has).
+    private static string? ReadOutcome(JsonElement element)
+    {
+        if (element.ValueEquals("success"u8))
+        {
+            return EventOutcome.Success;
+        }
+
+        if (element.ValueEquals("failure"u8))
+        {
+            return EventOutcome.Failure;
+        }
+
+        if (element.ValueEquals("unknown"u8))
+        {
+            return EventOutcome.Unknown;
+        }
+
+        var text = element.GetString()!;
+        return EventOutcome.IsValid(text) ? text : null;
+    }
+
+    private static byte[][] Utf8(params string[] names) => [.. names.Select(Encoding.UTF8.GetBytes)];
 
     private static T? AddMissing<T>(int index, string pointer, List<EventError> errors)
         where T : class

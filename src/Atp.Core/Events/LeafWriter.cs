@@ -11,13 +11,22 @@ namespace Atp.Core.Events;
 /// </summary>
 public static class LeafWriter
 {
+    // A buffer per thread for the leaf being written: the leaf is copied out at the exact size, so the only allocation
+    // per event is the leaf itself. One that grew for an unusually large event is not kept.
+    private const int KeptBufferBytes = 16 * 1024;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
     /// <summary>Canonical leaf bytes.</summary>
     public static byte[] ToLeaf(AuditEvent auditEvent)
     {
         ArgumentNullException.ThrowIfNull(auditEvent);
-        var output = new ArrayBufferWriter<byte>(1024);
+        var output = RentBuffer();
         WriteCanonical(output, auditEvent, includeReceivedAt: true);
-        return output.WrittenSpan.ToArray();
+        var leaf = output.WrittenSpan.ToArray();
+        ReturnBuffer(output);
+        return leaf;
     }
 
     /// <summary>
@@ -27,9 +36,11 @@ public static class LeafWriter
     public static Hash ContentHash(AuditEvent auditEvent)
     {
         ArgumentNullException.ThrowIfNull(auditEvent);
-        var output = new ArrayBufferWriter<byte>(1024);
+        var output = RentBuffer();
         WriteCanonical(output, auditEvent, includeReceivedAt: false);
-        return Hash.Sha256(output.WrittenSpan);
+        var hash = Hash.Sha256(output.WrittenSpan);
+        ReturnBuffer(output);
+        return hash;
     }
 
     /// <summary>
@@ -94,15 +105,15 @@ public static class LeafWriter
         }
 
         Raw(output, ",\"id\":\""u8);
-        Ascii(output, e.Id.ToString("D"));
+        WriteId(output, e.Id);
         Raw(output, "\",\"occurredAt\":\""u8);
-        Ascii(output, FormatTimestamp(e.OccurredAt));
+        WriteTimestamp(output, e.OccurredAt);
         Raw(output, "\",\"outcome\":"u8);
         JsonCanonicalizer.WriteString(e.Outcome, output);
         if (includeReceivedAt)
         {
             Raw(output, ",\"receivedAt\":\""u8);
-            Ascii(output, FormatTimestamp(e.ReceivedAt));
+            WriteTimestamp(output, e.ReceivedAt);
             Raw(output, "\""u8);
         }
 
@@ -156,15 +167,79 @@ public static class LeafWriter
 
     private static void Raw(IBufferWriter<byte> output, ReadOnlySpan<byte> bytes) => output.Write(bytes);
 
-    // Only for values that are ASCII by construction (UUIDs, timestamps) and need no escaping.
-    private static void Ascii(IBufferWriter<byte> output, string value)
+    private static void WriteId(IBufferWriter<byte> output, Guid id)
     {
-        var span = output.GetSpan(value.Length);
-        for (var i = 0; i < value.Length; i++)
+        var span = output.GetSpan(36);
+        if (!id.TryFormat(span, out var written, "D"))
         {
-            span[i] = (byte)value[i];
+            throw new InvalidOperationException("A UUID did not fit its 36 characters.");
         }
 
-        output.Advance(value.Length);
+        output.Advance(written);
+    }
+
+    /// <summary>
+    /// <see cref="FormatTimestamp"/> written straight into the leaf: <c>yyyy-MM-ddTHH:mm:ss</c>, then the seven-digit
+    /// fraction without its trailing zeros (and without the point when nothing is left), then <c>Z</c>.
+    /// </summary>
+    internal static void WriteTimestamp(IBufferWriter<byte> output, DateTimeOffset value)
+    {
+        var utc = value.UtcDateTime;
+        var span = output.GetSpan(28);
+        Digits(span[..4], utc.Year);
+        span[4] = (byte)'-';
+        Digits(span[5..7], utc.Month);
+        span[7] = (byte)'-';
+        Digits(span[8..10], utc.Day);
+        span[10] = (byte)'T';
+        Digits(span[11..13], utc.Hour);
+        span[13] = (byte)':';
+        Digits(span[14..16], utc.Minute);
+        span[16] = (byte)':';
+        Digits(span[17..19], utc.Second);
+        var length = 19;
+        var fraction = (int)(utc.Ticks % TimeSpan.TicksPerSecond);
+        if (fraction != 0)
+        {
+            var digits = 7;
+            while (fraction % 10 == 0)
+            {
+                fraction /= 10;
+                digits--;
+            }
+
+            span[19] = (byte)'.';
+            Digits(span.Slice(20, digits), fraction);
+            length = 20 + digits;
+        }
+
+        span[length] = (byte)'Z';
+        output.Advance(length + 1);
+    }
+
+    // The last digits of a non-negative value, zero-padded to the span's length.
+    private static void Digits(Span<byte> span, int value)
+    {
+        for (var i = span.Length - 1; i >= 0; i--)
+        {
+            span[i] = (byte)('0' + (value % 10));
+            value /= 10;
+        }
+    }
+
+    private static ArrayBufferWriter<byte> RentBuffer()
+    {
+        var buffer = t_buffer ?? new ArrayBufferWriter<byte>(2048);
+        t_buffer = null;
+        buffer.ResetWrittenCount();
+        return buffer;
+    }
+
+    private static void ReturnBuffer(ArrayBufferWriter<byte> buffer)
+    {
+        if (buffer.Capacity <= KeptBufferBytes)
+        {
+            t_buffer = buffer;
+        }
     }
 }

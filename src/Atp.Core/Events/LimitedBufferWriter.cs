@@ -3,9 +3,9 @@ using System.Buffers;
 namespace Atp.Core.Events;
 
 /// <summary>An <see cref="ArrayBufferWriter{T}"/> that refuses to grow past a limit, so oversized input stops early.</summary>
-internal sealed class LimitedBufferWriter(int limit) : IBufferWriter<byte>
+internal sealed class LimitedBufferWriter(int limit, int initialCapacity = 512) : IBufferWriter<byte>
 {
-    private readonly ArrayBufferWriter<byte> _inner = new(512);
+    private readonly ArrayBufferWriter<byte> _inner = new(initialCapacity);
 
     public ReadOnlyMemory<byte> WrittenMemory => _inner.WrittenMemory;
 
