@@ -85,6 +85,26 @@ public sealed class EventApiTests : AcmeServerTests
         await AssertLogSizeAsync(0);
     }
 
+    // Bytes that are not UTF-8 inside a string the reader decodes: the client's mistake, never a 500.
+    [Theory]
+    [InlineData("\"outcome\":\"success\"", "\"outcome\":\"succ\u00ffess\"")]
+    [InlineData("\"type\":\"app.audit\"", "\"type\":\"app.\u00ffaudit\"")]
+    [InlineData("\"id\":\"user-1\"", "\"id\":\"user-\u00ff1\"")]
+    [InlineData("\"ip\":\"203.0.113.7\"", "\"ip\":\"203.0.\u00ff113.7\"")]
+    [InlineData("{\"n\":1}", "{\"s\":\"a\u00ffb\"}")]
+    [InlineData("\"type\":\"app.audit\"", "\"id\":\"0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5\u00ff\",\"type\":\"app.audit\"")]
+    public async Task Strings_that_are_not_utf8_are_400_and_store_nothing(string valid, string invalid)
+    {
+        // \u00ff stands for the lone byte 0xFF, which no UTF-8 text contains.
+        var body = Encoding.Latin1.GetBytes("{\"events\":[" + ServerFixture.Event().Replace(valid, invalid, StringComparison.Ordinal) + "]}");
+        Assert.Contains((byte)0xFF, body);
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var problem = await ProblemAssert.IsProblemAsync(await Acme.PostAsync("/v1/tenants/acme/events", content), HttpStatusCode.BadRequest, "malformed-json");
+        Assert.Contains("UTF-8", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await AssertLogSizeAsync(0);
+    }
+
     [Theory]
     [InlineData("{\"events\":[", "malformed-json")]
     [InlineData("{\"events\":[]}", "validation")]
