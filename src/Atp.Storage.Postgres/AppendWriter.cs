@@ -63,12 +63,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
             var receipts = new Receipt[entries.Count];
             for (var i = 0; i < entries.Count; i++)
             {
-                var entry = entries[i];
-                var index = tree.Size;
-                _completed.Clear();
-                tree.Append(entry.LeafHash, _completed);
-                rows.Add(index, entry, _completed);
-                receipts[i] = new Receipt(entry.EventId, index, entry.LeafHash);
+                receipts[i] = AppendEntry(rows, entries[i], tree);
             }
 
             pending.Outcome = new Appended(receipts, Replayed: false);
@@ -192,19 +187,21 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
             rows = new EntryRows(fresh, (long)tree.Size);
             for (var i = 0; i < request.Entries.Count; i++)
             {
-                if (receipts[i] is null)
-                {
-                    var entry = request.Entries[i];
-                    var index = tree.Size;
-                    _completed.Clear();
-                    tree.Append(entry.LeafHash, _completed);
-                    rows.Add(index, entry, _completed);
-                    receipts[i] = new Receipt(entry.EventId, index, entry.LeafHash);
-                }
+                receipts[i] ??= AppendEntry(rows, request.Entries[i], tree);
             }
         }
 
         return new Appended(receipts.Select(r => r!).ToArray(), Replayed: fresh == 0);
+    }
+
+    // The entry becomes the tree's next leaf and a row of the INSERT; its receipt names that index.
+    private Receipt AppendEntry(EntryRows rows, PendingEntry entry, CompactRange tree)
+    {
+        var index = tree.Size;
+        _completed.Clear();
+        tree.Append(entry.LeafHash, _completed);
+        rows.Add(index, entry, _completed);
+        return new Receipt(entry.EventId, index, entry.LeafHash);
     }
 
     // The new entries and their outbox row, and the Idempotency-Key (even when every event was a re-send: the key now

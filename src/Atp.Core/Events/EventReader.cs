@@ -457,28 +457,13 @@ public static partial class EventReader
     // Only for errors: the names are ASCII literals.
     private static string Pointer(string parent, ReadOnlySpan<byte> name) => $"{parent}/{Encoding.UTF8.GetString(name)}";
 
-    // The three outcomes compared as UTF-8 first; anything else is decoded as before (a string that cannot be decoded
-    // fails the same way it always has).
-    private static string? ReadOutcome(JsonElement element)
-    {
-        if (element.ValueEquals("success"u8))
-        {
-            return EventOutcome.Success;
-        }
-
-        if (element.ValueEquals("failure"u8))
-        {
-            return EventOutcome.Failure;
-        }
-
-        if (element.ValueEquals("unknown"u8))
-        {
-            return EventOutcome.Unknown;
-        }
-
-        var text = element.GetString()!;
-        return EventOutcome.IsValid(text) ? text : null;
-    }
+    // The outcome compared as UTF-8 with each valid value (unescaped by ValueEquals), so nothing is decoded; anything
+    // else is not an outcome.
+    private static string? ReadOutcome(JsonElement element) =>
+        element.ValueEquals("success"u8) ? EventOutcome.Success
+        : element.ValueEquals("failure"u8) ? EventOutcome.Failure
+        : element.ValueEquals("unknown"u8) ? EventOutcome.Unknown
+        : null;
 
     private static byte[][] Utf8(params string[] names) => [.. names.Select(Encoding.UTF8.GetBytes)];
 
