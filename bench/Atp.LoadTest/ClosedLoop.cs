@@ -38,6 +38,25 @@ internal sealed record LoopResult(
     }
 
     public double MeanMs => SortedLatencyTicks.Length == 0 ? double.NaN : SortedLatencyTicks.Average() * 1000.0 / Stopwatch.Frequency;
+
+    /// <summary>Several measured windows as one: their sums, every latency, and CPU weighted by each window's length.</summary>
+    public static LoopResult Combine(IReadOnlyList<LoopResult> windows)
+    {
+        if (windows.Count == 1)
+        {
+            return windows[0];
+        }
+
+        var seconds = windows.Sum(w => w.Seconds);
+        return new LoopResult(
+            seconds,
+            windows.Sum(w => w.Units),
+            windows.Sum(w => w.Operations),
+            windows.Sum(w => w.Errors),
+            windows.Sum(w => w.ErrorsOutsideWindow),
+            [.. windows.SelectMany(w => w.SortedLatencyTicks).Order()],
+            [.. windows[0].Cpu.Select(c => (c.Name, windows.Sum(w => w.Cpu.FirstOrDefault(x => x.Name == c.Name).Cores * w.Seconds) / seconds))]);
+    }
 }
 
 /// <summary>

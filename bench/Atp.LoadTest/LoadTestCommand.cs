@@ -21,7 +21,8 @@ internal sealed record LoadTestSettings(
     string? PgConnection = null,
     string? PgAdminConnection = null,
     bool Marten = false,
-    bool NoProjector = false);
+    bool NoProjector = false,
+    int Rounds = 1);
 
 /// <summary>Command line of the load generator.</summary>
 internal static class LoadTestCommand
@@ -51,10 +52,11 @@ internal static class LoadTestCommand
         var marten = new Option<bool>("--marten") { Description = "With --engine postgres: also append the same events through Marten's event store (one stream per tenant)." };
 
         var noProjector = new Option<bool>("--no-projector") { Description = "Start the child server with Atp:Query:Projector=false: an ingest node of a cell whose projectors run on other nodes (its outbox keeps what was not projected)." };
+        var rounds = new Option<int>("--rounds") { Description = "Run ATP, the baseline (and Marten) this many times in turn, each with its own warm-up and --duration seconds, and report each round and their sum: on a machine whose speed drifts, the comparison then spans the same stretches of time.", DefaultValueFactory = _ => 1 };
         var authOverhead = new Option<bool>("--auth-overhead") { Description = "Instead of the usual run: host the server in this process and compare, in one run, ingest with no authentication (a bench-only trusted header), bearer API keys and RFC 9421 signed requests (--duration seconds per phase, four rounds in alternating order)." };
 
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, authOverhead })
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead })
         {
             root.Options.Add(option);
         }
@@ -78,6 +80,15 @@ internal static class LoadTestCommand
                 (settings, error) = withEngine.Url is null
                     ? ((LoadTestSettings?)(withEngine with { NoProjector = true }), (string?)null)
                     : (null, "--no-projector applies to the child server; with --url the server's own configuration decides.");
+            }
+
+            if (settings is { } withRounds && parse.GetValue(rounds) is var roundCount and not 1)
+            {
+                (settings, error) = roundCount is < 1 or > 20
+                    ? ((LoadTestSettings?)null, (string?)"--rounds: 1 to 20.")
+                    : parse.GetValue(authOverhead) || withRounds.BaselineOnly || withRounds.NoBaseline
+                        ? (null, "--rounds compares ATP with its baseline: not with --auth-overhead, --baseline-only or --no-baseline.")
+                        : (withRounds with { Rounds = roundCount }, null);
             }
 
             if (settings is null)

@@ -27,54 +27,89 @@ internal static class LoadTestRun
             Console.WriteLine("  warning: the server's default limits are 1,000 events and 1 MiB per request; expect 413 errors unless the server is configured for more.");
         }
 
-        AtpFigures? atp = null;
-        LoopResult? baseline = null;
-        LoopResult? marten = null;
-        if (!settings.BaselineOnly)
+        var atpRounds = new List<AtpFigures>();
+        var baselineRounds = new List<LoopResult>();
+        var martenRounds = new List<LoopResult>();
+        for (var round = 1; round <= settings.Rounds; round++)
         {
-            atp = await RunAtpAsync(settings, workload, warmup, duration, progress, cancellationToken);
-            Console.WriteLine();
-            Console.WriteLine($"ATP: {atp.Result.UnitsPerSecond:N0} events/s, {atp.Result.OperationsPerSecond:N0} requests/s, latency p50 {Ms(atp.Result.PercentileMs(50))} ms, p95 {Ms(atp.Result.PercentileMs(95))} ms, p99 {Ms(atp.Result.PercentileMs(99))} ms (max {Ms(atp.Result.PercentileMs(100))}), errors {atp.Result.Errors:N0}" + (atp.Result.ErrorsOutsideWindow > 0 ? $" (+{atp.Result.ErrorsOutsideWindow:N0} outside the measured window)" : ""));
-            Console.WriteLine($"     {atp.Result.Units:N0} events in {atp.Result.Operations:N0} requests over {atp.Result.Seconds:0} s; CPU {FormatCpu(atp.Result.Cpu)}");
-            WarnIfShared(atp.Result);
-            foreach (var problem in atp.Problems)
+            if (settings.Rounds > 1)
             {
-                Console.WriteLine($"     failed request: {problem}");
+                Console.WriteLine();
+                Console.WriteLine($"Round {round} of {settings.Rounds}");
             }
 
-            foreach (var line in atp.ServerProblems)
+            if (!settings.BaselineOnly)
             {
-                Console.WriteLine($"     server log: {line}");
+                var figures = await RunAtpAsync(settings, workload, warmup, duration, progress, cancellationToken);
+                atpRounds.Add(figures);
+                ReportAtp(figures);
+            }
+
+            if (!settings.NoBaseline && settings.Engine == "postgres")
+            {
+                var baseline = await RunPostgresBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
+                baselineRounds.Add(baseline);
+                Console.WriteLine();
+                Console.WriteLine($"Baseline (PostgreSQL multi-row INSERT, synchronous_commit as configured, {settings.Batch} rows per statement, {settings.Clients} connections): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
+                WarnIfShared(baseline);
+            }
+            else if (!settings.NoBaseline)
+            {
+                var baseline = await RunBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
+                baselineRounds.Add(baseline);
+                Console.WriteLine();
+                Console.WriteLine($"Baseline (SQLite WAL, synchronous=FULL, {settings.Batch} rows per transaction, 1 writer, {settings.Clients} producers): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
+                WarnIfShared(baseline);
+            }
+
+            if (settings.Marten)
+            {
+                var marten = await RunMartenAsync(settings, workload, warmup, duration, progress, cancellationToken);
+                martenRounds.Add(marten);
+                Console.WriteLine();
+                Console.WriteLine($"Marten event store ({settings.Batch} events per SaveChanges, one stream per tenant, {settings.Clients} sessions): {marten.UnitsPerSecond:N0} events/s, batch latency p50 {Ms(marten.PercentileMs(50))} ms, p99 {Ms(marten.PercentileMs(99))} ms, errors {marten.Errors:N0}; CPU {FormatCpu(marten.Cpu)}");
+                WarnIfShared(marten);
             }
         }
 
-        if (!settings.NoBaseline && settings.Engine == "postgres")
+        var rounds = Enumerable.Range(0, settings.Rounds)
+            .Select(i => new Round(atpRounds.ElementAtOrDefault(i)?.Result, baselineRounds.ElementAtOrDefault(i), martenRounds.ElementAtOrDefault(i)))
+            .ToList();
+        var atp = atpRounds.Count == 0 ? null : atpRounds[0] with { Result = LoopResult.Combine([.. atpRounds.Select(a => a.Result)]) };
+        var total = new Round(atp?.Result, baselineRounds.Count == 0 ? null : LoopResult.Combine(baselineRounds), martenRounds.Count == 0 ? null : LoopResult.Combine(martenRounds));
+        if (settings.Rounds > 1)
         {
-            baseline = await RunPostgresBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
             Console.WriteLine();
-            Console.WriteLine($"Baseline (PostgreSQL multi-row INSERT, synchronous_commit as configured, {settings.Batch} rows per statement, {settings.Clients} connections): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
-            WarnIfShared(baseline);
-        }
-        else if (!settings.NoBaseline)
-        {
-            baseline = await RunBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
-            Console.WriteLine();
-            Console.WriteLine($"Baseline (SQLite WAL, synchronous=FULL, {settings.Batch} rows per transaction, 1 writer, {settings.Clients} producers): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
-            WarnIfShared(baseline);
-        }
-
-        if (settings.Marten)
-        {
-            marten = await RunMartenAsync(settings, workload, warmup, duration, progress, cancellationToken);
-            Console.WriteLine();
-            Console.WriteLine($"Marten event store ({settings.Batch} events per SaveChanges, one stream per tenant, {settings.Clients} sessions): {marten.UnitsPerSecond:N0} events/s, batch latency p50 {Ms(marten.PercentileMs(50))} ms, p99 {Ms(marten.PercentileMs(99))} ms, errors {marten.Errors:N0}; CPU {FormatCpu(marten.Cpu)}");
-            WarnIfShared(marten);
+            Console.WriteLine($"All {settings.Rounds} rounds: ATP {N0(total.Atp?.UnitsPerSecond)} events/s, baseline {N0(total.Baseline?.UnitsPerSecond)} rows/s (ATP ÷ baseline {Ratio(total.Atp, total.Baseline)}, per round {string.Join(" / ", rounds.Select(r => Ratio(r.Atp, r.Baseline)))})"
+                + (total.Marten is null ? "" : $", Marten {N0(total.Marten.UnitsPerSecond)} events/s (ATP ÷ Marten {Ratio(total.Atp, total.Marten)}, per round {string.Join(" / ", rounds.Select(r => Ratio(r.Atp, r.Marten)))})"));
         }
 
         Console.WriteLine();
-        Console.WriteLine(Markdown(settings, workload, commandLine, atp, baseline, marten));
+        Console.WriteLine(Markdown(settings, workload, commandLine, atp, rounds, total));
         return atp is { } a && (a.Result.Errors + a.Result.ErrorsOutsideWindow) > 0 ? LoadTestCommand.ExitRequestErrors : LoadTestCommand.ExitOk;
     }
+
+    private static void ReportAtp(AtpFigures atp)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"ATP: {atp.Result.UnitsPerSecond:N0} events/s, {atp.Result.OperationsPerSecond:N0} requests/s, latency p50 {Ms(atp.Result.PercentileMs(50))} ms, p95 {Ms(atp.Result.PercentileMs(95))} ms, p99 {Ms(atp.Result.PercentileMs(99))} ms (max {Ms(atp.Result.PercentileMs(100))}), errors {atp.Result.Errors:N0}" + (atp.Result.ErrorsOutsideWindow > 0 ? $" (+{atp.Result.ErrorsOutsideWindow:N0} outside the measured window)" : ""));
+        Console.WriteLine($"     {atp.Result.Units:N0} events in {atp.Result.Operations:N0} requests over {atp.Result.Seconds:0} s; CPU {FormatCpu(atp.Result.Cpu)}");
+        WarnIfShared(atp.Result);
+        foreach (var problem in atp.Problems)
+        {
+            Console.WriteLine($"     failed request: {problem}");
+        }
+
+        foreach (var line in atp.ServerProblems)
+        {
+            Console.WriteLine($"     server log: {line}");
+        }
+    }
+
+    private static string Ratio(LoopResult? numerator, LoopResult? denominator) =>
+        numerator is not null && denominator is not null && denominator.UnitsPerSecond > 0
+            ? (numerator.UnitsPerSecond / denominator.UnitsPerSecond).ToString("0.00", CultureInfo.InvariantCulture)
+            : "—";
 
     private static async Task<AtpFigures> RunAtpAsync(LoadTestSettings settings, Workload workload, TimeSpan warmup, TimeSpan duration, TimeSpan progress, CancellationToken cancellationToken)
     {
@@ -245,7 +280,7 @@ internal static class LoadTestRun
         return result;
     }
 
-    private static string Markdown(LoadTestSettings settings, Workload workload, string commandLine, AtpFigures? atp, LoopResult? baseline, LoopResult? marten)
+    private static string Markdown(LoadTestSettings settings, Workload workload, string commandLine, AtpFigures? atp, IReadOnlyList<Round> rounds, Round total)
     {
         var md = new StringBuilder();
         md.AppendLine("```markdown");
@@ -253,21 +288,36 @@ internal static class LoadTestRun
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Command: `{commandLine}`");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}; server: {atp?.ServerKind ?? "not run"}{(atp is null ? "" : ", load generator on the same machine")}. Event data ≈ {settings.EventBytes} B, leaf ≈ {workload.AverageLeafBytes:N0} B.{CpuNote("ATP", atp?.Result)}{CpuNote("baseline", baseline)}");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}; server: {atp?.ServerKind ?? "not run"}{(atp is null ? "" : ", load generator on the same machine")}. Event data ≈ {settings.EventBytes} B, leaf ≈ {workload.AverageLeafBytes:N0} B.{CpuNote("ATP", total.Atp)}{CpuNote("baseline", total.Baseline)}");
         md.AppendLine();
         md.AppendLine("| configuration | ATP events/s | requests/s | p50 ms | p95 ms | p99 ms | errors | baseline rows/s | ATP ÷ baseline |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         var configuration = $"{settings.Tenants} tenants, {settings.Clients} clients, batch {settings.Batch}, data ≈{settings.EventBytes} B, {settings.DurationSeconds} s";
-        var r = atp?.Result;
-        md.AppendLine(CultureInfo.InvariantCulture, $"| {configuration} | {N0(r?.UnitsPerSecond)} | {N0(r?.OperationsPerSecond)} | {Ms(r?.PercentileMs(50))} | {Ms(r?.PercentileMs(95))} | {Ms(r?.PercentileMs(99))} | {(r is null ? "—" : (r.Errors + r.ErrorsOutsideWindow).ToString("N0", CultureInfo.InvariantCulture))} | {N0(baseline?.UnitsPerSecond)} | {(r is not null && baseline is not null && baseline.UnitsPerSecond > 0 ? (r.UnitsPerSecond / baseline.UnitsPerSecond).ToString("0.00", CultureInfo.InvariantCulture) : "—")} |");
-        if (marten is not null)
+        if (rounds.Count > 1)
+        {
+            for (var i = 0; i < rounds.Count; i++)
+            {
+                md.AppendLine(Row($"round {i + 1} of {rounds.Count}", rounds[i]));
+            }
+
+            configuration = $"all {rounds.Count} rounds: {configuration} each";
+        }
+
+        md.AppendLine(Row(configuration, total));
+        if (total.Marten is { } marten)
         {
             md.AppendLine();
-            md.AppendLine(CultureInfo.InvariantCulture, $"Marten event store, same events, {settings.Batch} per SaveChanges, one stream per tenant: {N0(marten.UnitsPerSecond)} events/s, p50 {Ms(marten.PercentileMs(50))} ms, p99 {Ms(marten.PercentileMs(99))} ms, errors {marten.Errors + marten.ErrorsOutsideWindow:N0}{(r is not null && marten.UnitsPerSecond > 0 ? $"; ATP ÷ Marten {(r.UnitsPerSecond / marten.UnitsPerSecond).ToString("0.00", CultureInfo.InvariantCulture)}" : "")}.");
+            md.AppendLine(CultureInfo.InvariantCulture, $"Marten event store, same events, {settings.Batch} per SaveChanges, one stream per tenant: {N0(marten.UnitsPerSecond)} events/s, p50 {Ms(marten.PercentileMs(50))} ms, p99 {Ms(marten.PercentileMs(99))} ms, errors {marten.Errors + marten.ErrorsOutsideWindow:N0}{(total.Atp is not null ? $"; ATP ÷ Marten {Ratio(total.Atp, marten)}" : "")}{(rounds.Count > 1 ? $" (per round {string.Join(" / ", rounds.Select(r => Ratio(r.Atp, r.Marten)))})" : "")}.");
         }
 
         md.Append("```");
         return md.ToString();
+    }
+
+    private static string Row(string configuration, Round round)
+    {
+        var r = round.Atp;
+        return $"| {configuration} | {N0(r?.UnitsPerSecond)} | {N0(r?.OperationsPerSecond)} | {Ms(r?.PercentileMs(50))} | {Ms(r?.PercentileMs(95))} | {Ms(r?.PercentileMs(99))} | {(r is null ? "—" : (r.Errors + r.ErrorsOutsideWindow).ToString("N0", CultureInfo.InvariantCulture))} | {N0(round.Baseline?.UnitsPerSecond)} | {Ratio(r, round.Baseline)} |";
     }
 
     /// <summary>Cores used by other processes during the window (whole machine minus this run's processes); null when unknown.</summary>
@@ -341,6 +391,9 @@ internal static class LoadTestRun
         arg.Length > 0 && arg.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '/' or ':' or '=' or ',')
             ? arg
             : "'" + arg.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    /// <summary>What one round (or all rounds together) measured; null where that part did not run.</summary>
+    private sealed record Round(LoopResult? Atp, LoopResult? Baseline, LoopResult? Marten);
 
     private sealed record AtpFigures(LoopResult Result, IReadOnlyList<string> Problems, IReadOnlyList<string> ServerProblems, string ServerKind);
 }
