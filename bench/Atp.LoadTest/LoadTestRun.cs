@@ -40,6 +40,7 @@ internal static class LoadTestRun
 
             if (!settings.BaselineOnly)
             {
+                await CheckpointAsync(settings, cancellationToken);
                 var figures = await RunAtpAsync(settings, workload, warmup, duration, progress, cancellationToken);
                 atpRounds.Add(figures);
                 ReportAtp(figures);
@@ -47,6 +48,7 @@ internal static class LoadTestRun
 
             if (!settings.NoBaseline && settings.Engine == "postgres")
             {
+                await CheckpointAsync(settings, cancellationToken);
                 var baseline = await RunPostgresBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
                 baselineRounds.Add(baseline);
                 Console.WriteLine();
@@ -64,6 +66,7 @@ internal static class LoadTestRun
 
             if (settings.Marten)
             {
+                await CheckpointAsync(settings, cancellationToken);
                 var marten = await RunMartenAsync(settings, workload, warmup, duration, progress, cancellationToken);
                 martenRounds.Add(marten);
                 Console.WriteLine();
@@ -87,6 +90,31 @@ internal static class LoadTestRun
         Console.WriteLine();
         Console.WriteLine(Markdown(settings, workload, commandLine, atp, rounds, total));
         return atp is { } a && (a.Result.Errors + a.Result.ErrorsOutsideWindow) > 0 ? LoadTestCommand.ExitRequestErrors : LoadTestCommand.ExitOk;
+    }
+
+    // Each phase on PostgreSQL starts right after a checkpoint, so no phase pays for one that the WAL of an earlier phase
+    // (or round) set off, and every phase starts from the same state. Needs the owner role to be a member of
+    // pg_checkpoint (bench/Atp.LoadTest/postgres.sh grants it); without it the run goes on and says so.
+    private static async Task CheckpointAsync(LoadTestSettings settings, CancellationToken cancellationToken)
+    {
+        if (settings.Engine != "postgres")
+        {
+            return;
+        }
+
+        var started = Stopwatch.StartNew();
+        try
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(settings.PgAdminConnection);
+            await connection.OpenAsync(cancellationToken);
+            await using var checkpoint = new Npgsql.NpgsqlCommand("CHECKPOINT", connection) { CommandTimeout = 600 };
+            await checkpoint.ExecuteNonQueryAsync(cancellationToken);
+            Console.WriteLine($"  CHECKPOINT before this phase: {started.Elapsed.TotalSeconds:0.0} s");
+        }
+        catch (Npgsql.PostgresException e) when (e.SqlState == "42501")
+        {
+            Console.WriteLine("  warning: no CHECKPOINT before this phase (the owner role is not a member of pg_checkpoint); a checkpoint set off by an earlier phase's WAL may slow this one.");
+        }
     }
 
     private static void ReportAtp(AtpFigures atp)
