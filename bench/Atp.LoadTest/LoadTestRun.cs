@@ -46,21 +46,19 @@ internal static class LoadTestRun
                 ReportAtp(figures);
             }
 
-            if (!settings.NoBaseline && settings.Engine == "postgres")
+            if (!settings.NoBaseline)
             {
                 await CheckpointAsync(settings, cancellationToken);
-                var baseline = await RunPostgresBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
+                var postgres = settings.Engine == "postgres";
+                var baseline = postgres
+                    ? await RunPostgresBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken)
+                    : await RunBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
                 baselineRounds.Add(baseline);
+                var what = postgres
+                    ? $"PostgreSQL multi-row INSERT, synchronous_commit as configured, {settings.Batch} rows per statement, {settings.Clients} connections"
+                    : $"SQLite WAL, synchronous=FULL, {settings.Batch} rows per transaction, 1 writer, {settings.Clients} producers";
                 Console.WriteLine();
-                Console.WriteLine($"Baseline (PostgreSQL multi-row INSERT, synchronous_commit as configured, {settings.Batch} rows per statement, {settings.Clients} connections): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
-                WarnIfShared(baseline);
-            }
-            else if (!settings.NoBaseline)
-            {
-                var baseline = await RunBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken);
-                baselineRounds.Add(baseline);
-                Console.WriteLine();
-                Console.WriteLine($"Baseline (SQLite WAL, synchronous=FULL, {settings.Batch} rows per transaction, 1 writer, {settings.Clients} producers): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
+                Console.WriteLine($"Baseline ({what}): {baseline.UnitsPerSecond:N0} rows/s, {baseline.OperationsPerSecond:N0} commits/s, batch latency p50 {Ms(baseline.PercentileMs(50))} ms, p95 {Ms(baseline.PercentileMs(95))} ms, p99 {Ms(baseline.PercentileMs(99))} ms; CPU {FormatCpu(baseline.Cpu)}");
                 WarnIfShared(baseline);
             }
 
