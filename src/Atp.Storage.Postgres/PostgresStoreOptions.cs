@@ -14,11 +14,12 @@ public sealed class PostgresStoreOptions
 
     /// <summary>
     /// Writer loops (each with its own connection and group commit) per node. A tenant's appends always go to the same
-    /// writer; more writers let the database insert for different tenants on several cores at once (on the 2-core
-    /// test machine, 2 writers measured no better than 1, within its noise).
+    /// writer (tenants are dealt to writers in turn as they first append); more writers let the database insert for
+    /// different tenants on several cores at once. On the 2-core test machine 2 measured best: 4 used more CPU per
+    /// event (smaller groups, a WAL flush each) for less throughput (docs/performance.md, round 6).
     /// </summary>
     [Range(1, 64)]
-    public int Writers { get; set; } = 1;
+    public int Writers { get; set; } = 2;
 
     /// <summary>Most entries one group commit writes; bounds transaction size and commit latency.</summary>
     [Range(1, 1_000_000)]

@@ -202,6 +202,43 @@ public sealed class PostgresStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_tenants_get_two_writers_so_a_tenant_held_up_does_not_hold_up_the_other()
+    {
+        // Tenants are dealt to the writers in turn as they first append; a hash could put both on one writer.
+        var store = Open(admin: true, writers: 2);
+        foreach (var tenant in new[] { "held", "free" })
+        {
+            Assert.True(await store.TryCreateTenantAsync(NewTenant(tenant), None));
+            Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest(tenant, [TestEntries.Create("first", DateTimeOffset.UnixEpoch)], null), None));
+        }
+
+        Task<AppendOutcome> held;
+        await using (var other = new NpgsqlConnection(AppConnectionString))
+        {
+            // Another node's transaction holds the tenant's head row: that tenant's writer waits for it.
+            await other.OpenAsync();
+            await using var transaction = await other.BeginTransactionAsync();
+            await using (var scope = new NpgsqlCommand("SELECT set_config('atp.tenant_id', 'held', true)", other))
+            {
+                await scope.ExecuteNonQueryAsync();
+            }
+
+            await using (var lockIt = new NpgsqlCommand("SELECT size FROM atp.tree_heads WHERE tenant_id = 'held' FOR UPDATE", other))
+            {
+                Assert.Equal(1L, await lockIt.ExecuteScalarAsync());
+            }
+
+            held = store.AppendAsync(new AppendRequest("held", [TestEntries.Create("waits", DateTimeOffset.UnixEpoch)], null), None);
+            var free = await store.AppendAsync(new AppendRequest("free", [TestEntries.Create("goes", DateTimeOffset.UnixEpoch)], null), None)
+                .WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(1UL, Assert.IsType<Appended>(free).Receipts.Single().Index);
+            Assert.False(held.IsCompleted);
+        }
+
+        Assert.Equal(1UL, Assert.IsType<Appended>(await held.WaitAsync(TimeSpan.FromSeconds(30))).Receipts.Single().Index);
+    }
+
+    [Fact]
     public async Task Two_nodes_appending_to_the_same_tenants_keep_every_log_gap_free_and_every_receipt_true()
     {
         // The second node runs two writer loops, so a tenant's appends meet those of another node and of a sibling writer.
