@@ -40,7 +40,7 @@ internal static class LoadTestRun
 
             if (!settings.BaselineOnly)
             {
-                await CheckpointAsync(settings, cancellationToken);
+                await SettleDatabaseAsync(settings, cancellationToken);
                 var figures = await RunAtpAsync(settings, workload, warmup, duration, progress, cancellationToken);
                 atpRounds.Add(figures);
                 ReportAtp(figures);
@@ -48,7 +48,7 @@ internal static class LoadTestRun
 
             if (!settings.NoBaseline)
             {
-                await CheckpointAsync(settings, cancellationToken);
+                await SettleDatabaseAsync(settings, cancellationToken);
                 var postgres = settings.Engine == "postgres";
                 var baseline = postgres
                     ? await RunPostgresBaselineAsync(settings, workload, warmup, duration, progress, cancellationToken)
@@ -64,7 +64,7 @@ internal static class LoadTestRun
 
             if (settings.Marten)
             {
-                await CheckpointAsync(settings, cancellationToken);
+                await SettleDatabaseAsync(settings, cancellationToken);
                 var marten = await RunMartenAsync(settings, workload, warmup, duration, progress, cancellationToken);
                 martenRounds.Add(marten);
                 Console.WriteLine();
@@ -93,25 +93,35 @@ internal static class LoadTestRun
     // Each phase on PostgreSQL starts right after a checkpoint, so no phase pays for one that the WAL of an earlier phase
     // (or round) set off, and every phase starts from the same state. Needs the owner role to be a member of
     // pg_checkpoint (bench/Atp.LoadTest/postgres.sh grants it); without it the run goes on and says so.
-    private static async Task CheckpointAsync(LoadTestSettings settings, CancellationToken cancellationToken)
+    // Every phase starts on a database at rest: an earlier phase's rows vacuumed and analysed (otherwise autovacuum works
+    // through them during this phase: one run showed it on ATP's log partitions all through the baseline's phase), and a
+    // checkpoint taken (otherwise one set off by the earlier phase's WAL may run through this one).
+    private static async Task SettleDatabaseAsync(LoadTestSettings settings, CancellationToken cancellationToken)
     {
         if (settings.Engine != "postgres")
         {
             return;
         }
 
+        await using var connection = new Npgsql.NpgsqlConnection(settings.PgAdminConnection);
+        await connection.OpenAsync(cancellationToken);
         var started = Stopwatch.StartNew();
+        await using (var vacuum = new Npgsql.NpgsqlCommand("VACUUM (ANALYZE)", connection) { CommandTimeout = 1800 })
+        {
+            // As the database owner: every table of the run; shared catalogues are skipped with a notice.
+            await vacuum.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var vacuumed = started.Elapsed;
         try
         {
-            await using var connection = new Npgsql.NpgsqlConnection(settings.PgAdminConnection);
-            await connection.OpenAsync(cancellationToken);
             await using var checkpoint = new Npgsql.NpgsqlCommand("CHECKPOINT", connection) { CommandTimeout = 600 };
             await checkpoint.ExecuteNonQueryAsync(cancellationToken);
-            Console.WriteLine($"  CHECKPOINT before this phase: {started.Elapsed.TotalSeconds:0.0} s");
+            Console.WriteLine($"  VACUUM (ANALYZE) and CHECKPOINT before this phase: {vacuumed.TotalSeconds:0.0} s + {(started.Elapsed - vacuumed).TotalSeconds:0.0} s");
         }
         catch (Npgsql.PostgresException e) when (e.SqlState == "42501")
         {
-            Console.WriteLine("  warning: no CHECKPOINT before this phase (the owner role is not a member of pg_checkpoint); a checkpoint set off by an earlier phase's WAL may slow this one.");
+            Console.WriteLine($"  VACUUM (ANALYZE) before this phase: {vacuumed.TotalSeconds:0.0} s; warning: no CHECKPOINT (the owner role is not a member of pg_checkpoint), so a checkpoint set off by an earlier phase's WAL may slow this one.");
         }
     }
 
