@@ -90,12 +90,11 @@ internal static class LoadTestRun
         return atp is { } a && (a.Result.Errors + a.Result.ErrorsOutsideWindow) > 0 ? LoadTestCommand.ExitRequestErrors : LoadTestCommand.ExitOk;
     }
 
-    // Each phase on PostgreSQL starts right after a checkpoint, so no phase pays for one that the WAL of an earlier phase
-    // (or round) set off, and every phase starts from the same state. Needs the owner role to be a member of
-    // pg_checkpoint (bench/Atp.LoadTest/postgres.sh grants it); without it the run goes on and says so.
-    // Every phase starts on a database at rest: an earlier phase's rows vacuumed and analysed (otherwise autovacuum works
-    // through them during this phase: one run showed it on ATP's log partitions all through the baseline's phase), and a
-    // checkpoint taken (otherwise one set off by the earlier phase's WAL may run through this one).
+    // Every phase on PostgreSQL starts on a database at rest: an earlier phase's rows vacuumed and analysed (otherwise
+    // autovacuum works through them during this phase: one run showed it on ATP's log partitions all through the
+    // baseline's phase), and a checkpoint taken (otherwise one set off by the earlier phase's WAL may run through this
+    // one). The checkpoint needs the owner role to be a member of pg_checkpoint (postgres.sh grants it); without it the
+    // run goes on and says so.
     private static async Task SettleDatabaseAsync(LoadTestSettings settings, CancellationToken cancellationToken)
     {
         if (settings.Engine != "postgres")

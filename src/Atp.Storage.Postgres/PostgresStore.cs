@@ -24,10 +24,10 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
     // Advisory lock namespace of the sealer ('atp-seal'); the second key is the tenant's hash.
     private const int SealLock = 0x61_74_70_73;
 
-    private readonly NpgsqlDataSource _dataSource;
     private const int DefaultWriteBufferSize = 8192;
-    private const int WriterBufferSize = 64 * 1024;
+    private const int WriteBufferSize = 64 * 1024;
 
+    private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresSequencer[] _sequencers;
     private readonly ConcurrentDictionary<string, PostgresSequencer> _writerOf = new(StringComparer.Ordinal);
     private int _writersAssigned;
@@ -56,7 +56,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
         // send per 8 KiB (about 1,000 a second on the writer at 40,000 events/s, strace); 64 KiB sends it in a few.
         if (builder.ConnectionStringBuilder.WriteBufferSize == DefaultWriteBufferSize)
         {
-            builder.ConnectionStringBuilder.WriteBufferSize = WriterBufferSize;
+            builder.ConnectionStringBuilder.WriteBufferSize = WriteBufferSize;
         }
 
         // The writer tells which request of a pipelined run failed from the statement the error names.
