@@ -44,6 +44,10 @@ internal static class EventEndpoints
         return app;
     }
 
+    // The depth bound keeps every accepted event readable by every read path. Duplicate names inside an event are
+    // reported by the event reader with their pointer; a duplicate "events" array is refused below.
+    private static readonly JsonDocumentOptions IngestParseOptions = new() { MaxDepth = EventReader.MaxBodyDepth };
+
     private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         var limits = options.Value.Ingestion;
@@ -62,11 +66,11 @@ internal static class EventEndpoints
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+            document = JsonDocument.Parse(body, IngestParseOptions);
         }
         catch (JsonException e)
         {
-            return Problem.MalformedJson(e.Message);
+            return Problem.MalformedJson($"{e.Message} (a body nests at most {EventReader.MaxBodyDepth} levels, an event's data at most {EventReader.MaxDataDepth})");
         }
 
         using (document)
@@ -77,6 +81,12 @@ internal static class EventEndpoints
             if (isBatch && items.ValueKind != JsonValueKind.Array)
             {
                 return Problem.Validation("\"events\" must be an array of events.");
+            }
+
+            // Last-wins would store a different batch than a reviewer or another parser of the same bytes sees.
+            if (isBatch && root.EnumerateObject().Count(member => member.NameEquals("events"u8)) > 1)
+            {
+                return Problem.Validation("The batch has more than one \"events\" member; nothing was stored.");
             }
 
             var count = isBatch ? items.GetArrayLength() : 1;

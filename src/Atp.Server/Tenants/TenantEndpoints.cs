@@ -70,9 +70,9 @@ internal static class TenantEndpoints
             errors.Add($"id: '{PlatformAuditLog.TenantId}' is reserved for the platform audit log");
         }
 
-        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
+        if (!DisplayNames.IsValid(request.Name))
         {
-            errors.Add("name: 1-200 characters");
+            errors.Add(DisplayNames.Rule);
         }
 
         var edition = request.Edition ?? Tenant.DefaultEdition;
@@ -221,9 +221,9 @@ internal static class TenantEndpoints
         }
 
         var scopes = request!.Scopes ?? [];
-        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
+        if (!DisplayNames.IsValid(request.Name))
         {
-            return Problem.Validation("name: 1-200 characters");
+            return Problem.Validation(DisplayNames.Rule);
         }
 
         if (scopes.Count == 0 || scopes.Any(s => !Scopes.TenantScopes.Contains(s)))
