@@ -194,18 +194,25 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
     public async Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken) =>
         (await QueryPlatformAsync("SELECT atp.has_platform_admin_key()", [], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single();
 
-    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) =>
-        QueryAsync(tenantId, $"SELECT {ApiKeyReadColumns} FROM atp.api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", [tenantId], ReadApiKey, cancellationToken);
+    // Platform keys (no tenant) are invisible to the application role: the owner's functions list and change them.
+    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string? tenantId, CancellationToken cancellationToken) =>
+        tenantId is null
+            ? QueryPlatformAsync($"SELECT {ApiKeyReadColumns} FROM atp.list_platform_api_keys()", [], ReadApiKey, cancellationToken)
+            : QueryAsync(tenantId, $"SELECT {ApiKeyReadColumns} FROM atp.api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", [tenantId], ReadApiKey, cancellationToken);
 
-    public async Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
-        await ExecuteAsync(
-            tenantId, "UPDATE atp.api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND key_id = $2",
-            [tenantId, keyId, revokedAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
+    public async Task<bool> RevokeApiKeyAsync(string? tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
+        tenantId is null
+            ? (await QueryPlatformAsync("SELECT atp.revoke_platform_api_key($1, $2)", [keyId, revokedAt.UtcTicks], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single()
+            : await ExecuteAsync(
+                tenantId, "UPDATE atp.api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND key_id = $2",
+                [tenantId, keyId, revokedAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
 
-    public async Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
-        await ExecuteAsync(
-            tenantId, "UPDATE atp.api_keys SET expires_at = LEAST(COALESCE(expires_at, $3), $3) WHERE tenant_id = $1 AND key_id = $2",
-            [tenantId, keyId, expiresAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
+    public async Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
+        tenantId is null
+            ? (await QueryPlatformAsync("SELECT atp.expire_platform_api_key($1, $2)", [keyId, expiresAt.UtcTicks], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single()
+            : await ExecuteAsync(
+                tenantId, "UPDATE atp.api_keys SET expires_at = LEAST(COALESCE(expires_at, $3), $3) WHERE tenant_id = $1 AND key_id = $2",
+                [tenantId, keyId, expiresAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
 
     public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
         Writer(request.TenantId).AppendAsync(request, cancellationToken);

@@ -30,14 +30,14 @@ public interface ITenantStore
     /// <summary>Records the region a key was just used in; returns the region recorded before (null if none).</summary>
     Task<string?> SetApiKeyRegionAsync(string keyId, string region, CancellationToken cancellationToken);
 
-    /// <summary>The tenant's keys (hashes included, never the keys), oldest first.</summary>
-    Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken);
+    /// <summary>The tenant's keys (hashes included, never the keys), oldest first; a null tenant lists the platform keys.</summary>
+    Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string? tenantId, CancellationToken cancellationToken);
 
-    /// <summary>Revokes a key of the tenant; false when the tenant has no such key.</summary>
-    Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken);
+    /// <summary>Revokes a key of the tenant (null: a platform key); false when the tenant has no such key.</summary>
+    Task<bool> RevokeApiKeyAsync(string? tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken);
 
-    /// <summary>Brings a key's expiry forward to <paramref name="expiresAt"/> (never later than it was); false when there is no such key.</summary>
-    Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken);
+    /// <summary>Brings a key's expiry forward to <paramref name="expiresAt"/> (never later than it was); a null tenant names a platform key; false when there is no such key.</summary>
+    Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken);
 }
 
 /// <summary>
