@@ -29,6 +29,7 @@ public static class AtpServer
         // Authentication pulls in ASP.NET Data Protection; ATP issues no cookies, but its keys belong in the data
         // directory rather than the user profile.
         var dataDirectory = Path.GetFullPath(builder.Configuration["Atp:DataDirectory"] ?? "./atp-data");
+        OwnerOnlyFiles.Apply(dataDirectory);
         services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDirectory, "dataprotection")));
         services.AddOptions<AtpOptions>().BindConfiguration(AtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
@@ -67,6 +68,7 @@ public static class AtpServer
         app.UseAuthorization();
 
         app.MapTenantEndpoints();
+        app.MapPlatformKeyEndpoints();
         app.MapEventEndpoints();
         app.MapLogEndpoints();
         app.MapHealthChecks("/livez", new HealthCheckOptions { Predicate = _ => false });

@@ -137,3 +137,67 @@ public sealed class InputHardeningTests : AcmeServerTests
         Assert.Equal(HttpStatusCode.Created, tenant.StatusCode);
     }
 }
+
+/// <summary>Search answers that must never be silently wrong: bad cursors are 400, and verify=true never returns an item without its proof.</summary>
+public sealed class SearchAnswerTests : IAsyncLifetime
+{
+    private ServerFixture _server = null!;
+    private HttpClient _client = null!;
+
+    // The sealer signs at start and then once an hour: entries appended after start have no checkpoint.
+    public async Task InitializeAsync()
+    {
+        _server = await ServerFixture.StartAsync(checkpointInterval: "01:00:00");
+        _client = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    [Theory]
+    [InlineData(201)]
+    [InlineData(500)]
+    public async Task A_cursor_longer_than_200_characters_is_400_not_page_one(int length)
+    {
+        Assert.Equal(HttpStatusCode.Created, (await _client.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(3)))).StatusCode);
+
+        var response = await _client.GetAsync("/v1/tenants/acme/events?limit=1&cursor=" + new string('A', length));
+
+        var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.BadRequest, "validation");
+        Assert.Contains("cursor", problem.GetRawText(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("%01")]
+    [InlineData("abc%0Adef")]
+    [InlineData("%7F")]
+    public async Task A_cursor_with_a_control_character_is_400(string cursor)
+    {
+        var response = await _client.GetAsync("/v1/tenants/acme/events?cursor=" + cursor);
+
+        await ProblemAssert.IsProblemAsync(response, HttpStatusCode.BadRequest, "validation");
+    }
+
+    [Fact]
+    public async Task Verify_on_read_before_the_first_checkpoint_says_proof_pending_with_retry_after_and_returns_no_unproven_item()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await _client.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(3)))).StatusCode);
+        await ServerFixture.WaitForProjectionAsync(_client, "acme");
+        Assert.Equal(HttpStatusCode.NotFound, (await _client.GetAsync("/v1/tenants/acme/log/checkpoint")).StatusCode);
+
+        var verified = await _client.GetAsync("/v1/tenants/acme/events?verify=true");
+
+        Assert.Equal(HttpStatusCode.OK, verified.StatusCode);
+        Assert.NotNull(verified.Headers.RetryAfter);
+        var body = await verified.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(body.GetProperty("proofPending").GetBoolean());
+        Assert.Equal(0, body.GetProperty("items").GetArrayLength());
+
+        var plain = await _client.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/events");
+        Assert.Equal(3, plain.GetProperty("items").GetArrayLength());
+        Assert.False(plain.TryGetProperty("proofPending", out _));
+    }
+}

@@ -216,9 +216,21 @@ internal static class EventEndpoints
         }
         else
         {
-            // The first page pins the snapshot: what is searchable now (and, to be provable, sealed).
+            // The first page pins the snapshot: what is searchable now (and, to be provable, sealed). A verified search
+            // never returns an entry without its proof: before the first checkpoint it says so and when to ask again.
             var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
             var snapshot = status?.ProjectedSize ?? 0;
+            if (verify && checkpoint is null)
+            {
+                if (snapshot > 0)
+                {
+                    context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(options.Value.Integrity.CheckpointInterval.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    return TypedResults.Ok(new SearchResponse([], null, null, ProofPending: true));
+                }
+
+                return TypedResults.Ok(new SearchResponse([], null, null));
+            }
+
             query = query with { SnapshotSize = checkpoint is null ? snapshot : Math.Min(snapshot, checkpoint.Size) };
         }
 
@@ -302,7 +314,8 @@ internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement Even
 }
 
 /// <summary>A page; <see cref="Checkpoint"/> (the signed note every inclusion proof leads to) only with verify=true.</summary>
-internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint);
+/// <summary>A page; <see cref="ProofPending"/> is true (and the page empty) when verify=true found entries that no checkpoint covers yet.</summary>
+internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint, bool? ProofPending = null);
 
 internal sealed record ProjectionStatusResponse(ulong ProjectedSize, ulong TreeSize);
 
