@@ -60,7 +60,20 @@ public static class AtpServer
             kestrel.Limits.Http2.MaxRequestHeaderFieldSize = 16 * 1024;
         });
 
+        // The shipped default address applies only when no other source names one: ASPNETCORE_URLS,
+        // ASPNETCORE_HTTP_PORTS / HTTPS_PORTS, --urls and Kestrel:Endpoints all win over it.
+        if (!HasListenAddress(builder.Configuration))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        var forwarded = TrustedProxies.FromConfiguration(builder.Configuration);
         var app = builder.Build();
+        if (forwarded is not null)
+        {
+            app.UseForwardedHeaders(forwarded);
+        }
+
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseMiddleware<ClientThrottle>();
@@ -78,6 +91,13 @@ public static class AtpServer
         app.MapScalarApiReference();
         return app;
     }
+
+    /// <summary>Where the server listens when nothing else is configured.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:8080";
+
+    private static bool HasListenAddress(ConfigurationManager configuration) =>
+        !string.IsNullOrEmpty(configuration["urls"]) || !string.IsNullOrEmpty(configuration["http_ports"]) || !string.IsNullOrEmpty(configuration["https_ports"])
+        || configuration.GetSection("Kestrel:Endpoints").GetChildren().Any();
 
     /// <summary>Start-up work that must finish before traffic: open the store, load the key, bootstrap the admin, first seal.</summary>
     public static async Task InitializeAsync(WebApplication app, CancellationToken cancellationToken)

@@ -202,11 +202,11 @@ public sealed class PlatformKeyTests : IAsyncLifetime
         {
             var path = Path.Combine(directory, "bootstrap-admin.key");
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(2) };
-            var deadline = DateTime.UtcNow.AddSeconds(30);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
             while (!(File.Exists(path) && await IsReadyAsync(client)))
             {
                 Assert.False(process.HasExited, $"the server exited during start-up: {printed}");
-                Assert.True(DateTime.UtcNow < deadline, "the server did not become ready within 30 s");
+                Assert.True(DateTime.UtcNow < deadline, $"the server did not become ready within 60 s: {printed}");
                 await Task.Delay(100);
             }
 

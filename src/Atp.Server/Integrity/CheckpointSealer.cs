@@ -40,6 +40,18 @@ internal sealed partial class CheckpointSealer(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await SealLoopAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping (also when the host failed to start): not an error, and no stack trace in the log.
+        }
+    }
+
+    private async Task SealLoopAsync(CancellationToken stoppingToken)
+    {
         using var timer = new PeriodicTimer(Interval, clock);
         var nextPrune = DateTimeOffset.MinValue;
         do
