@@ -36,6 +36,7 @@ public static class AtpServer
         services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IngestionService>();
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
+        services.AddSingleton(sp => sp.GetRequiredService<ILogStore>().Quarantine);
         services.AddSingleton<CheckpointSealer>();
         services.AddHostedService(sp => sp.GetRequiredService<CheckpointSealer>());
         services.AddAtpGateway(builder.Configuration);
@@ -45,6 +46,7 @@ public static class AtpServer
         services.AddSingleton<Query.ProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<Query.ProjectionService>());
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
+        services.AddHostedService<QuarantineAlarm>();
         services.AddProblemDetails();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
         services.AddOpenApi();
