@@ -37,6 +37,7 @@ public static class AtpServer
         services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IngestionService>();
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
+        services.AddSingleton(sp => sp.GetRequiredService<ILogStore>().Quarantine);
         services.AddSingleton<CheckpointSealer>();
         services.AddHostedService(sp => sp.GetRequiredService<CheckpointSealer>());
         services.AddAtpGateway(builder.Configuration);
@@ -46,6 +47,7 @@ public static class AtpServer
         services.AddSingleton<Query.ProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<Query.ProjectionService>());
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
+        services.AddHostedService<QuarantineAlarm>();
         services.AddProblemDetails();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
         services.AddOpenApi();

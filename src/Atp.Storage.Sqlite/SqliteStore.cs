@@ -53,7 +53,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         var outbox = new OutboxProgress();
         _readModels = new SqliteReadModels(_connections, _writeConnection, _readModelConnections, _readModelWriter, _tenantNumbers, outbox);
         _readModels.Reconcile();
-        _sequencer = new SqliteSequencer(_writeConnection, outbox, _tenantNumbers, settings, clock, logger);
+        _sequencer = new SqliteSequencer(_writeConnection, outbox, _tenantNumbers, Quarantine, settings, clock, logger);
         _walCheckpointer = Task.Run(() => CheckpointWalAsync(_stopping.Token));
     }
 
@@ -62,6 +62,8 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
 
     /// <summary>True while the sequencer accepts appends.</summary>
     public bool IsWriterRunning => _sequencer.IsRunning;
+
+    public LogQuarantine Quarantine { get; } = new();
 
     public async Task<bool> TryCreateTenantAsync(Tenant tenant, CancellationToken cancellationToken)
     {
@@ -245,8 +247,13 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long found && found == 1;
     }
 
-    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
-        _sequencer.AppendAsync(request, cancellationToken);
+    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Quarantine.Contains(request.TenantId)
+            ? Task.FromException<AppendOutcome>(Quarantine.Refusal(request.TenantId))
+            : _sequencer.AppendAsync(request, cancellationToken);
+    }
 
     public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) =>
         QuerySingleAsync(

@@ -72,21 +72,26 @@ public interface ILogStore
 
     /// <summary>
     /// Reads the tenant's committed head and, unless a checkpoint covers it, stores the note <paramref name="sign"/>
-    /// makes of it; returns whether a checkpoint was stored. An engine shared by several nodes lets one sealer per
+    /// makes of it; returns whether a checkpoint was stored. <paramref name="sign"/> returns null to refuse the head
+    /// (it failed the fork check), and then nothing is stored. An engine shared by several nodes lets one sealer per
     /// tenant at a time do all three steps, so no node signs a head that another is already sealing.
     /// </summary>
-    async Task<bool> SealAsync(string tenantId, Func<TreeHead, string> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
+    async Task<bool> SealAsync(string tenantId, Func<TreeHead, CancellationToken, Task<string?>> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sign);
         if (await GetTreeHeadAsync(tenantId, cancellationToken).ConfigureAwait(false) is not { } head
-            || await GetLatestCheckpointAsync(tenantId, cancellationToken).ConfigureAwait(false) is { } latest && latest.Size >= head.Size)
+            || await GetLatestCheckpointAsync(tenantId, cancellationToken).ConfigureAwait(false) is { } latest && latest.Size >= head.Size
+            || await sign(head, cancellationToken).ConfigureAwait(false) is not { } note)
         {
             return false;
         }
 
-        await SaveCheckpointAsync(tenantId, head.Size, sign(head), createdAt, cancellationToken).ConfigureAwait(false);
+        await SaveCheckpointAsync(tenantId, head.Size, note, createdAt, cancellationToken).ConfigureAwait(false);
         return true;
     }
+
+    /// <summary>The logs this store refuses to append to because their stored tree state failed a check.</summary>
+    LogQuarantine Quarantine { get; }
 
     /// <summary>Forgets Idempotency-Keys first used before <paramref name="before"/>.</summary>
     Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken);

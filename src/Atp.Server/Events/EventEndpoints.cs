@@ -24,7 +24,9 @@ internal static class EventEndpoints
 
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
-            .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable");
+            .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
+            .WithDescription("503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store.")
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
@@ -123,6 +125,10 @@ internal static class EventEndpoints
             try
             {
                 outcome = await ingestion.AppendAsync(tenant.Id, drafts, claim, cancellationToken).ConfigureAwait(false);
+            }
+            catch (LogQuarantinedException)
+            {
+                return Problem.LogQuarantined();
             }
             catch (StoreUnavailableException)
             {
