@@ -24,7 +24,9 @@ internal static class EventEndpoints
 
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
-            .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable");
+            .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
+            .WithDescription("503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
@@ -113,6 +115,11 @@ internal static class EventEndpoints
             try
             {
                 outcome = await ingestion.AppendAsync(tenant.Id, drafts, claim, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StorageFullException)
+            {
+                context.Response.Headers.RetryAfter = ((int)StorageSpace.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return Problem.StorageFull("The log store's disk is full; nothing was stored. Retry later with the same Idempotency-Key.");
             }
             catch (StoreUnavailableException)
             {

@@ -36,6 +36,9 @@ internal static class Problem
     public static ProblemHttpResult IdempotencyKeyReused(string key) =>
         Create(422, "idempotency-key-reused", "Idempotency-Key reused with a different request", $"The Idempotency-Key '{key}' was first used with a different request body; nothing was stored.");
 
+    /// <summary>503 <c>storage-full</c>; the caller adds <c>Retry-After</c>.</summary>
+    public static ProblemHttpResult StorageFull(string detail) => Create(503, "storage-full", "The store's disk is full", detail);
+
     public static ProblemHttpResult Unavailable(string detail) => Create(503, "unavailable", "The service cannot complete the request now", detail);
 
     public static ProblemHttpResult Create(int status, string slug, string title, string detail, object? errors = null)
