@@ -104,7 +104,6 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             }
 
             await CommitAsync(_connection, batch).ConfigureAwait(false);
-            _space.MarkAvailable("a group commit succeeded");
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
         {
@@ -272,6 +271,9 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         }
 
         RememberLeaves(batch, sizesBefore);
+
+        // Before the receipts: a caller that sees its append succeed must not see the store still reported full.
+        _space.MarkAvailable("a group commit succeeded");
         foreach (var pending in batch)
         {
             pending.Settle();
