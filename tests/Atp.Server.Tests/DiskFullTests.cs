@@ -103,6 +103,8 @@ public sealed class DiskFullTests(Xunit.Abstractions.ITestOutputHelper output)
                 Assert.Equal(0, new FileInfo(Path.Combine(data, "atp.db-wal")).Length);
                 Assert.Equal(HttpStatusCode.Created, (await AppendAsync(client, 5000)).StatusCode);
                 stored += EventsPerRequest;
+                // (The child's console logger writes asynchronously: the line may trail the recovery a little.)
+                await WaitUntilAsync(() => Task.FromResult(server.Output.Any(l => l.Contains("has room again", StringComparison.Ordinal))), "no line said the disk had room again");
                 Assert.Equal(1, server.Output.Count(l => l.Contains("has room again", StringComparison.Ordinal)));
 
                 // A clean shutdown: SQLite removes the WAL and its index, so the next start must create them.
