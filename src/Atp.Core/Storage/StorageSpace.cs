@@ -41,7 +41,7 @@ public sealed partial class StorageSpace(Func<Exception, bool> isDiskFull, bool 
         }
     }
 
-    /// <summary>Appends refused or failed for lack of space since the process started.</summary>
+    /// <summary>Writes (group commits, sealer passes, projector turns) refused or failed for lack of space since the process started.</summary>
     public long Refused => Interlocked.Read(ref _refused);
 
     /// <summary>Whether <paramref name="exception"/> (or one it wraps) says the disk is full.</summary>
@@ -92,7 +92,7 @@ public sealed partial class StorageSpace(Func<Exception, bool> isDiskFull, bool 
         }
     }
 
-    /// <summary>Counts an append refused while the state is full (no write was tried).</summary>
+    /// <summary>Counts a group commit refused while the state is full (no write was tried).</summary>
     public void CountRefused() => Interlocked.Increment(ref _refused);
 
     /// <summary>Leaves the full state (logging the change once); does nothing when not full.</summary>
@@ -114,6 +114,6 @@ public sealed partial class StorageSpace(Func<Exception, bool> isDiskFull, bool 
     [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "The store's disk is full ({During}: {Reason}); appends are refused with 503 and readiness is down until space returns")]
     private static partial void LogFull(ILogger logger, string during, string reason);
 
-    [LoggerMessage(EventId = 7002, Level = LogLevel.Information, Message = "The store's disk has room again ({How}); appends resume ({Refused} refused since start)")]
+    [LoggerMessage(EventId = 7002, Level = LogLevel.Information, Message = "The store's disk has room again ({How}); appends resume ({Refused} writes refused or failed for lack of space since start)")]
     private static partial void LogAvailable(ILogger logger, string how, long refused);
 }
