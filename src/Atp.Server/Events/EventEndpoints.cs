@@ -25,7 +25,7 @@ internal static class EventEndpoints
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
-            .WithDescription("503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store.")
+            .WithDescription("503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         events.MapGet("/", SearchAsync)
@@ -129,6 +129,11 @@ internal static class EventEndpoints
             catch (LogQuarantinedException)
             {
                 return Problem.LogQuarantined();
+            }
+            catch (StorageFullException)
+            {
+                context.Response.Headers.RetryAfter = ((int)StorageSpace.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return Problem.StorageFull("The log store's disk is full; nothing was stored. Retry later with the same Idempotency-Key.");
             }
             catch (StoreUnavailableException)
             {
