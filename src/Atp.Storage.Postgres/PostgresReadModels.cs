@@ -45,9 +45,22 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
 
         var tenantId = rows[0].Tenant;
         await SetTenantAsync(connection, transaction, tenantId, cancellationToken).ConfigureAwait(false);
-        var first = rows[0].First;
-        var last = rows[^1].Last;
-        var projected = await ProjectRangeAsync(connection, transaction, tenantId, first, last, recent.Take(tenantId, first, last), clock.GetUtcNow().UtcTicks, cancellationToken).ConfigureAwait(false);
+
+        // The projected size names a prefix every entry of which was handled: rows that leave a gap after it (a row
+        // redelivered out of order) are projected together with the gap, read from the log.
+        long projectedSize;
+        await using (var size = new NpgsqlCommand("SELECT COALESCE((SELECT projected_size FROM atp.projections WHERE tenant_id = $1), 0)", connection, transaction))
+        {
+            size.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            projectedSize = (long)(await size.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+
+        var sorted = rows.OrderBy(r => r.First).ToList();
+        var contiguous = sorted[0].First <= projectedSize && sorted.Zip(sorted.Skip(1)).All(p => p.Second.First <= p.First.Last + 1);
+        var first = contiguous ? sorted[0].First : Math.Min(sorted[0].First, projectedSize);
+        var last = sorted.Max(r => r.Last);
+        var leaves = contiguous ? recent.Take(tenantId, first, last) : null;
+        var projected = await ProjectRangeAsync(connection, transaction, tenantId, first, last, leaves, clock.GetUtcNow().UtcTicks, cancellationToken).ConfigureAwait(false);
         await using (var done = new NpgsqlCommand("DELETE FROM atp.outbox WHERE tenant_id = $1 AND id = ANY($2)", connection, transaction))
         {
             done.Parameters.Add(new NpgsqlParameter { Value = tenantId });
@@ -55,7 +68,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
             await done.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        await AdvanceAsync(connection, transaction, tenantId, rows[^1].Last + 1, cancellationToken).ConfigureAwait(false);
+        await AdvanceAsync(connection, transaction, tenantId, last + 1, cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return projected;
     }
