@@ -611,8 +611,7 @@ internal sealed class SqliteReadModels(
         {
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                rows.Add(new IndexedRow(
-                    reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetString(3), reader.GetString(4), reader.GetString(5), reader.GetString(6)));
+                rows.Add(new IndexedRow(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetString(3), reader.GetString(4), reader.GetString(5)));
             }
         }
 
@@ -652,8 +651,9 @@ internal sealed class SqliteReadModels(
     }
 
     // A row of event_index as a search read it, checked against the log entry it names before it is served: a byte
-    // flip inside the file that SQLite's own checks miss still shows as a row that disagrees with its entry.
-    private sealed record IndexedRow(long Occurred, long Index, long RowOccurred, string ActorType, string ActorId, string Action, string Outcome)
+    // flip inside the file that SQLite's own checks miss still shows as a row that disagrees with its entry. Only the
+    // columns of the covering time index are read (actor_id would cost a lookup per row and change the plans).
+    private sealed record IndexedRow(long Occurred, long Index, long RowOccurred, string ActorType, string Action, string Outcome)
     {
         public bool Agrees(LogEntry entry)
         {
@@ -673,8 +673,7 @@ internal sealed class SqliteReadModels(
                 return true;
             }
 
-            return fields.OccurredAt == Occurred && fields.OccurredAt == RowOccurred && fields.ActorType == ActorType && fields.ActorId == ActorId
-                && fields.Action == Action && fields.Outcome == Outcome;
+            return fields.OccurredAt == Occurred && fields.OccurredAt == RowOccurred && fields.ActorType == ActorType && fields.Action == Action && fields.Outcome == Outcome;
         }
     }
 
@@ -687,8 +686,8 @@ internal sealed class SqliteReadModels(
         // written +idx so it never steers SQLite onto a primary key, which would then sort every row of the tenant.
         var byTarget = query.TargetType is not null || query.TargetId is not null;
         var sql = new StringBuilder(byTarget
-            ? "SELECT DISTINCT t.occurred_at, t.idx, e.occurred_at, e.actor_type, e.actor_id, e.action, e.outcome FROM event_targets t CROSS JOIN event_index e ON e.tenant_num = t.tenant_num AND e.idx = t.idx WHERE t.tenant_num = $num AND +t.idx < $snapshot"
-            : "SELECT e.occurred_at, e.idx, e.occurred_at, e.actor_type, e.actor_id, e.action, e.outcome FROM event_index e WHERE e.tenant_num = $num AND +e.idx < $snapshot");
+            ? "SELECT DISTINCT t.occurred_at, t.idx, e.occurred_at, e.actor_type, e.action, e.outcome FROM event_targets t CROSS JOIN event_index e ON e.tenant_num = t.tenant_num AND e.idx = t.idx WHERE t.tenant_num = $num AND +t.idx < $snapshot"
+            : "SELECT e.occurred_at, e.idx, e.occurred_at, e.actor_type, e.action, e.outcome FROM event_index e WHERE e.tenant_num = $num AND +e.idx < $snapshot");
         parameters.AddWithValue("$num", num);
         parameters.AddWithValue("$snapshot", (long)Math.Min(query.SnapshotSize, LogRowId.MaxIndex + 1));
         Filter(sql, parameters, "t.target_type = $targetType", "$targetType", query.TargetType);

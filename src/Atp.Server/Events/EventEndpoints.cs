@@ -292,7 +292,7 @@ internal static class EventEndpoints
         var next = hasMore && items.Count > 0
             ? cursors.Encode(new QueryCursor.State(query.Ascending, query.SnapshotSize, items[^1].Position), digest)
             : null;
-        return TypedResults.Ok(new SearchResponse(items, next, checkpoint?.Note));
+        return TypedResults.Ok(new SearchResponse(items, next, checkpoint?.Note, query.SnapshotSize));
     }
 
     private static async Task<IResult> ProjectionStatusAsync(HttpContext context, IEventQueryStore search, CancellationToken cancellationToken)
@@ -414,8 +414,12 @@ internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement? Eve
     public string? Error { get; init; }
 }
 
-/// <summary>A page; <see cref="Checkpoint"/> (the signed note every inclusion proof leads to) only with verify=true.</summary>
-internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint);
+/// <summary>
+/// A page; <see cref="Checkpoint"/> (the signed note every inclusion proof leads to) only with verify=true.
+/// <see cref="Snapshot"/>: the log prefix the search covers, pinned by its first page: every matching entry with an
+/// index below it is in the pages (or a dead letter), none at or above it.
+/// </summary>
+internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint, ulong Snapshot);
 
 /// <summary>
 /// <see cref="ProjectedSize"/>: every entry below it was handled (searchable, or a dead letter); <see cref="Complete"/>
