@@ -443,11 +443,12 @@ internal sealed class SqliteReadModels(
 
     private async Task<ulong> TryProjectedSizeAsync(string tenantId, CancellationToken cancellationToken)
     {
+        // Damaged, or the new file before its tables exist: nothing of it counts yet.
         try
         {
             return await ProjectedSizeAsync(tenantId, cancellationToken).ConfigureAwait(false);
         }
-        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        catch (SqliteException)
         {
             return 0;
         }

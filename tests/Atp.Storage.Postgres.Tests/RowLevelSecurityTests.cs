@@ -43,6 +43,12 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
             await store.CreateApiKeyAsync(new ApiKey($"key-{tenant}", tenant, "k", [Scopes.EventsWrite], ApiKeyFormat.Hash(ApiKeyFormat.Generate()), clock.GetUtcNow()), default);
             Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 2), null, default));
             Assert.Equal(2, await store.ProjectPendingAsync(1, default));
+
+            // An entry the read models cannot index: a dead letter of the tenant.
+            var broken = Encoding.UTF8.GetBytes("{\"action\":");
+            Assert.IsType<Appended>(await store.AppendAsync(
+                new AppendRequest(tenant, [new PendingEntry(Guid.CreateVersion7(), false, broken, MerkleHasher.HashLeaf(broken), null, clock.GetUtcNow())], null), default));
+            Assert.Equal(0, await store.ProjectPendingAsync(1, default));
         }
 
         foreach (var tenant in new[] { A, B })
@@ -62,7 +68,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
     {
         var tables = await TenantTablesAsync();
 
-        Assert.Equal(["api_keys", "checkpoints", "event_index", "idempotency_keys", "log_entries", "outbox", "projections", "tenants", "tree_heads"], tables.Order());
+        Assert.Equal(["api_keys", "checkpoints", "dead_letters", "event_index", "idempotency_keys", "log_entries", "outbox", "projections", "tenants", "tree_heads"], tables.Order());
         foreach (var table in tables)
         {
             Assert.Equal(2L, await database.ExecuteAsOwnerAsync($"SELECT count(DISTINCT tenant_id) FROM atp.{table}"));
