@@ -55,7 +55,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
         {
             var claim = new IdempotencyClaim($"retry-{tenant}", Hash.Sha256(Encoding.UTF8.GetBytes(tenant)));
             Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 1), claim, default));
-            await store.SaveCheckpointAsync(tenant, 3, $"note of {tenant}", clock.GetUtcNow(), default);
+            await store.SaveCheckpointAsync(tenant, 4, $"note of {tenant}", clock.GetUtcNow(), default);
         }
 
         await store.CreateApiKeyAsync(new ApiKey("platform-key", null, "p", [Scopes.PlatformAdmin], ApiKeyFormat.Hash(ApiKeyFormat.Generate()), clock.GetUtcNow()), default);
@@ -162,6 +162,10 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
         // The sealer's list carries heads only, and the platform key stays invisible to plain queries.
         Assert.Equal(0L, await ScalarAsync(connection, "SELECT count(*) FROM atp.list_unsealed_logs()"));
         Assert.Equal(0L, await CountAsync(connection, "atp.api_keys"));
+
+        // The dead-letter count spans tenants as a number only; the letters themselves stay behind the tenant setting.
+        Assert.Equal(2L, await ScalarAsync(connection, "SELECT atp.count_dead_letters()"));
+        Assert.Equal(0L, await CountAsync(connection, "atp.dead_letters"));
     }
 
     private async Task<NpgsqlConnection> OpenAsAppAsync()
