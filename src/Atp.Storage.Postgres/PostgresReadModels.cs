@@ -11,7 +11,9 @@ namespace Atp.Storage.Postgres;
 /// projector holds (<c>atp.claim_outbox</c>: a per-tenant advisory lock and <c>FOR UPDATE SKIP LOCKED</c>), then
 /// projects them as that tenant, under row-level security, in one transaction. Searches run as the tenant too.
 /// </summary>
-internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeaves recent)
+/// An entry that cannot be projected (its leaf, or a value PostgreSQL refuses) becomes a dead letter and the rest of the
+/// range goes on, so no entry holds its tenant, or the tenants claimed after it, back.
+internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeaves recent, TimeProvider clock)
 {
     private const int OutboxRowsPerClaim = 512;
 
@@ -43,9 +45,22 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
 
         var tenantId = rows[0].Tenant;
         await SetTenantAsync(connection, transaction, tenantId, cancellationToken).ConfigureAwait(false);
-        var first = rows[0].First;
-        var last = rows[^1].Last;
-        var projected = await ProjectRangeAsync(connection, transaction, tenantId, first, last, recent.Take(tenantId, first, last), cancellationToken).ConfigureAwait(false);
+
+        // The projected size names a prefix every entry of which was handled: rows that leave a gap after it (a row
+        // redelivered out of order) are projected together with the gap, read from the log.
+        long projectedSize;
+        await using (var size = new NpgsqlCommand("SELECT COALESCE((SELECT projected_size FROM atp.projections WHERE tenant_id = $1), 0)", connection, transaction))
+        {
+            size.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            projectedSize = (long)(await size.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+
+        var sorted = rows.OrderBy(r => r.First).ToList();
+        var contiguous = sorted[0].First <= projectedSize && sorted.Zip(sorted.Skip(1)).All(p => p.Second.First <= p.First.Last + 1);
+        var first = contiguous ? sorted[0].First : Math.Min(sorted[0].First, projectedSize);
+        var last = sorted.Max(r => r.Last);
+        var leaves = contiguous ? recent.Take(tenantId, first, last) : null;
+        var projected = await ProjectRangeAsync(connection, transaction, tenantId, first, last, leaves, clock.GetUtcNow().UtcTicks, cancellationToken).ConfigureAwait(false);
         await using (var done = new NpgsqlCommand("DELETE FROM atp.outbox WHERE tenant_id = $1 AND id = ANY($2)", connection, transaction))
         {
             done.Parameters.Add(new NpgsqlParameter { Value = tenantId });
@@ -53,7 +68,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
             await done.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        await AdvanceAsync(connection, transaction, tenantId, rows[^1].Last + 1, cancellationToken).ConfigureAwait(false);
+        await AdvanceAsync(connection, transaction, tenantId, last + 1, cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return projected;
     }
@@ -69,7 +84,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
         await using (var prepare = new NpgsqlBatch(connection, transaction))
         {
             prepare.BatchCommands.Add(TenantScope.Command($"SELECT pg_advisory_xact_lock({ProjectorLock}, hashtext($1))", tenantId));
-            foreach (var table in new[] { "event_index", "outbox", "projections" })
+            foreach (var table in new[] { "event_index", "outbox", "projections", "dead_letters" })
             {
                 prepare.BatchCommands.Add(TenantScope.Command($"DELETE FROM atp.{table} WHERE tenant_id = $1", tenantId));
             }
@@ -87,7 +102,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
 
         for (var first = 0L; first < size; first += 5000)
         {
-            await ProjectRangeAsync(connection, transaction, tenantId, first, Math.Min(size, first + 5000) - 1, null, cancellationToken).ConfigureAwait(false);
+            await ProjectRangeAsync(connection, transaction, tenantId, first, Math.Min(size, first + 5000) - 1, null, clock.GetUtcNow().UtcTicks, cancellationToken).ConfigureAwait(false);
         }
 
         await AdvanceAsync(connection, transaction, tenantId, size, cancellationToken).ConfigureAwait(false);
@@ -99,10 +114,85 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var batch = TenantScope.Batch(connection, tenantId, TenantScope.Command(
-            "SELECT h.size, COALESCE(p.projected_size, 0) FROM atp.tree_heads h LEFT JOIN atp.projections p ON p.tenant_id = h.tenant_id WHERE h.tenant_id = $1", tenantId));
+            """
+            SELECT h.size, COALESCE(p.projected_size, 0), (SELECT count(*) FROM atp.dead_letters d WHERE d.tenant_id = h.tenant_id)
+            FROM atp.tree_heads h LEFT JOIN atp.projections p ON p.tenant_id = h.tenant_id WHERE h.tenant_id = $1
+            """, tenantId));
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? new ProjectionStatus((ulong)reader.GetInt64(1), (ulong)reader.GetInt64(0)) : null;
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new ProjectionStatus((ulong)reader.GetInt64(1), (ulong)reader.GetInt64(0)) { DeadLetters = reader.GetInt64(2) }
+            : null;
+    }
+
+    public async Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string tenantId, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var select = TenantScope.Command("SELECT idx, error, first_seen, last_seen, attempts FROM atp.dead_letters WHERE tenant_id = $1 ORDER BY idx LIMIT $2", tenantId, limit);
+        await using var batch = TenantScope.Batch(connection, tenantId, select);
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var letters = new List<DeadLetter>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            letters.Add(new DeadLetter(
+                tenantId, (ulong)reader.GetInt64(0), reader.GetString(1), new DateTimeOffset(reader.GetInt64(2), TimeSpan.Zero),
+                new DateTimeOffset(reader.GetInt64(3), TimeSpan.Zero), reader.GetInt32(4)));
+        }
+
+        return letters;
+    }
+
+    public async Task<long> CountDeadLettersAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("SELECT atp.count_dead_letters()", connection);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+    }
+
+    public async Task<int> RetryDeadLettersAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await SetTenantAsync(connection, transaction, tenantId, cancellationToken).ConfigureAwait(false);
+        await using (var lockTenant = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({ProjectorLock}, hashtext($1))", connection, transaction))
+        {
+            lockTenant.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            await lockTenant.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var leaves = new List<(long Index, byte[] Leaf)>();
+        await using (var read = new NpgsqlCommand(
+            "SELECT e.idx, e.leaf FROM atp.dead_letters d JOIN atp.log_entries e ON e.tenant_id = d.tenant_id AND e.idx = d.idx WHERE d.tenant_id = $1 ORDER BY d.idx",
+            connection, transaction))
+        {
+            read.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                leaves.Add((reader.GetInt64(0), reader.GetFieldValue<byte[]>(1)));
+            }
+        }
+
+        var rows = new IndexRows(leaves.Count);
+        var failed = new List<(long Index, string Error)>();
+        foreach (var (index, leaf) in leaves)
+        {
+            rows.TryAdd(index, leaf, failed);
+        }
+
+        // Below the projected prefix on purpose: these entries were handled (set aside), and are indexed now.
+        var projected = await InsertRowsAsync(connection, transaction, tenantId, rows, failed, belowPrefix: true, cancellationToken).ConfigureAwait(false);
+        await using (var release = new NpgsqlCommand("DELETE FROM atp.dead_letters WHERE tenant_id = $1 AND idx = ANY($2)", connection, transaction))
+        {
+            release.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            release.Parameters.Add(new NpgsqlParameter { Value = rows.Indexes.ToArray() });
+            await release.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await RecordDeadLettersAsync(connection, transaction, tenantId, failed, clock.GetUtcNow().UtcTicks, cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return projected;
     }
 
     public async Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken)
@@ -217,30 +307,17 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
     }
 
     // Indexes the entries first..last: from this node's recent leaves when it committed them all, else read from the log.
+    // Entries that cannot be indexed become dead letters; the range is handled either way.
     private static async Task<int> ProjectRangeAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long first, long last, byte[][]? leaves, CancellationToken cancellationToken)
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long first, long last, byte[][]? leaves, long nowTicks, CancellationToken cancellationToken)
     {
-        var capacity = (int)Math.Min(last - first + 1, 1 << 16);
-        var indexes = new List<long>(capacity);
-        var occurredAt = new List<long>(capacity);
-        var actorTypes = new List<string>(capacity);
-        var outcomes = new List<string>(capacity);
-        var terms = new List<string>(capacity);
-        void Add(long index, byte[] leaf)
-        {
-            var fields = LeafFields.Read(leaf);
-            indexes.Add(index);
-            occurredAt.Add(fields.OccurredAt);
-            actorTypes.Add(fields.ActorType);
-            outcomes.Add(fields.Outcome);
-            terms.Add(SearchTerms.Of(fields));
-        }
-
+        var rows = new IndexRows((int)Math.Min(last - first + 1, 1 << 16));
+        var failed = new List<(long Index, string Error)>();
         if (leaves is not null)
         {
             for (var i = 0; i < leaves.Length; i++)
             {
-                Add(first + i, leaves[i]);
+                rows.TryAdd(first + i, leaves[i], failed);
             }
         }
         else
@@ -252,31 +329,156 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
             await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                Add(reader.GetInt64(0), reader.GetFieldValue<byte[]>(1));
+                rows.TryAdd(reader.GetInt64(0), reader.GetFieldValue<byte[]>(1), failed);
             }
         }
 
-        if (indexes.Count == 0)
+        var projected = await InsertRowsAsync(connection, transaction, tenantId, rows, failed, belowPrefix: false, cancellationToken).ConfigureAwait(false);
+        await RecordDeadLettersAsync(connection, transaction, tenantId, failed, nowTicks, cancellationToken).ConfigureAwait(false);
+        return projected;
+    }
+
+    // One statement for all rows; should PostgreSQL refuse a value in it (a data exception), the rows go in one at a
+    // time, each under a savepoint, and those it refuses join the failed ones.
+    private static async Task<int> InsertRowsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, IndexRows rows, List<(long Index, string Error)> failed, bool belowPrefix, CancellationToken cancellationToken)
+    {
+        if (rows.Count == 0)
         {
             return 0;
         }
 
-        // One statement for the whole range. The inbox: entries below the tenant's projected size are already indexed
-        // (one projector per tenant at a time, under its advisory lock), so a redelivered outbox row adds nothing.
+        await transaction.SaveAsync("atp_rows", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var inserted = await InsertAsync(connection, transaction, tenantId, rows, belowPrefix, cancellationToken).ConfigureAwait(false);
+            await transaction.ReleaseAsync("atp_rows", cancellationToken).ConfigureAwait(false);
+            return inserted;
+        }
+        catch (PostgresException e) when (IsValueRefused(e))
+        {
+            await transaction.RollbackAsync("atp_rows", cancellationToken).ConfigureAwait(false);
+        }
+
+        var total = 0;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var one = rows.Single(i);
+            await transaction.SaveAsync("atp_row", cancellationToken).ConfigureAwait(false);
+            try
+            {
+                total += await InsertAsync(connection, transaction, tenantId, one, belowPrefix, cancellationToken).ConfigureAwait(false);
+                await transaction.ReleaseAsync("atp_row", cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (IsValueRefused(e))
+            {
+                await transaction.RollbackAsync("atp_row", cancellationToken).ConfigureAwait(false);
+                // The SQLSTATE only: PostgreSQL's message text may quote the refused value.
+                failed.Add((one.Indexes[0], $"PostgreSQL refused a value of the entry (SQLSTATE {e.SqlState})."));
+            }
+        }
+
+        return total;
+    }
+
+    // Class 22 (data exception: bad encoding, U+0000, out of range) and 54 (a program limit: a tsvector too long).
+    private static bool IsValueRefused(PostgresException e) => e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("54", StringComparison.Ordinal);
+
+    private static async Task<int> InsertAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, IndexRows rows, bool belowPrefix, CancellationToken cancellationToken)
+    {
+        // The inbox: entries below the tenant's projected size are already indexed (one projector per tenant at a time,
+        // under its advisory lock), so a redelivered outbox row adds nothing. A retried dead letter is the exception.
+        var prefix = belowPrefix ? string.Empty : "WHERE u.idx >= COALESCE((SELECT p.projected_size FROM atp.projections p WHERE p.tenant_id = $1), 0)";
         await using var index = new NpgsqlCommand(
             $"""
             INSERT INTO atp.event_index (tenant_id, idx, occurred_at, actor_type, outcome, terms)
             SELECT $1, u.idx, u.occurred_at, u.actor_type, u.outcome, array_to_tsvector(string_to_array(u.terms, chr({(int)SearchTerms.LexemeSeparator})))
             FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[]) AS u(idx, occurred_at, actor_type, outcome, terms)
-            WHERE u.idx >= COALESCE((SELECT p.projected_size FROM atp.projections p WHERE p.tenant_id = $1), 0)
+            {prefix}
             """, connection, transaction);
         index.Parameters.Add(new NpgsqlParameter { Value = tenantId });
-        index.Parameters.Add(new NpgsqlParameter { Value = indexes });
-        index.Parameters.Add(new NpgsqlParameter { Value = occurredAt });
-        index.Parameters.Add(new NpgsqlParameter { Value = actorTypes });
-        index.Parameters.Add(new NpgsqlParameter { Value = outcomes });
-        index.Parameters.Add(new NpgsqlParameter { Value = terms });
+        index.Parameters.Add(new NpgsqlParameter { Value = rows.Indexes });
+        index.Parameters.Add(new NpgsqlParameter { Value = rows.OccurredAt });
+        index.Parameters.Add(new NpgsqlParameter { Value = rows.ActorTypes });
+        index.Parameters.Add(new NpgsqlParameter { Value = rows.Outcomes });
+        index.Parameters.Add(new NpgsqlParameter { Value = rows.Terms });
         return await index.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task RecordDeadLettersAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, List<(long Index, string Error)> failed, long nowTicks, CancellationToken cancellationToken)
+    {
+        if (failed.Count == 0)
+        {
+            return;
+        }
+
+        await using var record = new NpgsqlCommand(
+            """
+            INSERT INTO atp.dead_letters (tenant_id, idx, error, first_seen, last_seen, attempts)
+            SELECT $1, u.idx, u.error, $4, $4, 1 FROM unnest($2::bigint[], $3::text[]) AS u(idx, error)
+            ON CONFLICT (tenant_id, idx) DO UPDATE SET error = excluded.error, last_seen = excluded.last_seen, attempts = atp.dead_letters.attempts + 1
+            """, connection, transaction);
+        record.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+        record.Parameters.Add(new NpgsqlParameter { Value = failed.Select(f => f.Index).ToArray() });
+        record.Parameters.Add(new NpgsqlParameter { Value = failed.Select(f => f.Error).ToArray() });
+        record.Parameters.Add(new NpgsqlParameter { Value = nowTicks });
+        await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The columns of event_index rows to insert, one list per column (sent as arrays).</summary>
+    private sealed class IndexRows(int capacity)
+    {
+        public List<long> Indexes { get; } = new(capacity);
+
+        public List<long> OccurredAt { get; } = new(capacity);
+
+        public List<string> ActorTypes { get; } = new(capacity);
+
+        public List<string> Outcomes { get; } = new(capacity);
+
+        public List<string> Terms { get; } = new(capacity);
+
+        public int Count => Indexes.Count;
+
+        /// <summary>Adds the entry's row, or its failure when the leaf cannot be indexed.</summary>
+        public void TryAdd(long index, byte[] leaf, List<(long Index, string Error)> failed)
+        {
+            LeafFields fields;
+            try
+            {
+                fields = LeafFields.Read(leaf);
+            }
+            catch (Exception e) when (ProjectionErrors.IsEntryFailure(e))
+            {
+                failed.Add((index, ProjectionErrors.Describe(e)));
+                return;
+            }
+
+            if (ProjectionErrors.RefuseUnstorable(fields) is { } refused)
+            {
+                failed.Add((index, refused));
+                return;
+            }
+
+            Indexes.Add(index);
+            OccurredAt.Add(fields.OccurredAt);
+            ActorTypes.Add(fields.ActorType);
+            Outcomes.Add(fields.Outcome);
+            Terms.Add(SearchTerms.Of(fields));
+        }
+
+        public IndexRows Single(int i)
+        {
+            var one = new IndexRows(1);
+            one.Indexes.Add(Indexes[i]);
+            one.OccurredAt.Add(OccurredAt[i]);
+            one.ActorTypes.Add(ActorTypes[i]);
+            one.Outcomes.Add(Outcomes[i]);
+            one.Terms.Add(Terms[i]);
+            return one;
+        }
     }
 
     private static async Task AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, long size, CancellationToken cancellationToken)

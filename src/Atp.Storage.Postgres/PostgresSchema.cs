@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 4;
+    public const int CurrentVersion = 5;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -35,6 +35,7 @@ internal static class PostgresSchema
         ("idempotency_keys", "SELECT, INSERT"),
         ("event_index", "SELECT, INSERT, DELETE"),
         ("projections", "SELECT, INSERT, UPDATE, DELETE"),
+        ("dead_letters", "SELECT, INSERT, UPDATE, DELETE"),
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
@@ -288,6 +289,24 @@ internal static class PostgresSchema
             ORDER BY h.tenant_id, s.first;
         """;
 
+    // Version 4: entries the projector could not project (a leaf that is not valid JSON, a value PostgreSQL refuses such
+    // as U+0000 in text), set aside so that no single entry stalls its tenant's projection or, through the claim order,
+    // every other tenant's. The count across tenants is a number only, for the metric and readiness.
+    private static string Version4() => """
+        CREATE TABLE atp.dead_letters (
+            tenant_id text NOT NULL,
+            idx bigint NOT NULL,
+            error text NOT NULL,
+            first_seen bigint NOT NULL,
+            last_seen bigint NOT NULL,
+            attempts integer NOT NULL,
+            PRIMARY KEY (tenant_id, idx)
+        );
+        CREATE FUNCTION atp.count_dead_letters() RETURNS bigint
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$ SELECT count(*) FROM atp.dead_letters $f$;
+        """;
+
     // The hash partitions of partitioned tables (a DO block: one CREATE TABLE … PARTITION OF per remainder and table).
     private static string HashPartitions(params string[] tables) => $$"""
         DO $partitions$
@@ -299,9 +318,9 @@ internal static class PostgresSchema
         $partitions$;
         """;
 
-    // Version 4: platform-admin keys can be listed, revoked and expired (rotation), still only through the owner's
+    // Version 5: platform-admin keys can be listed, revoked and expired (rotation), still only through the owner's
     // functions; the application role never sees a key row without a tenant.
-    private static string Version4() => """
+    private static string Version5() => """
         CREATE FUNCTION atp.list_platform_api_keys() RETURNS SETOF atp.api_keys
             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
             AS $f$ SELECT * FROM atp.api_keys WHERE tenant_id IS NULL ORDER BY created_at, key_id $f$;
@@ -335,7 +354,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

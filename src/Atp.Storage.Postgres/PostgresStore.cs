@@ -70,7 +70,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
         }
 
         var recent = new RecentLeaves(settings.RecentLeavesBytes);
-        _readModels = new PostgresReadModels(_dataSource, recent);
+        _readModels = new PostgresReadModels(_dataSource, recent, clock);
         _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, recent, Quarantine, Space, clock, logger))];
     }
 
@@ -369,6 +369,13 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
     public Task<ProjectionStatus?> GetProjectionStatusAsync(string tenantId, CancellationToken cancellationToken) => _readModels.StatusAsync(tenantId, cancellationToken);
 
     public Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken) => _readModels.OldestUnprojectedAsync(cancellationToken);
+
+    public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string tenantId, int limit, CancellationToken cancellationToken) =>
+        _readModels.ListDeadLettersAsync(tenantId, limit, cancellationToken);
+
+    public Task<int> RetryDeadLettersAsync(string tenantId, CancellationToken cancellationToken) => _readModels.RetryDeadLettersAsync(tenantId, cancellationToken);
+
+    public Task<long> CountDeadLettersAsync(CancellationToken cancellationToken) => _readModels.CountDeadLettersAsync(cancellationToken);
 
     // A tenant's appends always go to the same writer of this node, so they keep their order; different writers
     // (connections) append for different tenants in parallel. Tenants are dealt to the writers in turn as they first

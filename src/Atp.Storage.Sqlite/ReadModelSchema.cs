@@ -53,5 +53,27 @@ internal static class ReadModelSchema
         ) WITHOUT ROWID;
         """;
 
-    public static void Migrate(SqliteConnection connection) => SqliteSchema.Migrate(connection, [Version1]);
+    // Version 2: entries the projector could not project (kept aside so that none stalls the rest), and the ranges it
+    // handled ahead of a tenant's projected prefix (an outbox row re-queued at start can come after newer ones), so
+    // projected_size only ever names a prefix in which every entry was handled.
+    private const string Version2 = """
+        CREATE TABLE dead_letters (
+            tenant_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            error TEXT NOT NULL,
+            first_seen INTEGER NOT NULL, -- UTC ticks
+            last_seen INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, idx)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE projection_ranges (
+            tenant_id TEXT NOT NULL,
+            first_idx INTEGER NOT NULL,
+            last_idx INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, first_idx)
+        ) WITHOUT ROWID;
+        """;
+
+    public static void Migrate(SqliteConnection connection) => SqliteSchema.Migrate(connection, [Version1, Version2]);
 }

@@ -25,6 +25,13 @@ internal sealed class SqliteConnections(string databasePath, bool durable = true
 
     public string DatabasePath => databasePath;
 
+    /// <summary>Closes the idle pooled connections of this file (before it is moved aside).</summary>
+    public void ClearPool()
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(connection);
+    }
+
     public SqliteConnection Open()
     {
         var connection = new SqliteConnection(_connectionString);

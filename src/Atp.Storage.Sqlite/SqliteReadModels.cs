@@ -4,6 +4,7 @@ using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
 
 namespace Atp.Storage.Sqlite;
 
@@ -13,8 +14,12 @@ namespace Atp.Storage.Sqlite;
 /// rows they point at. The projector reads and parses on a snapshot of the log, writes the rows on the read-model
 /// file (its own write lock: appends never wait for it), then acknowledges the outbox rows it handled, which the
 /// sequencer deletes in its next group commit (<see cref="OutboxProgress"/>).
+/// An entry that cannot be projected becomes a dead letter and the rest go on. Damage to the file (SQLite reports it
+/// corrupt, or a row disagrees with the log entry it names) moves the file aside and rebuilds it in the background;
+/// searches answer <see cref="ProjectionRebuildingException"/> until every tenant has caught up again.
 /// </summary>
-internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection logWriter, SqliteConnections readModels, WriteConnection readModelWriter, TenantNumbers tenantNumbers, OutboxProgress outbox)
+internal sealed class SqliteReadModels(
+    SqliteConnections log, WriteConnection logWriter, SqliteConnections readModels, WriteConnection readModelWriter, TenantNumbers tenantNumbers, OutboxProgress outbox, TimeProvider clock, ILogger logger)
 {
     private const ulong ReconcileSlice = 10_000;
 
@@ -24,9 +29,79 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         DELETE FROM event_targets WHERE tenant_num = $num;
         DELETE FROM event_index WHERE tenant_num = $num;
         DELETE FROM projections WHERE tenant_id = $tenant;
+        DELETE FROM projection_ranges WHERE tenant_id = $tenant;
+        DELETE FROM dead_letters WHERE tenant_id = $tenant;
         """;
 
+    private readonly Lock _state = new();
+    private string? _damage;
+
+    // After a rebuild: the size each tenant's read models must reach before searches are answered again.
+    private Dictionary<string, ulong>? _rebuildTargets;
+
+    /// <summary>True from the moment damage is found until the rebuilt read models caught up with the log.</summary>
+    public bool IsRebuilding
+    {
+        get
+        {
+            lock (_state)
+            {
+                return _damage is not null || _rebuildTargets is not null;
+            }
+        }
+    }
+
+    /// <summary>Records damage found by a reader; the projector moves the file aside and rebuilds at its next turn.</summary>
+    public void ReportDamage(string reason)
+    {
+        lock (_state)
+        {
+            if (_damage is not null)
+            {
+                return;
+            }
+
+            _damage = reason;
+        }
+
+        ReadModelDamage.LogDamageDetected(logger, readModels.DatabasePath, reason);
+    }
+
+    /// <summary>Marks the read models as rebuilding until each tenant's projection reaches the given sizes (at start, after a damaged file was moved aside).</summary>
+    public void RebuildingUntil(Dictionary<string, ulong> targets)
+    {
+        var open = targets.Where(t => t.Value > 0).ToDictionary(StringComparer.Ordinal);
+        lock (_state)
+        {
+            _rebuildTargets = open.Count > 0 ? open : null;
+        }
+    }
+
     public async Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken)
+    {
+        string? damage;
+        lock (_state)
+        {
+            damage = _damage;
+        }
+
+        if (damage is not null)
+        {
+            await ReplaceDamagedFileAsync(damage, cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            return await ProjectTurnAsync(maxEntries, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        {
+            ReportDamage(e.Message);
+            return 0;
+        }
+    }
+
+    private async Task<int> ProjectTurnAsync(int maxEntries, CancellationToken cancellationToken)
     {
         PendingProjection pending;
         using (var reading = await log.OpenAsync(cancellationToken).ConfigureAwait(false))
@@ -40,32 +115,112 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         }
 
         var projected = 0;
+        var sizes = new Dictionary<string, ulong>(StringComparer.Ordinal);
         using (var turn = await readModelWriter.TakeAsync(cancellationToken).ConfigureAwait(false))
         {
             using var transaction = turn.Connection.BeginTransaction();
-            using (var writer = new Projector(turn.Connection))
+            using (var writer = new Projector(turn.Connection, clock.GetUtcNow().UtcTicks))
             {
                 foreach (var entry in pending.Entries)
                 {
                     projected += writer.Project(entry);
                 }
 
-                foreach (var (tenantId, size) in pending.ProjectedSizes)
+                foreach (var (tenantId, ranges) in pending.HandledRanges)
                 {
-                    writer.Advance(tenantId, size);
+                    sizes[tenantId] = HandledRanges.Advance(turn.Connection, transaction, tenantId, ranges);
                 }
             }
 
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        foreach (var dead in pending.Entries.Where(e => e.Error is not null))
+        {
+            ReadModelDamage.LogDeadLetter(logger, dead.TenantId, LogRowId.IndexOf(dead.RowId), dead.Error!);
+        }
+
         // Only after the rows are in: a crash before the sequencer deletes them redelivers these outbox rows, and the
         // inbox makes that a no-op. Outbox ids grow in commit order, so every id up to the last one read was read.
         outbox.Acknowledge(lastOutboxId);
+        CaughtUp(sizes);
         return projected;
     }
 
+    // Ends the rebuilding state once every tenant reached the size it had when the damage was found.
+    private void CaughtUp(Dictionary<string, ulong> sizes)
+    {
+        var done = false;
+        lock (_state)
+        {
+            if (_rebuildTargets is null)
+            {
+                return;
+            }
+
+            foreach (var (tenantId, size) in sizes)
+            {
+                if (_rebuildTargets.TryGetValue(tenantId, out var target) && size >= target)
+                {
+                    _rebuildTargets.Remove(tenantId);
+                }
+            }
+
+            if (_rebuildTargets.Count == 0)
+            {
+                _rebuildTargets = null;
+                done = true;
+            }
+        }
+
+        if (done)
+        {
+            ReadModelDamage.LogRebuilt(logger, readModels.DatabasePath);
+        }
+    }
+
+    // On the projector's thread: moves the damaged file aside under the read-model writer's turn (no one writes it
+    // meanwhile), starts a new one and re-queues every log from the start. Searches already running on the old file
+    // keep their open handle; new ones are refused until the rebuild caught up.
+    private async Task ReplaceDamagedFileAsync(string reason, CancellationToken cancellationToken)
+    {
+        using (var turn = await readModelWriter.TakeAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var aside = ReadModelDamage.MoveAside(readModels.DatabasePath, clock.GetUtcNow());
+            readModelWriter.Reopen();
+            ReadModelSchema.Migrate(turn.Connection);
+            ReadModelDamage.LogMovedAside(logger, readModels.DatabasePath, reason, aside);
+        }
+
+        Dictionary<string, ulong> heads;
+        using (var logTurn = await logWriter.TakeAsync(cancellationToken).ConfigureAwait(false))
+        {
+            heads = Reconcile(logTurn.Connection, outbox.Acknowledged);
+        }
+
+        lock (_state)
+        {
+            _damage = null;
+            var open = heads.Where(t => t.Value > 0).ToDictionary(StringComparer.Ordinal);
+            _rebuildTargets = open.Count > 0 ? open : null;
+        }
+    }
+
     public async Task<ulong> RebuildAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        ThrowIfRebuilding();
+        try
+        {
+            return await RebuildTenantAsync(tenantId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        {
+            ReportDamage(e.Message);
+            throw new ProjectionRebuildingException();
+        }
+    }
+
+    private async Task<ulong> RebuildTenantAsync(string tenantId, CancellationToken cancellationToken)
     {
         using var reading = await log.OpenAsync(cancellationToken).ConfigureAwait(false);
         if (tenantNumbers.Find(reading, null, tenantId) is not { } num)
@@ -98,7 +253,7 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
             await clear.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        using (var writer = new Projector(connection))
+        using (var writer = new Projector(connection, clock.GetUtcNow().UtcTicks))
         {
             if (size > 0)
             {
@@ -106,12 +261,12 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
                 using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    writer.Project(ReadEntry(reader, num));
+                    writer.Project(ReadEntry(reader, tenantId, num));
                 }
             }
-
-            writer.Advance(tenantId, size);
         }
+
+        HandledRanges.SetProjectedSize(connection, transaction, tenantId, size);
 
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         using (var logTurn = await logWriter.TakeAsync(cancellationToken).ConfigureAwait(false))
@@ -142,16 +297,178 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
             treeSize = (ulong)size;
         }
 
-        return new ProjectionStatus(await ProjectedSizeAsync(tenantId, cancellationToken).ConfigureAwait(false), treeSize);
+        if (IsRebuilding)
+        {
+            // The file may be the damaged one still: report what is known without reading it.
+            return new ProjectionStatus(await TryProjectedSizeAsync(tenantId, cancellationToken).ConfigureAwait(false), treeSize) { Rebuilding = true };
+        }
+
+        try
+        {
+            using var connection = await readModels.OpenAsync(cancellationToken).ConfigureAwait(false);
+            using var command = connection.CreateCommand();
+            command.CommandText = """
+                SELECT (SELECT projected_size FROM projections WHERE tenant_id = $t), (SELECT COUNT(*) FROM dead_letters WHERE tenant_id = $t)
+                """;
+            command.Parameters.AddWithValue("$t", tenantId);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var projected = reader.IsDBNull(0) ? 0UL : (ulong)reader.GetInt64(0);
+            return new ProjectionStatus(projected, treeSize) { DeadLetters = reader.GetInt64(1) };
+        }
+        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        {
+            ReportDamage(e.Message);
+            return new ProjectionStatus(0, treeSize) { Rebuilding = true };
+        }
+    }
+
+    public async Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string tenantId, int limit, CancellationToken cancellationToken)
+    {
+        ThrowIfRebuilding();
+        using var connection = await readModels.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT idx, error, first_seen, last_seen, attempts FROM dead_letters WHERE tenant_id = $t ORDER BY idx LIMIT $limit";
+        command.Parameters.AddWithValue("$t", tenantId);
+        command.Parameters.AddWithValue("$limit", limit);
+        var letters = new List<DeadLetter>();
+        try
+        {
+            using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                letters.Add(new DeadLetter(
+                    tenantId, (ulong)reader.GetInt64(0), reader.GetString(1), new DateTimeOffset(reader.GetInt64(2), TimeSpan.Zero),
+                    new DateTimeOffset(reader.GetInt64(3), TimeSpan.Zero), reader.GetInt32(4)));
+            }
+        }
+        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        {
+            ReportDamage(e.Message);
+            throw new ProjectionRebuildingException();
+        }
+
+        return letters;
+    }
+
+    public async Task<long> CountDeadLettersAsync(CancellationToken cancellationToken)
+    {
+        if (IsRebuilding)
+        {
+            return 0;
+        }
+
+        try
+        {
+            using var connection = await readModels.OpenAsync(cancellationToken).ConfigureAwait(false);
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT COUNT(*) FROM dead_letters";
+            return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        {
+            ReportDamage(e.Message);
+            return 0;
+        }
+    }
+
+    public async Task<int> RetryDeadLettersAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        ThrowIfRebuilding();
+        using var reading = await log.OpenAsync(cancellationToken).ConfigureAwait(false);
+        if (tenantNumbers.Find(reading, null, tenantId) is not { } num)
+        {
+            return 0;
+        }
+
+        using var turn = await readModelWriter.TakeAsync(cancellationToken).ConfigureAwait(false);
+        var connection = turn.Connection;
+        var indexes = new List<long>();
+        using (var list = connection.CreateCommand())
+        {
+            list.CommandText = "SELECT idx FROM dead_letters WHERE tenant_id = $t ORDER BY idx";
+            list.Parameters.AddWithValue("$t", tenantId);
+            using var reader = await list.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                indexes.Add(reader.GetInt64(0));
+            }
+        }
+
+        var projected = 0;
+        using var snapshot = reading.BeginTransaction(deferred: true);
+        using var transaction = connection.BeginTransaction();
+        using (var writer = new Projector(connection, clock.GetUtcNow().UtcTicks))
+        using (var release = connection.CreateCommand())
+        {
+            release.Transaction = transaction;
+            release.CommandText = "DELETE FROM dead_letters WHERE tenant_id = $t AND idx = $idx";
+            release.Parameters.AddWithValue("$t", tenantId);
+            var idx = release.Parameters.Add("$idx", SqliteType.Integer);
+            foreach (var index in indexes)
+            {
+                using var read = ReadEntriesCommand(reading, snapshot, num, index, index);
+                using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    continue;
+                }
+
+                var entry = ReadEntry(reader, tenantId, num);
+                if (entry.Error is null)
+                {
+                    idx.Value = index;
+                    await release.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    writer.Project(entry);
+                    projected++;
+                }
+                else
+                {
+                    writer.Project(entry);
+                }
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return projected;
+    }
+
+    private void ThrowIfRebuilding()
+    {
+        if (IsRebuilding)
+        {
+            throw new ProjectionRebuildingException();
+        }
+    }
+
+    private async Task<ulong> TryProjectedSizeAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        // Damaged, or the new file before its tables exist: nothing of it counts yet.
+        try
+        {
+            return await ProjectedSizeAsync(tenantId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException)
+        {
+            return 0;
+        }
     }
 
     /// <summary>
     /// At start: every log whose read models lag behind it (a new or older read-model file, or commits of it lost
     /// with a power cut) gets an outbox row for the missing entries, unless waiting outbox rows already cover them.
     /// Read models ahead of their log (a log file restored from an older backup) would name entries the log lacks:
-    /// they are dropped and projected again from the log.
+    /// they are dropped and projected again from the log. Returns every tenant's log size.
     /// </summary>
-    public void Reconcile()
+    public Dictionary<string, ulong> Reconcile()
+    {
+        using var logConnection = log.Open();
+        return Reconcile(logConnection, outbox.Acknowledged);
+    }
+
+    // Outbox rows up to acknowledged were projected into the file as it was (and wait only to be deleted): they cover
+    // nothing for a new file, so only later rows count as covering.
+    private Dictionary<string, ulong> Reconcile(SqliteConnection logConnection, long acknowledged)
     {
         var projected = new Dictionary<string, ulong>(StringComparer.Ordinal);
         using (var connection = readModels.Open())
@@ -165,7 +482,7 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
             }
         }
 
-        using var logConnection = log.Open();
+        var sizes = new Dictionary<string, ulong>(StringComparer.Ordinal);
         using var transaction = logConnection.BeginTransaction();
         var missing = new List<(string TenantId, ulong First, ulong Last)>();
         var ahead = new List<(string TenantId, long Num)>();
@@ -173,13 +490,15 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         {
             heads.Transaction = transaction;
             heads.CommandText = """
-                SELECT h.tenant_id, h.size, (SELECT MIN(first_idx) FROM outbox o WHERE o.tenant_id = h.tenant_id), t.num
+                SELECT h.tenant_id, h.size, (SELECT MIN(first_idx) FROM outbox o WHERE o.tenant_id = h.tenant_id AND o.id > $acknowledged), t.num
                 FROM tree_heads h JOIN tenants t ON t.id = h.tenant_id
                 """;
+            heads.Parameters.AddWithValue("$acknowledged", acknowledged);
             using var reader = heads.ExecuteReader();
             while (reader.Read())
             {
                 var size = (ulong)reader.GetInt64(1);
+                sizes[reader.GetString(0)] = size;
                 var from = projected.GetValueOrDefault(reader.GetString(0));
                 if (from > size)
                 {
@@ -230,6 +549,7 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         }
 
         transaction.Commit();
+        return sizes;
     }
 
     private static void BindTenant(SqliteCommand command, string tenantId, long num)
@@ -264,6 +584,20 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
 
     public async Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken)
     {
+        ThrowIfRebuilding();
+        try
+        {
+            return await SearchOnceAsync(query, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        {
+            ReportDamage(e.Message);
+            throw new ProjectionRebuildingException();
+        }
+    }
+
+    private async Task<QueryPage> SearchOnceAsync(EventQuery query, CancellationToken cancellationToken)
+    {
         using var connection = await log.OpenAsync(cancellationToken).ConfigureAwait(false);
         if (tenantNumbers.Find(connection, null, query.TenantId) is not { } num)
         {
@@ -273,40 +607,75 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         using var readModel = await readModels.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = readModel.CreateCommand();
         command.CommandText = BuildSearch(query, command.Parameters, num);
-        var positions = new List<(long Occurred, long Index)>(query.Limit + 1);
+        var rows = new List<IndexedRow>(query.Limit + 1);
         using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                positions.Add((reader.GetInt64(0), reader.GetInt64(1)));
+                rows.Add(new IndexedRow(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetString(3), reader.GetString(4), reader.GetString(5)));
             }
         }
 
-        var hasMore = positions.Count > query.Limit;
+        var hasMore = rows.Count > query.Limit;
         if (hasMore)
         {
-            positions.RemoveAt(positions.Count - 1);
+            rows.RemoveAt(rows.Count - 1);
         }
 
-        var hits = new List<QueryHit>(positions.Count);
+        var hits = new List<QueryHit>(rows.Count);
         using var entry = connection.CreateCommand();
         entry.CommandText = "SELECT event_id, leaf, leaf_hash, received_at FROM log_entries WHERE id = $id";
         var id = entry.Parameters.Add("$id", SqliteType.Integer);
-        foreach (var (occurred, index) in positions)
+        foreach (var row in rows)
         {
+            var index = row.Index;
             id.Value = LogRowId.Of(num, (ulong)index);
             using var reader = await entry.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                throw new InvalidOperationException($"The read model names entry {index} of tenant {query.TenantId}, which the log does not have.");
+                ReportDamage($"the read models name entry {index} of tenant {query.TenantId}, which the log does not have");
+                throw new ProjectionRebuildingException();
             }
 
             var logEntry = new LogEntry(
                 (ulong)index, new Guid((byte[])reader[0], bigEndian: true), (byte[])reader[1], new Hash((byte[])reader[2]), new DateTimeOffset(reader.GetInt64(3), TimeSpan.Zero));
-            hits.Add(new QueryHit(logEntry, new QueryPosition(occurred, (ulong)index)));
+            if (!row.Agrees(logEntry))
+            {
+                ReportDamage($"the indexed row of entry {index} of tenant {query.TenantId} disagrees with the log");
+                throw new ProjectionRebuildingException();
+            }
+
+            hits.Add(new QueryHit(logEntry, new QueryPosition(row.Occurred, (ulong)index)));
         }
 
         return new QueryPage(hits, hasMore);
+    }
+
+    // A row of event_index as a search read it, checked against the log entry it names before it is served: a byte
+    // flip inside the file that SQLite's own checks miss still shows as a row that disagrees with its entry. Only the
+    // columns of the covering time index are read (actor_id would cost a lookup per row and change the plans).
+    private sealed record IndexedRow(long Occurred, long Index, long RowOccurred, string ActorType, string Action, string Outcome)
+    {
+        public bool Agrees(LogEntry entry)
+        {
+            if (!MerkleHasher.HashLeaf(entry.Leaf).Equals(entry.LeafHash))
+            {
+                // The log entry itself is altered: that is the log's damage, reported where the entry is served.
+                return true;
+            }
+
+            LeafFields fields;
+            try
+            {
+                fields = LeafFields.Read(entry.Leaf);
+            }
+            catch (Exception e) when (ProjectionErrors.IsEntryFailure(e))
+            {
+                return true;
+            }
+
+            return fields.OccurredAt == Occurred && fields.OccurredAt == RowOccurred && fields.ActorType == ActorType && fields.Action == Action && fields.Outcome == Outcome;
+        }
     }
 
     // Filters become conditions on event_index (alias e); each index of event_index ends in (occurred_at, idx), so
@@ -318,8 +687,8 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         // written +idx so it never steers SQLite onto a primary key, which would then sort every row of the tenant.
         var byTarget = query.TargetType is not null || query.TargetId is not null;
         var sql = new StringBuilder(byTarget
-            ? "SELECT DISTINCT t.occurred_at, t.idx FROM event_targets t CROSS JOIN event_index e ON e.tenant_num = t.tenant_num AND e.idx = t.idx WHERE t.tenant_num = $num AND +t.idx < $snapshot"
-            : "SELECT e.occurred_at, e.idx FROM event_index e WHERE e.tenant_num = $num AND +e.idx < $snapshot");
+            ? "SELECT DISTINCT t.occurred_at, t.idx, e.occurred_at, e.actor_type, e.action, e.outcome FROM event_targets t CROSS JOIN event_index e ON e.tenant_num = t.tenant_num AND e.idx = t.idx WHERE t.tenant_num = $num AND +t.idx < $snapshot"
+            : "SELECT e.occurred_at, e.idx, e.occurred_at, e.actor_type, e.action, e.outcome FROM event_index e WHERE e.tenant_num = $num AND +e.idx < $snapshot");
         parameters.AddWithValue("$num", num);
         parameters.AddWithValue("$snapshot", (long)Math.Min(query.SnapshotSize, LogRowId.MaxIndex + 1));
         Filter(sql, parameters, "t.target_type = $targetType", "$targetType", query.TargetType);
@@ -427,11 +796,11 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
                 using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    pending.Entries.Add(ReadEntry(reader, tenant.Key.Num));
+                    pending.Entries.Add(ReadEntry(reader, tenant.Key.TenantId, tenant.Key.Num));
                 }
             }
 
-            pending.ProjectedSizes[tenant.Key.TenantId] = (ulong)merged.Max(r => r.Last) + 1;
+            pending.HandledRanges[tenant.Key.TenantId] = merged;
         }
 
         return pending;
@@ -447,13 +816,21 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
         return read;
     }
 
-    private static ProjectedEntry ReadEntry(SqliteDataReader reader, long num)
+    // An entry whose leaf the read models cannot index carries the reason instead of its fields (a dead letter).
+    private static ProjectedEntry ReadEntry(SqliteDataReader reader, string tenantId, long num)
     {
         var rowId = reader.GetInt64(0);
-        return new ProjectedEntry(num, rowId, (byte[])reader[1], LeafFields.Read((byte[])reader[2]));
+        try
+        {
+            return new ProjectedEntry(tenantId, num, rowId, (byte[])reader[1], LeafFields.Read((byte[])reader[2]), null);
+        }
+        catch (Exception e) when (ProjectionErrors.IsEntryFailure(e))
+        {
+            return new ProjectedEntry(tenantId, num, rowId, (byte[])reader[1], null, ProjectionErrors.Describe(e));
+        }
     }
 
-    private sealed record ProjectedEntry(long TenantNumber, long RowId, byte[] EventId, LeafFields Fields);
+    private sealed record ProjectedEntry(string TenantId, long TenantNumber, long RowId, byte[] EventId, LeafFields? Fields, string? Error);
 
     private sealed class PendingProjection(long? lastOutboxId)
     {
@@ -461,22 +838,34 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
 
         public List<ProjectedEntry> Entries { get; } = [];
 
-        public Dictionary<string, ulong> ProjectedSizes { get; } = new(StringComparer.Ordinal);
+        /// <summary>Per tenant, the index ranges this turn handles.</summary>
+        public Dictionary<string, List<(long First, long Last)>> HandledRanges { get; } = new(StringComparer.Ordinal);
     }
 
     /// <summary>Writes read-model rows inside the transaction open on the connection (raw statements: this runs per event).</summary>
-    private sealed class Projector(SqliteConnection connection) : IDisposable
+    private sealed class Projector(SqliteConnection connection, long nowTicks) : IDisposable
     {
         private readonly RawInsert _index = new(connection, "INSERT OR IGNORE INTO event_index (tenant_num, idx, event_id, occurred_at, actor_type, actor_id, action, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
         private readonly RawInsert _target = new(connection, "INSERT OR IGNORE INTO event_targets (tenant_num, target_id, target_type, occurred_at, idx) VALUES (?1, ?2, ?3, ?4, ?5)");
         private readonly RawInsert _text = new(connection, "INSERT INTO event_text (rowid, body) VALUES (?1, ?2)");
-        private readonly RawInsert _advance = new(connection, "INSERT INTO projections (tenant_id, projected_size) VALUES (?1, ?2) ON CONFLICT (tenant_id) DO UPDATE SET projected_size = MAX(projected_size, excluded.projected_size)");
+        private readonly RawInsert _deadLetter = new(connection, """
+            INSERT INTO dead_letters (tenant_id, idx, error, first_seen, last_seen, attempts) VALUES (?1, ?2, ?3, ?4, ?4, 1)
+            ON CONFLICT (tenant_id, idx) DO UPDATE SET error = excluded.error, last_seen = excluded.last_seen, attempts = attempts + 1
+            """);
 
-        /// <summary>Projects one entry; 0 when its event is indexed already (a redelivered outbox row: the inbox check).</summary>
+        /// <summary>
+        /// Projects one entry; 0 when its event is indexed already (a redelivered outbox row: the inbox check), or when
+        /// it cannot be indexed: then it is recorded as a dead letter, and the turn goes on with the next entry.
+        /// </summary>
         public int Project(ProjectedEntry entry)
         {
-            var fields = entry.Fields;
             var index = (long)LogRowId.IndexOf(entry.RowId);
+            if (entry.Fields is not { } fields)
+            {
+                _deadLetter.Text(1, entry.TenantId).Int64(2, index).Text(3, entry.Error!).Int64(4, nowTicks).Execute();
+                return 0;
+            }
+
             var added = _index.Int64(1, entry.TenantNumber).Int64(2, index).Blob(3, entry.EventId).Int64(4, fields.OccurredAt)
                 .Text(5, fields.ActorType).Text(6, fields.ActorId).Text(7, fields.Action).Text(8, fields.Outcome).Execute();
             if (added == 0)
@@ -493,14 +882,12 @@ internal sealed class SqliteReadModels(SqliteConnections log, WriteConnection lo
             return 1;
         }
 
-        public void Advance(string tenantId, ulong size) => _advance.Text(1, tenantId).Int64(2, (long)size).Execute();
-
         public void Dispose()
         {
             _index.Dispose();
             _target.Dispose();
             _text.Dispose();
-            _advance.Dispose();
+            _deadLetter.Dispose();
         }
     }
 }

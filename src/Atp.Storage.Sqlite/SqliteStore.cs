@@ -45,6 +45,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         Space = new StorageSpace(e => IsDiskFull(e), lapses: false, clock, logger);
         _connections = new SqliteConnections(settings.DatabasePath);
         _readModelConnections = new SqliteConnections(settings.ReadModelPath, durable: false);
+        var damaged = false;
         OpenOnFullDisk(() =>
         {
             using (var connection = _connections.Open())
@@ -52,17 +53,34 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
                 SqliteSchema.Migrate(connection);
             }
 
-            using (var connection = _readModelConnections.Open())
-            {
-                ReadModelSchema.Migrate(connection);
-            }
+            damaged |= OpenReadModels(clock, logger);
         });
 
         _writeConnection = new WriteConnection(_connections);
         _readModelWriter = new WriteConnection(_readModelConnections);
         var outbox = new OutboxProgress();
-        _readModels = new SqliteReadModels(_connections, _writeConnection, _readModelConnections, _readModelWriter, _tenantNumbers, outbox);
-        OpenOnFullDisk(_readModels.Reconcile);
+        _readModels = new SqliteReadModels(_connections, _writeConnection, _readModelConnections, _readModelWriter, _tenantNumbers, outbox, clock, logger);
+        Dictionary<string, ulong> sizes = [];
+        try
+        {
+            OpenOnFullDisk(() => sizes = _readModels.Reconcile());
+        }
+        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        {
+            // Damage the first checks did not reach: start over with a new file once more.
+            _readModelWriter.Dispose();
+            MoveReadModelsAside(e.Message, clock, logger);
+            _readModelWriter = new WriteConnection(_readModelConnections);
+            _readModels = new SqliteReadModels(_connections, _writeConnection, _readModelConnections, _readModelWriter, _tenantNumbers, outbox, clock, logger);
+            sizes = _readModels.Reconcile();
+            damaged = true;
+        }
+
+        if (damaged)
+        {
+            _readModels.RebuildingUntil(sizes);
+        }
+
         _sequencer = new SqliteSequencer(_writeConnection, outbox, _tenantNumbers, Quarantine, settings, Space, clock, logger);
         _walCheckpointer = Task.Run(() => CheckpointWalAsync(_stopping.Token));
         _spaceWatcher = Task.Run(() => WatchSpaceAsync(clock, _stopping.Token));
@@ -73,6 +91,9 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
 
     /// <summary>The database file.</summary>
     public string DatabasePath => _connections.DatabasePath;
+
+    /// <summary>True while the read models are rebuilt after damage to their file (searches are refused meanwhile).</summary>
+    public bool IsRebuilding => _readModels.IsRebuilding;
 
     /// <summary>True while the sequencer accepts appends.</summary>
     public bool IsWriterRunning => _sequencer.IsRunning;
@@ -359,6 +380,50 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
     public Task<ProjectionStatus?> GetProjectionStatusAsync(string tenantId, CancellationToken cancellationToken) => _readModels.StatusAsync(tenantId, cancellationToken);
 
     public Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken) => _readModels.OldestUnprojectedAsync(cancellationToken);
+
+    public Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string tenantId, int limit, CancellationToken cancellationToken) =>
+        _readModels.ListDeadLettersAsync(tenantId, limit, cancellationToken);
+
+    public Task<int> RetryDeadLettersAsync(string tenantId, CancellationToken cancellationToken) => _readModels.RetryDeadLettersAsync(tenantId, cancellationToken);
+
+    public Task<long> CountDeadLettersAsync(CancellationToken cancellationToken) => _readModels.CountDeadLettersAsync(cancellationToken);
+
+    // The read models' file at start: a damaged one (truncated, or not readable as a database) must not keep the
+    // server, and with it ingest, from starting. It is moved aside and a new one is projected from the log.
+    private bool OpenReadModels(TimeProvider clock, ILogger logger)
+    {
+        string? damage;
+        try
+        {
+            using var connection = _readModelConnections.Open();
+            damage = ReadModelDamage.FindTruncation(connection, _readModelConnections.DatabasePath);
+            if (damage is null)
+            {
+                ReadModelSchema.Migrate(connection);
+            }
+        }
+        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
+        {
+            damage = e.Message;
+        }
+
+        if (damage is null)
+        {
+            return false;
+        }
+
+        MoveReadModelsAside(damage, clock, logger);
+        return true;
+    }
+
+    private void MoveReadModelsAside(string damage, TimeProvider clock, ILogger logger)
+    {
+        _readModelConnections.ClearPool();
+        var aside = ReadModelDamage.MoveAside(_readModelConnections.DatabasePath, clock.GetUtcNow());
+        ReadModelDamage.LogMovedAside(logger, _readModelConnections.DatabasePath, damage, aside);
+        using var connection = _readModelConnections.Open();
+        ReadModelSchema.Migrate(connection);
+    }
 
     public async ValueTask DisposeAsync()
     {

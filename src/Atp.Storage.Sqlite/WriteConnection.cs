@@ -14,14 +14,13 @@ internal sealed class WriteConnection : IDisposable
     private const int CacheKibibytes = 64 * 1024;
 
     private readonly SemaphoreSlim _turn = new(1, 1);
-    private readonly SqliteConnection _connection;
+    private readonly SqliteConnections _connections;
+    private SqliteConnection _connection;
 
     public WriteConnection(SqliteConnections connections)
     {
-        _connection = connections.Open();
-        using var pragma = _connection.CreateCommand();
-        pragma.CommandText = $"PRAGMA cache_size=-{CacheKibibytes}";
-        pragma.ExecuteNonQuery();
+        _connections = connections;
+        _connection = OpenConnection(connections);
     }
 
     /// <summary>Waits for the connection; dispose the turn to pass it on. Only the holder may use the connection.</summary>
@@ -31,10 +30,30 @@ internal sealed class WriteConnection : IDisposable
         return new Turn(this);
     }
 
+    /// <summary>
+    /// Closes the connection and opens a new one on the same path (the read models' file after it was moved aside as
+    /// damaged). Only the holder of a turn may call this.
+    /// </summary>
+    public void Reopen()
+    {
+        _connection.Dispose();
+        _connections.ClearPool();
+        _connection = OpenConnection(_connections);
+    }
+
     public void Dispose()
     {
         _connection.Dispose();
         _turn.Dispose();
+    }
+
+    private static SqliteConnection OpenConnection(SqliteConnections connections)
+    {
+        var connection = connections.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = $"PRAGMA cache_size=-{CacheKibibytes}";
+        pragma.ExecuteNonQuery();
+        return connection;
     }
 
     internal readonly struct Turn(WriteConnection owner) : IDisposable

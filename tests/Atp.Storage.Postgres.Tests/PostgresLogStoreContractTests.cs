@@ -20,7 +20,7 @@ public sealed class PostgresLogStoreContractTests(PostgresDatabase database) : L
     protected override Task RedeliverOutboxAsync(string tenantId, ulong first, ulong last) =>
         database.ExecuteAsOwnerAsync($"INSERT INTO atp.outbox (tenant_id, first_idx, last_idx) VALUES ('{tenantId}', {first}, {last})");
 
-    protected override Task WipeReadModelsAsync() => database.ExecuteAsOwnerAsync("DELETE FROM atp.event_index;");
+    protected override Task WipeReadModelsAsync() => database.ExecuteAsOwnerAsync("DELETE FROM atp.event_index; DELETE FROM atp.projections; DELETE FROM atp.dead_letters;");
 
     protected override Task FlipNodeBitAsync(string tenantId, NodeId node)
     {

@@ -43,13 +43,19 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
             await store.CreateApiKeyAsync(new ApiKey($"key-{tenant}", tenant, "k", [Scopes.EventsWrite], ApiKeyFormat.Hash(ApiKeyFormat.Generate()), clock.GetUtcNow()), default);
             Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 2), null, default));
             Assert.Equal(2, await store.ProjectPendingAsync(1, default));
+
+            // An entry the read models cannot index: a dead letter of the tenant.
+            var broken = Encoding.UTF8.GetBytes("{\"action\":");
+            Assert.IsType<Appended>(await store.AppendAsync(
+                new AppendRequest(tenant, [new PendingEntry(Guid.CreateVersion7(), false, broken, MerkleHasher.HashLeaf(broken), null, clock.GetUtcNow())], null), default));
+            Assert.Equal(0, await store.ProjectPendingAsync(1, default));
         }
 
         foreach (var tenant in new[] { A, B })
         {
             var claim = new IdempotencyClaim($"retry-{tenant}", Hash.Sha256(Encoding.UTF8.GetBytes(tenant)));
             Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 1), claim, default));
-            await store.SaveCheckpointAsync(tenant, 3, $"note of {tenant}", clock.GetUtcNow(), default);
+            await store.SaveCheckpointAsync(tenant, 4, $"note of {tenant}", clock.GetUtcNow(), default);
         }
 
         await store.CreateApiKeyAsync(new ApiKey("platform-key", null, "p", [Scopes.PlatformAdmin], ApiKeyFormat.Hash(ApiKeyFormat.Generate()), clock.GetUtcNow()), default);
@@ -62,7 +68,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
     {
         var tables = await TenantTablesAsync();
 
-        Assert.Equal(["api_keys", "checkpoints", "event_index", "idempotency_keys", "log_entries", "outbox", "projections", "tenants", "tree_heads"], tables.Order());
+        Assert.Equal(["api_keys", "checkpoints", "dead_letters", "event_index", "idempotency_keys", "log_entries", "outbox", "projections", "tenants", "tree_heads"], tables.Order());
         foreach (var table in tables)
         {
             Assert.Equal(2L, await database.ExecuteAsOwnerAsync($"SELECT count(DISTINCT tenant_id) FROM atp.{table}"));
@@ -156,6 +162,10 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
         // The sealer's list carries heads only, and the platform key stays invisible to plain queries.
         Assert.Equal(0L, await ScalarAsync(connection, "SELECT count(*) FROM atp.list_unsealed_logs()"));
         Assert.Equal(0L, await CountAsync(connection, "atp.api_keys"));
+
+        // The dead-letter count spans tenants as a number only; the letters themselves stay behind the tenant setting.
+        Assert.Equal(2L, await ScalarAsync(connection, "SELECT atp.count_dead_letters()"));
+        Assert.Equal(0L, await CountAsync(connection, "atp.dead_letters"));
     }
 
     private async Task<NpgsqlConnection> OpenAsAppAsync()

@@ -17,7 +17,7 @@ public sealed class SqliteLogStoreContractTests : LogStoreContract<SqliteStore>
     protected override Task RedeliverOutboxAsync(string tenantId, ulong first, ulong last) =>
         ExecuteAsync("atp.db", $"INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ('{tenantId}', {first}, {last})");
 
-    protected override Task WipeReadModelsAsync() => ExecuteAsync("atp-read.db", "DELETE FROM event_index; DELETE FROM event_targets; DELETE FROM event_text;");
+    protected override Task WipeReadModelsAsync() => ExecuteAsync("atp-read.db", "DELETE FROM event_index; DELETE FROM event_targets; DELETE FROM event_text; DELETE FROM projections; DELETE FROM projection_ranges; DELETE FROM dead_letters;");
 
     protected override Task FlipNodeBitAsync(string tenantId, NodeId node)
     {

@@ -54,8 +54,43 @@ public sealed record QueryPage(IReadOnlyList<QueryHit> Hits, bool HasMore);
 /// <summary>A matching entry with its position for the cursor.</summary>
 public sealed record QueryHit(LogEntry Entry, QueryPosition Position);
 
-/// <summary>How far a tenant's read models have caught up with its log.</summary>
-public sealed record ProjectionStatus(ulong ProjectedSize, ulong TreeSize);
+/// <summary>
+/// How far a tenant's read models have caught up with its log: every entry below <see cref="ProjectedSize"/> has been
+/// handled (projected, or quarantined as a dead letter), none at or above it is counted.
+/// </summary>
+public sealed record ProjectionStatus(ulong ProjectedSize, ulong TreeSize)
+{
+    /// <summary>Entries of the tenant below <see cref="ProjectedSize"/> that could not be projected (not searchable).</summary>
+    public long DeadLetters { get; init; }
+
+    /// <summary>True while the read models are being rebuilt after damage; searches answer "rebuilding" meanwhile.</summary>
+    public bool Rebuilding { get; init; }
+}
+
+/// <summary>
+/// An entry the projector could not project: kept aside so that it never stalls the rest of the log. Error says why
+/// in words that carry none of the entry's content; Attempts counts the tries, FirstSeen and LastSeen bound them.
+/// </summary>
+public sealed record DeadLetter(string TenantId, ulong Index, string Error, DateTimeOffset FirstSeen, DateTimeOffset LastSeen, int Attempts);
+
+/// <summary>Thrown by a search while the read models are being rebuilt after damage: ask again later.</summary>
+public sealed class ProjectionRebuildingException : Exception
+{
+    public ProjectionRebuildingException()
+        : base("The read models are being rebuilt from the log.")
+    {
+    }
+
+    public ProjectionRebuildingException(string message)
+        : base(message)
+    {
+    }
+
+    public ProjectionRebuildingException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
 
 /// <summary>The read models: projected from the outbox, rebuildable from the log alone.</summary>
 public interface IEventQueryStore
@@ -73,4 +108,16 @@ public interface IEventQueryStore
 
     /// <summary>When the oldest entry still waiting in the outbox was received; null when nothing waits.</summary>
     Task<DateTimeOffset?> OldestUnprojectedAsync(CancellationToken cancellationToken);
+
+    /// <summary>The tenant's dead letters, lowest index first.</summary>
+    Task<IReadOnlyList<DeadLetter>> ListDeadLettersAsync(string tenantId, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Tries to project the tenant's dead letters again; those that now project leave the table. Returns how many did.</summary>
+    Task<int> RetryDeadLettersAsync(string tenantId, CancellationToken cancellationToken);
+
+    /// <summary>Dead letters in the whole cell (a count only, for the metric and readiness).</summary>
+    Task<long> CountDeadLettersAsync(CancellationToken cancellationToken);
+
+    /// <summary>True while the read models are being rebuilt after damage was detected (searches throw <see cref="ProjectionRebuildingException"/>).</summary>
+    bool IsRebuilding => false;
 }

@@ -60,6 +60,15 @@ public sealed class ProjectionLoop(IEventQueryStore store, TimeProvider clock)
         var now = clock.GetUtcNow();
         var age = Age(oldest, now);
         Measured(age, now);
+        if (Projects && store.IsRebuilding)
+        {
+            // Damage was found: the store starts its rebuild in a turn, even with nothing waiting, and catches up
+            // without lingering.
+            var rebuilt = await store.ProjectPendingAsync(MaxEntriesPerTurn, cancellationToken).ConfigureAwait(false);
+            Interlocked.Add(ref _projected, rebuilt);
+            return rebuilt == 0 && oldest is null ? Idle : TimeSpan.Zero;
+        }
+
         if (oldest is null)
         {
             return Idle;

@@ -161,9 +161,10 @@ internal sealed partial class PlatformAuditLog(
 
     private EventDraft ToDraft(PlatformEvent e)
     {
-        IReadOnlyList<Party> targets = e.TenantId is null ? [] : [new Party("tenant", e.TenantId, null)];
-        var data = e.Data is null ? (JsonElement?)null : JsonSerializer.SerializeToElement(e.Data, PlatformJson.Default.IReadOnlyDictionaryStringString);
-        return new EventDraft(null, e.Type, clock.GetUtcNow(), e.Actor, e.Action, targets, e.Outcome, e.Context, data);
+        // Held to the rules of tenant events: an entry the read models cannot index must not reach this log either.
+        IReadOnlyList<Party> targets = e.TenantId is null ? [] : [PlatformEventText.Party(new Party("tenant", e.TenantId, null))];
+        var data = e.Data is null ? (JsonElement?)null : JsonSerializer.SerializeToElement(PlatformEventText.Data(e.Data), PlatformJson.Default.IReadOnlyDictionaryStringString);
+        return new EventDraft(null, e.Type, clock.GetUtcNow(), PlatformEventText.Party(e.Actor), e.Action, targets, e.Outcome, PlatformEventText.Context(e.Context), data);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The platform audit log queue is full; {Dropped} security events dropped so far")]

@@ -39,10 +39,25 @@ internal static class EventEndpoints
         var projection = app.MapGroup("/v1/tenants/{tenant}/projection").WithTags("Events").RequireTenantAccess();
         projection.MapGet("/", ProjectionStatusAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("How far search has caught up with the log: projectedSize of treeSize entries are searchable");
+            .Produces<ProjectionStatusResponse>()
+            .WithSummary("How far search has caught up with the log: every entry below projectedSize was handled (searchable, or a dead letter); complete when projectedSize = treeSize");
         projection.MapPost("/rebuild", RebuildProjectionAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
-            .WithSummary("Rebuild the tenant's read models from its log alone (platform admin)");
+            .WithMetadata(new ReadModelMaintenance())
+            .Produces<ProjectionStatusResponse>()
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .WithSummary("Rebuild the tenant's read models from its log alone (platform admin; the platform log's tenant included)");
+        projection.MapGet("/dead-letters", DeadLettersAsync)
+            .RequireAuthorization(Scopes.PlatformAdmin)
+            .Produces<DeadLettersResponse>()
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .WithSummary("The tenant's entries the projector could not project, lowest index first (platform admin); limit 1-1000, default 100");
+        projection.MapPost("/dead-letters/retry", RetryDeadLettersAsync)
+            .RequireAuthorization(Scopes.PlatformAdmin)
+            .WithMetadata(new ReadModelMaintenance())
+            .Produces<DeadLetterRetryResponse>()
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .WithSummary("Project the tenant's dead letters again; those that now project become searchable (platform admin)");
         return app;
     }
 
@@ -194,7 +209,12 @@ internal static class EventEndpoints
             }
         }
 
-        return TypedResults.Ok(new EventResponse(ToItem(entry), proofDto, pending ? true : null));
+        if (TryParseLeaf(entry) is not { } leaf)
+        {
+            return Problem.IntegrityFailure($"Entry {entry.Index} of this tenant's log is stored as bytes that are not valid JSON; it is not served. Its leaf hash is {entry.LeafHash.ToBase64()}.");
+        }
+
+        return TypedResults.Ok(new EventResponse(new EventItem(entry.Index, entry.LeafHash.ToBase64(), leaf), proofDto, pending ? true : null));
     }
 
     private static readonly string[] CursorErrors = ["cursor: not a cursor of this search (cursors are bound to the tenant and the filters)"];
@@ -216,11 +236,25 @@ internal static class EventEndpoints
             checkpoint = await store.GetLatestCheckpointAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
         }
 
+        var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        if (status is { Rebuilding: true })
+        {
+            return Rebuilding(context);
+        }
+
+        var projected = status?.ProjectedSize ?? 0;
         if (cursor is not null)
         {
             if (!cursors.TryDecode(cursor, digest, out var state) || state.Ascending != query.Ascending)
             {
                 return Problem.Validation("The search is not valid.", CursorErrors);
+            }
+
+            // The cursor's snapshot is a prefix every entry of which was handled when the first page was served; read
+            // models rebuilt since then hold less until they catch up, and a page from them would silently miss entries.
+            if (state.SnapshotSize > projected)
+            {
+                return Rebuilding(context);
             }
 
             query = query with { SnapshotSize = state.SnapshotSize, After = state.After };
@@ -229,20 +263,18 @@ internal static class EventEndpoints
         {
             // The first page pins the snapshot: what is searchable now (and, to be provable, sealed). A verified search
             // never returns an entry without its proof: before the first checkpoint it says so and when to ask again.
-            var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
-            var snapshot = status?.ProjectedSize ?? 0;
             if (verify && checkpoint is null)
             {
-                if (snapshot > 0)
+                if (projected > 0)
                 {
                     context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(options.Value.Integrity.CheckpointInterval.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    return TypedResults.Ok(new SearchResponse([], null, null, ProofPending: true));
+                    return TypedResults.Ok(new SearchResponse([], null, null, 0, ProofPending: true));
                 }
 
-                return TypedResults.Ok(new SearchResponse([], null, null));
+                return TypedResults.Ok(new SearchResponse([], null, null, 0));
             }
 
-            query = query with { SnapshotSize = checkpoint is null ? snapshot : Math.Min(snapshot, checkpoint.Size) };
+            query = query with { SnapshotSize = checkpoint is null ? projected : Math.Min(projected, checkpoint.Size) };
         }
 
         if (checkpoint is not null && query.SnapshotSize > checkpoint.Size)
@@ -250,7 +282,16 @@ internal static class EventEndpoints
             query = query with { SnapshotSize = checkpoint.Size };
         }
 
-        var page = await search.SearchAsync(query, cancellationToken).ConfigureAwait(false);
+        QueryPage page;
+        try
+        {
+            page = await search.SearchAsync(query, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ProjectionRebuildingException)
+        {
+            return Rebuilding(context);
+        }
+
         var items = new List<SearchItem>(page.Hits.Count);
         var bytes = 0L;
         var hasMore = page.HasMore;
@@ -271,35 +312,110 @@ internal static class EventEndpoints
                 inclusion = new InclusionDto(hit.Entry.Index, checkpoint.Size, hit.Entry.LeafHash.ToBase64(), hashes.Select(h => h.ToBase64()).ToArray());
             }
 
-            var item = ToItem(hit.Entry);
-            items.Add(new SearchItem(item.Index, item.LeafHash, item.Event, inclusion) { Position = hit.Position });
+            // An entry stored as bytes that are no longer JSON is marked, not served, and the page goes on.
+            var leaf = TryParseLeaf(hit.Entry);
+            items.Add(new SearchItem(hit.Entry.Index, hit.Entry.LeafHash.ToBase64(), leaf, inclusion)
+            {
+                Position = hit.Position,
+                Quarantined = leaf is null ? true : null,
+                Error = leaf is null ? "The stored entry is not valid JSON; it is not served (integrity-failure)." : null,
+            });
         }
 
         var next = hasMore && items.Count > 0
             ? cursors.Encode(new QueryCursor.State(query.Ascending, query.SnapshotSize, items[^1].Position), digest)
             : null;
-        return TypedResults.Ok(new SearchResponse(items, next, checkpoint?.Note));
+        return TypedResults.Ok(new SearchResponse(items, next, checkpoint?.Note, query.SnapshotSize));
     }
 
     private static async Task<IResult> ProjectionStatusAsync(HttpContext context, IEventQueryStore search, CancellationToken cancellationToken)
     {
         var tenant = TenantAccessFilter.Current(context);
         var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(new ProjectionStatusResponse(status?.ProjectedSize ?? 0, status?.TreeSize ?? 0));
+        return TypedResults.Ok(ProjectionStatusResponse.Of(status ?? new ProjectionStatus(0, 0)));
     }
 
     private static async Task<IResult> RebuildProjectionAsync(HttpContext context, IEventQueryStore search, Audit.PlatformAuditLog audit, CancellationToken cancellationToken)
     {
         var tenant = TenantAccessFilter.Current(context);
-        var size = await search.RebuildProjectionsAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        ulong size;
+        try
+        {
+            size = await search.RebuildProjectionsAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ProjectionRebuildingException)
+        {
+            return Rebuilding(context);
+        }
+
         await audit.RecordAsync(Audit.PlatformEvents.AdminAction(context, "projection.rebuilt", tenant.Id, new() { ["entries"] = size.ToString(System.Globalization.CultureInfo.InvariantCulture) }), cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(new ProjectionStatusResponse(size, size));
+        var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        return TypedResults.Ok(ProjectionStatusResponse.Of(status ?? new ProjectionStatus(size, size)));
     }
 
-    private static EventItem ToItem(LogEntry entry)
+    private static async Task<IResult> DeadLettersAsync(HttpContext context, int? limit, IEventQueryStore search, CancellationToken cancellationToken)
     {
-        using var leaf = JsonDocument.Parse(entry.Leaf);
-        return new EventItem(entry.Index, entry.LeafHash.ToBase64(), leaf.RootElement.Clone());
+        if (limit is < 1 or > 1000)
+        {
+            return Problem.Validation("limit must be 1-1000.");
+        }
+
+        var tenant = TenantAccessFilter.Current(context);
+        try
+        {
+            var letters = await search.ListDeadLettersAsync(tenant.Id, limit ?? 100, cancellationToken).ConfigureAwait(false);
+            return TypedResults.Ok(new DeadLettersResponse(letters.Select(DeadLetterDto.Of).ToArray()));
+        }
+        catch (ProjectionRebuildingException)
+        {
+            return Rebuilding(context);
+        }
+    }
+
+    private static async Task<IResult> RetryDeadLettersAsync(HttpContext context, IEventQueryStore search, Audit.PlatformAuditLog audit, CancellationToken cancellationToken)
+    {
+        var tenant = TenantAccessFilter.Current(context);
+        int projected;
+        try
+        {
+            projected = await search.RetryDeadLettersAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ProjectionRebuildingException)
+        {
+            return Rebuilding(context);
+        }
+
+        var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
+        var remaining = status?.DeadLetters ?? 0;
+        await audit.RecordAsync(
+            Audit.PlatformEvents.AdminAction(context, "projection.dead_letters_retried", tenant.Id, new()
+            {
+                ["projected"] = projected.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["remaining"] = remaining.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            }),
+            cancellationToken).ConfigureAwait(false);
+        return TypedResults.Ok(new DeadLetterRetryResponse(projected, remaining));
+    }
+
+    // The rebuild's end is not predictable from here (it depends on the log's size); a few seconds keeps polling cheap.
+    private static ProblemHttpResult Rebuilding(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "5";
+        return Problem.ProjectionRebuilding("The read models are being rebuilt from the log (after damage to them, or since this search's first page); search answers again once they caught up. Ingest is not affected.");
+    }
+
+    // The leaf as JSON, or null when the stored bytes are no longer JSON (the caller marks or refuses the entry).
+    private static JsonElement? TryParseLeaf(LogEntry entry)
+    {
+        try
+        {
+            using var leaf = JsonDocument.Parse(entry.Leaf);
+            return leaf.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private static IEnumerable<JsonElement> Single(JsonElement element)
@@ -317,18 +433,47 @@ internal sealed record ReceiptsResponse(IReadOnlyList<ReceiptDto> Receipts);
 
 internal sealed record EventItem(ulong Index, string LeafHash, JsonElement Event);
 
-/// <summary>A search hit; <see cref="Inclusion"/> only with verify=true.</summary>
-internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement Event, InclusionDto? Inclusion)
+/// <summary>
+/// A search hit; <see cref="Inclusion"/> only with verify=true. An entry whose stored bytes are no longer JSON comes
+/// without <see cref="Event"/>, with <see cref="Quarantined"/> true and an <see cref="Error"/>.
+/// </summary>
+internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement? Event, InclusionDto? Inclusion)
 {
     [System.Text.Json.Serialization.JsonIgnore]
     public Atp.Core.Query.QueryPosition Position { get; init; }
+
+    public bool? Quarantined { get; init; }
+
+    public string? Error { get; init; }
 }
 
-/// <summary>A page; <see cref="Checkpoint"/> (the signed note every inclusion proof leads to) only with verify=true.</summary>
-/// <summary>A page; <see cref="ProofPending"/> is true (and the page empty) when verify=true found entries that no checkpoint covers yet.</summary>
-internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint, bool? ProofPending = null);
+/// <summary>
+/// A page; <see cref="Checkpoint"/> (the signed note every inclusion proof leads to) only with verify=true.
+/// <see cref="Snapshot"/>: the log prefix the search covers, pinned by its first page: every matching entry with an
+/// index below it is in the pages (or a dead letter), none at or above it. <see cref="ProofPending"/> is true (and the
+/// page empty) when verify=true found entries that no checkpoint covers yet.
+/// </summary>
+internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint, ulong Snapshot, bool? ProofPending = null);
 
-internal sealed record ProjectionStatusResponse(ulong ProjectedSize, ulong TreeSize);
+/// <summary>
+/// <see cref="ProjectedSize"/>: every entry below it was handled (searchable, or a dead letter); <see cref="Complete"/>
+/// when that is the whole log. <see cref="Rebuilding"/>: the read models are rebuilt after damage, search answers 503.
+/// </summary>
+internal sealed record ProjectionStatusResponse(ulong ProjectedSize, ulong TreeSize, bool Complete, long DeadLetters, bool Rebuilding)
+{
+    public static ProjectionStatusResponse Of(ProjectionStatus status) =>
+        new(status.ProjectedSize, status.TreeSize, !status.Rebuilding && status.ProjectedSize >= status.TreeSize, status.DeadLetters, status.Rebuilding);
+}
+
+internal sealed record DeadLetterDto(ulong Index, string Error, DateTimeOffset FirstSeen, DateTimeOffset LastSeen, int Attempts)
+{
+    public static DeadLetterDto Of(DeadLetter letter) => new(letter.Index, letter.Error, letter.FirstSeen, letter.LastSeen, letter.Attempts);
+}
+
+internal sealed record DeadLettersResponse(IReadOnlyList<DeadLetterDto> DeadLetters);
+
+/// <summary><see cref="Projected"/> dead letters now projected; <see cref="Remaining"/> still set aside.</summary>
+internal sealed record DeadLetterRetryResponse(int Projected, long Remaining);
 
 internal sealed record InclusionDto(ulong Index, ulong TreeSize, string LeafHash, IReadOnlyList<string> Hashes);
 

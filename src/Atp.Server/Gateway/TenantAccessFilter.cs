@@ -37,7 +37,9 @@ internal sealed class TenantAccessFilter(
         }
 
         // Only ATP itself appends to the platform audit log; through the API it can only be read.
-        if (tenantId == PlatformAuditLog.TenantId && !(HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method)))
+        // (Rebuilding or retrying its read models writes nothing to it: those endpoints carry ReadModelMaintenance.)
+        if (tenantId == PlatformAuditLog.TenantId && !(HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method))
+            && !(platformAdmin && http.GetEndpoint()?.Metadata.GetMetadata<ReadModelMaintenance>() is not null))
         {
             audit.Report(PlatformEvents.Refusal(http, PlatformEvents.CrossTenant, null, "write to the platform audit log through the API"));
             return Problem.Forbidden("The platform audit log is written only by ATP itself.");

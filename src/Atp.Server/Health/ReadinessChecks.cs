@@ -46,7 +46,13 @@ internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISig
         }
 
         // Freshness of search: projection lag is reported; a projector that stopped measuring is not ready.
-        var data = new Dictionary<string, object> { ["projectionLagSeconds"] = Math.Round(projection.Lag.TotalSeconds, 3) };
+        // Dead letters and a read-model rebuild degrade search, not appends: reported, still ready.
+        var data = new Dictionary<string, object>
+        {
+            ["projectionLagSeconds"] = Math.Round(projection.Lag.TotalSeconds, 3),
+            ["projectionDeadLetters"] = projection.DeadLetters,
+            ["projectionRebuilding"] = projection.Rebuilding,
+        };
         if (projection.SinceMeasured > TimeSpan.FromSeconds(30))
         {
             return HealthCheckResult.Unhealthy("The projector is not running.", data: data);

@@ -48,6 +48,12 @@ internal static class Problem
 
     public static ProblemHttpResult Unavailable(string detail) => Create(503, "unavailable", "The service cannot complete the request now", detail);
 
+    /// <summary>Stored data failed a check on the way out: ATP answers this rather than serve it.</summary>
+    public static ProblemHttpResult IntegrityFailure(string detail) => Create(500, "integrity-failure", "Stored data failed an integrity check", detail);
+
+    /// <summary>Search is unavailable while the read models are rebuilt from the log (send Retry-After with it).</summary>
+    public static ProblemHttpResult ProjectionRebuilding(string detail) => Create(503, "projection-rebuilding", "Search is being rebuilt", detail);
+
     public static ProblemHttpResult Create(int status, string slug, string title, string detail, object? errors = null)
     {
         var problem = new ProblemDetails { Status = status, Type = TypeBase + slug, Title = title, Detail = detail };

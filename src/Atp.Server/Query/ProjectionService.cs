@@ -8,14 +8,23 @@ namespace Atp.Server.Query;
 /// Drains the outbox into the read models continuously (<see cref="ProjectionLoop"/>), and exports freshness: the age
 /// of the oldest entry still waiting (0 when none) as the gauge <c>atp.projection.lag</c> (seconds), also used by readiness.
 /// With <c>Atp:Query:Projector=false</c> it only measures: other nodes of the cell project.
+/// Entries that cannot be projected are dead letters (the store sets them aside); their number in the cell is the gauge
+/// <c>atp.projection.dead_letters</c> of the meter <c>Atp.Projection</c>, refreshed every few seconds.
 /// </summary>
 internal sealed partial class ProjectionService : BackgroundService
 {
+    /// <summary>The meter of the projector's own instruments.</summary>
+    public const string MeterName = "Atp.Projection";
+
     private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan CountDeadLettersEvery = TimeSpan.FromSeconds(5);
     private readonly ProjectionLoop _loop;
+    private readonly IEventQueryStore _store;
     private readonly TimeProvider _clock;
     private readonly ILogger<ProjectionService> _logger;
     private readonly Atp.Core.Storage.StorageSpace _space;
+    private long _deadLetters;
+    private long _deadLettersCountedAt;
 
     public ProjectionService(IEventQueryStore store, IOptions<AtpOptions> options, Storage.StorageEngine engine, TimeProvider clock, IMeterFactory meters, ILogger<ProjectionService> logger)
     {
@@ -23,10 +32,20 @@ internal sealed partial class ProjectionService : BackgroundService
         ArgumentNullException.ThrowIfNull(meters);
         ArgumentNullException.ThrowIfNull(options);
         _loop = new ProjectionLoop(store, clock) { Projects = options.Value.Query.Projector };
+        _store = store;
         _clock = clock;
         _logger = logger;
         meters.Create("Atp.Server").CreateObservableGauge("atp.projection.lag", () => Lag.TotalSeconds, "s", "Age of the oldest log entry not yet in the read models");
+        var projection = meters.Create(MeterName);
+        projection.CreateObservableGauge("atp.projection.dead_letters", () => DeadLetters, "{entry}", "Log entries the projector set aside because it could not project them");
+        projection.CreateObservableGauge("atp.projection.rebuilding", () => Rebuilding ? 1 : 0, "{state}", "1 while the read models are rebuilt after damage to them");
     }
+
+    /// <summary>Dead letters in the cell at the last count.</summary>
+    public long DeadLetters => Interlocked.Read(ref _deadLetters);
+
+    /// <summary>True while the read models are rebuilt after damage (searches answer 503 projection-rebuilding).</summary>
+    public bool Rebuilding => _store.IsRebuilding;
 
     /// <summary>The last measured projection lag.</summary>
     public TimeSpan Lag => _loop.Lag;
@@ -79,6 +98,7 @@ internal sealed partial class ProjectionService : BackgroundService
             try
             {
                 var wait = _loop.StepAsync(stoppingToken).GetAwaiter().GetResult();
+                CountDeadLetters(stoppingToken);
                 if (wait > TimeSpan.Zero)
                 {
                     Task.Delay(wait, _clock, stoppingToken).GetAwaiter().GetResult();
@@ -88,7 +108,7 @@ internal sealed partial class ProjectionService : BackgroundService
             {
                 return;
             }
-            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException or System.Text.Json.JsonException or System.Data.Common.DbException)
+            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException or System.Text.Json.JsonException or System.Data.Common.DbException or ProjectionRebuildingException)
             {
                 // A full disk is logged once by the store's space state, not every second here.
                 if (!_space.TryMarkFull(e, "projecting"))
@@ -100,6 +120,26 @@ internal sealed partial class ProjectionService : BackgroundService
             }
         }
     }
+
+    private void CountDeadLetters(CancellationToken stoppingToken)
+    {
+        var now = _clock.GetTimestamp();
+        if (Interlocked.Read(ref _deadLettersCountedAt) != 0 && _clock.GetElapsedTime(Interlocked.Read(ref _deadLettersCountedAt), now) < CountDeadLettersEvery)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _deadLettersCountedAt, now);
+        var counted = _store.CountDeadLettersAsync(stoppingToken).GetAwaiter().GetResult();
+        var before = Interlocked.Exchange(ref _deadLetters, counted);
+        if (counted > before)
+        {
+            LogDeadLetters(_logger, counted);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} log entries could not be projected and are set aside as dead letters (see GET …/projection/dead-letters)")]
+    private static partial void LogDeadLetters(ILogger logger, long count);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "The projector runs at normal priority (lowering a thread's priority needs Linux)")]
     private static partial void LogPriorityUnchanged(ILogger logger);
