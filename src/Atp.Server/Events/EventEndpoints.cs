@@ -6,6 +6,7 @@ using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Atp.Server.Gateway;
+using Atp.Server.Integrity;
 using Atp.Server.Problems;
 using Atp.Server.Query;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -28,11 +29,12 @@ internal static class EventEndpoints
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event");
+            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event; an item whose stored bytes fail their leaf hash has event null and integrityFailure set");
 
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof");
+            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof; 500 integrity-failure if the stored bytes no longer match the leaf hash")
+            .ProducesProblem(StatusCodes.Status500InternalServerError);
 
         var projection = app.MapGroup("/v1/tenants/{tenant}/projection").WithTags("Events").RequireTenantAccess();
         projection.MapGet("/", ProjectionStatusAsync)
@@ -140,7 +142,7 @@ internal static class EventEndpoints
         return TypedResults.Json(new ReceiptsResponse(receipts), statusCode: StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, bool? verify, ILogStore store, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, bool? verify, ILogStore store, StoredLeafCheck leafCheck, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         proof = proof == true || verify == true;
         if (!Guid.TryParseExact(id, "D", out var eventId))
@@ -153,6 +155,11 @@ internal static class EventEndpoints
         if (entry is null)
         {
             return Problem.NotFound($"No event {eventId} in this tenant's log.");
+        }
+
+        if (!leafCheck.IsIntact(tenant.Id, entry))
+        {
+            return StoredLeafCheck.Problem(entry.Index);
         }
 
         ProofDto? proofDto = null;
@@ -176,9 +183,12 @@ internal static class EventEndpoints
         return TypedResults.Ok(new EventResponse(ToItem(entry), proofDto, pending ? true : null));
     }
 
+    private const string IntegrityFailureType = "https://atp.dev/problems/integrity-failure";
+    private static readonly JsonElement NullEvent = JsonDocument.Parse("null").RootElement.Clone();
+
     private static readonly string[] CursorErrors = ["cursor: not a cursor of this search (cursors are bound to the tenant and the filters)"];
 
-    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, StoredLeafCheck leafCheck, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         // A page stops early rather than exceed this many bytes of leaves; the cursor continues from where it stopped.
         var maxResponseBytes = options.Value.Query.MaxResponseBytes;
@@ -229,6 +239,13 @@ internal static class EventEndpoints
             {
                 hasMore = true;
                 break;
+            }
+
+            if (!leafCheck.IsIntact(tenant.Id, hit.Entry))
+            {
+                // The rest of the page is sound; this item is marked, and its altered bytes are not served.
+                items.Add(new SearchItem(hit.Entry.Index, hit.Entry.LeafHash.ToBase64(), NullEvent, null) { Position = hit.Position, IntegrityFailure = IntegrityFailureType });
+                continue;
             }
 
             InclusionDto? inclusion = null;
@@ -289,6 +306,9 @@ internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement Even
 {
     [System.Text.Json.Serialization.JsonIgnore]
     public Atp.Core.Query.QueryPosition Position { get; init; }
+
+    /// <summary>Set (to the problem type) when the stored bytes failed their leaf hash; <see cref="Event"/> is then null.</summary>
+    public string? IntegrityFailure { get; init; }
 }
 
 /// <summary>A page; <see cref="Checkpoint"/> (the signed note every inclusion proof leads to) only with verify=true.</summary>

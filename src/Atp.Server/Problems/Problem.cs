@@ -36,6 +36,9 @@ internal static class Problem
     public static ProblemHttpResult IdempotencyKeyReused(string key) =>
         Create(422, "idempotency-key-reused", "Idempotency-Key reused with a different request", $"The Idempotency-Key '{key}' was first used with a different request body; nothing was stored.");
 
+    /// <summary>Stored data failed its integrity check (a server-side fault); the altered data is not served.</summary>
+    public static ProblemHttpResult IntegrityFailure(string detail) => Create(500, "integrity-failure", "Stored data failed its integrity check", detail);
+
     public static ProblemHttpResult Unavailable(string detail) => Create(503, "unavailable", "The service cannot complete the request now", detail);
 
     public static ProblemHttpResult Create(int status, string slug, string title, string detail, object? errors = null)
