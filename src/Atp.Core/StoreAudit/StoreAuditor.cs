@@ -55,11 +55,31 @@ public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerif
             var opened = OpenCheckpoints(tenant, checkpoints, head, Count);
             var size = head?.Size ?? 0;
             var audit = new TreeAudit(tenant, opened.Select(c => c.Size).Append(size), Count);
-            for (ulong from = 0; from < size; from += ChunkEntries)
+            using (var leaves = new LeafCheckPipeline(tenant))
             {
-                var to = Math.Min(size, from + ChunkEntries);
-                await source.ScanAsync(tenant, from, to, audit.Check, cancellationToken).ConfigureAwait(false);
-                progress?.Report(new AuditProgress(tenant, done + audit.Size, total, bytes + audit.LeafBytes));
+                void Visit(ulong index, ReadOnlySpan<byte> leaf, ReadOnlySpan<byte> leafHash, ReadOnlySpan<byte> nodes)
+                {
+                    leaves.Add(index, leaf, leafHash);
+                    audit.CheckTree(index, leaf.Length, leafHash, nodes);
+                }
+
+                for (ulong from = 0; from < size; from += ChunkEntries)
+                {
+                    var to = Math.Min(size, from + ChunkEntries);
+                    await source.ScanAsync(tenant, from, to, Visit, cancellationToken).ConfigureAwait(false);
+                    foreach (var finding in leaves.Drain())
+                    {
+                        audit.Report(finding);
+                    }
+
+                    progress?.Report(new AuditProgress(tenant, done + audit.Size, total, bytes + audit.LeafBytes));
+                }
+
+                leaves.Complete();
+                foreach (var finding in leaves.Drain())
+                {
+                    audit.Report(finding);
+                }
             }
 
             if (audit.Size < size)

@@ -70,6 +70,34 @@ public sealed class TreeAudit
     /// <summary>Checks the next stored row (see <see cref="StoredRowVisitor"/>).</summary>
     public void Check(ulong index, ReadOnlySpan<byte> leaf, ReadOnlySpan<byte> leafHash, ReadOnlySpan<byte> nodes)
     {
+        if (CheckLeaf(_tenantId, index, leaf, leafHash) is { } finding)
+        {
+            Report(finding);
+        }
+
+        CheckTree(index, leaf.Length, leafHash, nodes);
+    }
+
+    /// <summary>
+    /// The leaf check alone (SHA-256(0x00 ‖ leaf) against the stored leaf hash): independent of every other row, so a
+    /// whole-store audit can run it on another core while <see cref="CheckTree"/> follows the rows in order.
+    /// </summary>
+    public static AuditFinding? CheckLeaf(string tenantId, ulong index, ReadOnlySpan<byte> leaf, ReadOnlySpan<byte> leafHash)
+    {
+        if (leafHash.Length != Hash.Size)
+        {
+            return new AuditFinding(tenantId, AuditFindingKind.Leaf, index, $"the stored leaf hash is {leafHash.Length} bytes, not {Hash.Size}");
+        }
+
+        var computed = MerkleHasher.HashLeaf(leaf);
+        return computed.AsSpan().SequenceEqual(leafHash)
+            ? null
+            : new AuditFinding(tenantId, AuditFindingKind.Leaf, index, $"the leaf bytes hash to {computed.ToBase64()}, not to the stored leaf hash {Convert.ToBase64String(leafHash)}");
+    }
+
+    /// <summary>Everything but the leaf check: order, stored nodes against their stored children, roots. Rows in index order.</summary>
+    public void CheckTree(ulong index, int leafLength, ReadOnlySpan<byte> leafHash, ReadOnlySpan<byte> nodes)
+    {
         if (index != Size)
         {
             if (index < Size)
@@ -82,26 +110,11 @@ public sealed class TreeAudit
             Size = index;
         }
 
-        var computed = MerkleHasher.HashLeaf(leaf);
-        LeafBytes += leaf.Length;
-        Hash stored;
-        if (leafHash.Length != Hash.Size)
-        {
-            Report(AuditFindingKind.Leaf, index, $"the stored leaf hash is {leafHash.Length} bytes, not {Hash.Size}");
-            stored = computed;
-        }
-        else
-        {
-            stored = new Hash(leafHash);
-            if (!computed.AsSpan().SequenceEqual(leafHash))
-            {
-                Report(AuditFindingKind.Leaf, index, $"the leaf bytes hash to {computed.ToBase64()}, not to the stored leaf hash {stored.ToBase64()}");
-            }
-        }
-
+        LeafBytes += leafLength;
         if (!IsBroken)
         {
-            Fold(index, stored, nodes);
+            // A stored leaf hash of the wrong length (reported by the leaf check) stands in as zeros: the node above then fails too.
+            Fold(index, leafHash.Length == Hash.Size ? new Hash(leafHash) : default, nodes);
         }
 
         Size = index + 1;
@@ -114,6 +127,13 @@ public sealed class TreeAudit
 
             _nextRootSize++;
         }
+    }
+
+    /// <summary>Reports a finding made outside this walk (the leaf checks of <see cref="CheckLeaf"/>), counted with the rest.</summary>
+    public void Report(AuditFinding finding)
+    {
+        Findings++;
+        _report(finding);
     }
 
     // Appending leaf n completes one node per trailing zero bit of n + 1 (RFC 9162 §2.1: the perfect subtrees that end at n).
@@ -155,9 +175,5 @@ public sealed class TreeAudit
         }
     }
 
-    private void Report(AuditFindingKind kind, ulong index, string detail)
-    {
-        Findings++;
-        _report(new AuditFinding(_tenantId, kind, index, detail));
-    }
+    private void Report(AuditFindingKind kind, ulong index, string detail) => Report(new AuditFinding(_tenantId, kind, index, detail));
 }
