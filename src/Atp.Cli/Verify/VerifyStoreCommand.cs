@@ -105,7 +105,7 @@ internal static class VerifyStoreCommand
                 return ExitCodes.Success;
             }
 
-            await error.WriteLineAsync($"atp: verification failed: {result.Findings} mismatches in {summary}").ConfigureAwait(false);
+            await error.WriteLineAsync($"FAILED: {result.Findings} mismatches in {summary}").ConfigureAwait(false);
             return ExitCodes.VerificationFailed;
         }
     }
