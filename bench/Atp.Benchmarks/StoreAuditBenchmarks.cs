@@ -31,39 +31,47 @@ public class StoreAuditBenchmarks
     {
         _directory = Directory.CreateTempSubdirectory("atp-audit-bench-").FullName;
         _signer = NoteSigner.Generate("atp.bench/audit-1");
+        _leaves = CreateStore(_directory, Entries, LeafBytes, _signer);
+    }
+
+    /// <summary>Writes a store of one tenant ("bench") through <see cref="SqliteStore"/>, sealed once; returns the leaves.</summary>
+    internal static byte[][] CreateStore(string directory, int entries, int leafBytes, NoteSigner signer)
+    {
         var random = new Random(42);
-        _leaves = new byte[Entries][];
-        var store = new SqliteStore(Options.Create(new SqliteStoreOptions { DataDirectory = _directory }), TimeProvider.System, NullLogger<SqliteStore>.Instance);
+        var leaves = new byte[entries][];
+        var store = new SqliteStore(Options.Create(new SqliteStoreOptions { DataDirectory = directory }), TimeProvider.System, NullLogger<SqliteStore>.Instance);
         try
         {
             store.TryCreateTenantAsync(new Tenant("bench", "bench", Tenant.DefaultEdition, "local", new Residency(Residency.Permitted, []), Tenant.Active, DateTimeOffset.UtcNow), CancellationToken.None)
                 .GetAwaiter().GetResult();
-            for (var batch = 0; batch < Entries / 1000; batch++)
+            for (var batch = 0; batch < entries / 1000; batch++)
             {
-                var entries = new List<PendingEntry>(1000);
+                var pending = new List<PendingEntry>(1000);
                 for (var i = batch * 1000; i < (batch + 1) * 1000; i++)
                 {
                     // Printable bytes, as JSON leaves are (their content does not matter to the audit).
-                    var leaf = new byte[LeafBytes];
+                    var leaf = new byte[leafBytes];
                     for (var b = 0; b < leaf.Length; b++)
                     {
                         leaf[b] = (byte)random.Next(0x20, 0x7F);
                     }
 
-                    _leaves[i] = leaf;
-                    entries.Add(new PendingEntry(Guid.NewGuid(), false, leaf, MerkleHasher.HashLeaf(leaf), null, DateTimeOffset.UtcNow));
+                    leaves[i] = leaf;
+                    pending.Add(new PendingEntry(Guid.NewGuid(), false, leaf, MerkleHasher.HashLeaf(leaf), null, DateTimeOffset.UtcNow));
                 }
 
-                store.AppendAsync(new AppendRequest("bench", entries, null), CancellationToken.None).GetAwaiter().GetResult();
+                store.AppendAsync(new AppendRequest("bench", pending, null), CancellationToken.None).GetAwaiter().GetResult();
             }
 
-            ((ILogStore)store).SealAsync("bench", head => new Checkpoint("atp.bench/audit-1/bench", head.Size, head.Root).Sign(_signer).ToString(), DateTimeOffset.UtcNow, CancellationToken.None)
+            ((ILogStore)store).SealAsync("bench", head => new Checkpoint("atp.bench/audit-1/bench", head.Size, head.Root).Sign(signer).ToString(), DateTimeOffset.UtcNow, CancellationToken.None)
                 .GetAwaiter().GetResult();
         }
         finally
         {
             store.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
+
+        return leaves;
     }
 
     [GlobalCleanup]
