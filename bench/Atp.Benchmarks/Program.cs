@@ -7,4 +7,10 @@ if (args.Length > 0 && args[0] == "reads")
     return;
 }
 
+if (args.Length > 0 && args[0] == "audit")
+{
+    StoreAuditRun.Print(Console.Out);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(AppendBenchmarks).Assembly).Run(args);

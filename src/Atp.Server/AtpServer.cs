@@ -44,6 +44,10 @@ public static class AtpServer
         services.AddAtpGateway(builder.Configuration);
         services.AddSingleton(sp => new AlertDetector(sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<PlatformAuditLog>();
+        services.AddSingleton<IntegrityMetrics>();
+        services.AddSingleton<StoredLeafCheck>();
+        services.AddOptions<IntegritySweepOptions>().BindConfiguration(IntegritySweepOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddHostedService<IntegritySweep>();
         services.AddSingleton<Query.QueryCursor>();
         services.AddSingleton<Query.ProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<Query.ProjectionService>());

@@ -16,6 +16,7 @@ internal static class VerifyCommand
         command.Subcommands.Add(CreateInclusion());
         command.Subcommands.Add(CreateConsistency());
         command.Subcommands.Add(VerifyEventsCommand.Create());
+        command.Subcommands.Add(VerifyStoreCommand.Create());
         return command;
     }
 

@@ -6,6 +6,7 @@ using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Atp.Server.Gateway;
+using Atp.Server.Integrity;
 using Atp.Server.Problems;
 using Atp.Server.Query;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -30,11 +31,12 @@ internal static class EventEndpoints
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event");
+            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event; an item whose stored bytes fail their leaf hash has event null and integrityFailure set");
 
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof");
+            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof; 500 integrity-failure if the stored bytes no longer match the leaf hash")
+            .ProducesProblem(StatusCodes.Status500InternalServerError);
 
         var projection = app.MapGroup("/v1/tenants/{tenant}/projection").WithTags("Events").RequireTenantAccess();
         projection.MapGet("/", ProjectionStatusAsync)
@@ -176,7 +178,7 @@ internal static class EventEndpoints
         return TypedResults.Json(new ReceiptsResponse(receipts), statusCode: StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, bool? verify, ILogStore store, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, bool? verify, ILogStore store, StoredLeafCheck leafCheck, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         proof = proof == true || verify == true;
         if (!Guid.TryParseExact(id, "D", out var eventId))
@@ -189,6 +191,11 @@ internal static class EventEndpoints
         if (entry is null)
         {
             return Problem.NotFound($"No event {eventId} in this tenant's log.");
+        }
+
+        if (!leafCheck.IsIntact(tenant.Id, entry))
+        {
+            return StoredLeafCheck.Problem(entry.Index);
         }
 
         ProofDto? proofDto = null;
@@ -217,9 +224,11 @@ internal static class EventEndpoints
         return TypedResults.Ok(new EventResponse(new EventItem(entry.Index, entry.LeafHash.ToBase64(), leaf), proofDto, pending ? true : null));
     }
 
+    private const string IntegrityFailureType = "https://atp.dev/problems/integrity-failure";
+
     private static readonly string[] CursorErrors = ["cursor: not a cursor of this search (cursors are bound to the tenant and the filters)"];
 
-    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, StoredLeafCheck leafCheck, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         // A page stops early rather than exceed this many bytes of leaves; the cursor continues from where it stopped.
         var maxResponseBytes = options.Value.Query.MaxResponseBytes;
@@ -305,6 +314,19 @@ internal static class EventEndpoints
                 break;
             }
 
+            if (!leafCheck.IsIntact(tenant.Id, hit.Entry))
+            {
+                // The rest of the page is sound; this item is marked, and its altered bytes are not served.
+                items.Add(new SearchItem(hit.Entry.Index, hit.Entry.LeafHash.ToBase64(), null, null)
+                {
+                    Position = hit.Position,
+                    Quarantined = true,
+                    Error = "The stored bytes do not match the entry's leaf hash; they are not served (integrity-failure).",
+                    IntegrityFailure = IntegrityFailureType,
+                });
+                continue;
+            }
+
             InclusionDto? inclusion = null;
             if (proofs is not null)
             {
@@ -319,6 +341,7 @@ internal static class EventEndpoints
                 Position = hit.Position,
                 Quarantined = leaf is null ? true : null,
                 Error = leaf is null ? "The stored entry is not valid JSON; it is not served (integrity-failure)." : null,
+                IntegrityFailure = leaf is null ? IntegrityFailureType : null,
             });
         }
 
@@ -445,6 +468,9 @@ internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement? Eve
     public bool? Quarantined { get; init; }
 
     public string? Error { get; init; }
+
+    /// <summary>The problem type, set with <see cref="Quarantined"/> when the stored bytes failed their leaf hash or are not JSON.</summary>
+    public string? IntegrityFailure { get; init; }
 }
 
 /// <summary>

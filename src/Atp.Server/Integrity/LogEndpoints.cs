@@ -15,8 +15,10 @@ internal static class LogEndpoints
         var log = app.MapGroup("/v1/tenants/{tenant}/log").WithTags("Log").RequireAuthorization(Scopes.EventsRead).RequireTenantAccess();
 
         log.MapGet("/checkpoint", GetCheckpointAsync).WithSummary("Latest signed checkpoint (C2SP tlog-checkpoint in a signed note), text/plain");
-        log.MapGet("/entries/{index}", GetEntryAsync).WithSummary("The exact leaf bytes of entry {index}");
-        log.MapGet("/proof/inclusion", GetInclusionAsync).WithSummary("Inclusion proof of entry index in the tree of size (default: latest checkpoint)");
+        log.MapGet("/entries/{index}", GetEntryAsync).WithSummary("The exact leaf bytes of entry {index}; 500 integrity-failure if they no longer match the stored leaf hash")
+            .ProducesProblem(StatusCodes.Status500InternalServerError);
+        log.MapGet("/proof/inclusion", GetInclusionAsync).WithSummary("Inclusion proof of entry index in the tree of size (default: latest checkpoint)")
+            .ProducesProblem(StatusCodes.Status500InternalServerError);
         log.MapGet("/proof/consistency", GetConsistencyAsync).WithSummary("Consistency proof between tree sizes from and to (≤ latest checkpoint)");
 
         app.MapGet("/v1/log/keys", (ISigningKeyProvider keys) =>
@@ -41,7 +43,7 @@ internal static class LogEndpoints
         return TypedResults.Text(latest.Note, "text/plain; charset=utf-8", Encoding.UTF8);
     }
 
-    private static async Task<IResult> GetEntryAsync(HttpContext context, string index, ILogStore store, CancellationToken cancellationToken)
+    private static async Task<IResult> GetEntryAsync(HttpContext context, string index, ILogStore store, StoredLeafCheck leafCheck, CancellationToken cancellationToken)
     {
         if (!ulong.TryParse(index, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var position))
         {
@@ -55,11 +57,16 @@ internal static class LogEndpoints
             return Problem.NotFound($"The log has no entry {position}.");
         }
 
+        if (!leafCheck.IsIntact(tenant.Id, entry))
+        {
+            return StoredLeafCheck.Problem(position);
+        }
+
         context.Response.Headers["Leaf-Hash"] = entry.LeafHash.ToBase64();
         return TypedResults.Bytes(entry.Leaf, "application/json");
     }
 
-    private static async Task<IResult> GetInclusionAsync(HttpContext context, string? index, string? size, ILogStore store, CancellationToken cancellationToken)
+    private static async Task<IResult> GetInclusionAsync(HttpContext context, string? index, string? size, ILogStore store, StoredLeafCheck leafCheck, CancellationToken cancellationToken)
     {
         if (!TryParse(index, out var position))
         {
@@ -87,7 +94,13 @@ internal static class LogEndpoints
 
         var hashes = await new ProofBuilder(store.NodeReader(tenant.Id)).InclusionProofAsync(position, treeSize, cancellationToken).ConfigureAwait(false);
         var entry = await store.GetEntryAsync(tenant.Id, position, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(new InclusionProofResponse(position, treeSize, entry!.LeafHash.ToBase64(), hashes.Select(h => h.ToBase64()).ToArray()));
+        if (entry is null || !leafCheck.IsIntact(tenant.Id, entry))
+        {
+            // The proof would still verify for the stored hash, but that hash no longer vouches for the stored bytes.
+            return entry is null ? Problem.NotFound($"The log has no entry {position}.") : StoredLeafCheck.Problem(position);
+        }
+
+        return TypedResults.Ok(new InclusionProofResponse(position, treeSize, entry.LeafHash.ToBase64(), hashes.Select(h => h.ToBase64()).ToArray()));
     }
 
     private static async Task<IResult> GetConsistencyAsync(HttpContext context, string? from, string? to, ILogStore store, CancellationToken cancellationToken)

@@ -41,6 +41,7 @@ internal static class StorageEngineExtensions
                     var store = sp.GetRequiredService<SqliteStore>();
                     return new StorageEngine(store, () => store.IsWriterRunning, store.Space);
                 });
+                services.AddSingleton(sp => new Integrity.AuditSourceFactory(() => SqliteAuditSource.Open(sp.GetRequiredService<IOptions<AtpOptions>>().Value.DataDirectory)));
                 break;
             case StorageEngine.Postgres:
                 services.AddAtpPostgresStorage(postgres =>
@@ -61,6 +62,11 @@ internal static class StorageEngineExtensions
                     var store = sp.GetRequiredService<PostgresStore>();
                     return new StorageEngine(store, () => store.IsWriterRunning, store.Space);
                 });
+
+                // Auditing reads every tenant's rows, which row-level security grants only the owner role.
+                services.AddSingleton(sp => sp.GetRequiredService<IOptions<PostgresStoreOptions>>().Value.AdminConnectionString is { Length: > 0 } owner
+                    ? new Integrity.AuditSourceFactory(() => PostgresAuditSource.Open(owner))
+                    : new Integrity.AuditSourceFactory(null, "on PostgreSQL it reads every tenant's log as the owner role; set ConnectionStrings:AtpAdmin"));
                 break;
             default:
                 throw new OptionsValidationException(
