@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 3;
+    public const int CurrentVersion = 4;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -288,6 +288,13 @@ internal static class PostgresSchema
             ORDER BY h.tenant_id, s.first;
         """;
 
+    // Version 4: per-tenant limits on work (null = the edition's default): events and bytes ingested, read cost.
+    private static string Version4() => """
+        ALTER TABLE atp.tenants ADD COLUMN ingest_events_per_second integer NULL;
+        ALTER TABLE atp.tenants ADD COLUMN ingest_bytes_per_second integer NULL;
+        ALTER TABLE atp.tenants ADD COLUMN read_cost_per_second integer NULL;
+        """;
+
     // The hash partitions of partitioned tables (a DO block: one CREATE TABLE … PARTITION OF per remainder and table).
     private static string HashPartitions(params string[] tables) => $$"""
         DO $partitions$
@@ -315,7 +322,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

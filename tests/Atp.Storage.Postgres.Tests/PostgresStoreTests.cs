@@ -116,7 +116,8 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         await OwnerScalarAsync("""
             DROP TABLE atp.event_index;
             DROP FUNCTION atp.lock_head;
-            DELETE FROM atp.schema_version WHERE version = 3;
+            DELETE FROM atp.schema_version WHERE version >= 3;
+            ALTER TABLE atp.tenants DROP COLUMN ingest_events_per_second, DROP COLUMN ingest_bytes_per_second, DROP COLUMN read_cost_per_second;
             CREATE TABLE atp.event_index (tenant_id text NOT NULL, idx bigint NOT NULL, event_id uuid NOT NULL, occurred_at bigint NOT NULL,
                 actor_type text NOT NULL, actor_id text NOT NULL, action text NOT NULL, outcome text NOT NULL, search tsvector NOT NULL,
                 PRIMARY KEY (tenant_id, idx));
@@ -128,7 +129,7 @@ public sealed class PostgresStoreTests : IAsyncLifetime
             INSERT INTO atp.projections VALUES ('acme', 1);
             """);
 
-        Assert.Equal(3, PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole));
+        Assert.Equal(PostgresSchema.CurrentVersion, PostgresStore.Migrate(OwnerConnectionString, PostgresServer.AppRole));
 
         Assert.Equal(0L, await OwnerScalarAsync("SELECT count(*) FROM pg_tables WHERE schemaname = 'atp' AND tablename = 'event_targets'"));
         Assert.Equal(new Atp.Core.Query.ProjectionStatus(0, 3), await store.GetProjectionStatusAsync("acme", None));

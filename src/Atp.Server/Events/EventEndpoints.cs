@@ -28,10 +28,12 @@ internal static class EventEndpoints
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
+            .WithReadCost(ReadCost.Search)
             .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event");
 
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
+            .WithReadCost(ReadCost.Event)
             .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof");
 
         var projection = app.MapGroup("/v1/tenants/{tenant}/projection").WithTags("Events").RequireTenantAccess();
@@ -44,7 +46,7 @@ internal static class EventEndpoints
         return app;
     }
 
-    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         var limits = options.Value.Ingestion;
         var (body, problem) = await JsonBody.ReadBytesAsync(context, limits.MaxRequestBytes, cancellationToken).ConfigureAwait(false);
@@ -90,6 +92,15 @@ internal static class EventEndpoints
                 return Problem.TooLarge($"{count} events in one request; at most {limits.MaxEventsPerRequest} are accepted.");
             }
 
+            // Work, not requests: the parsed batch is charged its events and bytes (platform admins are not limited).
+            var tenant = TenantAccessFilter.Current(context);
+            if (!Gateway.AtpClaims.IsPlatformAdmin(context.User) && rateLimiter.TryAcquireIngestWork(tenant, count, body.Length) is { } refusal)
+            {
+                refusal.WriteHeaders(context.Response);
+                audit.ReportRateLimited(context, tenant.Id, refusal.Policy);
+                return Problem.RateLimited(refusal.TenantDetail);
+            }
+
             var errors = new List<EventError>();
             var drafts = new List<EventDraft>(count);
             var i = 0;
@@ -108,7 +119,6 @@ internal static class EventEndpoints
             }
 
             var claim = idempotencyKey.Length > 0 ? new IdempotencyClaim(idempotencyKey, Hash.Sha256(body.Span)) : null;
-            var tenant = TenantAccessFilter.Current(context);
             AppendOutcome outcome;
             try
             {
