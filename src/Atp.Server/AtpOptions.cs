@@ -138,7 +138,7 @@ public sealed class EditionLimits
     [Range(1024, int.MaxValue)]
     public int IngestBytesPerSecond { get; set; }
 
-    /// <summary>Read-cost units per second (see <c>ReadCost</c>: a plain read costs 1, a verified 1,000-event search page 44).</summary>
+    /// <summary>Read-cost units per second (see <c>ReadCost</c>: a plain read costs 1, a verified 1,000-event search page 110).</summary>
     [Range(1, 10_000_000)]
     public int ReadCostPerSecond { get; set; }
 }

@@ -127,9 +127,9 @@ public sealed class FairnessTests : IAsyncLifetime
         _server = await ServerFixture.StartAsync();
         using var client = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("reader"));
         using var admin = _server.Admin;
-        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/reader", new { limits = new { readCostPerSecond = 50 } })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/reader", new { limits = new { readCostPerSecond = 120 } })).StatusCode);
 
-        // A verified page of 1,000 costs (1 + 1000/100) × 4 = 44 of the 50 a second; a second one in the same second cannot fit.
+        // A verified page of 1,000 costs (1 + 1000/100) × 10 = 110 of the 120 a second; a second one in the same second cannot fit.
         var expensive = new List<HttpResponseMessage>();
         for (var i = 0; i < 4; i++)
         {
@@ -140,11 +140,11 @@ public sealed class FairnessTests : IAsyncLifetime
         var refused = expensive.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
         Assert.NotEmpty(refused);
         var problem = await ProblemAssert.IsProblemAsync(refused[0], HttpStatusCode.TooManyRequests, "rate-limited");
-        Assert.Contains("read-cost limit of 50 read-cost units per second", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
-        Assert.Equal("\"read-cost\";q=50;w=1", refused[0].Headers.GetValues("RateLimit-Policy").Single());
+        Assert.Contains("read-cost limit of 120 read-cost units per second", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("\"read-cost\";q=120;w=1", refused[0].Headers.GetValues("RateLimit-Policy").Single());
         Assert.True(refused[0].Headers.Contains("Retry-After"));
 
-        // What is left of the second (at least 6) still pays for plain reads of cost 1.
+        // What is left of the second (at least 10) still pays for plain reads of cost 1.
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/tenants/reader/projection")).StatusCode);
     }
 

@@ -49,6 +49,12 @@ internal static class EventEndpoints
     private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         var limits = options.Value.Ingestion;
+        var limited = !Gateway.AtpClaims.IsPlatformAdmin(context.User);
+        if (limited && rateLimiter.RefuseIngestEarly(TenantAccessFilter.Current(context), context.Request.ContentLength) is { } early)
+        {
+            return RateLimited(context, audit, early);
+        }
+
         var (body, problem) = await JsonBody.ReadBytesAsync(context, limits.MaxRequestBytes, cancellationToken).ConfigureAwait(false);
         if (problem is not null)
         {
@@ -94,11 +100,9 @@ internal static class EventEndpoints
 
             // Work, not requests: the parsed batch is charged its events and bytes (platform admins are not limited).
             var tenant = TenantAccessFilter.Current(context);
-            if (!Gateway.AtpClaims.IsPlatformAdmin(context.User) && rateLimiter.TryAcquireIngestWork(tenant, count, body.Length) is { } refusal)
+            if (limited && rateLimiter.TryAcquireIngestWork(tenant, count, body.Length) is { } refusal)
             {
-                refusal.WriteHeaders(context.Response);
-                audit.ReportRateLimited(context, tenant.Id, refusal.Policy);
-                return Problem.RateLimited(refusal.TenantDetail);
+                return RateLimited(context, audit, refusal);
             }
 
             var errors = new List<EventError>();
@@ -137,6 +141,13 @@ internal static class EventEndpoints
                 _ => throw new InvalidOperationException("Unknown append outcome."),
             };
         }
+    }
+
+    private static ProblemHttpResult RateLimited(HttpContext context, Audit.PlatformAuditLog audit, RateLimitRefusal refusal)
+    {
+        refusal.WriteHeaders(context.Response);
+        audit.ReportRateLimited(context, TenantAccessFilter.Current(context).Id, refusal.Policy);
+        return Problem.RateLimited(refusal.TenantDetail);
     }
 
     private static JsonHttpResult<ReceiptsResponse> Receipts(HttpContext context, Appended appended)

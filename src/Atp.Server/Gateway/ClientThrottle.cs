@@ -91,13 +91,14 @@ internal sealed class ClientThrottle : IMiddleware, IDisposable
         }
     }
 
-    /// <summary>Liveness and readiness probes, which no per-IP limit may refuse.</summary>
+    /// <summary>Liveness and readiness probes (GET or HEAD), which no per-IP limit may refuse.</summary>
     public static bool IsHealthProbe(HttpRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return request.Path.Equals("/livez", StringComparison.OrdinalIgnoreCase)
+        return (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
+            && (request.Path.Equals("/livez", StringComparison.OrdinalIgnoreCase)
             || request.Path.Equals("/readyz", StringComparison.OrdinalIgnoreCase)
-            || request.Path.Equals("/healthz", StringComparison.OrdinalIgnoreCase);
+            || request.Path.Equals("/healthz", StringComparison.OrdinalIgnoreCase));
     }
 
     private static int RetryAfter(RateLimitLease lease, int fallback) =>

@@ -4,13 +4,15 @@ namespace Atp.Server.Gateway;
 
 /// <summary>
 /// What a read costs against the tenant's read-cost budget, as endpoint metadata (a read without it costs 1). The
-/// cost follows the work: a search page costs 1 + limit/100, and proofs multiply it, because each hit then also
-/// reads its inclusion path; a single proof costs 2. Known from the request line, so a refused read does no work.
+/// cost follows the work: a search page costs 1 + limit/100, and proofs multiply it by ten, because each hit then
+/// also reads its inclusion path, about log2(tree size) stored nodes, where the plain page reads one leaf (the
+/// fairness benchmark in docs/performance.md measured the factor 4 as far too cheap); a single proof costs 2.
+/// Known from the request line, so a refused read does no work.
 /// </summary>
 internal sealed record ReadCost(Func<HttpRequest, int> Of)
 {
     /// <summary>A verified search page costs this many times an unverified one.</summary>
-    public const int ProofFactor = 4;
+    public const int ProofFactor = 10;
 
     /// <summary>The most one read can cost: a verified search page of the largest limit.</summary>
     public const int Largest = (1 + (Atp.Server.Query.SearchRequest.MaxLimit / 100)) * ProofFactor;

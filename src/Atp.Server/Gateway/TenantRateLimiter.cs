@@ -63,6 +63,23 @@ internal sealed class TenantRateLimiter : IDisposable
         return TryTake(eventBucket, eventCharge) ?? TryTake(byteBucket, byteCharge);
     }
 
+    /// <summary>
+    /// Before an ingest body is read: refuses at once when the tenant's events budget is empty or its bytes budget
+    /// cannot hold the declared body, so a flooding tenant's refused batches cost no parsing.
+    /// </summary>
+    public RateLimitRefusal? RefuseIngestEarly(Tenant tenant, long? contentLength)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        var eventBucket = BucketOf(tenant, IngestEvents);
+        if (Available(eventBucket) < 1)
+        {
+            return TryTake(eventBucket, 1);
+        }
+
+        var byteBucket = BucketOf(tenant, IngestBytes);
+        return contentLength is { } length && Available(byteBucket) < Charge(byteBucket, length) ? TryTake(byteBucket, Charge(byteBucket, length)) : null;
+    }
+
     /// <summary>Charges a read its cost in read-cost units.</summary>
     public RateLimitRefusal? TryAcquireReadCost(Tenant tenant, int cost)
     {
