@@ -53,6 +53,12 @@ internal sealed class AtpClient(HttpClient http, Uri baseUrl)
         };
 
     /// <summary>Creates the tenants (platform admin) and one events:write key per tenant.</summary>
+    /// <summary>Every per-tenant limit at its maximum: the load test measures the engine, not the limiter.</summary>
+    public static readonly object LiftedLimits = new
+    {
+        ingestPerSecond = 10_000_000, queryPerSecond = 10_000_000, ingestEventsPerSecond = 100_000_000, ingestBytesPerSecond = int.MaxValue, readCostPerSecond = 10_000_000,
+    };
+
     public async Task<LoadTenant[]> CreateTenantsAsync(string adminKey, int count, CancellationToken cancellationToken)
     {
         // Unique per run, so --url runs against a long-lived server never collide.
@@ -69,11 +75,11 @@ internal sealed class AtpClient(HttpClient http, Uri baseUrl)
                 await ExpectCreatedAsync(response, $"POST /v1/tenants ({id})", cancellationToken);
             }
 
-            // The product's per-tenant limits (50 ingest requests/s by default) would cap the run; a platform admin lifts them.
+            // The product's per-tenant limits (50 ingest requests/s, 2,000 events/s by default) would cap the run; a platform admin lifts them.
             using (var limits = new HttpRequestMessage(HttpMethod.Patch, new Uri(baseUrl, $"v1/tenants/{id}")))
             {
                 limits.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
-                limits.Content = JsonContent.Create(new { limits = new { ingestPerSecond = 10_000_000, queryPerSecond = 10_000_000 } });
+                limits.Content = JsonContent.Create(new { limits = LiftedLimits });
                 using var response = await http.SendAsync(limits, cancellationToken);
                 if (!response.IsSuccessStatusCode)
                 {

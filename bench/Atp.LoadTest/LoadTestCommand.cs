@@ -55,8 +55,10 @@ internal static class LoadTestCommand
         var rounds = new Option<int>("--rounds") { Description = "Run ATP, the baseline (and Marten) this many times in turn, each with its own warm-up and --duration seconds, and report each round and their sum: on a machine whose speed drifts, the comparison then spans the same stretches of time.", DefaultValueFactory = _ => 1 };
         var authOverhead = new Option<bool>("--auth-overhead") { Description = "Instead of the usual run: host the server in this process and compare, in one run, ingest with no authentication (a bench-only trusted header), bearer API keys and RFC 9421 signed requests (--duration seconds per phase, four rounds in alternating order)." };
 
+        var fairness = new Option<bool>("--fairness") { Description = "Instead of the usual run: host the server in this process with the product's edition limits and measure a quiet tenant's write and read p95 alone and while another tenant floods (1,000-event batches; verify=true&limit=1000 searches) from --clients clients, with only request limits and then with the work limits (--duration seconds per phase)." };
+
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead })
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness })
         {
             root.Options.Add(option);
         }
@@ -99,8 +101,8 @@ internal static class LoadTestCommand
 
             try
             {
-                return parse.GetValue(authOverhead)
-                    ? await AuthOverheadRun.RunAsync(settings, args, cancellationToken)
+                return parse.GetValue(fairness) ? await FairnessRun.RunAsync(settings, args, cancellationToken)
+                    : parse.GetValue(authOverhead) ? await AuthOverheadRun.RunAsync(settings, args, cancellationToken)
                     : await LoadTestRun.RunAsync(settings, args, cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -99,18 +99,27 @@ public sealed class OidcOptions
     public string RolesClaim { get; set; } = "roles";
 }
 
-/// <summary>Requests per second per tenant by edition (overridable per tenant) and per client IP.</summary>
+/// <summary>
+/// Requests and work per second per tenant by edition (overridable per tenant), and requests per client IP.
+/// Validated with its nested edition limits by <c>RateLimitOptionsValidator</c>.
+/// </summary>
 public sealed class RateLimitOptions
 {
-    public EditionLimits Default { get; set; } = new() { IngestPerSecond = 50, QueryPerSecond = 30 };
+    public EditionLimits Default { get; set; } = new()
+    {
+        IngestPerSecond = 50, QueryPerSecond = 30, IngestEventsPerSecond = 2_000, IngestBytesPerSecond = 2 * 1024 * 1024, ReadCostPerSecond = 60,
+    };
 
-    public EditionLimits Enterprise { get; set; } = new() { IngestPerSecond = 200, QueryPerSecond = 100 };
+    public EditionLimits Enterprise { get; set; } = new()
+    {
+        IngestPerSecond = 200, QueryPerSecond = 100, IngestEventsPerSecond = 10_000, IngestBytesPerSecond = 10 * 1024 * 1024, ReadCostPerSecond = 240,
+    };
 
-    /// <summary>Requests per second from one IP that carry no credential header at all (health probes included).</summary>
+    /// <summary>Requests per second from one IP without a credential that verified; health probes are never limited.</summary>
     [Range(1, 1_000_000)]
     public int AnonymousPerIpPerSecond { get; set; } = 50;
 
-    /// <summary>Refused (401/403) requests one IP may make per minute before all its requests get 429.</summary>
+    /// <summary>Refused (401/403) requests and unverified credentials one IP may send per minute before its requests (health probes excepted) get 429.</summary>
     [Range(1, 1_000_000)]
     public int FailuresPerIpPerMinute { get; set; } = 60;
 
@@ -124,6 +133,18 @@ public sealed class EditionLimits
 
     [Range(1, 10_000_000)]
     public int QueryPerSecond { get; set; }
+
+    /// <summary>Events ingested per second, counted after the body is parsed (a 1,000-event batch uses 1,000).</summary>
+    [Range(1, 100_000_000)]
+    public int IngestEventsPerSecond { get; set; }
+
+    /// <summary>Request-body bytes ingested per second.</summary>
+    [Range(1024, int.MaxValue)]
+    public int IngestBytesPerSecond { get; set; }
+
+    /// <summary>Read-cost units per second (see <c>ReadCost</c>: a plain read costs 1, a verified 1,000-event search page 110).</summary>
+    [Range(1, 10_000_000)]
+    public int ReadCostPerSecond { get; set; }
 }
 
 public sealed class QueryOptions

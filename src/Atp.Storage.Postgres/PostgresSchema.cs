@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 5;
+    public const int CurrentVersion = 6;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -338,6 +338,13 @@ internal static class PostgresSchema
             $f$;
         """;
 
+    // Version 6: per-tenant limits on work (null = the edition's default): events and bytes ingested, read cost.
+    private static string Version6() => """
+        ALTER TABLE atp.tenants ADD COLUMN ingest_events_per_second integer NULL;
+        ALTER TABLE atp.tenants ADD COLUMN ingest_bytes_per_second integer NULL;
+        ALTER TABLE atp.tenants ADD COLUMN read_cost_per_second integer NULL;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -354,7 +361,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

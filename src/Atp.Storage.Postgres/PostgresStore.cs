@@ -133,7 +133,8 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             tenantId,
             """
             SELECT tenant_id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
-                   require_signed_requests, ingest_per_second, query_per_second
+                   require_signed_requests, ingest_per_second, query_per_second,
+                   ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second
             FROM atp.tenants WHERE tenant_id = $1
             """,
             [tenantId],
@@ -145,7 +146,12 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
                 Settings = new TenantSettings(
                     reader.IsDBNull(8) ? null : reader.GetBoolean(8),
                     reader.IsDBNull(9) ? null : reader.GetInt32(9),
-                    reader.IsDBNull(10) ? null : reader.GetInt32(10)),
+                    reader.IsDBNull(10) ? null : reader.GetInt32(10))
+                {
+                    IngestEventsPerSecond = reader.IsDBNull(11) ? null : reader.GetInt32(11),
+                    IngestBytesPerSecond = reader.IsDBNull(12) ? null : reader.GetInt32(12),
+                    ReadCostPerSecond = reader.IsDBNull(13) ? null : reader.GetInt32(13),
+                },
             },
             cancellationToken).ConfigureAwait(false);
         return tenants.SingleOrDefault();
@@ -156,8 +162,12 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
         ArgumentNullException.ThrowIfNull(settings);
         return await ExecuteAsync(
             tenantId,
-            "UPDATE atp.tenants SET require_signed_requests = $2, ingest_per_second = $3, query_per_second = $4 WHERE tenant_id = $1",
-            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond],
+            """
+            UPDATE atp.tenants SET require_signed_requests = $2, ingest_per_second = $3, query_per_second = $4,
+                ingest_events_per_second = $5, ingest_bytes_per_second = $6, read_cost_per_second = $7
+            WHERE tenant_id = $1
+            """,
+            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond, settings.IngestEventsPerSecond, settings.IngestBytesPerSecond, settings.ReadCostPerSecond],
             cancellationToken).ConfigureAwait(false) == 1;
     }
 

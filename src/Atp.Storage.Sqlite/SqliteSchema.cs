@@ -100,8 +100,15 @@ internal static class SqliteSchema
         DELETE FROM outbox;
         """;
 
+    // Version 5: per-tenant limits on work (null = the edition's default): events and bytes ingested, read cost.
+    private const string Version5 = """
+        ALTER TABLE tenants ADD COLUMN ingest_events_per_second INTEGER NULL;
+        ALTER TABLE tenants ADD COLUMN ingest_bytes_per_second INTEGER NULL;
+        ALTER TABLE tenants ADD COLUMN read_cost_per_second INTEGER NULL;
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

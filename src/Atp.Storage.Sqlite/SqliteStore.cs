@@ -139,7 +139,8 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         QuerySingleAsync(
             """
             SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
-                   require_signed_requests, ingest_per_second, query_per_second
+                   require_signed_requests, ingest_per_second, query_per_second,
+                   ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second
             FROM tenants WHERE id = $x
             """,
             tenantId,
@@ -151,7 +152,12 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
                 Settings = new TenantSettings(
                     reader.IsDBNull(8) ? null : reader.GetInt64(8) != 0,
                     reader.IsDBNull(9) ? null : reader.GetInt32(9),
-                    reader.IsDBNull(10) ? null : reader.GetInt32(10)),
+                    reader.IsDBNull(10) ? null : reader.GetInt32(10))
+                {
+                    IngestEventsPerSecond = reader.IsDBNull(11) ? null : reader.GetInt32(11),
+                    IngestBytesPerSecond = reader.IsDBNull(12) ? null : reader.GetInt32(12),
+                    ReadCostPerSecond = reader.IsDBNull(13) ? null : reader.GetInt32(13),
+                },
             },
             cancellationToken);
 
@@ -160,11 +166,14 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         ArgumentNullException.ThrowIfNull(settings);
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query WHERE id = $id";
+        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query, ingest_events_per_second = $events, ingest_bytes_per_second = $bytes, read_cost_per_second = $readCost WHERE id = $id";
         command.Parameters.AddWithValue("$id", tenantId);
         command.Parameters.AddWithValue("$signed", settings.RequireSignedRequests is { } signed ? (signed ? 1 : 0) : DBNull.Value);
         command.Parameters.AddWithValue("$ingest", (object?)settings.IngestPerSecond ?? DBNull.Value);
         command.Parameters.AddWithValue("$query", (object?)settings.QueryPerSecond ?? DBNull.Value);
+        command.Parameters.AddWithValue("$events", (object?)settings.IngestEventsPerSecond ?? DBNull.Value);
+        command.Parameters.AddWithValue("$bytes", (object?)settings.IngestBytesPerSecond ?? DBNull.Value);
+        command.Parameters.AddWithValue("$readCost", (object?)settings.ReadCostPerSecond ?? DBNull.Value);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 

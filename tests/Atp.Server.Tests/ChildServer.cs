@@ -44,6 +44,9 @@ internal sealed class ChildServer : IAsyncDisposable
             "--Atp:Origin=atp.test/crash-cell-1",
             "--Atp:RateLimits:Default:IngestPerSecond=1000000",
             "--Atp:RateLimits:Default:QueryPerSecond=1000000",
+            "--Atp:RateLimits:Default:IngestEventsPerSecond=100000000",
+            "--Atp:RateLimits:Default:IngestBytesPerSecond=2000000000",
+            "--Atp:RateLimits:Default:ReadCostPerSecond=10000000",
             "--Logging:LogLevel:Default=Warning",
         }.Concat(storageArguments ?? []))
         {

@@ -27,6 +27,12 @@ public sealed class RateLimitTests : IAsyncLifetime
             ["Atp:RateLimits:Default:QueryPerSecond"] = null,
             ["Atp:RateLimits:Enterprise:IngestPerSecond"] = null,
             ["Atp:RateLimits:Enterprise:QueryPerSecond"] = null,
+            ["Atp:RateLimits:Default:IngestEventsPerSecond"] = null,
+            ["Atp:RateLimits:Default:IngestBytesPerSecond"] = null,
+            ["Atp:RateLimits:Default:ReadCostPerSecond"] = null,
+            ["Atp:RateLimits:Enterprise:IngestEventsPerSecond"] = null,
+            ["Atp:RateLimits:Enterprise:IngestBytesPerSecond"] = null,
+            ["Atp:RateLimits:Enterprise:ReadCostPerSecond"] = null,
             ["Atp:RateLimits:AnonymousPerIpPerSecond"] = null,
             ["Atp:RateLimits:FailuresPerIpPerMinute"] = null,
         };
@@ -144,7 +150,7 @@ public sealed class RateLimitTests : IAsyncLifetime
         var statuses = new List<HttpStatusCode>();
         for (var i = 0; i < 6; i++)
         {
-            statuses.Add((await anonymous.GetAsync("/livez")).StatusCode);
+            statuses.Add((await anonymous.GetAsync("/v1/log/keys")).StatusCode);
         }
 
         Assert.Equal(HttpStatusCode.OK, statuses[0]);

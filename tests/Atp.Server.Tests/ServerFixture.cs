@@ -52,6 +52,12 @@ public sealed class ServerFixture : IAsyncDisposable
         ["Atp:RateLimits:Default:QueryPerSecond"] = "1000000",
         ["Atp:RateLimits:Enterprise:IngestPerSecond"] = "1000000",
         ["Atp:RateLimits:Enterprise:QueryPerSecond"] = "1000000",
+        ["Atp:RateLimits:Default:IngestEventsPerSecond"] = "100000000",
+        ["Atp:RateLimits:Default:IngestBytesPerSecond"] = "2000000000",
+        ["Atp:RateLimits:Default:ReadCostPerSecond"] = "10000000",
+        ["Atp:RateLimits:Enterprise:IngestEventsPerSecond"] = "100000000",
+        ["Atp:RateLimits:Enterprise:IngestBytesPerSecond"] = "2000000000",
+        ["Atp:RateLimits:Enterprise:ReadCostPerSecond"] = "10000000",
         ["Atp:RateLimits:AnonymousPerIpPerSecond"] = "1000000",
         ["Atp:RateLimits:FailuresPerIpPerMinute"] = "1000000",
     };

@@ -196,6 +196,11 @@ public abstract partial class LogStoreContract<TStore>
         Assert.True(await Store.UpdateTenantSettingsAsync(TenantA, new TenantSettings(false, null, 7), None));
         Assert.Equal(new TenantSettings(false, null, 7), (await Store.GetTenantAsync(TenantA, None))!.Settings);
 
+        var work = new TenantSettings(null, null, null) { IngestEventsPerSecond = 2000, IngestBytesPerSecond = 1_048_576, ReadCostPerSecond = 90 };
+        Assert.True(await Store.UpdateTenantSettingsAsync(TenantB, work, None));
+        Assert.Equal(work, (await Store.GetTenantAsync(TenantB, None))!.Settings);
+        Assert.Equal(new TenantSettings(false, null, 7), (await Store.GetTenantAsync(TenantA, None))!.Settings);
+
         Assert.False(await Store.UpdateTenantSettingsAsync("no-such-tenant", new TenantSettings(true, 1, 1), None));
         Assert.Null(await Store.GetTenantAsync("no-such-tenant", None));
     }

@@ -88,6 +88,9 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             ALTER TABLE tenants DROP COLUMN query_per_second;
             ALTER TABLE api_keys DROP COLUMN sealed_signing_secret;
             ALTER TABLE api_keys DROP COLUMN last_region;
+            ALTER TABLE tenants DROP COLUMN ingest_events_per_second;
+            ALTER TABLE tenants DROP COLUMN ingest_bytes_per_second;
+            ALTER TABLE tenants DROP COLUMN read_cost_per_second;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
@@ -95,7 +98,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(4L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(5L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     [Fact]

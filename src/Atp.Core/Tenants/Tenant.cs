@@ -50,6 +50,15 @@ public sealed record Tenant(
 public sealed record TenantSettings(bool? RequireSignedRequests, int? IngestPerSecond, int? QueryPerSecond)
 {
     public static TenantSettings None { get; } = new(null, null, null);
+
+    /// <summary>Ingested events per second allowed for the tenant (a 1,000-event batch uses 1,000).</summary>
+    public int? IngestEventsPerSecond { get; init; }
+
+    /// <summary>Ingested request-body bytes per second allowed for the tenant.</summary>
+    public int? IngestBytesPerSecond { get; init; }
+
+    /// <summary>Read-cost units per second allowed for the tenant (a search page costs more with a higher limit and with proofs).</summary>
+    public int? ReadCostPerSecond { get; init; }
 }
 
 /// <summary>Rules for tenant identifiers and names, shared by every entry point.</summary>

@@ -31,10 +31,12 @@ internal static class EventEndpoints
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
+            .WithReadCost(ReadCost.Search)
             .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event; an item whose stored bytes fail their leaf hash has event null and integrityFailure set");
 
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
+            .WithReadCost(ReadCost.Event)
             .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof; 500 integrity-failure if the stored bytes no longer match the leaf hash")
             .ProducesProblem(StatusCodes.Status500InternalServerError);
 
@@ -67,9 +69,15 @@ internal static class EventEndpoints
     // reported by the event reader with their pointer; a duplicate "events" array is refused below.
     private static readonly JsonDocumentOptions IngestParseOptions = new() { MaxDepth = EventReader.MaxBodyDepth };
 
-    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         var limits = options.Value.Ingestion;
+        var limited = !Gateway.AtpClaims.IsPlatformAdmin(context.User);
+        if (limited && rateLimiter.RefuseIngestEarly(TenantAccessFilter.Current(context), context.Request.ContentLength) is { } early)
+        {
+            return RateLimited(context, audit, early);
+        }
+
         var (body, problem) = await JsonBody.ReadBytesAsync(context, limits.MaxRequestBytes, cancellationToken).ConfigureAwait(false);
         if (problem is not null)
         {
@@ -119,6 +127,13 @@ internal static class EventEndpoints
                 return Problem.TooLarge($"{count} events in one request; at most {limits.MaxEventsPerRequest} are accepted.");
             }
 
+            // Work, not requests: the parsed batch is charged its events and bytes (platform admins are not limited).
+            var tenant = TenantAccessFilter.Current(context);
+            if (limited && rateLimiter.TryAcquireIngestWork(tenant, count, body.Length) is { } refusal)
+            {
+                return RateLimited(context, audit, refusal);
+            }
+
             var errors = new List<EventError>();
             var drafts = new List<EventDraft>(count);
             var i = 0;
@@ -137,7 +152,6 @@ internal static class EventEndpoints
             }
 
             var claim = idempotencyKey.Length > 0 ? new IdempotencyClaim(idempotencyKey, Hash.Sha256(body.Span)) : null;
-            var tenant = TenantAccessFilter.Current(context);
             AppendOutcome outcome;
             try
             {
@@ -165,6 +179,13 @@ internal static class EventEndpoints
                 _ => throw new InvalidOperationException("Unknown append outcome."),
             };
         }
+    }
+
+    private static ProblemHttpResult RateLimited(HttpContext context, Audit.PlatformAuditLog audit, RateLimitRefusal refusal)
+    {
+        refusal.WriteHeaders(context.Response);
+        audit.ReportRateLimited(context, TenantAccessFilter.Current(context).Id, refusal.Policy);
+        return Problem.RateLimited(refusal.TenantDetail);
     }
 
     private static JsonHttpResult<ReceiptsResponse> Receipts(HttpContext context, Appended appended)

@@ -25,6 +25,7 @@ internal static class GatewayExtensions
             .AddPolicy(Scopes.TenantAdmin, p => p.RequireAuthenticatedUser().RequireAssertion(c => AtpClaims.HasScope(c.User, Scopes.TenantAdmin) || AtpClaims.IsPlatformAdmin(c.User)))
             .AddPolicy(Scopes.PlatformAdmin, p => p.RequireAuthenticatedUser().RequireAssertion(c => AtpClaims.IsPlatformAdmin(c.User)));
         services.AddSingleton<TenantRateLimiter>();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AtpOptions>, RateLimitOptionsValidator>();
         services.AddSingleton<ClientThrottle>();
         services.AddSingleton<NonceCache>();
         services.AddSingleton<ISecretSealer, FileSecretSealer>();

@@ -76,11 +76,15 @@ internal sealed class TenantAccessFilter(
         if (!platformAdmin)
         {
             var kind = HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method) ? TenantRateLimiter.Query : TenantRateLimiter.Ingest;
-            if (rateLimiter.TryAcquire(tenant, kind) is { } refusal)
+            // Reads are charged their cost here, from the request line, before any work; writes are charged their
+            // events and bytes by the ingest endpoint once it has parsed the body.
+            var refusal = rateLimiter.TryAcquire(tenant, kind)
+                ?? (kind == TenantRateLimiter.Query ? rateLimiter.TryAcquireReadCost(tenant, ReadCost.For(http)) : null);
+            if (refusal is not null)
             {
                 refusal.WriteHeaders(http.Response);
-                audit.ReportRateLimited(http, tenant.Id, kind);
-                return Problem.RateLimited($"The tenant's {kind} limit of {refusal.Quota} requests per second is used up; retry after {refusal.RetryAfterSeconds} s.");
+                audit.ReportRateLimited(http, tenant.Id, refusal.Policy);
+                return Problem.RateLimited(refusal.TenantDetail);
             }
         }
 

@@ -17,9 +17,9 @@ internal static class LogEndpoints
         log.MapGet("/checkpoint", GetCheckpointAsync).WithSummary("Latest signed checkpoint (C2SP tlog-checkpoint in a signed note), text/plain");
         log.MapGet("/entries/{index}", GetEntryAsync).WithSummary("The exact leaf bytes of entry {index}; 500 integrity-failure if they no longer match the stored leaf hash")
             .ProducesProblem(StatusCodes.Status500InternalServerError);
-        log.MapGet("/proof/inclusion", GetInclusionAsync).WithSummary("Inclusion proof of entry index in the tree of size (default: latest checkpoint)")
+        log.MapGet("/proof/inclusion", GetInclusionAsync).WithReadCost(ReadCost.Proof).WithSummary("Inclusion proof of entry index in the tree of size (default: latest checkpoint)")
             .ProducesProblem(StatusCodes.Status500InternalServerError);
-        log.MapGet("/proof/consistency", GetConsistencyAsync).WithSummary("Consistency proof between tree sizes from and to (≤ latest checkpoint)");
+        log.MapGet("/proof/consistency", GetConsistencyAsync).WithReadCost(ReadCost.Proof).WithSummary("Consistency proof between tree sizes from and to (≤ latest checkpoint)");
 
         app.MapGet("/v1/log/keys", (ISigningKeyProvider keys) =>
                 TypedResults.Ok(new KeysResponse(keys.Verifiers.Select(v => new KeyDto(v.Name, v.VerifierKey, v == keys.Current.Verifier ? "active" : "retiring")).ToArray())))

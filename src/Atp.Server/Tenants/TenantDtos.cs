@@ -8,7 +8,14 @@ internal sealed record CreateTenantRequest(string? Id, string? Name, string? Edi
 internal sealed record UpdateTenantRequest(string? Status, System.Text.Json.JsonElement RequireSignedRequests, System.Text.Json.JsonElement Limits);
 
 /// <summary>The tenant's effective settings (its overrides, else its edition's defaults).</summary>
-internal sealed record TenantSettingsDto(bool RequireSignedRequests, int IngestPerSecond, int QueryPerSecond);
+internal sealed record TenantSettingsDto(bool RequireSignedRequests, int IngestPerSecond, int QueryPerSecond)
+{
+    public int IngestEventsPerSecond { get; init; }
+
+    public int IngestBytesPerSecond { get; init; }
+
+    public int ReadCostPerSecond { get; init; }
+}
 
 internal sealed record TenantResponse(string Id, string Name, string Edition, string HomeRegion, ResidencyDto Residency, string Status, DateTimeOffset CreatedAt, string Origin, TenantSettingsDto Settings);
 

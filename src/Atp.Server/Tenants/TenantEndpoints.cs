@@ -157,31 +157,33 @@ internal static class TenantEndpoints
         {
             foreach (var member in request.Limits.EnumerateObject())
             {
-                int? value = member.Value.ValueKind == JsonValueKind.Null ? null
-                    : member.Value.TryGetInt32(out var n) && n is >= 1 and <= 10_000_000 ? n : -1;
-                if (value == -1)
+                if (!LimitRanges.TryGetValue(member.Name, out var range))
                 {
-                    errors.Add($"limits.{member.Name}: 1 to 10000000 requests per second, or null for the edition's default");
+                    errors.Add($"limits.{member.Name}: unknown; use {string.Join(", ", LimitRanges.Keys)}");
                     continue;
                 }
 
-                switch (member.Name)
+                int? value = member.Value.ValueKind == JsonValueKind.Null ? null
+                    : member.Value.ValueKind == JsonValueKind.Number && member.Value.TryGetInt32(out var n) && n >= range.Min && n <= range.Max ? n : -1;
+                if (value == -1)
                 {
-                    case "ingestPerSecond":
-                        settings = settings with { IngestPerSecond = value };
-                        break;
-                    case "queryPerSecond":
-                        settings = settings with { QueryPerSecond = value };
-                        break;
-                    default:
-                        errors.Add($"limits.{member.Name}: unknown; use ingestPerSecond or queryPerSecond");
-                        break;
+                    errors.Add($"limits.{member.Name}: {range.Min} to {range.Max} {range.Unit} per second, or null for the edition's default");
+                    continue;
                 }
+
+                settings = member.Name switch
+                {
+                    "ingestPerSecond" => settings with { IngestPerSecond = value },
+                    "queryPerSecond" => settings with { QueryPerSecond = value },
+                    "ingestEventsPerSecond" => settings with { IngestEventsPerSecond = value },
+                    "ingestBytesPerSecond" => settings with { IngestBytesPerSecond = value },
+                    _ => settings with { ReadCostPerSecond = value },
+                };
             }
         }
         else if (request.Limits.ValueKind != JsonValueKind.Undefined)
         {
-            errors.Add("limits: an object with ingestPerSecond and/or queryPerSecond");
+            errors.Add($"limits: an object with any of {string.Join(", ", LimitRanges.Keys)}");
         }
 
         if (errors.Count > 0)
@@ -204,6 +206,9 @@ internal static class TenantEndpoints
                 ["requireSignedRequests"] = settings.RequireSignedRequests?.ToString().ToLowerInvariant() ?? "default",
                 ["ingestPerSecond"] = settings.IngestPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
                 ["queryPerSecond"] = settings.QueryPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["ingestEventsPerSecond"] = settings.IngestEventsPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["ingestBytesPerSecond"] = settings.IngestBytesPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["readCostPerSecond"] = settings.ReadCostPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
             };
             tenant = tenant with { Settings = settings };
             await audit.RecordAsync(PlatformEvents.AdminAction(context, "tenant.settings-changed", tenant.Id, changes), cancellationToken).ConfigureAwait(false);
@@ -211,6 +216,16 @@ internal static class TenantEndpoints
 
         return TypedResults.Ok(ToResponse(tenant, options.Value));
     }
+
+    // The PATCH limits a platform admin may override, with the ranges the edition defaults are validated against.
+    private static readonly Dictionary<string, (int Min, int Max, string Unit)> LimitRanges = new(StringComparer.Ordinal)
+    {
+        ["ingestPerSecond"] = (1, 10_000_000, "requests"),
+        ["queryPerSecond"] = (1, 10_000_000, "requests"),
+        ["ingestEventsPerSecond"] = (1, 100_000_000, "events"),
+        ["ingestBytesPerSecond"] = (1024, int.MaxValue, "bytes"),
+        ["readCostPerSecond"] = (1, 10_000_000, "read-cost units"),
+    };
 
     private static readonly TimeSpan MaxOverlap = TimeSpan.FromDays(30);
 
@@ -350,7 +365,12 @@ internal static class TenantEndpoints
     private static TenantResponse ToResponse(Tenant t, AtpOptions options)
     {
         var limits = options.RateLimits.For(t.Edition);
-        var settings = new TenantSettingsDto(t.RequiresSignedRequests, t.Settings.IngestPerSecond ?? limits.IngestPerSecond, t.Settings.QueryPerSecond ?? limits.QueryPerSecond);
+        var settings = new TenantSettingsDto(t.RequiresSignedRequests, t.Settings.IngestPerSecond ?? limits.IngestPerSecond, t.Settings.QueryPerSecond ?? limits.QueryPerSecond)
+        {
+            IngestEventsPerSecond = t.Settings.IngestEventsPerSecond ?? limits.IngestEventsPerSecond,
+            IngestBytesPerSecond = t.Settings.IngestBytesPerSecond ?? limits.IngestBytesPerSecond,
+            ReadCostPerSecond = t.Settings.ReadCostPerSecond ?? limits.ReadCostPerSecond,
+        };
         return new(t.Id, t.Name, t.Edition, t.HomeRegion, new ResidencyDto(t.Residency.Mode, t.Residency.AllowedRegions), t.Status, t.CreatedAt, options.TenantOrigin(t.Id), settings);
     }
 }
