@@ -6,6 +6,7 @@ using Atp.Core.Query;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Atp.Server.Gateway;
+using Atp.Server.OpenApi;
 using Atp.Server.Problems;
 using Atp.Server.Query;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -24,23 +25,40 @@ internal static class EventEndpoints
 
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
-            .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable");
+            .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
+            .WithName("appendEvents")
+            .Accepts<EventBatch>("application/json")
+            .AcceptsOneOf(typeof(EventBatch), typeof(EventInput))
+            .WithParameter("Idempotency-Key", "1-255 printable ASCII characters. A retry with the same key and body gets the first receipts (with `Idempotent-Replayed: true`) and stores nothing again.", location: Microsoft.OpenApi.ParameterLocation.Header, example: "import-2026-11-26-001")
+            .Produces<ReceiptsResponse>(StatusCodes.Status201Created)
+            .ProducesProblems(StatusCodes.Status409Conflict, StatusCodes.Status422UnprocessableEntity, StatusCodes.Status503ServiceUnavailable);
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event");
+            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event")
+            .WithName("searchEvents")
+            .WithSearchParameters()
+            .Produces<SearchResponse>();
 
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof");
+            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof")
+            .WithName("getEvent")
+            .WithParameter("verify", "Add the latest checkpoint and the event's inclusion proof; `proofPending` and `Retry-After` when no checkpoint covers it yet.", Microsoft.OpenApi.JsonSchemaType.Boolean, example: "true")
+            .WithParameter("proof", "The same as verify.", Microsoft.OpenApi.JsonSchemaType.Boolean)
+            .Produces<EventResponse>();
 
         var projection = app.MapGroup("/v1/tenants/{tenant}/projection").WithTags("Events").RequireTenantAccess();
         projection.MapGet("/", ProjectionStatusAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .WithSummary("How far search has caught up with the log: projectedSize of treeSize entries are searchable");
+            .WithSummary("How far search has caught up with the log: projectedSize of treeSize entries are searchable")
+            .WithName("getProjection")
+            .Produces<ProjectionStatusResponse>();
         projection.MapPost("/rebuild", RebuildProjectionAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
-            .WithSummary("Rebuild the tenant's read models from its log alone (platform admin)");
+            .WithSummary("Rebuild the tenant's read models from its log alone (platform admin)")
+            .WithName("rebuildProjection")
+            .Produces<ProjectionStatusResponse>();
         return app;
     }
 
