@@ -165,6 +165,26 @@ public sealed partial class OpenApiContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_documented_proof_example_verifies_against_its_checkpoint_and_verifier_key()
+    {
+        using var json = JsonDocument.Parse(await _server.Client.GetStringAsync("/openapi/v1.json"));
+        var schemas = json.RootElement.GetProperty("components").GetProperty("schemas");
+        var example = schemas.GetProperty("EventResponse").GetProperty("examples")[0];
+        var verifierKey = schemas.GetProperty("KeysResponse").GetProperty("examples")[0].GetProperty("keys")[0].GetProperty("verifierKey").GetString()!;
+
+        var leaf = JsonCanonicalizer.Canonicalize(Encoding.UTF8.GetBytes(example.GetProperty("event").GetProperty("event").GetRawText()));
+        var opened = Atp.Integrity.Checkpoint.Open(
+            Encoding.UTF8.GetBytes(example.GetProperty("proof").GetProperty("checkpoint").GetString()!), [NoteVerifier.Parse(verifierKey)], out var checkpoint);
+        var inclusion = example.GetProperty("proof").GetProperty("inclusion");
+
+        Assert.True(opened.IsValid, opened.Failure);
+        Assert.Equal(MerkleHasher.HashLeaf(leaf).ToBase64(), example.GetProperty("event").GetProperty("leafHash").GetString());
+        var verified = InclusionProof.Verify(
+            inclusion.GetProperty("index").GetUInt64(), checkpoint!.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(inclusion), checkpoint.Root);
+        Assert.True(verified.IsValid, verified.Failure);
+    }
+
+    [Fact]
     public async Task With_OIDC_configured_the_document_declares_its_discovery_url()
     {
         await using var server = await ServerFixture.StartAsync(settings: new Dictionary<string, string?>

@@ -6,13 +6,16 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Atp.Server.OpenApi;
 
-/// <summary>One example per body, in the words of the README walkthrough (tenant acme, Jane editing doc-8812).</summary>
+/// <summary>
+/// One example per body, taken from a real run of the README walkthrough (tenant acme, Jane editing doc-8812), so the
+/// hashes, proof and checkpoint agree with each other and with the leaf.
+/// </summary>
 internal static class ContractExamples
 {
     private const string LeafJson = """
         {"action":"document.update","actor":{"id":"u-17","name":"Jane","type":"user"},"context":{"ip":"203.0.113.42"},
-         "data":{"field":"title"},"id":"0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b","occurredAt":"2026-11-26T10:15:30Z","outcome":"success",
-         "receivedAt":"2026-11-26T10:15:30.412Z","targets":[{"id":"doc-8812","type":"document"}],"type":"app.audit"}
+         "data":{"field":"title"},"id":"01a24d5a-0c41-72f5-8947-c92611223a06","occurredAt":"2026-11-26T10:15:30Z","outcome":"success",
+         "receivedAt":"2026-12-06T21:54:36.7378481Z","targets":[{"id":"doc-8812","type":"document"}],"type":"app.audit"}
         """;
 
     private const string EventJson = """
@@ -21,10 +24,11 @@ internal static class ContractExamples
          "context":{"ip":"203.0.113.42"},"data":{"field":"title"}}
         """;
 
-    private const string Checkpoint = "atp.local/local-dev-1/acme\n2\nq3Wv0eJ2b8mS2c1o6h9XjVtq3R7rX2yq0Jb2o8rY4Xc=\n\n— atp.local/local-dev-1 AbCd1234+ExampleSignatureBase64==\n";
+    private const string Checkpoint = "atp.local/local-dev-1/acme\n2\nm3BrvMOU9kKxjPYDEVtWGdR7vq5I38lQ1qShdHCJuQU=\n\n"
+        + "— atp.local/local-dev-1 lyNS5qBNovcFCeOBmHIsuaAKc2MdK+O03BQDNQFiDEUx0rnlbRCsOC6oPSa98+wgSwJuRD9HvcrSBwBSueJ30OqSiwc=\n";
 
     private const string Inclusion = """
-        {"index":1,"treeSize":2,"leafHash":"n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=","hashes":["bjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB0="]}
+        {"index":0,"treeSize":2,"leafHash":"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=","hashes":["N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="]}
         """;
 
     private static readonly Dictionary<Type, string> Examples = new()
@@ -32,19 +36,19 @@ internal static class ContractExamples
         [typeof(CreateTenantRequest)] = """{"id":"acme","name":"Acme Corp","edition":"default","homeRegion":"local","residency":{"mode":"strict","allowedRegions":[]}}""",
         [typeof(TenantResponse)] = """
             {"id":"acme","name":"Acme Corp","edition":"default","homeRegion":"local","residency":{"mode":"strict","allowedRegions":[]},
-             "status":"active","createdAt":"2026-11-26T10:00:00+00:00","origin":"atp.local/local-dev-1/acme",
+             "status":"active","createdAt":"2026-12-06T21:54:35.8343582+00:00","origin":"atp.local/local-dev-1/acme",
              "settings":{"requireSignedRequests":false,"ingestPerSecond":50,"queryPerSecond":30}}
             """,
         [typeof(UpdateTenantRequest)] = """{"status":"active","requireSignedRequests":true,"limits":{"ingestPerSecond":100,"queryPerSecond":null}}""",
         [typeof(CreateApiKeyRequest)] = """{"name":"backend","scopes":["events:write","events:read"],"expiresAt":"2027-11-26T00:00:00Z","signing":false}""",
         [typeof(RotateApiKeyRequest)] = """{"overlapSeconds":86400,"expiresAt":"2027-11-26T00:00:00Z"}""",
         [typeof(ApiKeyResponse)] = """
-            {"id":"key_5f0c2a9e1b7d3c48","key":"atp_3vQ8s…shown-once…","name":"backend","scopes":["events:write","events:read"],
+            {"id":"key_176bd1d3646bb4d8","key":"atp_3vQ8s…shown-once…","name":"backend","scopes":["events:write","events:read"],
              "tenant":"acme","expiresAt":"2027-11-26T00:00:00+00:00"}
             """,
         [typeof(ApiKeyListResponse)] = """
-            {"items":[{"id":"key_5f0c2a9e1b7d3c48","name":"backend","scopes":["events:write","events:read"],"signing":false,
-             "createdAt":"2026-11-26T10:00:00+00:00","expiresAt":"2027-11-26T00:00:00+00:00","status":"active"}]}
+            {"items":[{"id":"key_176bd1d3646bb4d8","name":"backend","scopes":["events:write","events:read"],"signing":false,
+             "createdAt":"2026-12-06T21:54:35.8343582+00:00","expiresAt":"2027-11-26T00:00:00+00:00","status":"active"}]}
             """,
         [typeof(EventInput)] = EventJson,
         [typeof(EventBatch)] = "{\"events\":[" + EventJson + """
@@ -52,17 +56,18 @@ internal static class ContractExamples
               "action":"document.share","targets":[{"type":"document","id":"doc-8812"},{"type":"user","id":"u-99"}]}]}
             """,
         [typeof(ReceiptsResponse)] = """
-            {"receipts":[{"id":"0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b","index":0,"leafHash":"n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="},
-             {"id":"0193a1b2-7c3e-7a01-9c2d-41f0e5d6a7b8","index":1,"leafHash":"bjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB0="}]}
+            {"receipts":[{"id":"01a24d5a-0c41-72f5-8947-c92611223a06","index":0,"leafHash":"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug="},
+             {"id":"01a24d5a-0c41-720f-a72f-247533a015b8","index":1,"leafHash":"N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="}]}
             """,
-        [typeof(EventResponse)] = "{\"event\":{\"index\":0,\"leafHash\":\"n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\",\"event\":" + LeafJson
-            + "},\"proof\":{\"checkpoint\":" + System.Text.Json.JsonSerializer.Serialize(Checkpoint) + ",\"inclusion\":" + Inclusion.Replace("\"index\":1", "\"index\":0", StringComparison.Ordinal) + "}}",
-        [typeof(SearchResponse)] = "{\"items\":[{\"index\":0,\"leafHash\":\"n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\",\"event\":" + LeafJson
-            + "}],\"nextCursor\":\"eyJ2IjoxLCJzIjoyLCJhIjoxfQ.c2lnbmF0dXJl\"}",
+        [typeof(EventResponse)] = "{\"event\":{\"index\":0,\"leafHash\":\"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=\",\"event\":" + LeafJson
+            + "},\"proof\":{\"checkpoint\":" + System.Text.Json.JsonSerializer.Serialize(Checkpoint) + ",\"inclusion\":" + Inclusion + "}}",
+        [typeof(SearchResponse)] = "{\"items\":[{\"index\":0,\"leafHash\":\"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=\",\"event\":" + LeafJson
+            + ",\"inclusion\":" + Inclusion + "}],\"nextCursor\":\"AQAAAAAAAAAAAgjfS6ZF8V0AAAAAAAAAAAH_u7HV5B0OUSUDvt1uKx5QuuXY6znJVvxD1IMswY-KAQ\",\"checkpoint\":"
+            + System.Text.Json.JsonSerializer.Serialize(Checkpoint) + "}",
         [typeof(ProjectionStatusResponse)] = """{"projectedSize":2,"treeSize":2}""",
         [typeof(InclusionProofResponse)] = Inclusion,
-        [typeof(ConsistencyProofResponse)] = """{"from":1,"to":2,"hashes":["bjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB0="]}""",
-        [typeof(KeysResponse)] = """{"keys":[{"name":"atp.local/local-dev-1","verifierKey":"atp.local/local-dev-1+1a2b3c4d+AQ…","status":"active"}]}""",
+        [typeof(ConsistencyProofResponse)] = """{"from":1,"to":2,"hashes":["N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="]}""",
+        [typeof(KeysResponse)] = """{"keys":[{"name":"atp.local/local-dev-1","verifierKey":"atp.local/local-dev-1+972352e6+AUbXFfRA9QgCSeqK+N9V6PuHJaPAkInI+kWb7cq2KzGj","status":"active"}]}""",
         [typeof(ProblemDetails)] = """
             {"type":"https://atp.dev/problems/validation","title":"The request is not valid","status":400,
              "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}]}

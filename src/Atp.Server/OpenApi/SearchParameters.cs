@@ -18,6 +18,6 @@ internal static class SearchParameters
         .WithParameter("q", "Full-text search over the event's text.", example: "title")
         .WithParameter("order", "Log order: newest first (desc, the default) or oldest first.", values: ["asc", "desc"])
         .WithParameter("limit", $"Events per page, 1 to {SearchRequest.MaxLimit} (default 100); a page also stops before the response size limit.", JsonSchemaType.Integer, "int32", "100", minimum: 1, maximum: SearchRequest.MaxLimit)
-        .WithParameter("cursor", "The nextCursor of the previous page, with the same filters (at most 200 characters).", example: "eyJ2IjoxLCJzIjoyLCJhIjoxfQ.c2lnbmF0dXJl")
+        .WithParameter("cursor", "The nextCursor of the previous page, with the same filters (at most 200 characters).", example: "AQAAAAAAAAAAAgjfS6ZF8V0AAAAAAAAAAAH_u7HV5B0OUSUDvt1uKx5QuuXY6znJVvxD1IMswY-KAQ")
         .WithParameter("verify", "Add the latest checkpoint and an inclusion proof per event, against that checkpoint.", JsonSchemaType.Boolean, example: "true");
 }
