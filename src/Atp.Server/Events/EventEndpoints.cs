@@ -27,8 +27,7 @@ internal static class EventEndpoints
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
             .WithName("appendEvents")
-            .Accepts<EventBatch>("application/json")
-            .AcceptsOneOf(typeof(EventBatch), typeof(EventInput))
+            .WithJsonBodyOneOf(typeof(EventBatch), typeof(EventInput))
             .WithParameter("Idempotency-Key", "1-255 printable ASCII characters. A retry with the same key and body gets the first receipts (with `Idempotent-Replayed: true`) and stores nothing again.", location: Microsoft.OpenApi.ParameterLocation.Header, example: "import-2026-11-26-001")
             .Produces<ReceiptsResponse>(StatusCodes.Status201Created)
             .ProducesProblems(StatusCodes.Status409Conflict, StatusCodes.Status422UnprocessableEntity, StatusCodes.Status503ServiceUnavailable);

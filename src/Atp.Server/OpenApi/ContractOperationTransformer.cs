@@ -55,7 +55,7 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
         var routeParameters = DeclarePathParameters(operation, route);
         var parameters = metadata.OfType<ParameterMetadata>().ToList();
         DeclareParameters(operation, parameters);
-        await DeclareBodyAlternativesAsync(operation, context, metadata, cancellationToken).ConfigureAwait(false);
+        await DeclareBodyAsync(operation, context, metadata, cancellationToken).ConfigureAwait(false);
 
         // Every endpoint can meet the per-address limit; the rest follows from what the endpoint does.
         var problems = new SortedSet<int> { 429 };
@@ -78,7 +78,7 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
             problems.Add(400);
         }
 
-        if (metadata.OfType<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>().Any())
+        if (metadata.OfType<JsonBodyMetadata>().Any())
         {
             problems.UnionWith([400, 413, 415]);
         }
@@ -170,22 +170,28 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
         }
     }
 
-    private static async Task DeclareBodyAlternativesAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, IList<object> metadata, CancellationToken cancellationToken)
+    private static async Task DeclareBodyAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, IList<object> metadata, CancellationToken cancellationToken)
     {
-        if (metadata.OfType<RequestBodyAlternatives>().FirstOrDefault() is not { } alternatives
-            || operation.RequestBody?.Content?.TryGetValue("application/json", out var media) != true || media is null)
+        if (metadata.OfType<JsonBodyMetadata>().FirstOrDefault() is not { } body)
         {
             return;
         }
 
-        var oneOf = new List<IOpenApiSchema>();
-        foreach (var type in alternatives.Types)
+        var shapes = new List<IOpenApiSchema>();
+        foreach (var type in body.Types)
         {
             var schema = await context.GetOrCreateSchemaAsync(type, null, cancellationToken).ConfigureAwait(false);
-            oneOf.Add(Register(context.Document!, type.Name, schema));
+            shapes.Add(Register(context.Document!, type.Name, schema));
         }
 
-        media.Schema = new OpenApiSchema { OneOf = oneOf };
+        operation.RequestBody = new OpenApiRequestBody
+        {
+            Required = !body.Optional,
+            Content = new Dictionary<string, OpenApiMediaType>(StringComparer.Ordinal)
+            {
+                ["application/json"] = new OpenApiMediaType { Schema = shapes.Count == 1 ? shapes[0] : new OpenApiSchema { OneOf = shapes } },
+            },
+        };
     }
 
     private static OpenApiSchemaReference Register(OpenApiDocument document, string id, IOpenApiSchema schema)

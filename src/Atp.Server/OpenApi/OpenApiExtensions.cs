@@ -5,7 +5,7 @@ namespace Atp.Server.OpenApi;
 /// <summary>
 /// The OpenAPI 3.1 contract served at <c>/openapi/v1.json</c>. Handlers read their bodies and most query strings
 /// themselves (for exact size limits and named errors), so the framework cannot infer those: endpoints declare them
-/// with metadata (<c>Accepts</c>, <c>Produces</c>, <see cref="WithParameter{TBuilder}"/>) and the transformers here add
+/// with metadata (<see cref="WithJsonBody{TBody}"/>, <c>Produces</c>, <see cref="WithParameter{TBuilder}"/>) and the transformers here add
 /// what every endpoint shares (path parameters, security, the problem responses of the gateway).
 /// </summary>
 internal static class OpenApiExtensions
@@ -36,12 +36,18 @@ internal static class OpenApiExtensions
         builder.WithMetadata(new ParameterMetadata(name, location, description, type, format, example, required, values, minimum, maximum));
 
     /// <summary>
-    /// The request body is any one of <paramref name="alternatives"/> (declare the first with <c>Accepts</c> too). Client
-    /// generators such as NSwag type the body as the first alternative, so put the most general one first.
+    /// Declares a JSON request body for the contract only. Not <c>Accepts</c>: that metadata also makes routing refuse other
+    /// content types before the handler, which must keep answering them itself (its 415 problem, its size limits).
     /// </summary>
-    public static TBuilder AcceptsOneOf<TBuilder>(this TBuilder builder, params Type[] alternatives)
-        where TBuilder : IEndpointConventionBuilder =>
-        builder.WithMetadata(new RequestBodyAlternatives(alternatives));
+    public static RouteHandlerBuilder WithJsonBody<TBody>(this RouteHandlerBuilder builder, bool optional = false) =>
+        builder.WithMetadata(new JsonBodyMetadata([typeof(TBody)], optional));
+
+    /// <summary>
+    /// A JSON request body that is any one of <paramref name="alternatives"/>. Client generators such as NSwag type the
+    /// body as the first alternative, so put the most general one first.
+    /// </summary>
+    public static RouteHandlerBuilder WithJsonBodyOneOf(this RouteHandlerBuilder builder, params Type[] alternatives) =>
+        builder.WithMetadata(new JsonBodyMetadata(alternatives, Optional: false));
 
     /// <summary>Problem responses of this endpoint beyond those every endpoint of its kind has (added by the transformer).</summary>
     public static RouteHandlerBuilder ProducesProblems(this RouteHandlerBuilder builder, params int[] statusCodes)
@@ -69,5 +75,5 @@ internal sealed record ParameterMetadata(
     long? Minimum,
     long? Maximum);
 
-/// <summary>A request body that may take more than one shape (one event, or a batch).</summary>
-internal sealed record RequestBodyAlternatives(IReadOnlyList<Type> Types);
+/// <summary>The JSON request body a handler reads itself: one shape, or one of several (a batch, or one event).</summary>
+internal sealed record JsonBodyMetadata(IReadOnlyList<Type> Types, bool Optional);

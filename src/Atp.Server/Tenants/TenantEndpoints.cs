@@ -21,7 +21,7 @@ internal static class TenantEndpoints
             .RequireAuthorization(Scopes.PlatformAdmin)
             .WithSummary("Create a tenant (platform admin)")
             .WithName("createTenant")
-            .Accepts<CreateTenantRequest>("application/json")
+            .WithJsonBody<CreateTenantRequest>()
             .Produces<TenantResponse>(StatusCodes.Status201Created)
             .ProducesProblems(StatusCodes.Status409Conflict, StatusCodes.Status421MisdirectedRequest);
 
@@ -37,7 +37,7 @@ internal static class TenantEndpoints
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
             .WithSummary("Suspend or reactivate a tenant, require signed requests, override its rate limits (platform admin)")
             .WithName("updateTenant")
-            .Accepts<UpdateTenantRequest>("application/json")
+            .WithJsonBody<UpdateTenantRequest>()
             .Produces<TenantResponse>();
 
         tenants.MapPost("/{tenant}/api-keys", CreateApiKeyAsync)
@@ -45,7 +45,7 @@ internal static class TenantEndpoints
             .RequireTenantAccess()
             .WithSummary("Create an API key (optional expiresAt; signing: true adds an HMAC signing secret); key and secret are shown once")
             .WithName("createApiKey")
-            .Accepts<CreateApiKeyRequest>("application/json")
+            .WithJsonBody<CreateApiKeyRequest>()
             .Produces<ApiKeyResponse>(StatusCodes.Status201Created);
 
         tenants.MapGet("/{tenant}/api-keys", ListApiKeysAsync)
@@ -67,7 +67,7 @@ internal static class TenantEndpoints
             .RequireTenantAccess()
             .WithSummary("Issue a successor key; the old one stays valid for the overlap (default 24 h), then expires")
             .WithName("rotateApiKey")
-            .Accepts<RotateApiKeyRequest>(isOptional: true, "application/json")
+            .WithJsonBody<RotateApiKeyRequest>(optional: true)
             .Produces<ApiKeyResponse>(StatusCodes.Status201Created)
             .ProducesProblems(StatusCodes.Status409Conflict);
         return app;
