@@ -46,6 +46,20 @@ public sealed partial class OpenApiContractTests : IAsyncLifetime
         Assert.True(parseErrors.Count == 0, "reader: " + string.Join("\n", parseErrors.Select(e => $"{e.Pointer}: {e.Message}")));
         var errors = read.Document!.Validate(ValidationRuleSet.GetDefaultRuleSet())?.ToList() ?? [];
         Assert.True(errors.Count == 0, "validator: " + string.Join("\n", errors.Select(e => $"{e.Pointer}: {e.Message}")));
+
+        // OpenAPI 3.1 §4.8.8.1: each template expression in a path MUST correspond to a path parameter. Microsoft.OpenApi's
+        // default rule set does not check this direction (an undeclared {tenant} passes it), so it is checked here.
+        foreach (var (path, item) in read.Document.Paths)
+        {
+            foreach (var (method, operation) in item.Operations!)
+            {
+                var declared = (operation.Parameters ?? []).Concat(item.Parameters ?? []).Where(p => p.In == ParameterLocation.Path && p.Required).Select(p => p.Name).ToHashSet();
+                foreach (Match template in RouteParameter().Matches(path))
+                {
+                    Assert.True(declared.Contains(template.Groups[1].Value), $"{method} {path}: {{{template.Groups[1].Value}}} is not a declared path parameter");
+                }
+            }
+        }
     }
 
     [Fact]
