@@ -106,5 +106,7 @@ public class IngestParseBenchmarks
         public Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public LogQuarantine Quarantine { get; } = new();
     }
 }

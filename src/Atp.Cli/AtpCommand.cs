@@ -14,7 +14,7 @@ internal static class AtpCommand
         var root = new RootCommand("ATP (Audit Trail Platform) command line: offline verification, key management and signed API requests.");
         root.Subcommands.Add(KeygenCommand.Create());
         root.Subcommands.Add(VerifyCommand.Create());
-        root.Subcommands.Add(AdminCommand.Create());
+        root.Subcommands.Add(AdminCommand.Create(environment));
         root.Subcommands.Add(RequestCommand.Create(environment));
         return root;
     }

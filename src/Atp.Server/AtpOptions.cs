@@ -40,6 +40,10 @@ public sealed class BootstrapOptions
 {
     /// <summary>A platform-admin API key to accept (first start, tests). Never logged.</summary>
     public string? AdminKey { get; set; }
+
+    /// <summary>How long the key generated on first start stays valid (null: until revoked or rotated).</summary>
+    [Range(typeof(TimeSpan), "00:05:00", "3650.00:00:00")]
+    public TimeSpan? GeneratedKeyLifetime { get; set; }
 }
 
 public sealed class IntegrityOptions

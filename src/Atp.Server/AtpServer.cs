@@ -30,6 +30,7 @@ public static class AtpServer
         // Authentication pulls in ASP.NET Data Protection; ATP issues no cookies, but its keys belong in the data
         // directory rather than the user profile.
         var dataDirectory = Path.GetFullPath(builder.Configuration["Atp:DataDirectory"] ?? "./atp-data");
+        OwnerOnlyFiles.Apply(dataDirectory);
         services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDirectory, "dataprotection")));
         services.AddOptions<AtpOptions>().BindConfiguration(AtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
@@ -37,6 +38,7 @@ public static class AtpServer
         services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IngestionService>();
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
+        services.AddSingleton(sp => sp.GetRequiredService<ILogStore>().Quarantine);
         services.AddSingleton<CheckpointSealer>();
         services.AddHostedService(sp => sp.GetRequiredService<CheckpointSealer>());
         services.AddAtpGateway(builder.Configuration);
@@ -46,6 +48,7 @@ public static class AtpServer
         services.AddSingleton<Query.ProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<Query.ProjectionService>());
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
+        services.AddHostedService<QuarantineAlarm>();
         services.AddProblemDetails();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
         services.AddAtpOpenApi();
@@ -60,7 +63,20 @@ public static class AtpServer
             kestrel.Limits.Http2.MaxRequestHeaderFieldSize = 16 * 1024;
         });
 
+        // The shipped default address applies only when no other source names one: ASPNETCORE_URLS,
+        // ASPNETCORE_HTTP_PORTS / HTTPS_PORTS, --urls and Kestrel:Endpoints all win over it.
+        if (!HasListenAddress(builder.Configuration))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        var forwarded = TrustedProxies.FromConfiguration(builder.Configuration);
         var app = builder.Build();
+        if (forwarded is not null)
+        {
+            app.UseForwardedHeaders(forwarded);
+        }
+
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseMiddleware<ClientThrottle>();
@@ -68,6 +84,7 @@ public static class AtpServer
         app.UseAuthorization();
 
         app.MapTenantEndpoints();
+        app.MapPlatformKeyEndpoints();
         app.MapEventEndpoints();
         app.MapLogEndpoints();
         app.MapHealthChecks("/livez", new HealthCheckOptions { Predicate = _ => false });
@@ -77,6 +94,13 @@ public static class AtpServer
         app.MapScalarApiReference();
         return app;
     }
+
+    /// <summary>Where the server listens when nothing else is configured.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:8080";
+
+    private static bool HasListenAddress(ConfigurationManager configuration) =>
+        !string.IsNullOrEmpty(configuration["urls"]) || !string.IsNullOrEmpty(configuration["http_ports"]) || !string.IsNullOrEmpty(configuration["https_ports"])
+        || configuration.GetSection("Kestrel:Endpoints").GetChildren().Any();
 
     /// <summary>Start-up work that must finish before traffic: open the store, load the key, bootstrap the admin, first seal.</summary>
     public static async Task InitializeAsync(WebApplication app, CancellationToken cancellationToken)

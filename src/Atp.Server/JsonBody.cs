@@ -11,7 +11,7 @@ namespace Atp.Server;
 /// </summary>
 internal static class JsonBody
 {
-    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web) { MaxDepth = 64 };
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web) { MaxDepth = 64, AllowDuplicateProperties = false };
 
     /// <summary>The raw body, or a problem when it is not JSON or larger than <paramref name="maxBytes"/>.</summary>
     public static async Task<(ReadOnlyMemory<byte> Body, ProblemHttpResult? Problem)> ReadBytesAsync(HttpContext context, int maxBytes, CancellationToken cancellationToken)
@@ -88,8 +88,9 @@ internal static class JsonBody
         }
     }
 
+    // The media type is parsed, not matched by prefix: application/json or application/<anything>+json, with any parameters.
     private static bool IsJson(string? contentType) =>
-        contentType is not null
-        && (contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase)
-            || (contentType.StartsWith("application/", StringComparison.OrdinalIgnoreCase) && contentType.Contains("+json", StringComparison.OrdinalIgnoreCase)));
+        Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
+        && media.Type.Equals("application", StringComparison.OrdinalIgnoreCase)
+        && (media.SubType.Equals("json", StringComparison.OrdinalIgnoreCase) || (media.SubTypeWithoutSuffix.Length > 0 && media.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase)));
 }

@@ -193,9 +193,16 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
             sql.Append($" AND e.outcome = {Add(outcome)}");
         }
 
-        if (SearchTerms.Query(query, out var matchesNothing) is { } terms)
+        // A text filter without a single word (q=!) matches nothing, as on the embedded engine, whether or not other
+        // filters made a tsquery.
+        var terms = SearchTerms.Query(query, out var matchesNothing);
+        if (matchesNothing)
         {
-            sql.Append(matchesNothing ? " AND false" : $" AND e.terms @@ {Add(terms)}::tsquery");
+            sql.Append(" AND false");
+        }
+        else if (terms is not null)
+        {
+            sql.Append($" AND e.terms @@ {Add(terms)}::tsquery");
         }
 
         if (query.After is { } after)

@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 3;
+    public const int CurrentVersion = 4;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -299,6 +299,26 @@ internal static class PostgresSchema
         $partitions$;
         """;
 
+    // Version 4: platform-admin keys can be listed, revoked and expired (rotation), still only through the owner's
+    // functions; the application role never sees a key row without a tenant.
+    private static string Version4() => """
+        CREATE FUNCTION atp.list_platform_api_keys() RETURNS SETOF atp.api_keys
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$ SELECT * FROM atp.api_keys WHERE tenant_id IS NULL ORDER BY created_at, key_id $f$;
+        CREATE FUNCTION atp.revoke_platform_api_key(p_key_id text, p_at bigint) RETURNS boolean
+            LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                WITH changed AS (UPDATE atp.api_keys SET revoked_at = COALESCE(revoked_at, p_at) WHERE tenant_id IS NULL AND key_id = p_key_id RETURNING 1)
+                SELECT EXISTS (SELECT 1 FROM changed)
+            $f$;
+        CREATE FUNCTION atp.expire_platform_api_key(p_key_id text, p_at bigint) RETURNS boolean
+            LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                WITH changed AS (UPDATE atp.api_keys SET expires_at = LEAST(COALESCE(expires_at, p_at), p_at) WHERE tenant_id IS NULL AND key_id = p_key_id RETURNING 1)
+                SELECT EXISTS (SELECT 1 FROM changed)
+            $f$;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -315,7 +335,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

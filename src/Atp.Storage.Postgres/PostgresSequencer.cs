@@ -16,6 +16,7 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresStoreOptions _options;
     private readonly RecentLeaves _recent;
+    private readonly LogQuarantine _quarantine;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly GroupCommit _queue;
@@ -25,9 +26,10 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     private readonly Task _loop;
     private NpgsqlConnection? _connection; // the writer's own; reopened after a failure
 
-    public PostgresSequencer(NpgsqlDataSource dataSource, PostgresStoreOptions options, RecentLeaves recent, TimeProvider clock, ILogger logger)
+    public PostgresSequencer(NpgsqlDataSource dataSource, PostgresStoreOptions options, RecentLeaves recent, LogQuarantine quarantine, TimeProvider clock, ILogger logger)
     {
         _dataSource = dataSource;
+        _quarantine = quarantine;
         _options = options;
         _recent = recent;
         _clock = clock;
@@ -137,6 +139,24 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
         var heads = await LockHeadsAsync(connection, tenants).ConfigureAwait(false);
         var sizesBefore = heads.ToDictionary(h => h.Key, h => (long)h.Value.Size, StringComparer.Ordinal);
+
+        // Every tenant's tree is loaded, and checked against its head, before anything is written: a tenant whose tree
+        // fails is quarantined here and its requests are refused below, while the others' go on in this transaction.
+        foreach (var (tenantId, head) in heads)
+        {
+            if (!_quarantine.Contains(tenantId))
+            {
+                try
+                {
+                    await StagedTreeAsync(connection, tenantId, head, staged).ConfigureAwait(false);
+                }
+                catch (LogQuarantinedException)
+                {
+                    // Quarantined (and raised) by the check; its requests get the refusal below.
+                }
+            }
+        }
+
         var now = _clock.GetUtcNow().UtcTicks;
         var writer = new AppendWriter(connection);
         var run = new List<PendingAppend>();
@@ -154,6 +174,13 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
                 continue;
             }
 
+            if (_quarantine.Contains(tenantId))
+            {
+                pending.Failure = _quarantine.Refusal(tenantId);
+                position++;
+                continue;
+            }
+
             var tree = await StagedTreeAsync(connection, tenantId, head, staged).ConfigureAwait(false);
             if (AppendWriter.NeedsLookups(pending.Request))
             {
@@ -167,6 +194,7 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             while (position + run.Count < batch.Count
                 && batch[position + run.Count] is var next
                 && !AppendWriter.NeedsLookups(next.Request)
+                && !_quarantine.Contains(next.Request.TenantId)
                 && heads.TryGetValue(next.Request.TenantId, out var nextHead))
             {
                 await StagedTreeAsync(connection, next.Request.TenantId, nextHead, staged).ConfigureAwait(false);
@@ -195,7 +223,7 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     // request undone alone in its savepoint). False = not committed.
     private async Task<bool> TryCommitOnCachedTreesAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch, string[] tenants)
     {
-        if (batch.Any(p => AppendWriter.NeedsLookups(p.Request)) || !tenants.All(_trees.ContainsKey))
+        if (batch.Any(p => AppendWriter.NeedsLookups(p.Request)) || !tenants.All(_trees.ContainsKey) || tenants.Any(_quarantine.Contains))
         {
             return false;
         }
@@ -328,7 +356,9 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     }
 
     // The tenant's tree as committed: this node's cached tree if no other node has appended since, else rebuilt from
-    // the O(log n) edge nodes. A copy either way, so a failed commit leaves the cache as it was.
+    // the O(log n) edge nodes and checked against the head (a flipped bit in an edge node would otherwise fork every
+    // later checkpoint; on a mismatch the tenant's log is quarantined). A copy either way, so a failed commit leaves the
+    // cache as it was.
     private async Task<CompactRange> CommittedTreeAsync(NpgsqlConnection connection, string tenantId, TreeHead head)
     {
         if (_trees.TryGetValue(tenantId, out var cached) && cached.Size == head.Size && cached.Root() == head.Root)
@@ -343,18 +373,25 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
 
         var ids = CompactRange.EdgeNodes(head.Size);
         var edge = await PostgresNodeReader.ReadAsync(connection, tenantId, ids, CancellationToken.None).ConfigureAwait(false);
-        if (edge.Any(h => h is null))
+        var missing = Array.FindIndex(edge, h => h is null);
+        if (missing >= 0)
         {
-            throw new InvalidOperationException($"Tenant '{tenantId}' is missing Merkle nodes of its head: the store is corrupt.");
+            throw Quarantine(tenantId, $"Merkle node (level {ids[missing].Level}, index {ids[missing].Index}) of the tree edge at size {head.Size} is not stored");
         }
 
         var tree = new CompactRange(head.Size, edge.Select(h => h!.Value).ToArray());
         if (tree.Root() != head.Root)
         {
-            throw new InvalidOperationException($"Tenant '{tenantId}' has a tree head that its stored nodes do not add up to: the store is corrupt.");
+            throw Quarantine(tenantId, $"the root recomputed from the stored tree edge at size {head.Size} is not the stored tree head's root");
         }
 
         return tree;
+    }
+
+    private LogQuarantinedException Quarantine(string tenantId, string mismatch)
+    {
+        _quarantine.Add(new QuarantinedLog(tenantId, TreeStateCheck.Load, mismatch));
+        return _quarantine.Refusal(tenantId);
     }
 
     // A run of requests without lookups in one pipelined batch, each in its own savepoint; with commit, the head updates

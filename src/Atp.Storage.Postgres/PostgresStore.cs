@@ -70,11 +70,14 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
 
         var recent = new RecentLeaves(settings.RecentLeavesBytes);
         _readModels = new PostgresReadModels(_dataSource, recent);
-        _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, recent, clock, logger))];
+        _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, recent, Quarantine, clock, logger))];
     }
 
     /// <summary>True while this node's sequencer accepts appends.</summary>
     public bool IsWriterRunning => _sequencers.All(s => s.IsRunning);
+
+    /// <summary>This node's quarantined logs (each node checks the tree state it loads and the heads it signs).</summary>
+    public LogQuarantine Quarantine { get; } = new();
 
     /// <summary>
     /// Creates or upgrades the schema with the owner role's connection and grants <paramref name="applicationRole"/>
@@ -194,21 +197,33 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
     public async Task<bool> HasPlatformAdminKeyAsync(CancellationToken cancellationToken) =>
         (await QueryPlatformAsync("SELECT atp.has_platform_admin_key()", [], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single();
 
-    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) =>
-        QueryAsync(tenantId, $"SELECT {ApiKeyReadColumns} FROM atp.api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", [tenantId], ReadApiKey, cancellationToken);
+    // Platform keys (no tenant) are invisible to the application role: the owner's functions list and change them.
+    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string? tenantId, CancellationToken cancellationToken) =>
+        tenantId is null
+            ? QueryPlatformAsync($"SELECT {ApiKeyReadColumns} FROM atp.list_platform_api_keys()", [], ReadApiKey, cancellationToken)
+            : QueryAsync(tenantId, $"SELECT {ApiKeyReadColumns} FROM atp.api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id", [tenantId], ReadApiKey, cancellationToken);
 
-    public async Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
-        await ExecuteAsync(
-            tenantId, "UPDATE atp.api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND key_id = $2",
-            [tenantId, keyId, revokedAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
+    public async Task<bool> RevokeApiKeyAsync(string? tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
+        tenantId is null
+            ? (await QueryPlatformAsync("SELECT atp.revoke_platform_api_key($1, $2)", [keyId, revokedAt.UtcTicks], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single()
+            : await ExecuteAsync(
+                tenantId, "UPDATE atp.api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND key_id = $2",
+                [tenantId, keyId, revokedAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
 
-    public async Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
-        await ExecuteAsync(
-            tenantId, "UPDATE atp.api_keys SET expires_at = LEAST(COALESCE(expires_at, $3), $3) WHERE tenant_id = $1 AND key_id = $2",
-            [tenantId, keyId, expiresAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
+    public async Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
+        tenantId is null
+            ? (await QueryPlatformAsync("SELECT atp.expire_platform_api_key($1, $2)", [keyId, expiresAt.UtcTicks], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single()
+            : await ExecuteAsync(
+                tenantId, "UPDATE atp.api_keys SET expires_at = LEAST(COALESCE(expires_at, $3), $3) WHERE tenant_id = $1 AND key_id = $2",
+                [tenantId, keyId, expiresAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
 
-    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
-        Writer(request.TenantId).AppendAsync(request, cancellationToken);
+    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Quarantine.Contains(request.TenantId)
+            ? Task.FromException<AppendOutcome>(Quarantine.Refusal(request.TenantId))
+            : Writer(request.TenantId).AppendAsync(request, cancellationToken);
+    }
 
     public async Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) =>
         (await QueryAsync(
@@ -260,7 +275,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
     /// (or leaves the tenant to the node holding it), then reads the committed head, signs it and stores the checkpoint.
     /// The head row is read, not locked: appends go on meanwhile, and the next pass seals what they add.
     /// </summary>
-    public async Task<bool> SealAsync(string tenantId, Func<TreeHead, string> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
+    public async Task<bool> SealAsync(string tenantId, Func<TreeHead, CancellationToken, Task<string?>> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sign);
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -287,7 +302,9 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             }
         }
 
-        if (head is null)
+        // The signer checks the head against the last signed checkpoint (under this lock, so no other node signs
+        // meanwhile) and refuses a head that fails: nothing is stored then.
+        if (head is null || await sign(head, cancellationToken).ConfigureAwait(false) is not { } note)
         {
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
             return false;
@@ -298,7 +315,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
         {
             save.Parameters.Add(new NpgsqlParameter { Value = tenantId });
             save.Parameters.Add(new NpgsqlParameter { Value = (long)head.Size });
-            save.Parameters.Add(new NpgsqlParameter { Value = sign(head) });
+            save.Parameters.Add(new NpgsqlParameter { Value = note });
             save.Parameters.Add(new NpgsqlParameter { Value = createdAt.UtcTicks });
             await save.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }

@@ -118,27 +118,40 @@ internal sealed class BatchWriter : IDisposable
 
     public long? TenantNumber(string tenantId) => _tenantNumbers.Find(_connection, _transaction, tenantId);
 
-    /// <summary>The committed tree of a tenant, rebuilt from its head and O(log n) edge nodes; null without a log.</summary>
-    public CompactRange? LoadTree(string tenantId, long tenantNumber)
+    /// <summary>
+    /// The committed head of a tenant and its tree rebuilt from the O(log n) stored edge nodes (null when an edge node is
+    /// missing, which is then named); null without a log. The caller checks the tree against the head.
+    /// </summary>
+    public (CompactRange? Tree, TreeHead Head, NodeId? Missing)? LoadTree(string tenantId, long tenantNumber)
     {
-        using var head = _connection.CreateCommand();
-        head.Transaction = _transaction;
-        head.CommandText = "SELECT size FROM tree_heads WHERE tenant_id = $t";
-        head.Parameters.AddWithValue("$t", tenantId);
-        if (head.ExecuteScalar() is not long size)
+        using var read = _connection.CreateCommand();
+        read.Transaction = _transaction;
+        read.CommandText = "SELECT size, root FROM tree_heads WHERE tenant_id = $t";
+        read.Parameters.AddWithValue("$t", tenantId);
+        TreeHead head;
+        using (var reader = read.ExecuteReader())
         {
-            return null;
+            if (!reader.Read())
+            {
+                return null;
+            }
+
+            head = new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1]));
         }
 
-        var ids = CompactRange.EdgeNodes((ulong)size);
+        var ids = CompactRange.EdgeNodes(head.Size);
         var edge = new Hash[ids.Length];
         for (var i = 0; i < ids.Length; i++)
         {
-            edge[i] = SqliteNodeReader.ReadNode(_connection, _transaction, tenantNumber, ids[i])
-                ?? throw new InvalidOperationException($"Tenant '{tenantId}' is missing Merkle node {ids[i]}: the store is corrupt.");
+            if (SqliteNodeReader.ReadNode(_connection, _transaction, tenantNumber, ids[i]) is not { } node)
+            {
+                return (null, head, ids[i]);
+            }
+
+            edge[i] = node;
         }
 
-        return new CompactRange((ulong)size, edge);
+        return (new CompactRange(head.Size, edge), head, null);
     }
 
     public void Dispose()

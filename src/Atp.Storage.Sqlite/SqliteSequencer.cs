@@ -20,14 +20,16 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     private readonly GroupCommit _queue;
     private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
     private readonly TenantNumbers _tenantNumbers;
+    private readonly LogQuarantine _quarantine;
     private readonly WriteConnection _writeConnection;
     private readonly OutboxProgress _outbox;
     private readonly Task _loop;
     private readonly CancellationTokenSource _stopping = new();
 
-    public SqliteSequencer(WriteConnection writeConnection, OutboxProgress outbox, TenantNumbers tenantNumbers, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
+    public SqliteSequencer(WriteConnection writeConnection, OutboxProgress outbox, TenantNumbers tenantNumbers, LogQuarantine quarantine, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
     {
         _tenantNumbers = tenantNumbers;
+        _quarantine = quarantine;
         _writeConnection = writeConnection;
         _outbox = outbox;
         _options = options;
@@ -155,7 +157,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             pending.Outcome = Apply(writer, pending.Request, staged, now);
             writer.EndRequest();
         }
-        catch (Exception e) when (e is SqliteException or InvalidOperationException or JsonException)
+        catch (Exception e) when (e is SqliteException or InvalidOperationException or JsonException or LogQuarantinedException)
         {
             writer.UndoRequest();
             if (before is null)
@@ -167,6 +169,12 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
                 staged[tenantId] = before;
             }
 
+            if (e is LogQuarantinedException quarantined)
+            {
+                pending.Failure = quarantined;
+                return;
+            }
+
             LogRequestFailed(_logger, tenantId, e);
             pending.Failure = new StoreUnavailableException("The log store could not append this request; nothing of it was stored.", e);
         }
@@ -174,6 +182,12 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
     private AppendOutcome Apply(BatchWriter writer, AppendRequest request, Dictionary<string, CompactRange> staged, long now)
     {
+        // Quarantined while this request waited in the queue: refused like the ones the store turns away at the door.
+        if (_quarantine.Contains(request.TenantId))
+        {
+            throw _quarantine.Refusal(request.TenantId);
+        }
+
         if (request.Idempotency is { } claim)
         {
             var previous = writer.FindIdempotencyKey(request.TenantId, claim.Key);
@@ -232,7 +246,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
         if (!_trees.TryGetValue(tenantId, out var committed))
         {
-            committed = writer.LoadTree(tenantId, tenantNumber) ?? throw new InvalidOperationException($"Tenant '{tenantId}' has no log.");
+            committed = LoadCheckedTree(writer, tenantId, tenantNumber);
             _trees[tenantId] = committed;
         }
 
@@ -240,6 +254,25 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         tree = new CompactRange(committed.Size, committed.Edge());
         staged[tenantId] = tree;
         return tree;
+    }
+
+    // The committed tree, loaded once per start: its edge comes from stored nodes, so it must add up to the stored head
+    // before anything is appended on it — a flipped bit in an edge node would otherwise fork every later checkpoint.
+    private CompactRange LoadCheckedTree(BatchWriter writer, string tenantId, long tenantNumber)
+    {
+        var (tree, head, missing) = writer.LoadTree(tenantId, tenantNumber) ?? throw new InvalidOperationException($"Tenant '{tenantId}' has no log.");
+        var mismatch = missing is { } node
+            ? $"Merkle node (level {node.Level}, index {node.Index}) of the tree edge at size {head.Size} is not stored"
+            : tree!.Root() != head.Root
+                ? $"the root recomputed from the stored tree edge at size {head.Size} is not the stored tree head's root"
+                : null;
+        if (mismatch is null)
+        {
+            return tree!;
+        }
+
+        _quarantine.Add(new QuarantinedLog(tenantId, TreeStateCheck.Load, mismatch));
+        throw _quarantine.Refusal(tenantId);
     }
 
     private static Receipt[] DeserializeReceipts(string json) =>

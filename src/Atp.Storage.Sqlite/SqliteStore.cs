@@ -53,7 +53,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         var outbox = new OutboxProgress();
         _readModels = new SqliteReadModels(_connections, _writeConnection, _readModelConnections, _readModelWriter, _tenantNumbers, outbox);
         _readModels.Reconcile();
-        _sequencer = new SqliteSequencer(_writeConnection, outbox, _tenantNumbers, settings, clock, logger);
+        _sequencer = new SqliteSequencer(_writeConnection, outbox, _tenantNumbers, Quarantine, settings, clock, logger);
         _walCheckpointer = Task.Run(() => CheckpointWalAsync(_stopping.Token));
     }
 
@@ -62,6 +62,8 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
 
     /// <summary>True while the sequencer accepts appends.</summary>
     public bool IsWriterRunning => _sequencer.IsRunning;
+
+    public LogQuarantine Quarantine { get; } = new();
 
     public async Task<bool> TryCreateTenantAsync(Tenant tenant, CancellationToken cancellationToken)
     {
@@ -171,13 +173,14 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         return keys.Count == 1 ? keys[0] : null;
     }
 
-    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken) =>
-        QueryApiKeysAsync("tenant_id = $x", tenantId, cancellationToken);
+    // "IS" compares NULL as a value, so a null tenant selects exactly the platform keys.
+    public Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string? tenantId, CancellationToken cancellationToken) =>
+        QueryApiKeysAsync("tenant_id IS $x", (object?)tenantId ?? DBNull.Value, cancellationToken);
 
-    public Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
+    public Task<bool> RevokeApiKeyAsync(string? tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken) =>
         UpdateApiKeyAsync("revoked_at = COALESCE(revoked_at, $at)", tenantId, keyId, revokedAt, cancellationToken);
 
-    public Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
+    public Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
         UpdateApiKeyAsync("expires_at = MIN(COALESCE(expires_at, $at), $at)", tenantId, keyId, expiresAt, cancellationToken);
 
     public async Task<string?> SetApiKeyRegionAsync(string keyId, string region, CancellationToken cancellationToken)
@@ -199,15 +202,15 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         return previous;
     }
 
-    // Changes one key of one tenant; the tenant condition keeps a key id of another tenant out of reach.
-    private async Task<bool> UpdateApiKeyAsync(string assignment, string tenantId, string keyId, DateTimeOffset at, CancellationToken cancellationToken)
+    // Changes one key of one tenant (null: a platform key); the tenant condition keeps a key id of another tenant out of reach.
+    private async Task<bool> UpdateApiKeyAsync(string assignment, string? tenantId, string keyId, DateTimeOffset at, CancellationToken cancellationToken)
     {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = $"UPDATE api_keys SET {assignment} WHERE id = $id AND tenant_id = $t";
+        command.CommandText = $"UPDATE api_keys SET {assignment} WHERE id = $id AND tenant_id IS $t";
         command.Parameters.AddWithValue("$at", at.UtcTicks);
         command.Parameters.AddWithValue("$id", keyId);
-        command.Parameters.AddWithValue("$t", tenantId);
+        command.Parameters.AddWithValue("$t", (object?)tenantId ?? DBNull.Value);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
@@ -244,8 +247,13 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long found && found == 1;
     }
 
-    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
-        _sequencer.AppendAsync(request, cancellationToken);
+    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Quarantine.Contains(request.TenantId)
+            ? Task.FromException<AppendOutcome>(Quarantine.Refusal(request.TenantId))
+            : _sequencer.AppendAsync(request, cancellationToken);
+    }
 
     public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) =>
         QuerySingleAsync(

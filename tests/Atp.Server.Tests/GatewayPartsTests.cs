@@ -82,6 +82,29 @@ public sealed class GatewayPartsTests : IDisposable
     }
 
     [Fact]
+    public void A_request_to_a_full_nonce_cache_does_bounded_work_and_the_cache_drains_as_requests_come()
+    {
+        var clock = new ManualClock(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        var cache = new NonceCache(Options(maxNonces: 1000), clock);
+        for (var i = 0; i < 1000; i++)
+        {
+            Assert.Equal(NonceCache.Result.Fresh, cache.TryUse("key_a", $"n-{i}"));
+        }
+
+        clock.Advance(TimeSpan.FromSeconds(601));
+        Assert.Equal(NonceCache.Result.Fresh, cache.TryUse("key_a", "after"));
+
+        // One request evicted a bounded number of expired nonces (64), not all 1,000.
+        Assert.Equal(1000 - 64 + 1, cache.Count);
+        for (var i = 0; i < 20; i++)
+        {
+            cache.TryUse("key_a", $"later-{i}");
+        }
+
+        Assert.Equal(21, cache.Count);
+    }
+
+    [Fact]
     public void The_failure_detector_alerts_at_the_threshold_within_a_minute_once_per_window()
     {
         var clock = new ManualClock(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));

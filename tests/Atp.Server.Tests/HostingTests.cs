@@ -40,6 +40,28 @@ public sealed class HostingTests
 
     [Fact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task Every_file_and_directory_the_server_creates_is_owner_only()
+    {
+        await using var server = await ServerFixture.StartAsync(withAdminKey: false);
+        using var client = server.ClientWithKey(await server.CreateTenantWithKeyAsync("acme"));
+        Assert.Equal(HttpStatusCode.Created, (await client.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(5)))).StatusCode);
+        await ServerFixture.WaitForProjectionAsync(client, "acme");
+        await ServerFixture.WaitForCheckpointAsync(client, "acme", 5);
+
+        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(server.DataDirectory));
+        var entries = Directory.GetFileSystemEntries(server.DataDirectory, "*", SearchOption.AllDirectories);
+        Assert.NotEmpty(entries);
+        if (!TestStorage.IsPostgres)
+        {
+            Assert.Contains(entries, e => e.EndsWith("atp.db-wal", StringComparison.Ordinal));
+        }
+
+        Assert.All(entries, entry => Assert.True((File.GetUnixFileMode(entry) & others) == 0, $"{entry} is {File.GetUnixFileMode(entry)}"));
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public async Task First_start_generates_a_bootstrap_admin_key_once_owner_only()
     {
         var directory = Directory.CreateTempSubdirectory("atp-bootstrap-").FullName;

@@ -75,6 +75,23 @@ public sealed class OidcTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_token_whose_tenant_claim_names_the_platform_log_reads_nothing_of_it_without_platform_admin()
+    {
+        foreach (var role in new[] { "atp.auditor", "atp.tenant-admin", "atp.writer" })
+        {
+            using var client = WithToken(_oidc.Token("mallory", "atp-platform", [role]));
+
+            foreach (var path in new[] { "/v1/tenants/atp-platform/events", "/v1/tenants/atp-platform/log/checkpoint", "/v1/tenants/atp-platform/log/entries/0", "/v1/tenants/atp-platform" })
+            {
+                await ProblemAssert.IsProblemAsync(await client.GetAsync(path), HttpStatusCode.Forbidden, "forbidden");
+            }
+        }
+
+        using var platform = WithToken(_oidc.Token("root", null, ["atp.platform-admin"]));
+        Assert.Equal(HttpStatusCode.OK, (await platform.GetAsync("/v1/tenants/atp-platform/log/checkpoint")).StatusCode);
+    }
+
+    [Fact]
     public async Task Foreign_and_unknown_tenants_get_the_same_answer()
     {
         using var auditor = WithToken(_oidc.Token("alice", "acme", ["atp.auditor"]));

@@ -105,5 +105,10 @@ public abstract partial class LogStoreContract<TStore>
         Assert.Equal(new ulong[] { 0UL }, await Found(new EventQuery(TenantA) { Text = "O'Brien" }));
         Assert.Equal(new ulong[] { 2UL }, await Found(new EventQuery(TenantA) { Text = "q3 PLAN" }));
         Assert.Empty(await Found(new EventQuery(TenantA) { ActorId = "o'brien\\" }));
+
+        // A text filter without a word matches nothing on both engines, alone or with other filters.
+        Assert.Empty(await Found(new EventQuery(TenantA) { Text = "!" }));
+        Assert.Empty(await Found(new EventQuery(TenantA) { Text = "! ?" }));
+        Assert.Empty(await Found(new EventQuery(TenantA) { Text = "!", ActorId = "o'brien" }));
     }
 }

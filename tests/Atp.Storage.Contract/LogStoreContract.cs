@@ -41,6 +41,12 @@ public abstract partial class LogStoreContract<TStore> : IAsyncLifetime, IAsyncD
     /// <summary>Deletes the tenant's read-model rows behind the store's back (the projection status stays).</summary>
     protected abstract Task WipeReadModelsAsync();
 
+    /// <summary>Flips the lowest bit of a stored Merkle node of level ≥ 1 (the copy kept with the leaf row that completed it).</summary>
+    protected abstract Task FlipNodeBitAsync(string tenantId, NodeId node);
+
+    /// <summary>Flips the lowest bit of the first byte of the tenant's stored tree head root.</summary>
+    protected abstract Task AlterHeadRootAsync(string tenantId);
+
     public async Task InitializeAsync() => _store = await OpenStoreAsync(Clock);
 
     public async Task DisposeAsync()
@@ -67,6 +73,17 @@ public abstract partial class LogStoreContract<TStore> : IAsyncLifetime, IAsyncD
         var old = Store;
         _store = null;
         await old.DisposeAsync();
+        _store = await OpenStoreAsync(Clock);
+    }
+
+    /// <summary>A restart with <paramref name="whileStopped"/> done to the storage in between, as an operator or a fault would.</summary>
+    protected async Task RestartAsync(Func<Task> whileStopped)
+    {
+        ArgumentNullException.ThrowIfNull(whileStopped);
+        var old = Store;
+        _store = null;
+        await old.DisposeAsync();
+        await whileStopped();
         _store = await OpenStoreAsync(Clock);
     }
 

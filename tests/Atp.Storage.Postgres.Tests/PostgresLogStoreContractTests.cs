@@ -1,3 +1,4 @@
+using Atp.Integrity;
 using Atp.Storage.Contract;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -20,4 +21,14 @@ public sealed class PostgresLogStoreContractTests(PostgresDatabase database) : L
         database.ExecuteAsOwnerAsync($"INSERT INTO atp.outbox (tenant_id, first_idx, last_idx) VALUES ('{tenantId}', {first}, {last})");
 
     protected override Task WipeReadModelsAsync() => database.ExecuteAsOwnerAsync("DELETE FROM atp.event_index;");
+
+    protected override Task FlipNodeBitAsync(string tenantId, NodeId node)
+    {
+        var leaf = ((node.Index + 1) << node.Level) - 1;
+        var offset = (node.Level - 1) * Hash.Size;
+        return database.ExecuteAsOwnerAsync($"UPDATE atp.log_entries SET nodes = set_byte(nodes, {offset}, get_byte(nodes, {offset}) # 1) WHERE tenant_id = '{tenantId}' AND idx = {leaf}");
+    }
+
+    protected override Task AlterHeadRootAsync(string tenantId) =>
+        database.ExecuteAsOwnerAsync($"UPDATE atp.tree_heads SET root = set_byte(root, 0, get_byte(root, 0) # 1) WHERE tenant_id = '{tenantId}'");
 }

@@ -353,10 +353,10 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
         Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("a", DateTimeOffset.UnixEpoch)], null), None));
         var signed = new List<TreeHead>();
-        string Sign(TreeHead head)
+        Task<string?> Sign(TreeHead head, CancellationToken cancellationToken)
         {
             signed.Add(head);
-            return $"note {head.Size}";
+            return Task.FromResult<string?>($"note {head.Size}");
         }
 
         await using (var other = new NpgsqlConnection(AppConnectionString))

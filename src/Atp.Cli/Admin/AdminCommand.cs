@@ -10,10 +10,11 @@ internal static class AdminCommand
     /// <summary>Where the owner role's connection string is read from when <c>--connection</c> is not given.</summary>
     public const string AdminConnectionVariable = "ATP_ADMIN_CONNECTION";
 
-    public static Command Create()
+    public static Command Create(CliEnvironment environment)
     {
-        var admin = new Command("admin", "Administration of a cell's PostgreSQL store (needs the owner role).");
+        var admin = new Command("admin", "Administration of a cell: its PostgreSQL schema (owner role) and its platform-admin keys.");
         admin.Subcommands.Add(CreateMigrate());
+        admin.Subcommands.Add(AdminKeysCommand.Create(environment));
         return admin;
     }
 

@@ -33,6 +33,15 @@ public static partial class EventReader
 {
     public const int MaxTargets = 10;
     public const int MaxDataBytes = 64 * 1024;
+
+    /// <summary>
+    /// How deep an event's <c>data</c> may nest (the data object is level 1). Every read path wraps a stored event in
+    /// a few more levels (a search page, an item, proofs), so ingest accepts only depths all of them can return.
+    /// </summary>
+    public const int MaxDataDepth = 32;
+
+    /// <summary>The deepest ingest body: a batch object, its events array and an event around data of <see cref="MaxDataDepth"/>.</summary>
+    public const int MaxBodyDepth = MaxDataDepth + 3;
     public const int MaxTextLength = 256;
     public const int MaxUserAgentLength = 1024;
 

@@ -30,14 +30,14 @@ public interface ITenantStore
     /// <summary>Records the region a key was just used in; returns the region recorded before (null if none).</summary>
     Task<string?> SetApiKeyRegionAsync(string keyId, string region, CancellationToken cancellationToken);
 
-    /// <summary>The tenant's keys (hashes included, never the keys), oldest first.</summary>
-    Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string tenantId, CancellationToken cancellationToken);
+    /// <summary>The tenant's keys (hashes included, never the keys), oldest first; a null tenant lists the platform keys.</summary>
+    Task<IReadOnlyList<ApiKey>> ListApiKeysAsync(string? tenantId, CancellationToken cancellationToken);
 
-    /// <summary>Revokes a key of the tenant; false when the tenant has no such key.</summary>
-    Task<bool> RevokeApiKeyAsync(string tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken);
+    /// <summary>Revokes a key of the tenant (null: a platform key); false when the tenant has no such key.</summary>
+    Task<bool> RevokeApiKeyAsync(string? tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken);
 
-    /// <summary>Brings a key's expiry forward to <paramref name="expiresAt"/> (never later than it was); false when there is no such key.</summary>
-    Task<bool> ExpireApiKeyAsync(string tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken);
+    /// <summary>Brings a key's expiry forward to <paramref name="expiresAt"/> (never later than it was); a null tenant names a platform key; false when there is no such key.</summary>
+    Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -72,21 +72,26 @@ public interface ILogStore
 
     /// <summary>
     /// Reads the tenant's committed head and, unless a checkpoint covers it, stores the note <paramref name="sign"/>
-    /// makes of it; returns whether a checkpoint was stored. An engine shared by several nodes lets one sealer per
+    /// makes of it; returns whether a checkpoint was stored. <paramref name="sign"/> returns null to refuse the head
+    /// (it failed the fork check), and then nothing is stored. An engine shared by several nodes lets one sealer per
     /// tenant at a time do all three steps, so no node signs a head that another is already sealing.
     /// </summary>
-    async Task<bool> SealAsync(string tenantId, Func<TreeHead, string> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
+    async Task<bool> SealAsync(string tenantId, Func<TreeHead, CancellationToken, Task<string?>> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sign);
         if (await GetTreeHeadAsync(tenantId, cancellationToken).ConfigureAwait(false) is not { } head
-            || await GetLatestCheckpointAsync(tenantId, cancellationToken).ConfigureAwait(false) is { } latest && latest.Size >= head.Size)
+            || await GetLatestCheckpointAsync(tenantId, cancellationToken).ConfigureAwait(false) is { } latest && latest.Size >= head.Size
+            || await sign(head, cancellationToken).ConfigureAwait(false) is not { } note)
         {
             return false;
         }
 
-        await SaveCheckpointAsync(tenantId, head.Size, sign(head), createdAt, cancellationToken).ConfigureAwait(false);
+        await SaveCheckpointAsync(tenantId, head.Size, note, createdAt, cancellationToken).ConfigureAwait(false);
         return true;
     }
+
+    /// <summary>The logs this store refuses to append to because their stored tree state failed a check.</summary>
+    LogQuarantine Quarantine { get; }
 
     /// <summary>Forgets Idempotency-Keys first used before <paramref name="before"/>.</summary>
     Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken);

@@ -117,6 +117,18 @@ internal sealed partial class PlatformAuditLog(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            await DrainAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping (also when the host failed to start): not an error, and no stack trace in the log.
+        }
+    }
+
+    private async Task DrainAsync(CancellationToken stoppingToken)
+    {
         var batch = new List<EventDraft>(MaxBatch);
         while (await _queue.Reader.WaitToReadAsync(stoppingToken).ConfigureAwait(false))
         {

@@ -26,6 +26,7 @@ internal static class EventEndpoints
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
+            .WithDescription("503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store.")
             .WithName("appendEvents")
             .WithJsonBodyOneOf(typeof(EventBatch), typeof(EventInput))
             .WithParameter("Idempotency-Key", "1-255 printable ASCII characters. A retry with the same key and body gets the first receipts (with `Idempotent-Replayed: true`) and stores nothing again.", location: Microsoft.OpenApi.ParameterLocation.Header, example: "import-2026-11-26-001")
@@ -61,6 +62,10 @@ internal static class EventEndpoints
         return app;
     }
 
+    // The depth bound keeps every accepted event readable by every read path. Duplicate names inside an event are
+    // reported by the event reader with their pointer; a duplicate "events" array is refused below.
+    private static readonly JsonDocumentOptions IngestParseOptions = new() { MaxDepth = EventReader.MaxBodyDepth };
+
     private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         var limits = options.Value.Ingestion;
@@ -79,11 +84,11 @@ internal static class EventEndpoints
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+            document = JsonDocument.Parse(body, IngestParseOptions);
         }
         catch (JsonException e)
         {
-            return Problem.MalformedJson(e.Message);
+            return Problem.MalformedJson($"{e.Message} (a body nests at most {EventReader.MaxBodyDepth} levels, an event's data at most {EventReader.MaxDataDepth})");
         }
 
         using (document)
@@ -94,6 +99,12 @@ internal static class EventEndpoints
             if (isBatch && items.ValueKind != JsonValueKind.Array)
             {
                 return Problem.Validation("\"events\" must be an array of events.");
+            }
+
+            // Last-wins would store a different batch than a reviewer or another parser of the same bytes sees.
+            if (isBatch && root.EnumerateObject().Count(member => member.NameEquals("events"u8)) > 1)
+            {
+                return Problem.Validation("The batch has more than one \"events\" member; nothing was stored.");
             }
 
             var count = isBatch ? items.GetArrayLength() : 1;
@@ -130,6 +141,10 @@ internal static class EventEndpoints
             try
             {
                 outcome = await ingestion.AppendAsync(tenant.Id, drafts, claim, cancellationToken).ConfigureAwait(false);
+            }
+            catch (LogQuarantinedException)
+            {
+                return Problem.LogQuarantined();
             }
             catch (StoreUnavailableException)
             {
@@ -223,9 +238,21 @@ internal static class EventEndpoints
         }
         else
         {
-            // The first page pins the snapshot: what is searchable now (and, to be provable, sealed).
+            // The first page pins the snapshot: what is searchable now (and, to be provable, sealed). A verified search
+            // never returns an entry without its proof: before the first checkpoint it says so and when to ask again.
             var status = await search.GetProjectionStatusAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
             var snapshot = status?.ProjectedSize ?? 0;
+            if (verify && checkpoint is null)
+            {
+                if (snapshot > 0)
+                {
+                    context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(options.Value.Integrity.CheckpointInterval.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    return TypedResults.Ok(new SearchResponse([], null, null, ProofPending: true));
+                }
+
+                return TypedResults.Ok(new SearchResponse([], null, null));
+            }
+
             query = query with { SnapshotSize = checkpoint is null ? snapshot : Math.Min(snapshot, checkpoint.Size) };
         }
 
@@ -309,7 +336,8 @@ internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement Even
 }
 
 /// <summary>A page; <see cref="Checkpoint"/> (the signed note every inclusion proof leads to) only with verify=true.</summary>
-internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint);
+/// <summary>A page; <see cref="ProofPending"/> is true (and the page empty) when verify=true found entries that no checkpoint covers yet.</summary>
+internal sealed record SearchResponse(IReadOnlyList<SearchItem> Items, string? NextCursor, string? Checkpoint, bool? ProofPending = null);
 
 internal sealed record ProjectionStatusResponse(ulong ProjectedSize, ulong TreeSize);
 

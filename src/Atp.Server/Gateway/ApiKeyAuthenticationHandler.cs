@@ -100,11 +100,12 @@ internal sealed class ApiKeyAuthenticationHandler(
 
     private async Task<AuthenticateResult> AuthenticateSignedAsync()
     {
-        var hasBody = Request.ContentLength > 0 || (Request.ContentLength is null && Request.Headers.TransferEncoding.Count > 0);
         // Several field lines join with ", " (RFC 9110 §5.3); StringValues.ToString() would join with ",".
         var input = string.Join(", ", Request.Headers[SignatureInputHeader].ToArray());
         var signatureField = string.Join(", ", Request.Headers[AtpRequestSignature.SignatureHeader].ToArray());
-        if (!AtpRequestSignature.TryParse(input, signatureField, hasBody, out var signature, out var failure))
+        // Whether the request has a body is decided below from the body itself: framing headers say nothing reliable
+        // (an HTTP/2 request may carry DATA frames with neither content-length nor transfer-encoding).
+        if (!AtpRequestSignature.TryParse(input, signatureField, hasBody: false, out var signature, out var failure))
         {
             return Fail(PlatformEvents.SignatureInvalid, $"The request signature is not usable: {failure}.");
         }
@@ -128,25 +129,30 @@ internal sealed class ApiKeyAuthenticationHandler(
             return Fail(PlatformEvents.SignatureInvalid, $"The signature was created {(long)skew.TotalSeconds} s from the server's clock; at most {(long)window.TotalSeconds} s are accepted.", stored.Id);
         }
 
-        ReadOnlyMemory<byte> body = default;
-        if (hasBody)
+        // Every signed request's body is read (bounded) and the endpoint gets exactly the bytes checked here; a non-empty
+        // body is accepted only under a signature that covers content-digest, on every protocol.
+        var limit = atp.Value.Ingestion.MaxRequestBytes;
+        var read = await JsonBody.ReadLimitedAsync(Request, limit, Context.RequestAborted).ConfigureAwait(false);
+        if (read is not { } body)
         {
-            var limit = atp.Value.Ingestion.MaxRequestBytes;
-            var read = await JsonBody.ReadLimitedAsync(Request, limit, Context.RequestAborted).ConfigureAwait(false);
-            if (read is null)
-            {
-                return Fail(PlatformEvents.SignatureInvalid, $"The body is larger than {limit} bytes.", stored.Id);
-            }
+            return Fail(PlatformEvents.SignatureInvalid, $"The body is larger than {limit} bytes.", stored.Id);
+        }
 
-            body = read.Value;
+        if (!body.IsEmpty && !signature.CoversContentDigest)
+        {
+            return Fail(PlatformEvents.SignatureInvalid, "The request signature is not usable: a request with a body must be signed over \"content-digest\".", stored.Id);
+        }
+
+        if (signature.CoversContentDigest)
+        {
             var digest = ContentDigest.Verify(Request.Headers[ContentDigest.HeaderName], body.Span);
             if (!digest.IsValid)
             {
                 return Fail(PlatformEvents.SignatureInvalid, $"Content-Digest: {digest.Failure}.", stored.Id);
             }
-
-            Context.Items[VerifiedBodyItem] = body;
         }
+
+        Context.Items[VerifiedBodyItem] = body;
 
         if (!VerifyMac(signature, stored))
         {

@@ -6,8 +6,9 @@ using Microsoft.Extensions.Options;
 namespace Atp.Server.Gateway;
 
 /// <summary>
-/// First start: when no platform admin exists and <c>Atp:Bootstrap:AdminKey</c> is unset, generate one, store its hash,
-/// print it once to the console and write it to <c>{DataDirectory}/bootstrap-admin.key</c> (owner-only).
+/// First start: when no platform admin exists and <c>Atp:Bootstrap:AdminKey</c> is unset, generate one, store its hash
+/// and write it to <c>{DataDirectory}/bootstrap-admin.key</c> (owner-only). The console gets only where the key is:
+/// standard output ends in journald or a container log, where a secret must never be.
 /// </summary>
 internal static partial class BootstrapAdmin
 {
@@ -32,7 +33,10 @@ internal static partial class BootstrapAdmin
 
         var secret = ApiKeyFormat.Generate();
         var clock = services.GetRequiredService<TimeProvider>();
-        var key = new ApiKey(ApiKeyFormat.NewId(), null, "bootstrap platform admin", [Scopes.PlatformAdmin], ApiKeyFormat.Hash(secret), clock.GetUtcNow());
+        var key = new ApiKey(ApiKeyFormat.NewId(), null, "bootstrap platform admin", [Scopes.PlatformAdmin], ApiKeyFormat.Hash(secret), clock.GetUtcNow())
+        {
+            ExpiresAt = clock.GetUtcNow() + options.Bootstrap.GeneratedKeyLifetime,
+        };
         var path = Path.Combine(Path.GetFullPath(options.DataDirectory), "bootstrap-admin.key");
         if (File.Exists(path))
         {
@@ -42,13 +46,13 @@ internal static partial class BootstrapAdmin
         OwnerOnlyFile.Write(path, secret + "\n");
         await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
 
-        // Printed once, to the console only (never to a log sink): the operator needs it to create the first tenant.
+        var expiry = key.ExpiresAt is { } at ? $" It expires at {at:O}." : "";
         await Console.Out.WriteLineAsync($"""
 
-            ATP first start: a platform-admin API key was generated. It is shown only this once
-            and saved (owner-only) to {path}:
-
-                {secret}
+            ATP first start: a platform-admin API key was generated and saved (owner-only) to
+            {path}
+            Read it from that file; it is not printed anywhere.{expiry} Rotate or revoke it with
+            'atp admin keys' or the /v1/admin/keys API once you have created your own.
 
             """).ConfigureAwait(false);
     }

@@ -13,10 +13,16 @@ namespace Atp.Server.Gateway;
 /// </summary>
 internal sealed class NonceCache(IOptions<AtpOptions> options, TimeProvider clock)
 {
+    // Each request removes at most this many expired nonces: more than the one it adds, so the cache drains as fast
+    // as it fills, and no request pays for a sweep of millions of entries when the cache is full.
+    private const int MaxEvictionsPerRequest = 64;
+
     private readonly ConcurrentDictionary<UInt128, long> _seen = new();
+
+    // Insertion order = expiry order (every nonce is kept equally long), so the expired ones are at the head.
+    private readonly ConcurrentQueue<(long Expires, UInt128 Fingerprint)> _expiry = new();
     private readonly TimeSpan _keep = options.Value.Auth.SignatureWindow * 2;
     private readonly int _capacity = options.Value.Auth.MaxRememberedNonces;
-    private long _nextSweepTicks;
 
     /// <summary>Outcome of <see cref="TryUse"/>.</summary>
     public enum Result
@@ -26,21 +32,28 @@ internal sealed class NonceCache(IOptions<AtpOptions> options, TimeProvider cloc
         Full,
     }
 
+    /// <summary>How many nonces are remembered now.</summary>
+    public int Count => _seen.Count;
+
     /// <summary>Records the nonce; <see cref="Result.Replayed"/> when this key used it before within the window.</summary>
     public Result TryUse(string keyId, string nonce)
     {
         var now = clock.GetUtcNow().UtcTicks;
-        if (now >= Interlocked.Read(ref _nextSweepTicks) || _seen.Count >= _capacity)
-        {
-            Sweep(now);
-        }
-
+        Evict(now);
         if (_seen.Count >= _capacity)
         {
             return Result.Full;
         }
 
-        return _seen.TryAdd(Fingerprint(keyId, nonce), now + _keep.Ticks) ? Result.Fresh : Result.Replayed;
+        var fingerprint = Fingerprint(keyId, nonce);
+        var expires = now + _keep.Ticks;
+        if (!_seen.TryAdd(fingerprint, expires))
+        {
+            return Result.Replayed;
+        }
+
+        _expiry.Enqueue((expires, fingerprint));
+        return Result.Fresh;
     }
 
     // 128 bits of SHA-256 over key id and nonce: a fixed 16 bytes per entry however long the nonce, and no
@@ -55,14 +68,14 @@ internal sealed class NonceCache(IOptions<AtpOptions> options, TimeProvider cloc
         return BinaryPrimitives.ReadUInt128LittleEndian(digest);
     }
 
-    private void Sweep(long now)
+    private void Evict(long now)
     {
-        Interlocked.Exchange(ref _nextSweepTicks, now + TimeSpan.FromSeconds(10).Ticks);
-        foreach (var (fingerprint, expires) in _seen)
+        for (var i = 0; i < MaxEvictionsPerRequest && _expiry.TryPeek(out var head) && head.Expires <= now; i++)
         {
-            if (expires <= now)
+            if (_expiry.TryDequeue(out var expired))
             {
-                _seen.TryRemove(fingerprint, out _);
+                // Only the entry this queue item added: a concurrent dequeue may have taken the peeked one.
+                _seen.TryRemove(new KeyValuePair<UInt128, long>(expired.Fingerprint, expired.Expires));
             }
         }
     }

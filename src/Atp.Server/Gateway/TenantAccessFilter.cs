@@ -28,8 +28,10 @@ internal sealed class TenantAccessFilter(
         var user = http.User;
         var platformAdmin = AtpClaims.IsPlatformAdmin(user);
 
-        // Unknown and foreign tenants get the same answer, so a key cannot probe which tenants exist.
-        if (!platformAdmin && !string.Equals(AtpClaims.TenantOf(user), tenantId, StringComparison.Ordinal))
+        // Unknown and foreign tenants get the same answer, so a key cannot probe which tenants exist. A reserved tenant
+        // (the platform audit log) belongs to no customer: a credential naming it as its tenant (an OIDC tenant claim
+        // says whatever the issuer put there) gets nothing without platform:admin.
+        if (!platformAdmin && (tenantId == PlatformAuditLog.TenantId || !string.Equals(AtpClaims.TenantOf(user), tenantId, StringComparison.Ordinal)))
         {
             return CrossTenant(http, tenantId);
         }

@@ -5,7 +5,11 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Atp.Server.Health;
 
-/// <summary>Ready = the store answers and its writer runs, the signing key is loaded, the sealer and the projector are running; reports the projection lag.</summary>
+/// <summary>
+/// Ready = the store answers and its writer runs, the signing key is loaded, the sealer and the projector are running;
+/// reports the projection lag. Quarantined tenant logs make the node Degraded (still HTTP 200: every other tenant is
+/// served) and are listed as <c>quarantinedTenants</c>.
+/// </summary>
 internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISigningKeyProvider keys, CheckpointSealer sealer, Query.ProjectionService projection, TimeProvider clock) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
@@ -40,6 +44,12 @@ internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISig
         if (clock.GetUtcNow() - projection.LastMeasured > TimeSpan.FromSeconds(30))
         {
             return HealthCheckResult.Unhealthy("The projector is not running.", data: data);
+        }
+
+        if (store.Quarantine.List() is { Count: > 0 } quarantined)
+        {
+            data["quarantinedTenants"] = quarantined.Select(q => q.TenantId).ToArray();
+            return HealthCheckResult.Degraded($"Appends and checkpoints are refused for {quarantined.Count} quarantined tenant log(s) whose stored tree state failed the fork check; other tenants are served.", data: data);
         }
 
         return HealthCheckResult.Healthy(data: data);

@@ -10,6 +10,7 @@ namespace Atp.Server.Integrity;
 /// </summary>
 internal sealed partial class CheckpointSealer(
     ILogStore store,
+    LogQuarantine quarantine,
     ISigningKeyProvider keys,
     IOptions<AtpOptions> options,
     TimeProvider clock,
@@ -28,17 +29,47 @@ internal sealed partial class CheckpointSealer(
         var unsealed = await store.ListUnsealedAsync(cancellationToken).ConfigureAwait(false);
         foreach (var log in unsealed)
         {
+            // Nothing is signed for a quarantined log until an operator repairs the store and restarts.
+            if (quarantine.Contains(log.TenantId))
+            {
+                continue;
+            }
+
             // The head is read again by the store, under its sealer lock when it has one: the listed head may be stale.
-            var origin = options.Value.TenantOrigin(log.TenantId);
-            await store.SealAsync(
-                log.TenantId, head => new Checkpoint(origin, head.Size, head.Root).Sign(keys.Current).ToString(), clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            await store.SealAsync(log.TenantId, (head, ct) => SignCheckedAsync(log.TenantId, head, ct), clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         }
 
         Interlocked.Exchange(ref _lastSuccessTicks, clock.GetUtcNow().UtcTicks);
         return unsealed.Count;
     }
 
+    // Never sign a fork: the head must be provably consistent with the tenant's last signed checkpoint (SignableHead);
+    // a head that is not quarantines the log instead of being signed.
+    private async Task<string?> SignCheckedAsync(string tenantId, TreeHead head, CancellationToken cancellationToken)
+    {
+        var check = await SignableHead.CheckAsync(store, tenantId, head, keys.Verifiers, cancellationToken).ConfigureAwait(false);
+        if (!check.IsValid)
+        {
+            quarantine.Add(new QuarantinedLog(tenantId, TreeStateCheck.Seal, check.Failure!));
+            return null;
+        }
+
+        return new Checkpoint(options.Value.TenantOrigin(tenantId), head.Size, head.Root).Sign(keys.Current).ToString();
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await SealLoopAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping (also when the host failed to start): not an error, and no stack trace in the log.
+        }
+    }
+
+    private async Task SealLoopAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval, clock);
         var nextPrune = DateTimeOffset.MinValue;

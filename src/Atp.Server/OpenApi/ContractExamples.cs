@@ -41,6 +41,7 @@ internal static class ContractExamples
             """,
         [typeof(UpdateTenantRequest)] = """{"status":"active","requireSignedRequests":true,"limits":{"ingestPerSecond":100,"queryPerSecond":null}}""",
         [typeof(CreateApiKeyRequest)] = """{"name":"backend","scopes":["events:write","events:read"],"expiresAt":"2027-11-26T00:00:00Z","signing":false}""",
+        [typeof(CreatePlatformKeyRequest)] = """{"name":"ops on-call","expiresAt":"2027-06-01T00:00:00Z"}""",
         [typeof(RotateApiKeyRequest)] = """{"overlapSeconds":86400,"expiresAt":"2027-11-26T00:00:00Z"}""",
         [typeof(ApiKeyResponse)] = """
             {"id":"key_176bd1d3646bb4d8","key":"atp_3vQ8s…shown-once…","name":"backend","scopes":["events:write","events:read"],

@@ -33,13 +33,14 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
             + "or a bare key for a tenant that requires signed requests (`signature-required`).",
         [403] = "The credential may not do this (`forbidden`: a missing scope, another tenant), or the tenant is suspended (`tenant-suspended`).",
         [404] = "Not found (`not-found`).",
-        [409] = "Conflict with what is stored (`tenant-exists`, `key-not-active`, `event-id-conflict`). Nothing was changed.",
+        [409] = "Conflict with what is stored (`tenant-exists`, `key-not-active`, `event-id-conflict`, `last-platform-key`). Nothing was changed.",
         [413] = "The request is too large (`too-large`): the body, or the number of events in a batch.",
         [415] = "The body is not JSON (`unsupported-media-type`); send `Content-Type: application/json`.",
         [421] = "Misdirected (`residency`): the tenant's residency policy does not allow this cell's region; use a cell of its home region.",
         [422] = "The Idempotency-Key was first used with a different body (`idempotency-key-reused`). Nothing was stored.",
         [429] = "Too many requests (`rate-limited`): the tenant's or this address's limit is used up; `Retry-After` says when to retry.",
-        [503] = "The store could not make the request durable (`unavailable`); retry with the same Idempotency-Key.",
+        [503] = "The store could not make the request durable (`unavailable`; retry with the same Idempotency-Key), or the tenant's log is "
+            + "quarantined after a failed fork check (`integrity-failure`; nothing is stored until an operator repairs the store).",
     };
 
     public async Task TransformAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellationToken)

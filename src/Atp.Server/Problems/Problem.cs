@@ -36,6 +36,14 @@ internal static class Problem
     public static ProblemHttpResult IdempotencyKeyReused(string key) =>
         Create(422, "idempotency-key-reused", "Idempotency-Key reused with a different request", $"The Idempotency-Key '{key}' was first used with a different request body; nothing was stored.");
 
+    /// <summary>The tenant's log is quarantined: its stored tree state does not match its signed history (a fork ATP will not sign).</summary>
+    public static ProblemHttpResult LogQuarantined() =>
+        Create(
+            503,
+            "integrity-failure",
+            "The tenant's log failed an integrity check",
+            "This tenant's stored log does not match the checkpoints signed for it, so ATP appends nothing to it and signs nothing for it until an operator repairs the store. Nothing was stored; reads are still served.");
+
     public static ProblemHttpResult Unavailable(string detail) => Create(503, "unavailable", "The service cannot complete the request now", detail);
 
     public static ProblemHttpResult Create(int status, string slug, string title, string detail, object? errors = null)

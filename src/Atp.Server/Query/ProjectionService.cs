@@ -45,6 +45,10 @@ internal sealed partial class ProjectionService : BackgroundService
                 Run(stoppingToken);
                 stopped.TrySetResult();
             }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                stopped.TrySetResult();
+            }
             catch (Exception e)
             {
                 stopped.TrySetException(e);

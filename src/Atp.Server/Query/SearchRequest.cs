@@ -137,8 +137,11 @@ internal static class SearchRequest
             Limit = limit,
         };
 
+        // Read before the errors are judged: a cursor that is too long or holds a control character is a 400, not page 1.
+        var cursor = Text("cursor");
+
         // The cursor is bound to the tenant and every filter (not to limit or verify, which may change between pages).
         var digest = string.Join('\u001f', tenantId, from?.UtcTicks, to?.UtcTicks, query.ActorId, query.ActorType, action, prefix, query.TargetType, query.TargetId, outcome, text, order);
-        return (errors.Count == 0 ? query : null, digest, verify, Text("cursor"), errors);
+        return (errors.Count == 0 ? query : null, digest, verify, cursor, errors);
     }
 }

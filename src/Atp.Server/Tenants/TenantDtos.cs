@@ -17,8 +17,10 @@ internal sealed record CreateApiKeyRequest(string? Name, IReadOnlyList<string>? 
 internal sealed record RotateApiKeyRequest(long? OverlapSeconds, DateTimeOffset? ExpiresAt);
 
 /// <summary>A new key: <see cref="Key"/> and <see cref="SigningSecret"/> are shown only here, once.</summary>
-internal sealed record ApiKeyResponse(string Id, string Key, string Name, IReadOnlyList<string> Scopes, string Tenant, DateTimeOffset? ExpiresAt, string? SigningSecret, string? Replaces = null, DateTimeOffset? ReplacedKeyExpiresAt = null);
+internal sealed record ApiKeyResponse(string Id, string Key, string Name, IReadOnlyList<string> Scopes, string? Tenant, DateTimeOffset? ExpiresAt, string? SigningSecret, string? Replaces = null, DateTimeOffset? ReplacedKeyExpiresAt = null);
 
 internal sealed record ApiKeyInfo(string Id, string Name, IReadOnlyList<string> Scopes, bool Signing, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string Status);
 
 internal sealed record ApiKeyListResponse(IReadOnlyList<ApiKeyInfo> Items);
+
+internal sealed record CreatePlatformKeyRequest(string? Name, DateTimeOffset? ExpiresAt);

@@ -48,16 +48,18 @@ internal static class TenantEndpoints
             .WithJsonBody<CreateApiKeyRequest>()
             .Produces<ApiKeyResponse>(StatusCodes.Status201Created);
 
+        // A suspended tenant's keys stay listable and revocable by platform admins (a suspension is often the first step
+        // of an incident, and revoking is the next).
         tenants.MapGet("/{tenant}/api-keys", ListApiKeysAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
-            .RequireTenantAccess()
+            .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
             .WithSummary("The tenant's API keys with their status; never the keys themselves")
             .WithName("listApiKeys")
             .Produces<ApiKeyListResponse>();
 
         tenants.MapDelete("/{tenant}/api-keys/{keyId}", RevokeApiKeyAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
-            .RequireTenantAccess()
+            .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
             .WithSummary("Revoke an API key, effective at once")
             .WithName("revokeApiKey")
             .Produces(StatusCodes.Status204NoContent);
@@ -91,9 +93,9 @@ internal static class TenantEndpoints
             errors.Add($"id: '{PlatformAuditLog.TenantId}' is reserved for the platform audit log");
         }
 
-        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
+        if (!DisplayNames.IsValid(request.Name))
         {
-            errors.Add("name: 1-200 characters");
+            errors.Add(DisplayNames.Rule);
         }
 
         var edition = request.Edition ?? Tenant.DefaultEdition;
@@ -242,9 +244,9 @@ internal static class TenantEndpoints
         }
 
         var scopes = request!.Scopes ?? [];
-        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
+        if (!DisplayNames.IsValid(request.Name))
         {
-            return Problem.Validation("name: 1-200 characters");
+            return Problem.Validation(DisplayNames.Rule);
         }
 
         if (scopes.Count == 0 || scopes.Any(s => !Scopes.TenantScopes.Contains(s)))
@@ -273,19 +275,26 @@ internal static class TenantEndpoints
         return TypedResults.Ok(new ApiKeyListResponse(keys.Select(k => new ApiKeyInfo(k.Id, k.Name, k.Scopes, k.SealedSigningSecret is not null, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.StatusAt(now))).ToArray()));
     }
 
-    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string keyId, ITenantStore store, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
+    private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string keyId, ITenantStore store, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken) =>
+        await RevokeKeyAsync(context, TenantAccessFilter.Current(context).Id, keyId, store, audit, clock, cancellationToken).ConfigureAwait(false);
+
+    private static async Task<IResult> RotateApiKeyAsync(HttpContext context, string keyId, ITenantStore store, ISecretSealer sealer, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken) =>
+        await RotateKeyAsync(context, TenantAccessFilter.Current(context).Id, keyId, store, sealer, audit, clock, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Revokes a key of the tenant, or a platform key when <paramref name="tenantId"/> is null.</summary>
+    internal static async Task<IResult> RevokeKeyAsync(HttpContext context, string? tenantId, string keyId, ITenantStore store, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
-        var tenant = TenantAccessFilter.Current(context);
-        if (!await store.RevokeApiKeyAsync(tenant.Id, keyId, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false))
+        if (!await store.RevokeApiKeyAsync(tenantId, keyId, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false))
         {
-            return Problem.NotFound($"The tenant has no API key '{keyId}'.");
+            return Problem.NotFound(tenantId is null ? $"There is no platform-admin key '{keyId}'." : $"The tenant has no API key '{keyId}'.");
         }
 
-        await audit.RecordAsync(PlatformEvents.AdminAction(context, "api-key.revoked", tenant.Id, new() { ["keyId"] = keyId }), cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(PlatformEvents.AdminAction(context, tenantId is null ? "platform-key.revoked" : "api-key.revoked", tenantId ?? PlatformAuditLog.TenantId, new() { ["keyId"] = keyId }), cancellationToken).ConfigureAwait(false);
         return TypedResults.NoContent();
     }
 
-    private static async Task<IResult> RotateApiKeyAsync(HttpContext context, string keyId, ITenantStore store, ISecretSealer sealer, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
+    /// <summary>A new key with the old one's name and scopes; the old one expires after the overlap. Null tenant: a platform key.</summary>
+    internal static async Task<IResult> RotateKeyAsync(HttpContext context, string? tenantId, string keyId, ITenantStore store, ISecretSealer sealer, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         var request = new RotateApiKeyRequest(null, null);
         if (context.Request.ContentLength is > 0 || context.Request.ContentType is not null)
@@ -299,23 +308,24 @@ internal static class TenantEndpoints
             request = body!;
         }
 
-        var overlap = TimeSpan.FromSeconds(request.OverlapSeconds ?? (long)TimeSpan.FromHours(24).TotalSeconds);
-        if (overlap < TimeSpan.Zero || overlap > MaxOverlap)
+        // Checked as a number first: TimeSpan.FromSeconds overflows (a 500) long before long.MaxValue.
+        var overlapSeconds = request.OverlapSeconds ?? (long)TimeSpan.FromHours(24).TotalSeconds;
+        if (overlapSeconds < 0 || overlapSeconds > (long)MaxOverlap.TotalSeconds)
         {
             return Problem.Validation($"overlapSeconds: 0 to {(long)MaxOverlap.TotalSeconds}");
         }
 
+        var overlap = TimeSpan.FromSeconds(overlapSeconds);
         var now = clock.GetUtcNow();
         if (request.ExpiresAt is { } expires && expires <= now + overlap)
         {
             return Problem.Validation("expiresAt: the new key must outlive the overlap");
         }
 
-        var tenant = TenantAccessFilter.Current(context);
-        var old = (await store.ListApiKeysAsync(tenant.Id, cancellationToken).ConfigureAwait(false)).FirstOrDefault(k => k.Id == keyId);
+        var old = (await store.ListApiKeysAsync(tenantId, cancellationToken).ConfigureAwait(false)).FirstOrDefault(k => k.Id == keyId);
         if (old is null)
         {
-            return Problem.NotFound($"The tenant has no API key '{keyId}'.");
+            return Problem.NotFound(tenantId is null ? $"There is no platform-admin key '{keyId}'." : $"The tenant has no API key '{keyId}'.");
         }
 
         if (old.StatusAt(now) != ApiKey.Active)
@@ -323,18 +333,19 @@ internal static class TenantEndpoints
             return Problem.Conflict("key-not-active", $"API key '{keyId}' is {old.StatusAt(now)}; only an active key can be rotated.");
         }
 
-        var (key, secret, signingSecret) = NewKey(tenant.Id, old.Name, old.Scopes, request.ExpiresAt, old.SealedSigningSecret is not null, sealer, clock);
+        var (key, secret, signingSecret) = NewKey(tenantId, old.Name, old.Scopes, request.ExpiresAt, old.SealedSigningSecret is not null, sealer, clock);
         await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
         var oldExpiry = old.ExpiresAt is { } current && current < now + overlap ? current : now + overlap;
-        await store.ExpireApiKeyAsync(tenant.Id, old.Id, oldExpiry, cancellationToken).ConfigureAwait(false);
-        await audit.RecordAsync(PlatformEvents.AdminAction(context, "api-key.rotated", tenant.Id, new() { ["keyId"] = key.Id, ["replaces"] = old.Id }), cancellationToken).ConfigureAwait(false);
+        await store.ExpireApiKeyAsync(tenantId, old.Id, oldExpiry, cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(PlatformEvents.AdminAction(context, tenantId is null ? "platform-key.rotated" : "api-key.rotated", tenantId ?? PlatformAuditLog.TenantId, new() { ["keyId"] = key.Id, ["replaces"] = old.Id }), cancellationToken).ConfigureAwait(false);
         context.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt, signingSecret, old.Id, oldExpiry));
+        var location = tenantId is null ? $"/v1/admin/keys/{key.Id}" : $"/v1/tenants/{tenantId}/api-keys/{key.Id}";
+        return TypedResults.Created(location, new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenantId, key.ExpiresAt, signingSecret, old.Id, oldExpiry));
     }
 
     // A signing key also gets 32 random bytes of HMAC secret: returned once (base64), stored only sealed under the KEK.
-    private static (ApiKey Key, string Secret, string? SigningSecret) NewKey(
-        string tenantId, string name, IReadOnlyList<string> scopes, DateTimeOffset? expiresAt, bool signing, ISecretSealer sealer, TimeProvider clock)
+    internal static (ApiKey Key, string Secret, string? SigningSecret) NewKey(
+        string? tenantId, string name, IReadOnlyList<string> scopes, DateTimeOffset? expiresAt, bool signing, ISecretSealer sealer, TimeProvider clock)
     {
         var secret = ApiKeyFormat.Generate();
         var id = ApiKeyFormat.NewId();
