@@ -10,6 +10,7 @@ using Atp.Server.Storage;
 using Atp.Server.Tenants;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Scalar.AspNetCore;
@@ -33,7 +34,7 @@ public static class AtpServer
         OwnerOnlyFiles.Apply(dataDirectory);
         services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDirectory, "dataprotection")));
         services.AddOptions<AtpOptions>().BindConfiguration(AtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton(TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System); // tests may register a clock first (configure)
         services.AddAtpStorage(builder.Configuration);
         services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IngestionService>();
@@ -50,6 +51,7 @@ public static class AtpServer
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddHostedService<QuarantineAlarm>();
         services.AddProblemDetails();
+        services.AddExceptionHandler<Problems.StorageFullExceptionHandler>();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
         services.AddAtpOpenApi();
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);

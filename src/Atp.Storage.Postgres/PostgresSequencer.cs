@@ -17,22 +17,24 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
     private readonly PostgresStoreOptions _options;
     private readonly RecentLeaves _recent;
     private readonly LogQuarantine _quarantine;
-    private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly GroupCommit _queue;
+    private readonly StorageSpace _space;
+    private readonly AnchoredClock _keyClock;
 
     // The last tree this node committed per tenant; trusted only while the locked head still has its size and root.
     private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
     private readonly Task _loop;
     private NpgsqlConnection? _connection; // the writer's own; reopened after a failure
 
-    public PostgresSequencer(NpgsqlDataSource dataSource, PostgresStoreOptions options, RecentLeaves recent, LogQuarantine quarantine, TimeProvider clock, ILogger logger)
+    public PostgresSequencer(NpgsqlDataSource dataSource, PostgresStoreOptions options, RecentLeaves recent, LogQuarantine quarantine, StorageSpace space, TimeProvider clock, ILogger logger)
     {
+        _space = space;
+        _keyClock = new AnchoredClock(clock);
         _dataSource = dataSource;
         _quarantine = quarantine;
         _options = options;
         _recent = recent;
-        _clock = clock;
         _logger = logger;
         _queue = new GroupCommit(options.QueueCapacity);
         _loop = Task.Run(RunAsync);
@@ -116,11 +118,19 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             }
 
             // Nothing of this batch is durable (a commit that fails, or whose outcome is unknown, is reported as not
-            // stored; the client's retry with its Idempotency-Key or event ids cannot store twice).
-            LogCommitFailed(_logger, batch.Count, e);
+            // stored; the client's retry with its Idempotency-Key or event ids cannot store twice). PostgreSQL's "disk
+            // full" (53100) is logged once, when it starts, not with every batch it fails.
+            var full = _space.TryMarkFull(e, "group commit");
+            if (!full)
+            {
+                LogCommitFailed(_logger, batch.Count, e);
+            }
+
             foreach (var pending in batch)
             {
-                pending.Fail(new StoreUnavailableException("The log store could not commit the append.", e));
+                pending.Fail(full
+                    ? new StorageFullException("The log store's disk is full; nothing was stored.", e)
+                    : new StoreUnavailableException("The log store could not commit the append.", e));
             }
         }
     }
@@ -157,7 +167,9 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
             }
         }
 
-        var now = _clock.GetUtcNow().UtcTicks;
+        // Idempotency-Keys are stamped with the later reading of an anchored clock (see AnchoredClock): a wall clock that
+        // jumped back cannot make a new key look old.
+        var now = _keyClock.Latest().UtcTicks;
         var writer = new AppendWriter(connection);
         var run = new List<PendingAppend>();
         var committed = false;
@@ -287,6 +299,9 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
         }
 
         RememberLeaves(batch, sizesBefore);
+
+        // Before the receipts: a caller that sees its append succeed must not see the store still reported full.
+        _space.MarkAvailable("a group commit succeeded");
         foreach (var pending in batch)
         {
             pending.Settle();

@@ -38,6 +38,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
     {
         ArgumentNullException.ThrowIfNull(options);
         var settings = options.Value;
+        Space = new StorageSpace(e => e is PostgresException { SqlState: PostgresErrorCodes.DiskFull }, lapses: true, clock, logger);
         if (!string.IsNullOrEmpty(settings.AdminConnectionString))
         {
             Migrate(settings.AdminConnectionString, ApplicationRole(settings.ConnectionString));
@@ -70,8 +71,15 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
 
         var recent = new RecentLeaves(settings.RecentLeavesBytes);
         _readModels = new PostgresReadModels(_dataSource, recent);
-        _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, recent, Quarantine, clock, logger))];
+        _sequencers = [.. Enumerable.Range(0, settings.Writers).Select(_ => new PostgresSequencer(_dataSource, settings, recent, Quarantine, Space, clock, logger))];
     }
+
+    /// <summary>
+    /// Whether PostgreSQL had room for this node's last appends ("disk full", 53100). The state ends with the next commit
+    /// that succeeds, or lapses <see cref="StorageSpace.FullStateLapse"/> after the last failure so that a node taken out
+    /// of rotation as unready gets appends again to try.
+    /// </summary>
+    public StorageSpace Space { get; }
 
     /// <summary>True while this node's sequencer accepts appends.</summary>
     public bool IsWriterRunning => _sequencers.All(s => s.IsRunning);

@@ -15,7 +15,6 @@ namespace Atp.Storage.Sqlite;
 internal sealed partial class SqliteSequencer : IAsyncDisposable
 {
     private readonly SqliteStoreOptions _options;
-    private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly GroupCommit _queue;
     private readonly Dictionary<string, CompactRange> _trees = new(StringComparer.Ordinal);
@@ -23,17 +22,20 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
     private readonly LogQuarantine _quarantine;
     private readonly WriteConnection _writeConnection;
     private readonly OutboxProgress _outbox;
+    private readonly StorageSpace _space;
+    private readonly AnchoredClock _keyClock;
     private readonly Task _loop;
     private readonly CancellationTokenSource _stopping = new();
 
-    public SqliteSequencer(WriteConnection writeConnection, OutboxProgress outbox, TenantNumbers tenantNumbers, LogQuarantine quarantine, SqliteStoreOptions options, TimeProvider clock, ILogger logger)
+    public SqliteSequencer(WriteConnection writeConnection, OutboxProgress outbox, TenantNumbers tenantNumbers, LogQuarantine quarantine, SqliteStoreOptions options, StorageSpace space, TimeProvider clock, ILogger logger)
     {
+        _space = space;
+        _keyClock = new AnchoredClock(clock);
         _tenantNumbers = tenantNumbers;
         _quarantine = quarantine;
         _writeConnection = writeConnection;
         _outbox = outbox;
         _options = options;
-        _clock = clock;
         _logger = logger;
         _queue = new GroupCommit(options.QueueCapacity);
         _loop = Task.Run(RunAsync);
@@ -98,6 +100,19 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
 
     private void Commit(SqliteConnection connection, BatchWriter writer, IReadOnlyList<PendingAppend> batch)
     {
+        // While the disk is full no write is tried: each would fail the same way, and a refusal costs nothing. The
+        // store's space watcher ends the state when there is room again.
+        if (_space.IsFull)
+        {
+            _space.CountRefused();
+            foreach (var pending in batch)
+            {
+                pending.Fail(new StorageFullException("The log store's disk is full; nothing was stored."));
+            }
+
+            return;
+        }
+
         var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
         try
         {
@@ -108,7 +123,9 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
                 writer.DeleteOutboxThrough(handled);
             }
 
-            var now = _clock.GetUtcNow().UtcTicks;
+            // Idempotency-Keys are stamped with the later reading of an anchored clock (see AnchoredClock): a wall clock that
+        // jumped back cannot make a new key look old.
+        var now = _keyClock.Latest().UtcTicks;
             foreach (var pending in batch)
             {
                 ApplyIsolated(writer, pending, staged, now);
@@ -124,11 +141,19 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         catch (Exception e) when (e is SqliteException or InvalidOperationException or IOException)
         {
             // Nothing of this batch is durable: forget the staged trees (the cache still holds the committed ones) and
-            // fail every caller of the batch. No receipt is sent for an append that did not commit.
-            LogCommitFailed(_logger, batch.Count, e);
+            // fail every caller of the batch. No receipt is sent for an append that did not commit. A full disk is
+            // logged once, when it becomes full, not with every commit that fails because of it.
+            var full = _space.TryMarkFull(e, "group commit");
+            if (!full)
+            {
+                LogCommitFailed(_logger, batch.Count, e);
+            }
+
             foreach (var pending in batch)
             {
-                pending.Fail(new StoreUnavailableException("The log store could not commit the append.", e));
+                pending.Fail(full
+                    ? new StorageFullException("The log store's disk is full; nothing was stored.", e)
+                    : new StoreUnavailableException("The log store could not commit the append.", e));
             }
 
             return;
@@ -157,8 +182,9 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             pending.Outcome = Apply(writer, pending.Request, staged, now);
             writer.EndRequest();
         }
-        catch (Exception e) when (e is SqliteException or InvalidOperationException or JsonException or LogQuarantinedException)
+        catch (Exception e) when ((e is SqliteException or InvalidOperationException or JsonException or LogQuarantinedException) && !_space.IsDiskFull(e))
         {
+            // (SQLite may roll the whole transaction back on SQLITE_FULL, so a full disk fails the group commit instead.)
             writer.UndoRequest();
             if (before is null)
             {

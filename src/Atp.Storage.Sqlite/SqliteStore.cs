@@ -29,33 +29,47 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
     private readonly SqliteReadModels _readModels;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _walCheckpointer;
+    private readonly Task _spaceWatcher;
+    private readonly SpaceReserve _reserve;
+    private readonly long _minimumFreeBytes;
     private int _disposed;
 
     public SqliteStore(IOptions<SqliteStoreOptions> options, TimeProvider clock, ILogger<SqliteStore> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         var settings = options.Value;
-        Directory.CreateDirectory(Path.GetDirectoryName(settings.DatabasePath)!);
+        var directory = Path.GetDirectoryName(settings.DatabasePath)!;
+        Directory.CreateDirectory(directory);
+        _minimumFreeBytes = settings.MinimumFreeBytes;
+        _reserve = new SpaceReserve(directory, settings.SpaceReserveBytes);
+        Space = new StorageSpace(e => IsDiskFull(e), lapses: false, clock, logger);
         _connections = new SqliteConnections(settings.DatabasePath);
         _readModelConnections = new SqliteConnections(settings.ReadModelPath, durable: false);
-        using (var connection = _connections.Open())
+        OpenOnFullDisk(() =>
         {
-            SqliteSchema.Migrate(connection);
-        }
+            using (var connection = _connections.Open())
+            {
+                SqliteSchema.Migrate(connection);
+            }
 
-        using (var connection = _readModelConnections.Open())
-        {
-            ReadModelSchema.Migrate(connection);
-        }
+            using (var connection = _readModelConnections.Open())
+            {
+                ReadModelSchema.Migrate(connection);
+            }
+        });
 
         _writeConnection = new WriteConnection(_connections);
         _readModelWriter = new WriteConnection(_readModelConnections);
         var outbox = new OutboxProgress();
         _readModels = new SqliteReadModels(_connections, _writeConnection, _readModelConnections, _readModelWriter, _tenantNumbers, outbox);
-        _readModels.Reconcile();
-        _sequencer = new SqliteSequencer(_writeConnection, outbox, _tenantNumbers, Quarantine, settings, clock, logger);
+        OpenOnFullDisk(_readModels.Reconcile);
+        _sequencer = new SqliteSequencer(_writeConnection, outbox, _tenantNumbers, Quarantine, settings, Space, clock, logger);
         _walCheckpointer = Task.Run(() => CheckpointWalAsync(_stopping.Token));
+        _spaceWatcher = Task.Run(() => WatchSpaceAsync(clock, _stopping.Token));
     }
+
+    /// <summary>Whether the data directory's disk has room for appends (shared with the sealer, projector and readiness).</summary>
+    public StorageSpace Space { get; }
 
     /// <summary>The database file.</summary>
     public string DatabasePath => _connections.DatabasePath;
@@ -356,6 +370,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
 
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _walCheckpointer.ConfigureAwait(false);
+        await _spaceWatcher.ConfigureAwait(false);
         _stopping.Dispose();
         await _sequencer.DisposeAsync().ConfigureAwait(false);
         _writeConnection.Dispose();
@@ -406,6 +421,80 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         }
 
         return entries;
+    }
+
+    // SQLITE_FULL; or an I/O error (creating the -shm index or growing the WAL on open reports SQLITE_IOERR) while the
+    // disk has less than the minimum free.
+    private bool IsDiskFull(Exception exception) =>
+        exception is SqliteException { SqliteErrorCode: 13 }
+        || (exception is SqliteException { SqliteErrorCode: 10 } && _reserve.FreeBytes() < _minimumFreeBytes);
+
+    // A start on a disk found full: the reserve is deleted to make room for the databases' WAL and index files, and the
+    // store starts with appends refused (reads are served) until the space watcher finds room again.
+    private void OpenOnFullDisk(Action open)
+    {
+        if (!Space.IsFull && _reserve.FreeBytes() < _minimumFreeBytes)
+        {
+            Space.MarkFull("start", $"{_reserve.FreeBytes() >> 20} MiB free in the data directory");
+            _reserve.Release();
+        }
+
+        try
+        {
+            open();
+        }
+        catch (SqliteException e) when (IsDiskFull(e) && _reserve.Release())
+        {
+            Space.MarkFull("start", e.Message);
+            open();
+        }
+    }
+
+    // Leaves the full state only on proof of room: the free space of the data directory, measured every second. On the
+    // way out the WALs are checkpointed and truncated (what accumulated while full goes back into the database files,
+    // and the WAL files start over) and a released reserve is written again; only then do appends resume.
+    private async Task WatchSpaceAsync(TimeProvider clock, CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), clock);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
+            {
+                try
+                {
+                    var free = _reserve.FreeBytes();
+                    if (Space.IsFull && free >= _reserve.NeededToResume(_minimumFreeBytes))
+                    {
+                        await TruncateWalAsync(_writeConnection, stopping).ConfigureAwait(false);
+                        await TruncateWalAsync(_readModelWriter, stopping).ConfigureAwait(false);
+                        _reserve.Create();
+                        Space.MarkAvailable($"{_reserve.FreeBytes() >> 20} MiB free; WAL checkpointed and truncated");
+                    }
+                    else if (!Space.IsFull && !_reserve.Exists && free >= _reserve.NeededToResume(_minimumFreeBytes))
+                    {
+                        // The first start with a reserve configured, or a start that had to spend it.
+                        _reserve.Create();
+                    }
+                }
+                catch (Exception e) when (e is SqliteException or IOException)
+                {
+                    // Still no room (or readers keep the WAL busy): the next tick measures again.
+                    Space.TryMarkFull(e, "reclaiming space");
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down.
+        }
+    }
+
+    private static async Task TruncateWalAsync(WriteConnection writer, CancellationToken cancellationToken)
+    {
+        using var turn = await writer.TakeAsync(cancellationToken).ConfigureAwait(false);
+        using var truncate = turn.Connection.CreateCommand();
+        truncate.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
+        await truncate.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     // With wal_autocheckpoint off on every connection, WAL frames are copied back into the database files here, off

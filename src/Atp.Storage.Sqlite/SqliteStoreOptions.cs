@@ -17,6 +17,17 @@ public sealed class SqliteStoreOptions
     [Range(1, 1_000_000)]
     public int QueueCapacity { get; set; } = 10_000;
 
+    /// <summary>
+    /// Bytes held back in <c>atp-space-reserve</c> so that the store can open its databases (and serve reads) on a disk
+    /// found full at start; 0 keeps no reserve. Opening needs little (the WAL index is 32 KiB per 4,096 WAL frames).
+    /// </summary>
+    [Range(0, long.MaxValue)]
+    public long SpaceReserveBytes { get; set; } = 4L << 20;
+
+    /// <summary>Free bytes the data directory needs (besides a missing reserve) before appends resume after its disk was full.</summary>
+    [Range(0, long.MaxValue)]
+    public long MinimumFreeBytes { get; set; } = 16L << 20;
+
     /// <summary>The database file of the logs, tenants and keys.</summary>
     public string DatabasePath => Path.Combine(Path.GetFullPath(DataDirectory), "atp.db");
 

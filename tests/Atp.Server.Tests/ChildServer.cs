@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -17,7 +18,14 @@ internal sealed class ChildServer : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
-    public static async Task<ChildServer> StartAsync(string dataDirectory, string adminKey, IReadOnlyList<string>? storageArguments = null)
+    /// <summary>Every line the process wrote to stdout and stderr, in arrival order.</summary>
+    public ConcurrentQueue<string> Output { get; } = new();
+
+    /// <summary>
+    /// Starts the server and waits until <paramref name="readyPath"/> answers 200: <c>/readyz</c> by default, <c>/livez</c>
+    /// for a server expected to start unready (e.g. on a full disk).
+    /// </summary>
+    public static async Task<ChildServer> StartAsync(string dataDirectory, string adminKey, IReadOnlyList<string>? storageArguments = null, string readyPath = "/readyz")
     {
         var port = FreePort();
         var start = new ProcessStartInfo("dotnet")
@@ -43,12 +51,12 @@ internal sealed class ChildServer : IAsyncDisposable
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the server process");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var server = new ChildServer(process, new Uri($"http://127.0.0.1:{port}"));
+        process.OutputDataReceived += (_, line) => Keep(server, line.Data);
+        process.ErrorDataReceived += (_, line) => Keep(server, line.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        var server = new ChildServer(process, new Uri($"http://127.0.0.1:{port}"));
         using var client = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (DateTime.UtcNow < deadline)
@@ -56,7 +64,7 @@ internal sealed class ChildServer : IAsyncDisposable
             Assert.False(process.HasExited, $"the server process exited with {(process.HasExited ? process.ExitCode : 0)} during start-up");
             try
             {
-                if ((await client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK)
+                if ((await client.GetAsync(readyPath)).StatusCode == HttpStatusCode.OK)
                 {
                     return server;
                 }
@@ -77,6 +85,18 @@ internal sealed class ChildServer : IAsyncDisposable
         throw new TimeoutException("the server process did not become ready within 30 s");
     }
 
+    /// <summary>SIGTERM and wait for the exit: a clean shutdown (SQLite checkpoints and removes its WAL and index files).</summary>
+    public async Task StopAsync()
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await _process.WaitForExitAsync(timeout.Token);
+    }
+
     /// <summary>SIGKILL: no shutdown hooks, no flush — what a power cut or OOM kill looks like to the process.</summary>
     public void Kill()
     {
@@ -93,6 +113,14 @@ internal sealed class ChildServer : IAsyncDisposable
 
         _process.Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    private static void Keep(ChildServer server, string? line)
+    {
+        if (line is not null)
+        {
+            server.Output.Enqueue(line);
+        }
     }
 
     private static int FreePort()

@@ -19,6 +19,7 @@ public sealed class ServerFixture : IAsyncDisposable
 {
     private readonly string[] _storageArguments;
     private WebApplication? _app;
+    private TimeProvider? _clock;
 
     private ServerFixture(string dataDirectory, string? adminKey, string[] storageArguments)
     {
@@ -64,7 +65,7 @@ public sealed class ServerFixture : IAsyncDisposable
         ?? throw new InvalidOperationException($"no tenant {tenant}");
 
     public static async Task<ServerFixture> StartAsync(
-        string? dataDirectory = null, bool withAdminKey = true, string checkpointInterval = "00:00:00.100", IReadOnlyDictionary<string, string?>? settings = null)
+        string? dataDirectory = null, bool withAdminKey = true, string checkpointInterval = "00:00:00.100", IReadOnlyDictionary<string, string?>? settings = null, TimeProvider? clock = null)
     {
         var fixture = new ServerFixture(
             dataDirectory ?? Directory.CreateTempSubdirectory("atp-server-").FullName,
@@ -82,6 +83,7 @@ public sealed class ServerFixture : IAsyncDisposable
             }
         }
 
+        fixture._clock = clock;
         await fixture.StartAppAsync(checkpointInterval);
         return fixture;
     }
@@ -206,7 +208,14 @@ public sealed class ServerFixture : IAsyncDisposable
 
         args.AddRange(Settings.Select(setting => $"--{setting.Key}={setting.Value}"));
 
-        _app = AtpServer.Build([.. args]);
+        var clock = _clock;
+        _app = AtpServer.Build([.. args], builder =>
+        {
+            if (clock is not null)
+            {
+                builder.Services.AddSingleton(clock);
+            }
+        });
         await AtpServer.InitializeAsync(_app, CancellationToken.None);
         await _app.StartAsync();
         var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

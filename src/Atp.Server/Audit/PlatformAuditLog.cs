@@ -142,6 +142,11 @@ internal sealed partial class PlatformAuditLog(
             {
                 await ingestion.AppendAsync(TenantId, batch, null, stoppingToken).ConfigureAwait(false);
             }
+            catch (StorageFullException)
+            {
+                // The full disk is logged once by the store; these events are lost like any refused append.
+                LogDroppedForSpace(logger, batch.Count);
+            }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 LogAppendFailed(logger, batch.Count, e);
@@ -163,6 +168,9 @@ internal sealed partial class PlatformAuditLog(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The platform audit log queue is full; {Dropped} security events dropped so far")]
     private static partial void LogDropped(ILogger logger, long dropped);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Count} security events were not appended to the platform audit log: the store's disk is full")]
+    private static partial void LogDroppedForSpace(ILogger logger, int count);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Could not append {Count} security events to the platform audit log")]
     private static partial void LogAppendFailed(ILogger logger, int count, Exception exception);

@@ -6,17 +6,23 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace Atp.Server.Health;
 
 /// <summary>
-/// Ready = the store answers and its writer runs, the signing key is loaded, the sealer and the projector are running;
-/// reports the projection lag. Quarantined tenant logs make the node Degraded (still HTTP 200: every other tenant is
-/// served) and are listed as <c>quarantinedTenants</c>.
+/// Ready = the store answers and its writer runs and has disk space, the signing key is loaded, the sealer and the projector
+/// are running; reports the projection lag. Quarantined tenant logs make the node Degraded (still HTTP 200: every other
+/// tenant is served) and are listed as <c>quarantinedTenants</c>.
 /// </summary>
-internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISigningKeyProvider keys, CheckpointSealer sealer, Query.ProjectionService projection, TimeProvider clock) : IHealthCheck
+internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISigningKeyProvider keys, CheckpointSealer sealer, Query.ProjectionService projection) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         if (!engine.IsWriterRunning)
         {
             return HealthCheckResult.Unhealthy("The log writer has stopped.");
+        }
+
+        // Ready means "can append now": reads are still served while the disk is full, appends are not.
+        if (engine.Space.IsFull)
+        {
+            return HealthCheckResult.Unhealthy("The store's disk is full; appends are refused until space returns.");
         }
 
         try
@@ -33,15 +39,15 @@ internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISig
             return HealthCheckResult.Unhealthy("No signing key is loaded.");
         }
 
-        var last = sealer.LastSuccess;
-        if (last is null || clock.GetUtcNow() - last > (3 * sealer.Interval) + TimeSpan.FromSeconds(5))
+        // Monotonic ages: a wall-clock jump must neither fail the probe nor hide a stalled worker.
+        if (sealer.SinceLastSuccess is not { } sinceSealed || sinceSealed > (3 * sealer.Interval) + TimeSpan.FromSeconds(5))
         {
             return HealthCheckResult.Unhealthy("The checkpoint sealer is not running.");
         }
 
         // Freshness of search: projection lag is reported; a projector that stopped measuring is not ready.
         var data = new Dictionary<string, object> { ["projectionLagSeconds"] = Math.Round(projection.Lag.TotalSeconds, 3) };
-        if (clock.GetUtcNow() - projection.LastMeasured > TimeSpan.FromSeconds(30))
+        if (projection.SinceMeasured > TimeSpan.FromSeconds(30))
         {
             return HealthCheckResult.Unhealthy("The projector is not running.", data: data);
         }

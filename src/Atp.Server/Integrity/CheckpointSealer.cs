@@ -1,5 +1,6 @@
 using Atp.Core.Storage;
 using Atp.Integrity;
+using Atp.Server.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Atp.Server.Integrity;
@@ -7,21 +8,29 @@ namespace Atp.Server.Integrity;
 /// <summary>
 /// Signs a C2SP checkpoint for every tenant log that grew, once per <see cref="IntegrityOptions.CheckpointInterval"/>,
 /// and forgets Idempotency-Keys past their retention. Checkpoints only ever cover committed (durable) tree heads.
+/// Retention is measured with an <see cref="AnchoredClock"/>, so a wall-clock jump cannot forget a key early.
 /// </summary>
 internal sealed partial class CheckpointSealer(
     ILogStore store,
     LogQuarantine quarantine,
     ISigningKeyProvider keys,
     IOptions<AtpOptions> options,
+    StorageEngine engine,
     TimeProvider clock,
     ILogger<CheckpointSealer> logger) : BackgroundService
 {
+    private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(10);
+    private readonly AnchoredClock _keyClock = new(clock);
     private long _lastSuccessTicks;
+    private long _lastSuccessTimestamp;
 
     /// <summary>When the last pass completed, for the readiness probe.</summary>
     public DateTimeOffset? LastSuccess => Interlocked.Read(ref _lastSuccessTicks) is var t and > 0 ? new DateTimeOffset(t, TimeSpan.Zero) : null;
 
     public TimeSpan Interval => options.Value.Integrity.CheckpointInterval;
+
+    /// <summary>How long ago the last pass completed, on the monotonic clock (a wall-clock jump changes nothing); null before the first.</summary>
+    public TimeSpan? SinceLastSuccess => Interlocked.Read(ref _lastSuccessTimestamp) is var t and > 0 ? clock.GetElapsedTime(t) : null;
 
     /// <summary>One pass: sign every unsealed log. Public for tests and for an immediate seal at start.</summary>
     public async Task<int> SealAsync(CancellationToken cancellationToken)
@@ -40,6 +49,7 @@ internal sealed partial class CheckpointSealer(
         }
 
         Interlocked.Exchange(ref _lastSuccessTicks, clock.GetUtcNow().UtcTicks);
+        Interlocked.Exchange(ref _lastSuccessTimestamp, Math.Max(1, clock.GetTimestamp()));
         return unsealed.Count;
     }
 
@@ -72,7 +82,7 @@ internal sealed partial class CheckpointSealer(
     private async Task SealLoopAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval, clock);
-        var nextPrune = DateTimeOffset.MinValue;
+        long? lastPrune = null; // a monotonic timestamp: a wall-clock jump neither hurries nor delays the next prune
         do
         {
             try
@@ -83,15 +93,19 @@ internal sealed partial class CheckpointSealer(
                     LogSealed(logger, sealedLogs);
                 }
 
-                if (clock.GetUtcNow() >= nextPrune)
+                if (lastPrune is not { } last || clock.GetElapsedTime(last) >= PruneEvery)
                 {
-                    var pruned = await store.PruneIdempotencyKeysAsync(clock.GetUtcNow() - options.Value.Ingestion.IdempotencyRetention, stoppingToken).ConfigureAwait(false);
-                    nextPrune = clock.GetUtcNow().AddMinutes(10);
+                    var pruned = await store.PruneIdempotencyKeysAsync(_keyClock.Earliest() - options.Value.Ingestion.IdempotencyRetention, stoppingToken).ConfigureAwait(false);
+                    lastPrune = clock.GetTimestamp();
                     if (pruned > 0)
                     {
                         LogPruned(logger, pruned);
                     }
                 }
+            }
+            catch (Exception e) when (e is not OperationCanceledException && engine.Space.TryMarkFull(e, "sealing checkpoints"))
+            {
+                // Logged once by the store's space state; readiness is down while the disk is full.
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

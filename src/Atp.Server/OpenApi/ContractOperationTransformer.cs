@@ -39,8 +39,8 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
         [421] = "Misdirected (`residency`): the tenant's residency policy does not allow this cell's region; use a cell of its home region.",
         [422] = "The Idempotency-Key was first used with a different body (`idempotency-key-reused`). Nothing was stored.",
         [429] = "Too many requests (`rate-limited`): the tenant's or this address's limit is used up; `Retry-After` says when to retry.",
-        [503] = "The store could not make the request durable (`unavailable`; retry with the same Idempotency-Key), or the tenant's log is "
-            + "quarantined after a failed fork check (`integrity-failure`; nothing is stored until an operator repairs the store).",
+        [503] = "The store could not make the request durable (`unavailable`; retry with the same Idempotency-Key), its disk is full "
+            + "(`storage-full`, with Retry-After), or the tenant's log is quarantined after a failed fork check (`integrity-failure`).",
     };
 
     public async Task TransformAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellationToken)
@@ -82,6 +82,12 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
         if (metadata.OfType<JsonBodyMetadata>().Any())
         {
             problems.UnionWith([400, 413, 415]);
+        }
+
+        // Every write meets the store: a full disk (storage-full) or a failed commit refuses it.
+        if (!HttpMethods.IsGet(context.Description.HttpMethod ?? HttpMethods.Get))
+        {
+            problems.Add(503);
         }
 
         foreach (var status in operation.Responses.Keys.Select(k => int.TryParse(k, NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : 0).Where(s => s >= 400))

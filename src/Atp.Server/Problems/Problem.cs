@@ -43,6 +43,8 @@ internal static class Problem
             "integrity-failure",
             "The tenant's log failed an integrity check",
             "This tenant's stored log does not match the checkpoints signed for it, so ATP appends nothing to it and signs nothing for it until an operator repairs the store. Nothing was stored; reads are still served.");
+    /// <summary>503 <c>storage-full</c>; the caller adds <c>Retry-After</c>.</summary>
+    public static ProblemHttpResult StorageFull(string detail) => Create(503, "storage-full", "The store's disk is full", detail);
 
     public static ProblemHttpResult Unavailable(string detail) => Create(503, "unavailable", "The service cannot complete the request now", detail);
 

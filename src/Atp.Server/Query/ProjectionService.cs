@@ -15,9 +15,11 @@ internal sealed partial class ProjectionService : BackgroundService
     private readonly ProjectionLoop _loop;
     private readonly TimeProvider _clock;
     private readonly ILogger<ProjectionService> _logger;
+    private readonly Atp.Core.Storage.StorageSpace _space;
 
-    public ProjectionService(IEventQueryStore store, IOptions<AtpOptions> options, TimeProvider clock, IMeterFactory meters, ILogger<ProjectionService> logger)
+    public ProjectionService(IEventQueryStore store, IOptions<AtpOptions> options, Storage.StorageEngine engine, TimeProvider clock, IMeterFactory meters, ILogger<ProjectionService> logger)
     {
+        _space = engine?.Space ?? throw new ArgumentNullException(nameof(engine));
         ArgumentNullException.ThrowIfNull(meters);
         ArgumentNullException.ThrowIfNull(options);
         _loop = new ProjectionLoop(store, clock) { Projects = options.Value.Query.Projector };
@@ -31,6 +33,9 @@ internal sealed partial class ProjectionService : BackgroundService
 
     /// <summary>When the loop last measured the lag (readiness treats a stale measurement as a stalled projector).</summary>
     public DateTimeOffset LastMeasured => _loop.LastMeasured;
+
+    /// <summary>How long ago the loop last measured the lag (monotonic).</summary>
+    public TimeSpan SinceMeasured => _loop.SinceMeasured;
 
     // The loop runs on its own thread with a lowered priority (ProjectorThread). The embedded engine's calls complete
     // synchronously, so its parsing and inserts run there too; PostgreSQL's continue on thread-pool threads, at normal
@@ -85,7 +90,12 @@ internal sealed partial class ProjectionService : BackgroundService
             }
             catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException or System.Text.Json.JsonException or System.Data.Common.DbException)
             {
-                LogProjectionFailed(_logger, e);
+                // A full disk is logged once by the store's space state, not every second here.
+                if (!_space.TryMarkFull(e, "projecting"))
+                {
+                    LogProjectionFailed(_logger, e);
+                }
+
                 stoppingToken.WaitHandle.WaitOne(RetryAfterFailure);
             }
         }

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Atp.Server.Storage;
 
 /// <summary>The storage engine this node runs on (<c>Atp:Storage:Provider</c>), as the server's other parts need it.</summary>
-internal sealed class StorageEngine(ITenantStore tenants, Func<bool> isWriterRunning)
+internal sealed class StorageEngine(ITenantStore tenants, Func<bool> isWriterRunning, StorageSpace space)
 {
     public const string Sqlite = "sqlite";
     public const string Postgres = "postgres";
@@ -16,6 +16,9 @@ internal sealed class StorageEngine(ITenantStore tenants, Func<bool> isWriterRun
 
     /// <summary>False once the engine's log writer has stopped for good.</summary>
     public bool IsWriterRunning => isWriterRunning();
+
+    /// <summary>Whether the engine's disk has room for appends.</summary>
+    public StorageSpace Space => space;
 }
 
 /// <summary>Registration of the configured engine.</summary>
@@ -32,11 +35,11 @@ internal static class StorageEngineExtensions
         {
             case StorageEngine.Sqlite:
                 services.AddAtpSqliteStorage();
-                services.AddOptions<SqliteStoreOptions>().Configure<IOptions<AtpOptions>>((sqlite, atp) => sqlite.DataDirectory = atp.Value.DataDirectory);
+                services.AddOptions<SqliteStoreOptions>().BindConfiguration("Atp:Sqlite").Configure<IOptions<AtpOptions>>((sqlite, atp) => sqlite.DataDirectory = atp.Value.DataDirectory);
                 services.AddSingleton(sp =>
                 {
                     var store = sp.GetRequiredService<SqliteStore>();
-                    return new StorageEngine(store, () => store.IsWriterRunning);
+                    return new StorageEngine(store, () => store.IsWriterRunning, store.Space);
                 });
                 break;
             case StorageEngine.Postgres:
@@ -56,7 +59,7 @@ internal static class StorageEngineExtensions
                 services.AddSingleton(sp =>
                 {
                     var store = sp.GetRequiredService<PostgresStore>();
-                    return new StorageEngine(store, () => store.IsWriterRunning);
+                    return new StorageEngine(store, () => store.IsWriterRunning, store.Space);
                 });
                 break;
             default:
