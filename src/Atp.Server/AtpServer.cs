@@ -5,6 +5,7 @@ using Atp.Server.Events;
 using Atp.Server.Gateway;
 using Atp.Server.Health;
 using Atp.Server.Integrity;
+using Atp.Server.OpenApi;
 using Atp.Server.Storage;
 using Atp.Server.Tenants;
 using Microsoft.AspNetCore.DataProtection;
@@ -56,7 +57,7 @@ public static class AtpServer
         services.AddProblemDetails();
         services.AddExceptionHandler<Problems.StorageFullExceptionHandler>();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
-        services.AddOpenApi();
+        services.AddAtpOpenApi();
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

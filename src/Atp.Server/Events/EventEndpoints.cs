@@ -7,6 +7,7 @@ using Atp.Core.Storage;
 using Atp.Integrity;
 using Atp.Server.Gateway;
 using Atp.Server.Integrity;
+using Atp.Server.OpenApi;
 using Atp.Server.Problems;
 using Atp.Server.Query;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -27,41 +28,58 @@ internal static class EventEndpoints
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
             .WithDescription("503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .WithName("appendEvents")
+            .WithJsonBodyOneOf(typeof(EventBatch), typeof(EventInput))
+            .WithParameter("Idempotency-Key", "1-255 printable ASCII characters. A retry with the same key and body gets the first receipts (with `Idempotent-Replayed: true`) and stores nothing again.", location: Microsoft.OpenApi.ParameterLocation.Header, example: "import-2026-11-26-001")
+            .Produces<ReceiptsResponse>(StatusCodes.Status201Created)
+            .ProducesProblems(StatusCodes.Status409Conflict, StatusCodes.Status422UnprocessableEntity, StatusCodes.Status503ServiceUnavailable);
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
             .WithReadCost(ReadCost.Search)
-            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event; an item whose stored bytes fail their leaf hash has event null and integrityFailure set");
+            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event; an item whose stored bytes fail their leaf hash or are not JSON is marked quarantined with integrityFailure set and no event")
+            .WithName("searchEvents")
+            .WithSearchParameters()
+            .Produces<SearchResponse>()
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
             .WithReadCost(ReadCost.Event)
             .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof; 500 integrity-failure if the stored bytes no longer match the leaf hash")
+            .WithName("getEvent")
+            .WithParameter("verify", "Add the latest checkpoint and the event's inclusion proof; `proofPending` and `Retry-After` when no checkpoint covers it yet.", Microsoft.OpenApi.JsonSchemaType.Boolean, example: "true")
+            .WithParameter("proof", "The same as verify.", Microsoft.OpenApi.JsonSchemaType.Boolean)
+            .Produces<EventResponse>()
             .ProducesProblem(StatusCodes.Status500InternalServerError);
 
         var projection = app.MapGroup("/v1/tenants/{tenant}/projection").WithTags("Events").RequireTenantAccess();
         projection.MapGet("/", ProjectionStatusAsync)
             .RequireAuthorization(Scopes.EventsRead)
-            .Produces<ProjectionStatusResponse>()
-            .WithSummary("How far search has caught up with the log: every entry below projectedSize was handled (searchable, or a dead letter); complete when projectedSize = treeSize");
+            .WithSummary("How far search has caught up with the log: every entry below projectedSize was handled (searchable, or a dead letter); complete when projectedSize = treeSize")
+            .WithName("getProjection")
+            .Produces<ProjectionStatusResponse>();
         projection.MapPost("/rebuild", RebuildProjectionAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
             .WithMetadata(new ReadModelMaintenance())
+            .WithSummary("Rebuild the tenant's read models from its log alone (platform admin; the platform log's tenant included)")
+            .WithName("rebuildProjection")
             .Produces<ProjectionStatusResponse>()
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .WithSummary("Rebuild the tenant's read models from its log alone (platform admin; the platform log's tenant included)");
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         projection.MapGet("/dead-letters", DeadLettersAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
+            .WithSummary("The tenant's entries the projector could not project, lowest index first (platform admin); limit 1-1000, default 100")
+            .WithName("listDeadLetters")
+            .WithParameter("limit", "How many dead letters, 1-1000 (default 100).", Microsoft.OpenApi.JsonSchemaType.Integer, "int32", "100", minimum: 1)
             .Produces<DeadLettersResponse>()
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .WithSummary("The tenant's entries the projector could not project, lowest index first (platform admin); limit 1-1000, default 100");
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         projection.MapPost("/dead-letters/retry", RetryDeadLettersAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
             .WithMetadata(new ReadModelMaintenance())
+            .WithSummary("Project the tenant's dead letters again; those that now project become searchable (platform admin)")
+            .WithName("retryDeadLetters")
             .Produces<DeadLetterRetryResponse>()
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .WithSummary("Project the tenant's dead letters again; those that now project become searchable (platform admin)");
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 

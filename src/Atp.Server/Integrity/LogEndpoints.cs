@@ -3,6 +3,7 @@ using Atp.Core.Keys;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Atp.Server.Gateway;
+using Atp.Server.OpenApi;
 using Atp.Server.Problems;
 
 namespace Atp.Server.Integrity;
@@ -14,18 +15,32 @@ internal static class LogEndpoints
     {
         var log = app.MapGroup("/v1/tenants/{tenant}/log").WithTags("Log").RequireAuthorization(Scopes.EventsRead).RequireTenantAccess();
 
-        log.MapGet("/checkpoint", GetCheckpointAsync).WithSummary("Latest signed checkpoint (C2SP tlog-checkpoint in a signed note), text/plain");
+        log.MapGet("/checkpoint", GetCheckpointAsync).WithSummary("Latest signed checkpoint (C2SP tlog-checkpoint in a signed note), text/plain")
+            .WithName("getCheckpoint")
+            .Produces<string>(StatusCodes.Status200OK, "text/plain");
         log.MapGet("/entries/{index}", GetEntryAsync).WithSummary("The exact leaf bytes of entry {index}; 500 integrity-failure if they no longer match the stored leaf hash")
+            .WithName("getEntry")
+            .Produces<Stream>(StatusCodes.Status200OK, "application/json")
             .ProducesProblem(StatusCodes.Status500InternalServerError);
         log.MapGet("/proof/inclusion", GetInclusionAsync).WithReadCost(ReadCost.Proof).WithSummary("Inclusion proof of entry index in the tree of size (default: latest checkpoint)")
+            .WithName("getInclusionProof")
+            .WithParameter("index", "The entry's 0-based index.", Microsoft.OpenApi.JsonSchemaType.Integer, "int64", "1", required: true, minimum: 0)
+            .WithParameter("size", "The tree size to prove against, at most the latest checkpoint's (default: that size).", Microsoft.OpenApi.JsonSchemaType.Integer, "int64", "2", minimum: 1)
+            .Produces<InclusionProofResponse>()
             .ProducesProblem(StatusCodes.Status500InternalServerError);
-        log.MapGet("/proof/consistency", GetConsistencyAsync).WithReadCost(ReadCost.Proof).WithSummary("Consistency proof between tree sizes from and to (≤ latest checkpoint)");
+        log.MapGet("/proof/consistency", GetConsistencyAsync).WithReadCost(ReadCost.Proof).WithSummary("Consistency proof between tree sizes from and to (≤ latest checkpoint)")
+            .WithName("getConsistencyProof")
+            .WithParameter("from", "The older tree size (at least 1).", Microsoft.OpenApi.JsonSchemaType.Integer, "int64", "1", required: true, minimum: 1)
+            .WithParameter("to", "The newer tree size, at most the latest checkpoint's.", Microsoft.OpenApi.JsonSchemaType.Integer, "int64", "2", required: true, minimum: 1)
+            .Produces<ConsistencyProofResponse>();
 
         app.MapGet("/v1/log/keys", (ISigningKeyProvider keys) =>
                 TypedResults.Ok(new KeysResponse(keys.Verifiers.Select(v => new KeyDto(v.Name, v.VerifierKey, v == keys.Current.Verifier ? "active" : "retiring")).ToArray())))
             .WithTags("Log")
             .AllowAnonymous()
-            .WithSummary("Verifier keys of this cell's checkpoint signatures");
+            .WithSummary("Verifier keys of this cell's checkpoint signatures")
+            .WithName("getVerifierKeys")
+            .Produces<KeysResponse>();
         return app;
     }
 

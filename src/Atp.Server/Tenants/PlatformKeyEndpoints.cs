@@ -2,6 +2,7 @@ using Atp.Core.Keys;
 using Atp.Core.Storage;
 using Atp.Server.Audit;
 using Atp.Server.Gateway;
+using Atp.Server.OpenApi;
 using Atp.Server.Problems;
 
 namespace Atp.Server.Tenants;
@@ -17,17 +18,29 @@ internal static class PlatformKeyEndpoints
         var keys = app.MapGroup("/v1/admin/keys").WithTags("Platform administration").RequireAuthorization(Scopes.PlatformAdmin);
 
         keys.MapPost("/", CreateAsync)
-            .WithSummary("Create a platform-admin API key (optional expiresAt); the key is shown once");
+            .WithSummary("Create a platform-admin API key (optional expiresAt); the key is shown once")
+            .WithName("createPlatformKey")
+            .WithJsonBody<CreatePlatformKeyRequest>()
+            .Produces<ApiKeyResponse>(StatusCodes.Status201Created);
 
         keys.MapGet("/", ListAsync)
-            .WithSummary("The platform-admin API keys with their status; never the keys themselves");
+            .WithSummary("The platform-admin API keys with their status; never the keys themselves")
+            .WithName("listPlatformKeys")
+            .Produces<ApiKeyListResponse>();
 
         keys.MapDelete("/{keyId}", RevokeAsync)
-            .WithSummary("Revoke a platform-admin API key, effective at once; the last active one cannot be revoked");
+            .WithSummary("Revoke a platform-admin API key, effective at once; the last active one cannot be revoked")
+            .WithName("revokePlatformKey")
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblems(StatusCodes.Status404NotFound, StatusCodes.Status409Conflict);
 
         keys.MapPost("/{keyId}/rotate", (HttpContext context, string keyId, ITenantStore store, ISecretSealer sealer, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken) =>
                 TenantEndpoints.RotateKeyAsync(context, tenantId: null, keyId, store, sealer, audit, clock, cancellationToken))
-            .WithSummary("Replace a platform-admin key: a new key now, the old one expires after overlapSeconds (default 86400)");
+            .WithSummary("Replace a platform-admin key: a new key now, the old one expires after overlapSeconds (default 86400)")
+            .WithName("rotatePlatformKey")
+            .WithJsonBody<RotateApiKeyRequest>(optional: true)
+            .Produces<ApiKeyResponse>(StatusCodes.Status201Created)
+            .ProducesProblems(StatusCodes.Status404NotFound, StatusCodes.Status409Conflict);
         return app;
     }
 

@@ -4,6 +4,7 @@ using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Server.Audit;
 using Atp.Server.Gateway;
+using Atp.Server.OpenApi;
 using Atp.Server.Problems;
 using Microsoft.Extensions.Options;
 
@@ -18,39 +19,59 @@ internal static class TenantEndpoints
 
         tenants.MapPost("/", CreateTenantAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
-            .WithSummary("Create a tenant (platform admin)");
+            .WithSummary("Create a tenant (platform admin)")
+            .WithName("createTenant")
+            .WithJsonBody<CreateTenantRequest>()
+            .Produces<TenantResponse>(StatusCodes.Status201Created)
+            .ProducesProblems(StatusCodes.Status409Conflict, StatusCodes.Status421MisdirectedRequest);
 
         tenants.MapGet("/{tenant}", (HttpContext context, IOptions<AtpOptions> options) => TypedResults.Ok(ToResponse(TenantAccessFilter.Current(context), options.Value)))
             .RequireAuthorization(Scopes.TenantAdmin)
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
-            .WithSummary("Get a tenant (platform admin, tenant admin)");
+            .WithSummary("Get a tenant (platform admin, tenant admin)")
+            .WithName("getTenant")
+            .Produces<TenantResponse>();
 
         tenants.MapPatch("/{tenant}", UpdateTenantAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
-            .WithSummary("Suspend or reactivate a tenant, require signed requests, override its rate limits (platform admin)");
+            .WithSummary("Suspend or reactivate a tenant, require signed requests, override its rate limits (platform admin)")
+            .WithName("updateTenant")
+            .WithJsonBody<UpdateTenantRequest>()
+            .Produces<TenantResponse>();
 
         tenants.MapPost("/{tenant}/api-keys", CreateApiKeyAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
             .RequireTenantAccess()
-            .WithSummary("Create an API key (optional expiresAt; signing: true adds an HMAC signing secret); key and secret are shown once");
+            .WithSummary("Create an API key (optional expiresAt; signing: true adds an HMAC signing secret); key and secret are shown once")
+            .WithName("createApiKey")
+            .WithJsonBody<CreateApiKeyRequest>()
+            .Produces<ApiKeyResponse>(StatusCodes.Status201Created);
 
         // A suspended tenant's keys stay listable and revocable by platform admins (a suspension is often the first step
         // of an incident, and revoking is the next).
         tenants.MapGet("/{tenant}/api-keys", ListApiKeysAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
-            .WithSummary("The tenant's API keys with their status; never the keys themselves");
+            .WithSummary("The tenant's API keys with their status; never the keys themselves")
+            .WithName("listApiKeys")
+            .Produces<ApiKeyListResponse>();
 
         tenants.MapDelete("/{tenant}/api-keys/{keyId}", RevokeApiKeyAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
-            .WithSummary("Revoke an API key, effective at once");
+            .WithSummary("Revoke an API key, effective at once")
+            .WithName("revokeApiKey")
+            .Produces(StatusCodes.Status204NoContent);
 
         tenants.MapPost("/{tenant}/api-keys/{keyId}/rotate", RotateApiKeyAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
             .RequireTenantAccess()
-            .WithSummary("Issue a successor key; the old one stays valid for the overlap (default 24 h), then expires");
+            .WithSummary("Issue a successor key; the old one stays valid for the overlap (default 24 h), then expires")
+            .WithName("rotateApiKey")
+            .WithJsonBody<RotateApiKeyRequest>(optional: true)
+            .Produces<ApiKeyResponse>(StatusCodes.Status201Created)
+            .ProducesProblems(StatusCodes.Status409Conflict);
         return app;
     }
 

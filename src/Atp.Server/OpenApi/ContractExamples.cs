@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+using Atp.Server.Events;
+using Atp.Server.Integrity;
+using Atp.Server.Tenants;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Atp.Server.OpenApi;
+
+/// <summary>
+/// One example per body, taken from a real run of the README walkthrough (tenant acme, Jane editing doc-8812), so the
+/// hashes, proof and checkpoint agree with each other and with the leaf.
+/// </summary>
+internal static class ContractExamples
+{
+    private const string LeafJson = """
+        {"action":"document.update","actor":{"id":"u-17","name":"Jane","type":"user"},"context":{"ip":"203.0.113.42"},
+         "data":{"field":"title"},"id":"01a24d5a-0c41-72f5-8947-c92611223a06","occurredAt":"2026-11-26T10:15:30Z","outcome":"success",
+         "receivedAt":"2026-12-06T21:54:36.7378481Z","targets":[{"id":"doc-8812","type":"document"}],"type":"app.audit"}
+        """;
+
+    private const string EventJson = """
+        {"type":"app.audit","occurredAt":"2026-11-26T10:15:30Z","actor":{"type":"user","id":"u-17","name":"Jane"},
+         "action":"document.update","targets":[{"type":"document","id":"doc-8812"}],"outcome":"success",
+         "context":{"ip":"203.0.113.42"},"data":{"field":"title"}}
+        """;
+
+    private const string Checkpoint = "atp.local/local-dev-1/acme\n2\nm3BrvMOU9kKxjPYDEVtWGdR7vq5I38lQ1qShdHCJuQU=\n\n"
+        + "— atp.local/local-dev-1 lyNS5qBNovcFCeOBmHIsuaAKc2MdK+O03BQDNQFiDEUx0rnlbRCsOC6oPSa98+wgSwJuRD9HvcrSBwBSueJ30OqSiwc=\n";
+
+    private const string Inclusion = """
+        {"index":0,"treeSize":2,"leafHash":"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=","hashes":["N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="]}
+        """;
+
+    private static readonly Dictionary<Type, string> Examples = new()
+    {
+        [typeof(CreateTenantRequest)] = """{"id":"acme","name":"Acme Corp","edition":"default","homeRegion":"local","residency":{"mode":"strict","allowedRegions":[]}}""",
+        [typeof(TenantResponse)] = """
+            {"id":"acme","name":"Acme Corp","edition":"default","homeRegion":"local","residency":{"mode":"strict","allowedRegions":[]},
+             "status":"active","createdAt":"2026-12-06T21:54:35.8343582+00:00","origin":"atp.local/local-dev-1/acme",
+             "settings":{"requireSignedRequests":false,"ingestPerSecond":50,"queryPerSecond":30}}
+            """,
+        [typeof(UpdateTenantRequest)] = """{"status":"active","requireSignedRequests":true,"limits":{"ingestPerSecond":100,"queryPerSecond":null}}""",
+        [typeof(CreateApiKeyRequest)] = """{"name":"backend","scopes":["events:write","events:read"],"expiresAt":"2027-11-26T00:00:00Z","signing":false}""",
+        [typeof(CreatePlatformKeyRequest)] = """{"name":"ops on-call","expiresAt":"2027-06-01T00:00:00Z"}""",
+        [typeof(RotateApiKeyRequest)] = """{"overlapSeconds":86400,"expiresAt":"2027-11-26T00:00:00Z"}""",
+        [typeof(ApiKeyResponse)] = """
+            {"id":"key_176bd1d3646bb4d8","key":"atp_3vQ8s…shown-once…","name":"backend","scopes":["events:write","events:read"],
+             "tenant":"acme","expiresAt":"2027-11-26T00:00:00+00:00"}
+            """,
+        [typeof(ApiKeyListResponse)] = """
+            {"items":[{"id":"key_176bd1d3646bb4d8","name":"backend","scopes":["events:write","events:read"],"signing":false,
+             "createdAt":"2026-12-06T21:54:35.8343582+00:00","expiresAt":"2027-11-26T00:00:00+00:00","status":"active"}]}
+            """,
+        [typeof(EventInput)] = EventJson,
+        [typeof(EventBatch)] = "{\"events\":[" + EventJson + """
+            ,{"type":"app.audit","occurredAt":"2026-11-26T10:16:02Z","actor":{"type":"user","id":"u-17"},
+              "action":"document.share","targets":[{"type":"document","id":"doc-8812"},{"type":"user","id":"u-99"}]}]}
+            """,
+        [typeof(ReceiptsResponse)] = """
+            {"receipts":[{"id":"01a24d5a-0c41-72f5-8947-c92611223a06","index":0,"leafHash":"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug="},
+             {"id":"01a24d5a-0c41-720f-a72f-247533a015b8","index":1,"leafHash":"N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="}]}
+            """,
+        [typeof(EventResponse)] = "{\"event\":{\"index\":0,\"leafHash\":\"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=\",\"event\":" + LeafJson
+            + "},\"proof\":{\"checkpoint\":" + System.Text.Json.JsonSerializer.Serialize(Checkpoint) + ",\"inclusion\":" + Inclusion + "}}",
+        [typeof(SearchResponse)] = "{\"items\":[{\"index\":0,\"leafHash\":\"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=\",\"event\":" + LeafJson
+            + ",\"inclusion\":" + Inclusion + "}],\"nextCursor\":\"AQAAAAAAAAAAAgjfS6ZF8V0AAAAAAAAAAAH_u7HV5B0OUSUDvt1uKx5QuuXY6znJVvxD1IMswY-KAQ\",\"checkpoint\":"
+            + System.Text.Json.JsonSerializer.Serialize(Checkpoint) + ",\"snapshot\":2}",
+        [typeof(ProjectionStatusResponse)] = """{"projectedSize":2,"treeSize":2,"complete":true,"deadLetters":0,"rebuilding":false}""",
+        [typeof(DeadLettersResponse)] = """
+            {"deadLetters":[{"index":3,"error":"the stored entry is not valid JSON (JsonException at byte 17)","firstSeen":"2026-12-06T21:54:36+00:00",
+             "lastSeen":"2026-12-06T21:55:36+00:00","attempts":2}]}
+            """,
+        [typeof(DeadLetterRetryResponse)] = """{"projected":1,"remaining":0}""",
+        [typeof(InclusionProofResponse)] = Inclusion,
+        [typeof(ConsistencyProofResponse)] = """{"from":1,"to":2,"hashes":["N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="]}""",
+        [typeof(KeysResponse)] = """{"keys":[{"name":"atp.local/local-dev-1","verifierKey":"atp.local/local-dev-1+972352e6+AUbXFfRA9QgCSeqK+N9V6PuHJaPAkInI+kWb7cq2KzGj","status":"active"}]}""",
+        [typeof(ProblemDetails)] = """
+            {"type":"https://atp.dev/problems/validation","title":"The request is not valid","status":400,
+             "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}]}
+            """,
+    };
+
+    /// <summary>A fresh node each time: a node belongs to one parent, and schemas are built more than once.</summary>
+    public static JsonNode? For(Type type) => Examples.TryGetValue(type, out var json) ? JsonNode.Parse(json) : null;
+
+    public static JsonNode Leaf() => JsonNode.Parse(LeafJson)!;
+}

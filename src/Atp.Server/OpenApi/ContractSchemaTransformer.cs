@@ -1,0 +1,64 @@
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.OpenApi;
+
+namespace Atp.Server.OpenApi;
+
+/// <summary>
+/// Examples on every body the API takes or gives, and the <c>errors</c> member of ATP's problems.
+/// </summary>
+internal sealed class ContractSchemaTransformer : IOpenApiSchemaTransformer
+{
+    public Task TransformAsync(OpenApiSchema schema, OpenApiSchemaTransformerContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.JsonPropertyInfo is not null)
+        {
+            return Task.CompletedTask;
+        }
+
+        var type = context.JsonTypeInfo.Type;
+        if (type == typeof(ProblemDetails))
+        {
+            DescribeProblem(schema);
+        }
+
+        if (ContractExamples.For(type) is { } example)
+        {
+            schema.Examples = [example];
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private static void DescribeProblem(OpenApiSchema schema)
+    {
+        schema.Description = "An RFC 9457 problem. `type` is `https://atp.dev/problems/<kind>` — switch on it; `title` is fixed per kind, "
+            + "`detail` says what happened in this request.";
+        schema.Properties ??= new Dictionary<string, IOpenApiSchema>(StringComparer.Ordinal);
+        schema.Properties["errors"] = new OpenApiSchema
+        {
+            Type = JsonSchemaType.Array,
+            Description = "On validation problems: one message per invalid member, or for events one object per error with the event's "
+                + "index in the batch and a JSON pointer into it. Every error of the request is listed, so one round trip fixes it.",
+            Items = new OpenApiSchema
+            {
+                AnyOf =
+                [
+                    new OpenApiSchema { Type = JsonSchemaType.String },
+                    new OpenApiSchema
+                    {
+                        Type = JsonSchemaType.Object,
+                        Properties = new Dictionary<string, IOpenApiSchema>(StringComparer.Ordinal)
+                        {
+                            ["index"] = new OpenApiSchema { Type = JsonSchemaType.Integer, Description = "The event's position in the request (0 for a single event)." },
+                            ["pointer"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "RFC 6901 JSON pointer into that event." },
+                            ["detail"] = new OpenApiSchema { Type = JsonSchemaType.String },
+                        },
+                    },
+                ],
+            },
+        };
+    }
+}
