@@ -54,8 +54,9 @@ public static class AtpServer
         services.AddHostedService(sp => sp.GetRequiredService<Query.ProjectionService>());
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddHostedService<QuarantineAlarm>();
-        services.AddProblemDetails();
+        services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Problem.UseAtpType);
         services.AddExceptionHandler<Problems.StorageFullExceptionHandler>();
+        services.AddExceptionHandler<Problems.BadRequestExceptionHandler>();
         services.AddHealthChecks().AddCheck<ReadinessCheck>("ready", tags: ["ready"]);
         services.AddAtpOpenApi();
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull);

@@ -202,6 +202,15 @@ public sealed class FairnessTests : IAsyncLifetime
             ["Atp:RateLimits:AnonymousPerIpPerSecond"] = "1",
         });
         using var bad = _server.ClientWithKey("atp_" + new string('x', 49));
+
+        // A server just started is not ready until its sealer's first pass; wait for that (probes are never limited).
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await bad.GetAsync("/readyz")).StatusCode != HttpStatusCode.OK)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the server did not become ready within 30 s");
+            await Task.Delay(50);
+        }
+
         for (var i = 0; i < 3; i++)
         {
             await bad.GetAsync("/v1/tenants/acme/events");

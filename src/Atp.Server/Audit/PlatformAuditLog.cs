@@ -21,7 +21,7 @@ internal sealed partial class PlatformAuditLog(
     AlertDetector detector,
     IOptions<AtpOptions> options,
     TimeProvider clock,
-    ILogger<PlatformAuditLog> logger) : BackgroundService
+    ILogger<PlatformAuditLog> logger) : QuietBackgroundService
 {
     /// <summary>The reserved tenant holding the platform log; no one can create a tenant with this id.</summary>
     public const string TenantId = "atp-platform";
@@ -115,19 +115,7 @@ internal sealed partial class PlatformAuditLog(
 
     private int _inFlight;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        try
-        {
-            await DrainAsync(stoppingToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // Stopping (also when the host failed to start): not an error, and no stack trace in the log.
-        }
-    }
-
-    private async Task DrainAsync(CancellationToken stoppingToken)
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         var batch = new List<EventDraft>(MaxBatch);
         while (await _queue.Reader.WaitToReadAsync(stoppingToken).ConfigureAwait(false))

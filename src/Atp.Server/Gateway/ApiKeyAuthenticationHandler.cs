@@ -131,11 +131,17 @@ internal sealed class ApiKeyAuthenticationHandler(
 
         // Every signed request's body is read (bounded) and the endpoint gets exactly the bytes checked here; a non-empty
         // body is accepted only under a signature that covers content-digest, on every protocol.
+        // A body over the limit is the client's size problem (413, via the exception handlers), not a bad signature.
         var limit = atp.Value.Ingestion.MaxRequestBytes;
+        if (Request.ContentLength > limit)
+        {
+            throw new BadHttpRequestException($"The body is {Request.ContentLength} bytes; at most {limit} are accepted.", StatusCodes.Status413PayloadTooLarge);
+        }
+
         var read = await JsonBody.ReadLimitedAsync(Request, limit, Context.RequestAborted).ConfigureAwait(false);
         if (read is not { } body)
         {
-            return Fail(PlatformEvents.SignatureInvalid, $"The body is larger than {limit} bytes.", stored.Id);
+            throw new BadHttpRequestException($"The body is larger than {limit} bytes.", StatusCodes.Status413PayloadTooLarge);
         }
 
         if (!body.IsEmpty && !signature.CoversContentDigest)

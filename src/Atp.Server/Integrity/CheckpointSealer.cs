@@ -17,7 +17,7 @@ internal sealed partial class CheckpointSealer(
     IOptions<AtpOptions> options,
     StorageEngine engine,
     TimeProvider clock,
-    ILogger<CheckpointSealer> logger) : BackgroundService
+    ILogger<CheckpointSealer> logger) : QuietBackgroundService
 {
     private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(10);
     private readonly AnchoredClock _keyClock = new(clock);
@@ -67,19 +67,7 @@ internal sealed partial class CheckpointSealer(
         return new Checkpoint(options.Value.TenantOrigin(tenantId), head.Size, head.Root).Sign(keys.Current).ToString();
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        try
-        {
-            await SealLoopAsync(stoppingToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // Stopping (also when the host failed to start): not an error, and no stack trace in the log.
-        }
-    }
-
-    private async Task SealLoopAsync(CancellationToken stoppingToken)
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval, clock);
         long? lastPrune = null; // a monotonic timestamp: a wall-clock jump neither hurries nor delays the next prune
@@ -92,16 +80,6 @@ internal sealed partial class CheckpointSealer(
                 {
                     LogSealed(logger, sealedLogs);
                 }
-
-                if (lastPrune is not { } last || clock.GetElapsedTime(last) >= PruneEvery)
-                {
-                    var pruned = await store.PruneIdempotencyKeysAsync(_keyClock.Earliest() - options.Value.Ingestion.IdempotencyRetention, stoppingToken).ConfigureAwait(false);
-                    lastPrune = clock.GetTimestamp();
-                    if (pruned > 0)
-                    {
-                        LogPruned(logger, pruned);
-                    }
-                }
             }
             catch (Exception e) when (e is not OperationCanceledException && engine.Space.TryMarkFull(e, "sealing checkpoints"))
             {
@@ -111,6 +89,28 @@ internal sealed partial class CheckpointSealer(
             {
                 // Keep sealing on the next tick; readiness turns red when passes keep failing.
                 LogSealFailed(logger, e);
+            }
+
+            // On its own: a failing seal pass must not keep expired Idempotency-Keys forever.
+            if (lastPrune is not { } last || clock.GetElapsedTime(last) >= PruneEvery)
+            {
+                try
+                {
+                    var pruned = await store.PruneIdempotencyKeysAsync(_keyClock.Earliest() - options.Value.Ingestion.IdempotencyRetention, stoppingToken).ConfigureAwait(false);
+                    lastPrune = clock.GetTimestamp();
+                    if (pruned > 0)
+                    {
+                        LogPruned(logger, pruned);
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException && engine.Space.TryMarkFull(e, "pruning Idempotency-Keys"))
+                {
+                    // Logged once by the store's space state.
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogPruneFailed(logger, e);
+                }
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
@@ -124,4 +124,7 @@ internal sealed partial class CheckpointSealer(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Checkpoint sealing pass failed")]
     private static partial void LogSealFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Pruning expired Idempotency-Keys failed; retried on the next pass")]
+    private static partial void LogPruneFailed(ILogger logger, Exception exception);
 }

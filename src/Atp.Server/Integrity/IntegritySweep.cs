@@ -25,9 +25,9 @@ internal sealed partial class IntegritySweep(
     IntegrityMetrics metrics,
     IOptions<IntegritySweepOptions> options,
     TimeProvider clock,
-    ILogger<IntegritySweep> logger) : BackgroundService
+    ILogger<IntegritySweep> logger) : QuietBackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
         if (!settings.Enabled)

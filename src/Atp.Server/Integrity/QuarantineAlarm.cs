@@ -8,7 +8,7 @@ namespace Atp.Server.Integrity;
 /// Raises the alarm for each tenant log quarantined by a tree-state check: one critical log line and one
 /// <c>atp.alerts.ops.v1</c> alert in the platform audit log, naming the tenant and what did not match.
 /// </summary>
-internal sealed partial class QuarantineAlarm(LogQuarantine quarantine, PlatformAuditLog audit, ILogger<QuarantineAlarm> logger) : BackgroundService
+internal sealed partial class QuarantineAlarm(LogQuarantine quarantine, PlatformAuditLog audit, ILogger<QuarantineAlarm> logger) : QuietBackgroundService
 {
     public const string Action = "alert.tree-state-mismatch";
 
@@ -20,7 +20,7 @@ internal sealed partial class QuarantineAlarm(LogQuarantine quarantine, Platform
             new Dictionary<string, string> { ["check"] = log.Check, ["detail"] = log.Detail });
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         await foreach (var log in quarantine.Raised.ReadAllAsync(stoppingToken).ConfigureAwait(false))
         {

@@ -54,6 +54,43 @@ internal static class Problem
     /// <summary>Search is unavailable while the read models are rebuilt from the log (send Retry-After with it).</summary>
     public static ProblemHttpResult ProjectionRebuilding(string detail) => Create(503, "projection-rebuilding", "Search is being rebuilt", detail);
 
+    /// <summary>
+    /// Gives the framework's own problems (404 and 405 for unmapped routes and methods, 500 from the exception handler)
+    /// an ATP problem type, so every problem a client sees is documented under one base URI.
+    /// </summary>
+    public static void UseAtpType(ProblemDetailsContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var problem = context.ProblemDetails;
+        if (problem.Type?.StartsWith(TypeBase, StringComparison.Ordinal) == true)
+        {
+            return;
+        }
+
+        problem.Type = TypeBase + (problem.Status switch
+        {
+            404 => "not-found",
+            405 => "method-not-allowed",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            408 => "request-timeout",
+            413 => "too-large",
+            415 => "unsupported-media-type",
+            429 => "rate-limited",
+            >= 400 and < 500 => "malformed-request",
+            503 => "unavailable",
+            _ => "internal-error",
+        });
+
+        // A 500 says what happened in general terms only; the details (never secrets) are in the server's log.
+        if (problem.Status is null or >= 500 && problem.Detail is null)
+        {
+            problem.Detail = "The server could not complete the request; the error is logged with this request's id.";
+        }
+
+        problem.Extensions.TryAdd("requestId", context.HttpContext.TraceIdentifier);
+    }
+
     public static ProblemHttpResult Create(int status, string slug, string title, string detail, object? errors = null)
     {
         var problem = new ProblemDetails { Status = status, Type = TypeBase + slug, Title = title, Detail = detail };
