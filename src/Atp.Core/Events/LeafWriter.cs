@@ -44,8 +44,8 @@ public static class LeafWriter
     }
 
     /// <summary>
-    /// <see cref="ContentHash(AuditEvent)"/> of a stored leaf: the same canonical JSON with its <c>receivedAt</c>
-    /// member left out.
+    /// <see cref="ContentHash(AuditEvent)"/> of a stored leaf: the same canonical JSON with its <c>receivedAt</c> and
+    /// <c>submittedBy</c> members left out.
     /// </summary>
     public static Hash ContentHashOfLeaf(ReadOnlyMemory<byte> leaf)
     {
@@ -56,7 +56,7 @@ public static class LeafWriter
             writer.WriteStartObject();
             foreach (var member in document.RootElement.EnumerateObject())
             {
-                if (member.NameEquals("receivedAt"))
+                if (member.NameEquals("receivedAt") || member.NameEquals("submittedBy"))
                 {
                     continue;
                 }
@@ -115,6 +115,22 @@ public static class LeafWriter
             Raw(output, ",\"receivedAt\":\""u8);
             WriteTimestamp(output, e.ReceivedAt);
             Raw(output, "\""u8);
+
+            // Like the receive time, the submitter is the server's record, not the client's content.
+            if (e.SubmittedBy is { } submitter)
+            {
+                Raw(output, ",\"submittedBy\":{\"id\":"u8);
+                JsonCanonicalizer.WriteString(submitter.Id, output);
+                if (submitter.Issuer is not null)
+                {
+                    Raw(output, ",\"issuer\":"u8);
+                    JsonCanonicalizer.WriteString(submitter.Issuer, output);
+                }
+
+                Raw(output, ",\"type\":"u8);
+                JsonCanonicalizer.WriteString(submitter.Type, output);
+                Raw(output, "}"u8);
+            }
         }
 
         Raw(output, ",\"targets\":["u8);

@@ -11,7 +11,11 @@ namespace Atp.Core.Ingestion;
 public sealed class IngestionService(ILogStore store, TimeProvider clock)
 {
     /// <summary>Appends already-validated drafts as one all-or-nothing unit.</summary>
-    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, CancellationToken cancellationToken)
+    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, CancellationToken cancellationToken) =>
+        AppendAsync(tenantId, drafts, idempotency, submittedBy: null, cancellationToken);
+
+    /// <summary>Appends already-validated drafts as one all-or-nothing unit, recording in each leaf the credential that submitted them.</summary>
+    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(drafts);
         var receivedAt = clock.GetUtcNow();
@@ -25,6 +29,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
                 d.Id ?? ids[i], d.Type, d.OccurredAt, receivedAt, d.Actor, d.Action, d.Targets, d.Outcome, d.Context, d.Data)
             {
                 CanonicalData = d.CanonicalData,
+                SubmittedBy = submittedBy,
             };
             var leaf = LeafWriter.ToLeaf(auditEvent);
             var leafHash = MerkleHasher.HashLeaf(leaf);

@@ -173,7 +173,7 @@ internal static class EventEndpoints
             AppendOutcome outcome;
             try
             {
-                outcome = await ingestion.AppendAsync(tenant.Id, drafts, claim, cancellationToken).ConfigureAwait(false);
+                outcome = await ingestion.AppendAsync(tenant.Id, drafts, claim, AtpClaims.SubmitterOf(context.User), cancellationToken).ConfigureAwait(false);
             }
             catch (LogQuarantinedException)
             {

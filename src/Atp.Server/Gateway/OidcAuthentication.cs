@@ -91,13 +91,14 @@ internal static class OidcAuthentication
             return "The token carries claims reserved for ATP.";
         }
 
-        var subject = principal.FindFirst("sub")?.Value;
+        var subjectClaim = principal.FindFirst("sub");
+        var subject = subjectClaim?.Value;
         if (string.IsNullOrEmpty(subject))
         {
             return "The token has no subject (sub).";
         }
 
-        var claims = new List<Claim> { new(AtpClaims.KeyId, AtpClaims.UserPrefix + subject) };
+        var claims = new List<Claim> { new(AtpClaims.KeyId, AtpClaims.UserPrefix + subject), new(AtpClaims.Issuer, principal.FindFirst("iss")?.Value ?? subjectClaim!.Issuer) };
         if ((principal.FindFirst(oidc.TenantClaim) ?? principal.FindFirst("tid"))?.Value is { Length: > 0 } tenant)
         {
             claims.Add(new Claim(AtpClaims.Tenant, tenant));
