@@ -52,6 +52,8 @@ public static class AtpServer
         services.AddSingleton<Query.QueryCursor>();
         services.AddSingleton<Query.ProjectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<Query.ProjectionService>());
+        services.AddOptions<Query.ReadModelSweepOptions>().BindConfiguration(Query.ReadModelSweepOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddHostedService<Query.ReadModelSweep>();
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddHostedService<QuarantineAlarm>();
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Problem.UseAtpType);

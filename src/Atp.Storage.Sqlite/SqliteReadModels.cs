@@ -18,7 +18,7 @@ namespace Atp.Storage.Sqlite;
 /// corrupt, or a row disagrees with the log entry it names) moves the file aside and rebuilds it in the background;
 /// searches answer <see cref="ProjectionRebuildingException"/> until every tenant has caught up again.
 /// </summary>
-internal sealed class SqliteReadModels(
+internal sealed partial class SqliteReadModels(
     SqliteConnections log, WriteConnection logWriter, SqliteConnections readModels, WriteConnection readModelWriter, TenantNumbers tenantNumbers, OutboxProgress outbox, TimeProvider clock, ILogger logger)
 {
     private const ulong ReconcileSlice = 10_000;

@@ -397,6 +397,11 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
 
     public Task<long> CountDeadLettersAsync(CancellationToken cancellationToken) => _readModels.CountDeadLettersAsync(cancellationToken);
 
+    public Task<IReadOnlyList<string>> ListProjectedTenantsAsync(CancellationToken cancellationToken) => _readModels.ListProjectedTenantsAsync(cancellationToken);
+
+    public Task<ReadModelVerification> VerifyProjectedRowsAsync(string tenantId, ulong fromIndex, int maxRows, CancellationToken cancellationToken) =>
+        _readModels.VerifyProjectedRowsAsync(tenantId, fromIndex, maxRows, cancellationToken);
+
     // The read models' file at start: a damaged one (truncated, or not readable as a database) must not keep the
     // server, and with it ingest, from starting. It is moved aside and a new one is projected from the log.
     private bool OpenReadModels(TimeProvider clock, ILogger logger)

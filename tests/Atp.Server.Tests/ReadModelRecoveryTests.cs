@@ -185,6 +185,90 @@ public sealed class ReadModelRecoveryTests(Xunit.Abstractions.ITestOutputHelper 
     }
 
     [Fact]
+    public async Task A_byte_flip_in_an_indexed_actor_id_that_makes_search_miss_hits_is_found_by_the_read_model_sweep_and_rebuilt()
+    {
+        const int count = 200;
+        string[] actors = ["actor-alpha", "actor-bravo", "actor-charlie", "actor-delta"];
+        const string victim = "actor-delta";
+        var expected = Enumerable.Range(0, count).Where(i => actors[i % actors.Length] == victim).Select(i => (ulong)i).ToList();
+        string[] sweepOff = ["--Atp:Query:ReadModelSweep:Enabled=false"];
+        await using (var server = await ChildServer.StartAsync(_directory, _adminKey, sweepOff))
+        {
+            using var admin = CrashTests.Client(server.BaseAddress, _adminKey);
+            _key = await CreateTenantAsync(admin, Tenant);
+            using var client = CrashTests.Client(server.BaseAddress, _key);
+            var body = new StringBuilder("{\"events\":[");
+            for (var i = 0; i < count; i++)
+            {
+                body.Append(CultureInfo.InvariantCulture, $"{{\"type\":\"acme.audit.v1\",\"occurredAt\":\"{Start.AddSeconds(i):yyyy-MM-dd'T'HH:mm:ss'Z'}\",\"actor\":{{\"type\":\"user\",\"id\":\"{actors[i % actors.Length]}\"}},\"action\":\"document.read\",\"outcome\":\"success\"}}");
+                body.Append(i + 1 < count ? "," : "]}");
+            }
+
+            Assert.Equal(HttpStatusCode.Created, (await client.PostAsync($"/v1/tenants/{Tenant}/events", new StringContent(body.ToString(), Encoding.UTF8, "application/json"))).StatusCode);
+            await WaitCompleteAsync(client, Tenant);
+            Assert.Equal(expected, await ActorHitsAsync(client, victim));
+            server.Kill();
+        }
+
+        // Same length, one byte: "actor-delta" becomes "actor-deltb" in the row and in the actor index alike.
+        CheckpointReadModels();
+        var bytes = File.ReadAllBytes(ReadModelPath);
+        var needle = Encoding.UTF8.GetBytes(victim);
+        var flips = 0;
+        for (var i = bytes.AsSpan().IndexOf(needle); i >= 0; i = bytes.AsSpan().IndexOf(needle))
+        {
+            bytes[i + needle.Length - 1] = (byte)'b';
+            flips++;
+        }
+
+        Assert.True(flips >= 1, "the actor id is not in the file");
+        File.WriteAllBytes(ReadModelPath, bytes);
+        using (var check = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = ReadModelPath, Pooling = false }.ToString()))
+        {
+            check.Open();
+            using var command = check.CreateCommand();
+            command.CommandText = "PRAGMA integrity_check";
+            Assert.Equal("ok", command.ExecuteScalar());
+        }
+
+        // Without the sweep the damage goes unseen: the search silently misses every hit, and no search notices.
+        await using (var unswept = await ChildServer.StartAsync(_directory, _adminKey, sweepOff))
+        {
+            using var client = CrashTests.Client(unswept.BaseAddress, _key);
+            Assert.Empty(await ActorHitsAsync(client, victim));
+            var (_, all) = await WalkAsync(client, pageSize: 1000);
+            Assert.Equal(count, all.Count);
+            Assert.Empty(Directory.GetFiles(_directory, "atp-read.db.damaged-*"));
+            unswept.Kill();
+        }
+
+        await using var restarted = await ChildServer.StartAsync(_directory, _adminKey, ["--Atp:Query:ReadModelSweep:RowsPerSecond=100000", "--Atp:Query:ReadModelSweep:PauseBetweenPasses=00:00:00.200"]);
+        using (var client = CrashTests.Client(restarted.BaseAddress, _key))
+        {
+            // An unfiltered search still serves every entry (the rows it reads agree with the log): only the sweep can
+            // find the damage, and it moves the file aside.
+            var deadline = DateTime.UtcNow.AddMinutes(1);
+            while (Directory.GetFiles(_directory, "atp-read.db.damaged-*").Length == 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the read-model sweep did not find the flipped actor id within a minute");
+                await Task.Delay(100);
+            }
+
+            await AssertRebuiltAsync(client, restarted, count);
+            Assert.Contains(restarted.Output, line => line.Contains("read-model sweep found", StringComparison.Ordinal));
+            Assert.Equal(expected, await ActorHitsAsync(client, victim));
+        }
+    }
+
+    // The indexes of every event of the actor, oldest first (200 OK pages only).
+    private static async Task<List<ulong>> ActorHitsAsync(HttpClient client, string actor)
+    {
+        var page = await client.GetFromJsonAsync<JsonElement>($"/v1/tenants/{Tenant}/events?order=asc&limit=1000&actor={Uri.EscapeDataString(actor)}");
+        Assert.False(page.TryGetProperty("nextCursor", out var next) && next.ValueKind == JsonValueKind.String);
+        return page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("index").GetUInt64()).ToList();
+    }
+
+    [Fact]
     public async Task An_entry_no_longer_valid_JSON_is_refused_by_id_marked_in_search_pages_and_set_aside_by_a_rebuild()
     {
         const int count = 10;

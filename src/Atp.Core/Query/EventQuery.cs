@@ -120,4 +120,20 @@ public interface IEventQueryStore
 
     /// <summary>True while the read models are being rebuilt after damage was detected (searches throw <see cref="ProjectionRebuildingException"/>).</summary>
     bool IsRebuilding => false;
+
+    /// <summary>The tenants whose read models hold projected rows (the read-model sweep walks these).</summary>
+    /// <remarks>By default none: an engine whose read models are protected otherwise has nothing for the sweep to check.</remarks>
+    Task<IReadOnlyList<string>> ListProjectedTenantsAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
+
+    /// <summary>
+    /// Compares up to <paramref name="maxRows"/> of the tenant's projected entries from index <paramref name="fromIndex"/> on with
+    /// the log: every stored searchable value, and every index's entry for it. A mismatch is reported as damage (the read
+    /// models are rebuilt, as for any damage found). By default there is nothing to check: on PostgreSQL the read models
+    /// are covered by PostgreSQL's own data checksums and the rebuild endpoint.
+    /// </summary>
+    Task<ReadModelVerification> VerifyProjectedRowsAsync(string tenantId, ulong fromIndex, int maxRows, CancellationToken cancellationToken) =>
+        Task.FromResult(new ReadModelVerification(fromIndex, 0, Damaged: false, Done: true));
 }
+
+/// <summary>One step of the read-model sweep: where the next step starts, how many entries were compared, whether damage was found, and whether the tenant's projected prefix is done.</summary>
+public sealed record ReadModelVerification(ulong NextIndex, int Checked, bool Damaged, bool Done);
