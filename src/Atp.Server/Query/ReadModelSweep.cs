@@ -13,7 +13,7 @@ namespace Atp.Server.Query;
 /// meanwhile); the sweep logs it and counts it in <c>atp.projection.sweep.mismatches</c> (meter <c>Atp.Projection</c>).
 /// On PostgreSQL the store has nothing to check and a pass ends at once.
 /// </summary>
-internal sealed partial class ReadModelSweep : BackgroundService
+internal sealed partial class ReadModelSweep : QuietBackgroundService
 {
     private readonly IEventQueryStore _store;
     private readonly IOptions<ReadModelSweepOptions> _options;
@@ -36,7 +36,7 @@ internal sealed partial class ReadModelSweep : BackgroundService
         _passes = meter.CreateCounter<long>("atp.projection.sweep.passes", "{pass}", "Read-model sweep passes completed over every tenant");
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         var settings = _options.Value;
         if (!settings.Enabled)
