@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Atp.Core.Events;
 using Atp.Server.Audit;
 using Atp.Server.Gateway;
+using Atp.Storage.Contract;
 using Microsoft.Extensions.Options;
 
 namespace Atp.Server.Tests;
@@ -127,13 +128,4 @@ public sealed class GatewayPartsTests : IDisposable
         clock.Advance(TimeSpan.FromSeconds(61));
         Assert.Single(Enumerable.Range(0, 20).Select(_ => detector.Observe(Failure("10.0.0.2"))).ToList(), a => a is not null);
     }
-}
-
-public sealed class ManualClock(DateTimeOffset start) : TimeProvider
-{
-    private DateTimeOffset _now = start;
-
-    public override DateTimeOffset GetUtcNow() => _now;
-
-    public void Advance(TimeSpan by) => _now += by;
 }

@@ -119,17 +119,8 @@ public static class LeafWriter
             // Like the receive time, the submitter is the server's record, not the client's content.
             if (e.SubmittedBy is { } submitter)
             {
-                Raw(output, ",\"submittedBy\":{\"id\":"u8);
-                JsonCanonicalizer.WriteString(submitter.Id, output);
-                if (submitter.Issuer is not null)
-                {
-                    Raw(output, ",\"issuer\":"u8);
-                    JsonCanonicalizer.WriteString(submitter.Issuer, output);
-                }
-
-                Raw(output, ",\"type\":"u8);
-                JsonCanonicalizer.WriteString(submitter.Type, output);
-                Raw(output, "}"u8);
+                Raw(output, ",\"submittedBy\":"u8);
+                WriteIdentified(output, submitter.Id, ",\"issuer\":"u8, submitter.Issuer, submitter.Type);
             }
         }
 
@@ -149,18 +140,22 @@ public static class LeafWriter
         Raw(output, "}"u8);
     }
 
-    private static void WriteParty(IBufferWriter<byte> output, Party party)
+    private static void WriteParty(IBufferWriter<byte> output, Party party) =>
+        WriteIdentified(output, party.Id, ",\"name\":"u8, party.Name, party.Type);
+
+    // {"id", an optional member whose name sorts between "id" and "type", "type"}: a party or a submitter.
+    private static void WriteIdentified(IBufferWriter<byte> output, string id, ReadOnlySpan<byte> optionalName, string? optionalValue, string type)
     {
         Raw(output, "{\"id\":"u8);
-        JsonCanonicalizer.WriteString(party.Id, output);
-        if (party.Name is not null)
+        JsonCanonicalizer.WriteString(id, output);
+        if (optionalValue is not null)
         {
-            Raw(output, ",\"name\":"u8);
-            JsonCanonicalizer.WriteString(party.Name, output);
+            Raw(output, optionalName);
+            JsonCanonicalizer.WriteString(optionalValue, output);
         }
 
         Raw(output, ",\"type\":"u8);
-        JsonCanonicalizer.WriteString(party.Type, output);
+        JsonCanonicalizer.WriteString(type, output);
         Raw(output, "}"u8);
     }
 
