@@ -45,6 +45,24 @@ for trx in "$results"/*.trx; do
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 done
 
+# Name every failed test (and the first line of its message) just above the totals, where a CI log's tail shows it.
+if [ "$failed" -gt 0 ]; then
+  echo "Failed tests:"
+  for trx in "$results"/*.trx; do
+    [ -f "$trx" ] || continue
+    # One record per test result; a failed one prints its name and the first 300 characters of its message.
+    awk -v file="$(basename "$trx")" 'BEGIN { RS = "<UnitTestResult " }
+      /^[^>]*outcome="Failed"/ {
+        name = $0; sub(/^.*testName="/, "", name); sub(/".*$/, "", name)
+        msg = ""; if (match($0, /<Message>[^<]*/)) msg = substr($0, RSTART + 9, RLENGTH - 9)
+        gsub(/[\r\n\t ]+/, " ", msg)
+        out = "  [" file "] " name; if (msg != "") out = out ": " substr(msg, 1, 300)
+        gsub(/&quot;/, "\"", out); gsub(/&lt;/, "<", out); gsub(/&gt;/, ">", out); gsub(/&amp;/, "\\&", out)
+        print out
+      }' "$trx"
+  done
+fi
+
 if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
   echo "no test ran" >&2
   failed=1
