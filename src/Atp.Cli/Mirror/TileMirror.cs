@@ -179,6 +179,8 @@ internal sealed class TileMirror(TileSource source, string directory)
                 {
                     return null;
                 }
+
+                _upper[(level, index)] = tile;
             }
 
             hashes[i] = Fold(tile.AsSpan((int)(first % TileAddress.FullWidth), span));
