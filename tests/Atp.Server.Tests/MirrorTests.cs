@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -74,6 +75,56 @@ public sealed partial class MirrorTests : IAsyncLifetime
         Assert.Contains("consistent with the previous tree size 600", grown.Output, StringComparison.Ordinal);
         Assert.Equal(5, Downloaded(grown));
         Assert.True(File.Exists(Path.Combine(dir, "tile/entries/003.p/132")));
+    }
+
+    [Fact]
+    public async Task A_mirror_killed_mid_way_resumes_without_downloading_again_what_it_kept()
+    {
+        var (server, key) = await ServerWithLogAsync(20_000, "user");
+        var dir = Path.Combine(_work, "mirror");
+        using (var admin = server.Admin)
+        {
+            // Slow enough (20 tiles a second, the rest waited out on 429) to be killed part-way.
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/acme", new { limits = new { readCostPerSecond = 20 } })).StatusCode);
+        }
+
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.Environment["ATP_API_KEY"] = key;
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "atp.dll"), "mirror", "--url", server.BaseAddress.ToString(), "--tenant", "acme", "--out", dir })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var bundles = Path.Combine(dir, "tile", "entries");
+        using (var process = Process.Start(start)!)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!(Directory.Exists(bundles) && Directory.GetFiles(bundles).Length >= 10))
+            {
+                Assert.False(process.HasExited, "the mirror finished before it could be interrupted");
+                Assert.True(DateTime.UtcNow < deadline, "the mirror wrote no bundles within 60 s");
+                await Task.Delay(50);
+            }
+
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+
+        var kept = Directory.GetFiles(bundles).Count(f => !f.EndsWith(".tmp", StringComparison.Ordinal));
+        Assert.False(File.Exists(Path.Combine(dir, "checkpoint")));
+        using (var admin = server.Admin)
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await admin.PatchAsync("/v1/tenants/acme", ServerFixture.Json("{\"limits\":{\"readCostPerSecond\":null}}"))).StatusCode);
+        }
+
+        var resumed = await MirrorAsync(server, key, dir);
+
+        Assert.True(resumed.ExitCode == 0, resumed.Error);
+        Assert.Contains("at tree size 20000", resumed.Output, StringComparison.Ordinal);
+        var total = 79 + 79 + 1; // level-0 tiles and bundles (78 full, one of width 32), and the level-1 tile of width 78
+        Assert.True(Downloaded(resumed) <= total - kept, resumed.Output);
+        Assert.Equal(78, Directory.GetFiles(bundles).Count(f => !f.EndsWith(".tmp", StringComparison.Ordinal)));
+        Assert.True(File.Exists(Path.Combine(bundles, "078.p", "32")));
     }
 
     [Fact]
