@@ -117,6 +117,24 @@ public sealed class TilesApiTests : AcmeServerTests
         await ProblemAssert.IsProblemAsync(await client.GetAsync("/v1/tenants/slow/log/checkpoint"), HttpStatusCode.NotFound, "not-found");
     }
 
+    [Fact]
+    public async Task Tiles_need_events_read_on_the_same_tenant()
+    {
+        await AppendAsync(3);
+        await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 3);
+        using var globex = Server.ClientWithKey(await Server.CreateTenantWithKeyAsync("globex"));
+        using var writer = Server.ClientWithKey(await Server.CreateKeyAsync("acme", "events:write"));
+        using var anonymous = Server.ClientWithKey(null);
+
+        foreach (var path in new[] { "tile/0/000.p/3", "tile/entries/000.p/3" })
+        {
+            await ProblemAssert.IsProblemAsync(await globex.GetAsync(Prefix + path), HttpStatusCode.Forbidden, "forbidden");
+            await ProblemAssert.IsProblemAsync(await writer.GetAsync(Prefix + path), HttpStatusCode.Forbidden, "forbidden");
+            await ProblemAssert.IsProblemAsync(await anonymous.GetAsync(Prefix + path), HttpStatusCode.Unauthorized, "unauthenticated");
+            Assert.Equal(HttpStatusCode.OK, (await Acme.GetAsync(Prefix + path)).StatusCode);
+        }
+    }
+
     [Theory]
     [InlineData("tile/00/000")]
     [InlineData("tile/64/000")]
@@ -224,6 +242,27 @@ public sealed class TilesApiTests : AcmeServerTests
         var bundle = await Acme.GetByteArrayAsync(Prefix + "tile/entries/000.p/1");
         Assert.Equal(bundle.Length - 2, (bundle[0] << 8) | bundle[1]);
         Assert.True(bundle.Length - 2 > 64_000);
+    }
+
+    [Fact]
+    public async Task A_leaf_stored_before_the_limit_and_larger_than_it_is_409_in_a_bundle_but_readable_alone()
+    {
+        await AppendAsync(1);
+        var small = System.Text.Encoding.UTF8.GetString(await Acme.GetByteArrayAsync(Prefix + "entries/0"));
+        var leaf = System.Text.Encoding.UTF8.GetBytes(small.Replace("\"data\":{\"n\":0}", $"\"data\":{{\"pad\":\"{new string('z', 70_000)}\"}}", StringComparison.Ordinal));
+        Assert.True(leaf.Length > LeafWriter.MaxLeafBytes);
+
+        // As an older server stored it: straight through the store, with its true leaf hash.
+        var store = Server.Services.GetRequiredService<ILogStore>();
+        var appended = await store.AppendAsync(
+            new AppendRequest("acme", [new PendingEntry(Guid.CreateVersion7(), false, leaf, Atp.Integrity.MerkleHasher.HashLeaf(leaf), null, DateTimeOffset.UtcNow)], null), CancellationToken.None);
+        Assert.IsType<Appended>(appended);
+        await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 2);
+
+        var problem = await ProblemAssert.IsProblemAsync(await Acme.GetAsync(Prefix + "tile/entries/000.p/2"), HttpStatusCode.Conflict, "entry-too-large");
+        Assert.Contains("Entry 1", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(leaf, await Acme.GetByteArrayAsync(Prefix + "entries/1"));
+        Assert.Equal(HttpStatusCode.OK, (await Acme.GetAsync(Prefix + "tile/0/000.p/2")).StatusCode);
     }
 
     private Task AppendAsync(int count) => AppendAsync(Server, "acme", count);

@@ -26,14 +26,15 @@ internal static class TilesEndpoints
         log.MapGet("/tile/entries/{**tile}", GetEntryBundleAsync).WithReadCost(ReadCost.Plain)
             .WithSummary("C2SP tlog-tiles entry bundle: up to 256 entries, each a 16-bit big-endian length and the exact leaf bytes")
             .WithName("getEntryBundle")
-            .Produces<byte[]>(StatusCodes.Status200OK, OctetStream)
+            .Produces<Stream>(StatusCodes.Status200OK, OctetStream)
             .Produces(StatusCodes.Status304NotModified)
             .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
         log.MapGet("/tile/{level}/{**tile}", GetHashTileAsync).WithReadCost(ReadCost.Plain)
             .WithSummary("C2SP tlog-tiles hash tile: up to 256 consecutive 32-byte Merkle tree hashes of one level")
             .WithName("getHashTile")
-            .Produces<byte[]>(StatusCodes.Status200OK, OctetStream)
+            .Produces<Stream>(StatusCodes.Status200OK, OctetStream)
             .Produces(StatusCodes.Status304NotModified)
             .ProducesProblem(StatusCodes.Status400BadRequest);
         return log;

@@ -36,7 +36,7 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
             + "or a bare key for a tenant that requires signed requests (`signature-required`).",
         [403] = "The credential may not do this (`forbidden`: a missing scope, another tenant), or the tenant is suspended (`tenant-suspended`).",
         [404] = "Not found (`not-found`).",
-        [409] = "Conflict with what is stored (`tenant-exists`, `key-not-active`, `event-id-conflict`, `last-platform-key`). Nothing was changed.",
+        [409] = "Conflict with what is stored (`tenant-exists`, `key-not-active`, `event-id-conflict`, `last-platform-key`; on reads, `entry-too-large`: an entry bundle holding a leaf stored before the 65,535-byte limit). Nothing was changed.",
         [413] = "The request is too large (`too-large`): the body, or the number of events in a batch.",
         [415] = "The body is not JSON (`unsupported-media-type`); send `Content-Type: application/json`.",
         [421] = "Misdirected (`residency`): the tenant's residency policy does not allow this cell's region; use a cell of its home region.",
