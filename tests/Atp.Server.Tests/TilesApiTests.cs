@@ -170,10 +170,11 @@ public sealed class TilesApiTests : AcmeServerTests
         await AppendAsync(600);
         await ServerFixture.WaitForCheckpointAsync(Acme, "acme", 600);
         using var admin = Server.Admin;
-        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/acme", new { limits = new { readCostPerSecond = 12 } })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/acme", new { limits = new { readCostPerSecond = 1 } })).StatusCode);
 
-        // The bucket starts full: 12 reads of cost 1 pass whatever the timing (at cost 2 the seventh would be refused).
-        for (var i = 0; i < 6; i++)
+        // The read-cost bucket holds one largest read (ReadCost.Largest units) and refills 1 a second. It starts full,
+        // so that many tile reads pass whatever the timing; at a cost of 2 half of them would be refused.
+        for (var i = 0; i < Gateway.ReadCost.Largest / 2; i++)
         {
             Assert.Equal(HttpStatusCode.OK, (await Acme.GetAsync(Prefix + "tile/0/000")).StatusCode);
             Assert.Equal(HttpStatusCode.OK, (await Acme.GetAsync(Prefix + "tile/entries/001")).StatusCode);
@@ -188,16 +189,16 @@ public sealed class TilesApiTests : AcmeServerTests
             Assert.Equal(1, cost.Of(new Microsoft.AspNetCore.Http.DefaultHttpContext().Request));
         }
 
-        // And the limit applies to tile reads: a burst far beyond 12 a second is refused with the read-cost policy.
+        // The bucket is spent: with one unit a second coming back, one of the next 50 reads is refused.
         HttpResponseMessage? refused = null;
-        for (var i = 0; i < 200 && refused is null; i++)
+        for (var i = 0; i < 50 && refused is null; i++)
         {
             var response = await Acme.GetAsync(Prefix + "tile/0/001");
             refused = response.StatusCode == HttpStatusCode.TooManyRequests ? response : null;
         }
 
         Assert.NotNull(refused);
-        Assert.Equal("\"read-cost\";q=12;w=1", refused.Headers.GetValues("RateLimit-Policy").Single());
+        Assert.Equal("\"read-cost\";q=1;w=1", refused.Headers.GetValues("RateLimit-Policy").Single());
     }
 
     [Fact]
