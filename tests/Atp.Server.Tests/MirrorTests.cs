@@ -163,6 +163,24 @@ public sealed partial class MirrorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Tiles_that_do_not_match_the_signed_checkpoint_are_refused_with_exit_1()
+    {
+        var (server, key) = await ServerWithLogAsync(600, "user");
+
+        // A stored leaf hash altered behind the server's back: level-0 tile 000 no longer hashes to its level-1 entry.
+        await new StoreTamper(server.DataDirectory, server.StorageArguments).FlipAsync("leaf_hash", "acme", 5, 0);
+        await server.RestartAsync();
+        var dir = Path.Combine(_work, "mirror");
+
+        var refused = await MirrorAsync(server, key, dir);
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("FAILED: tile/0/000 does not hash to its entry in the tile above", refused.Error, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir, "checkpoint")));
+        Assert.False(File.Exists(Path.Combine(dir, "tile", "0", "000")));
+    }
+
+    [Fact]
     public async Task Unusable_input_exits_2()
     {
         var (server, key) = await ServerWithLogAsync(3, "user");
