@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Atp.Cli.Admin;
 using Atp.Cli.Keys;
+using Atp.Cli.Mirror;
 using Atp.Cli.Requests;
 using Atp.Cli.Verify;
 
@@ -16,6 +17,7 @@ internal static class AtpCommand
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(AdminCommand.Create(environment));
         root.Subcommands.Add(RequestCommand.Create(environment));
+        root.Subcommands.Add(MirrorCommand.Create(environment));
         return root;
     }
 

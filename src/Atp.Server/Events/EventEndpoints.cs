@@ -193,6 +193,9 @@ internal static class EventEndpoints
             {
                 Appended appended => Receipts(context, appended),
                 IdempotencyKeyReused reused => Problem.IdempotencyKeyReused(reused.Key),
+                LeafTooLarge tooLarge => Problem.Validation(
+                    $"1 of {count} events are not valid; nothing was stored.",
+                    new[] { new { index = tooLarge.Position, pointer = "", detail = $"its stored form would be {tooLarge.Bytes} bytes; an entry is at most {LeafWriter.MaxLeafBytes} bytes (the C2SP tlog-tiles entry limit), so make data smaller" } }),
                 EventIdConflict conflict => Problem.Conflict("event-id-conflict", $"Event {conflict.Position} has id {conflict.EventId}, which already names a different event of this tenant (or appears twice in the request); nothing was stored."),
                 _ => throw new InvalidOperationException("Unknown append outcome."),
             };

@@ -33,6 +33,7 @@ internal static class LogEndpoints
             .WithParameter("from", "The older tree size (at least 1).", Microsoft.OpenApi.JsonSchemaType.Integer, "int64", "1", required: true, minimum: 1)
             .WithParameter("to", "The newer tree size, at most the latest checkpoint's.", Microsoft.OpenApi.JsonSchemaType.Integer, "int64", "2", required: true, minimum: 1)
             .Produces<ConsistencyProofResponse>();
+        log.MapTileEndpoints();
 
         app.MapGet("/v1/log/keys", (ISigningKeyProvider keys) =>
                 TypedResults.Ok(new KeysResponse(keys.Verifiers.Select(v => new KeyDto(v.Name, v.VerifierKey, v == keys.Current.Verifier ? "active" : "retiring")).ToArray())))
