@@ -25,7 +25,18 @@ public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerif
     /// <summary>Rows per scan call: bounds how long a progress update can lag, and the memory a scanning thread holds.</summary>
     public const ulong ChunkEntries = 16_384;
 
-    private readonly int _scanners = Math.Clamp(Environment.ProcessorCount, 1, 4);
+    /// <summary>
+    /// One thread per core, at most 4: beyond that the in-order tree check (about a fifth of the work) and the
+    /// store's own reads are what limit the audit.
+    /// </summary>
+    public static int DefaultScanners { get; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
+
+    /// <summary>Threads that read and hash ranges at once (<see cref="DefaultScanners"/> unless set).</summary>
+    public int Scanners
+    {
+        get;
+        init => field = value is >= 1 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "1 to 64 threads.");
+    } = DefaultScanners;
 
     public async Task<StoreAuditResult> RunAsync(Action<AuditFinding> report, IProgress<AuditProgress>? progress, CancellationToken cancellationToken)
     {
@@ -83,7 +94,7 @@ public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerif
 
     /// <summary>
     /// Reads the tenant's rows [0, <paramref name="size"/>) in ranges of <see cref="ChunkEntries"/> on up to
-    /// <see cref="_scanners"/> threads at once, range k on thread k mod n: each thread reads its range from the store
+    /// <see cref="Scanners"/> threads at once, range k on thread k mod n: each thread reads its range from the store
     /// and checks its leaves there (the leaf hash is most of the work, and independent of every other row), then waits
     /// for its turn and folds the range into the tree check, which must see the rows in index order. So reading and
     /// hashing run on every core while the tree check, about one 65-byte node hash a row, follows in order; findings
@@ -92,7 +103,7 @@ public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerif
     private async Task ScanAsync(string tenant, ulong size, TreeAudit audit, Action<AuditProgress> progress, CancellationToken cancellationToken)
     {
         var ranges = (size + ChunkEntries - 1) / ChunkEntries;
-        var scanners = (int)Math.Min((ulong)_scanners, Math.Max(ranges, 1));
+        var scanners = (int)Math.Min((ulong)Scanners, Math.Max(ranges, 1));
         var turns = Enumerable.Range(0, scanners).Select(s => new SemaphoreSlim(s == 0 ? 1 : 0, 1)).ToArray();
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         try
