@@ -44,7 +44,7 @@ public sealed class SqliteStoreAuditTests : IAsyncLifetime
                 appended += (ulong)count;
 
                 // Checkpoints inside the second range and at the end: their roots are taken across range boundaries.
-                if (appended == 21_000 || appended == Size)
+                if ((appended > Chunk && appended - (ulong)count <= Chunk) || appended == Size)
                 {
                     Assert.True(await ((ILogStore)store).SealAsync(
                         "acme", (head, _) => Task.FromResult<string?>(new Checkpoint($"{Origin}/acme", head.Size, head.Root).Sign(_signer).ToString()), DateTimeOffset.UnixEpoch, CancellationToken.None));
@@ -79,13 +79,15 @@ public sealed class SqliteStoreAuditTests : IAsyncLifetime
     [Fact]
     public async Task Mismatches_in_several_ranges_are_reported_once_each_in_index_order_as_by_one_thread()
     {
-        // A leaf in the second range; the level-15 node (subtree [0, 32768), across the first two ranges) in the row of
-        // leaf 32767; a leaf in the last range.
+        // A leaf in the second range; the node over the first two ranges (subtree [0, 2·Chunk), level log2(Chunk) + 1),
+        // stored in the row of the second range's last leaf; a leaf in the last range.
+        Assert.True(ulong.IsPow2(Chunk), "the node below is found by a power-of-two range size");
         var leaf1 = Chunk + 5;
         var leaf2 = (2 * Chunk) + 3;
-        const ulong nodeRow = (1UL << 15) - 1;
+        var level = System.Numerics.BitOperations.Log2(Chunk) + 1;
+        var nodeRow = (2 * Chunk) - 1;
         FlipByte("leaf", leaf1, 10);
-        FlipByte("nodes", nodeRow, (14 * Hash.Size) + 3);
+        FlipByte("nodes", nodeRow, ((level - 1) * Hash.Size) + 3);
         FlipByte("leaf", leaf2, 0);
 
         var (result, findings) = await AuditAsync(null);
@@ -93,7 +95,7 @@ public sealed class SqliteStoreAuditTests : IAsyncLifetime
         Assert.Equal(
             new[] { (AuditFindingKind.Leaf, leaf1), (AuditFindingKind.Node, nodeRow), (AuditFindingKind.Leaf, leaf2) },
             findings.Select(f => (f.Kind, f.Index)));
-        Assert.Contains("level 15", findings[1].Detail, StringComparison.Ordinal);
+        Assert.Contains($"level {level}, index 0)", findings[1].Detail, StringComparison.Ordinal);
         Assert.Equal(3, result.Findings);
         Assert.Equal(Size, result.Entries);
 

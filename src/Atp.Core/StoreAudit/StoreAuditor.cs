@@ -23,7 +23,7 @@ public sealed record StoreAuditResult(int Tenants, ulong Entries, long LeafBytes
 public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerifier> trusted)
 {
     /// <summary>Rows per scan call: bounds how long a progress update can lag, and the memory a scanning thread holds.</summary>
-    public const ulong ChunkEntries = 16_384;
+    public const ulong ChunkEntries = 4_096;
 
     /// <summary>
     /// One thread per core, at most 4: beyond that the in-order tree check (about a fifth of the work) and the
