@@ -36,12 +36,20 @@ internal static unsafe class SqliteAuditNative
         // Objects of one SQLite library must never be handed to another copy of it: the pointer to the version string
         // is an address inside the library, so equal pointers mean the very library SQLitePCL calls.
         var ours = ((delegate* unmanaged<byte*>)sourceId)();
-        fixed (byte* theirs = raw.sqlite3_sourceid())
+        try
         {
-            if (ours != theirs)
+            fixed (byte* theirs = raw.sqlite3_sourceid())
             {
-                return;
+                if (ours != theirs)
+                {
+                    return;
+                }
             }
+        }
+        catch (Exception e) when (e is InvalidOperationException or TypeInitializationException)
+        {
+            // SQLitePCL has no provider yet: nothing to compare with, so not used.
+            return;
         }
 
         StepFunction = (delegate* unmanaged<nint, int>)step;
