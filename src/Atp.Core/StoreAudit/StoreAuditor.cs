@@ -26,7 +26,7 @@ public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerif
     public const ulong ChunkEntries = 4_096;
 
     /// <summary>
-    /// One thread per core, at most 4: beyond that the in-order tree check (about a fifth of the work) and the
+    /// One thread per core, at most 4: beyond that the in-order tree check (about a tenth of the work) and the
     /// store's own reads are what limit the audit.
     /// </summary>
     public static int DefaultScanners { get; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
