@@ -5,16 +5,19 @@ namespace Atp.Core.Export;
 /// <summary>
 /// Reads newline-terminated lines from a stream in bounded memory (one line of at most the limit, plus a read buffer),
 /// handing every byte read to <see cref="BytesRead"/> first so a caller can hash the whole file in the same pass.
+/// With <see cref="ParallelBytesRead"/> that runs on another thread while the lines of the chunk are handed out (the
+/// buffer is not touched again until it returns), so hashing the file and hashing its lines take one core each.
 /// </summary>
-internal sealed class NdjsonLineReader : IDisposable
+internal sealed class NdjsonLineReader : IAsyncDisposable
 {
-    private const int ReadSize = 1 << 16;
+    private const int ReadSize = 1 << 18;
     private readonly Stream _stream;
     private readonly int _maxLineBytes;
     private byte[] _buffer;
     private int _start;
     private int _end;
     private bool _eof;
+    private Task? _pending;
 
     public NdjsonLineReader(Stream stream, int maxLineBytes)
     {
@@ -25,6 +28,9 @@ internal sealed class NdjsonLineReader : IDisposable
 
     /// <summary>Called with every chunk read from the stream, in order.</summary>
     public Action<ReadOnlyMemory<byte>>? BytesRead { get; init; }
+
+    /// <summary>Run <see cref="BytesRead"/> on the thread pool, overlapping with the caller's work on the lines.</summary>
+    public bool ParallelBytesRead { get; init; }
 
     /// <summary>Total bytes read from the stream.</summary>
     public long Position { get; private set; }
@@ -54,6 +60,7 @@ internal sealed class NdjsonLineReader : IDisposable
 
             if (_eof)
             {
+                await WaitForBytesReadAsync().ConfigureAwait(false);
                 return scanned == 0 ? (LineStatus.End, default) : (LineStatus.Unterminated, default);
             }
 
@@ -61,14 +68,26 @@ internal sealed class NdjsonLineReader : IDisposable
         }
     }
 
-    public void Dispose()
+    public async ValueTask DisposeAsync()
     {
+        // The pool must not hand the buffer out while a hash of it still runs.
+        await WaitForBytesReadAsync().ConfigureAwait(false);
         ArrayPool<byte>.Shared.Return(_buffer);
         _buffer = [];
     }
 
+    private async ValueTask WaitForBytesReadAsync()
+    {
+        if (_pending is { } pending)
+        {
+            _pending = null;
+            await pending.ConfigureAwait(false);
+        }
+    }
+
     private async ValueTask FillAsync(CancellationToken cancellationToken)
     {
+        await WaitForBytesReadAsync().ConfigureAwait(false);
         // Keep the unfinished line: move it to the front, growing the buffer only when a line is longer than it.
         var pending = _end - _start;
         if (_buffer.Length - pending < ReadSize)
@@ -92,7 +111,19 @@ internal sealed class NdjsonLineReader : IDisposable
             return;
         }
 
-        BytesRead?.Invoke(new ReadOnlyMemory<byte>(_buffer, _end, read));
+        var chunk = new ReadOnlyMemory<byte>(_buffer, _end, read);
+        if (BytesRead is { } bytesRead)
+        {
+            if (ParallelBytesRead)
+            {
+                _pending = Task.Run(() => bytesRead(chunk), cancellationToken);
+            }
+            else
+            {
+                bytesRead(chunk);
+            }
+        }
+
         _end += read;
         Position += read;
     }
