@@ -63,11 +63,19 @@ internal static class ExportCommand
 
                 var writer = new BundleWriter(store, TimeProvider.System);
                 var previous = previousSize ?? (from > 0 ? from : null);
-                var plan = await writer.PlanCompleteAsync(tenantId, from, null, previous, null, cancellationToken).ConfigureAwait(false)
-                    ?? throw new CliInputException($"tenant '{tenantId}' has no signed checkpoint at or beyond index {from} yet");
-                if (plan.PreviousSize > plan.TreeSize)
+                BundlePlan? plan;
+                try
                 {
-                    throw new CliInputException($"--previous-size {plan.PreviousSize} is beyond the latest checkpoint ({plan.TreeSize})");
+                    plan = await writer.PlanCompleteAsync(tenantId, from, null, previous, null, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new CliInputException($"--from {from} / --previous-size {previous}: {e.Message}");
+                }
+
+                if (plan is null)
+                {
+                    throw new CliInputException($"tenant '{tenantId}' has no signed checkpoint at or beyond index {from} yet");
                 }
 
                 // Staged beside the output, so a rerun after a crash keeps the entries files already written.

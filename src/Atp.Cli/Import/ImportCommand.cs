@@ -43,7 +43,17 @@ internal static class ImportCommand
 
         if (!verified.KeyPinned)
         {
-            await output.WriteLineAsync($"key NOT pinned: trusting the key the bundle names, {verified.VerifierKey}; pass the source cell's key with --key").ConfigureAwait(false);
+            // Trust on first use: once a replica has recorded its source's keys, a bundle without --key must be signed by one of them.
+            var recorded = ReplicaKeys.Read(data.FullName, verified.Manifest!.Tenant);
+            if (recorded.Count > 0 && !recorded.Any(k => k.VerifierKey == verified.VerifierKey))
+            {
+                await error.WriteLineAsync($"REFUSED: the bundle is signed by {verified.VerifierKey}, not by the source key(s) recorded for replica {verified.Manifest.Tenant} ({string.Join(", ", recorded.Select(k => k.VerifierKey))}); pass the new key with --key if the source rotated it; nothing imported").ConfigureAwait(false);
+                return ExitCodes.VerificationFailed;
+            }
+
+            await output.WriteLineAsync(recorded.Count > 0
+                ? $"key: signed by {verified.VerifierKey}, the source key recorded at the first import"
+                : $"key NOT pinned: trusting the key the bundle names, {verified.VerifierKey}; pass the source cell's key with --key").ConfigureAwait(false);
         }
 
         Directory.CreateDirectory(data.FullName);

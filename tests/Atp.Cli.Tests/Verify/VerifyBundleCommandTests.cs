@@ -86,6 +86,32 @@ public sealed class VerifyBundleCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Import_without_a_key_pins_the_first_bundles_key_and_refuses_another()
+    {
+        var offline = Log.Scratch("offline");
+        await using var other = await BundleLog.CreateAsync();
+        await other.AppendAsync(12);
+        await other.SealAsync();
+        var stranger = Path.Combine(other.Scratch("out"), "other.tar");
+        var writer = new BundleWriter(other.Store, other.Clock);
+        await writer.WriteAsync((await writer.PlanCompleteAsync(BundleLog.TenantId, 0, null, null, null, None))!, other.Scratch("staging"), other.Signer, stranger, None);
+
+        var first = await CliRun.InProcessAsync("import", _first, "--data", offline);
+        var second = await CliRun.InProcessAsync("import", _second, "--data", offline);
+        var foreign = await CliRun.InProcessAsync("import", stranger, "--data", offline);
+
+        Assert.True(first.ExitCode == 0, first.Error);
+        Assert.Contains($"key NOT pinned: trusting the key the bundle names, {Key}", first.Output, StringComparison.Ordinal);
+        Assert.Contains("imported 10 entries: replica tenant acme", first.Output, StringComparison.Ordinal);
+        Assert.True(second.ExitCode == 0, second.Error);
+        Assert.Contains($"key: signed by {Key}, the source key recorded at the first import", second.Output, StringComparison.Ordinal);
+        Assert.Contains("imported 30 entries", second.Output, StringComparison.Ordinal);
+        Assert.Equal(1, foreign.ExitCode);
+        Assert.StartsWith($"REFUSED: the bundle is signed by {other.Signer.Verifier.VerifierKey}, not by the source key(s) recorded for replica acme", foreign.Error, StringComparison.Ordinal);
+        Assert.Equal([Key], (await File.ReadAllLinesAsync(ReplicaKeys.PathOf(offline, BundleLog.TenantId))).ToList());
+    }
+
+    [Fact]
     public async Task A_missing_file_is_unusable_input()
     {
         var result = await CliRun.InProcessAsync("verify", "bundle", Path.Combine(Log.Scratch("none"), "missing.tar"), "--key", Key);
