@@ -1,12 +1,14 @@
 using System.Buffers;
+using System.Threading.Channels;
 
 namespace Atp.Core.Export;
 
 /// <summary>
 /// Reads newline-terminated lines from a stream in bounded memory (one line of at most the limit, plus a read buffer),
 /// handing every byte read to <see cref="BytesRead"/> first so a caller can hash the whole file in the same pass.
-/// With <see cref="ParallelBytesRead"/> that runs on another thread while the lines of the chunk are handed out (the
-/// buffer is not touched again until it returns), so hashing the file and hashing its lines take one core each.
+/// With <see cref="ParallelBytesRead"/> it runs on another thread, fed copies of the chunks through a bounded queue, so
+/// hashing the file and hashing its lines take one core each and the reader never waits for a thread to wake up
+/// (waiting for the hash of each chunk before reusing the buffer cost more than the hash on a loaded machine).
 /// </summary>
 internal sealed class NdjsonLineReader : IAsyncDisposable
 {
@@ -17,7 +19,8 @@ internal sealed class NdjsonLineReader : IAsyncDisposable
     private int _start;
     private int _end;
     private bool _eof;
-    private Task? _pending;
+    private Channel<(byte[] Chunk, int Length)>? _queue;
+    private Task? _consumer;
 
     public NdjsonLineReader(Stream stream, int maxLineBytes)
     {
@@ -76,18 +79,42 @@ internal sealed class NdjsonLineReader : IAsyncDisposable
         _buffer = [];
     }
 
+    // Ends the queue and waits until every chunk read has been handed to BytesRead.
     private async ValueTask WaitForBytesReadAsync()
     {
-        if (_pending is { } pending)
+        if (_consumer is { } consumer)
         {
-            _pending = null;
-            await pending.ConfigureAwait(false);
+            _queue!.Writer.TryComplete();
+            _consumer = null;
+            await consumer.ConfigureAwait(false);
         }
+    }
+
+    private async ValueTask QueueAsync(ReadOnlyMemory<byte> chunk, Action<ReadOnlyMemory<byte>> bytesRead, CancellationToken cancellationToken)
+    {
+        if (_queue is null)
+        {
+            _queue = Channel.CreateBounded<(byte[], int)>(new BoundedChannelOptions(8) { SingleReader = true, SingleWriter = true });
+            var reader = _queue.Reader;
+            _consumer = Task.Run(
+                async () =>
+                {
+                    await foreach (var (copy, length) in reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+                    {
+                        bytesRead(new ReadOnlyMemory<byte>(copy, 0, length));
+                        ArrayPool<byte>.Shared.Return(copy);
+                    }
+                },
+                CancellationToken.None);
+        }
+
+        var copied = ArrayPool<byte>.Shared.Rent(chunk.Length);
+        chunk.CopyTo(copied);
+        await _queue.Writer.WriteAsync((copied, chunk.Length), cancellationToken).ConfigureAwait(false);
     }
 
     private async ValueTask FillAsync(CancellationToken cancellationToken)
     {
-        await WaitForBytesReadAsync().ConfigureAwait(false);
         // Keep the unfinished line: move it to the front, growing the buffer only when a line is longer than it.
         var pending = _end - _start;
         if (_buffer.Length - pending < ReadSize)
@@ -116,7 +143,7 @@ internal sealed class NdjsonLineReader : IAsyncDisposable
         {
             if (ParallelBytesRead)
             {
-                _pending = Task.Run(() => bytesRead(chunk), cancellationToken);
+                await QueueAsync(chunk, bytesRead, cancellationToken).ConfigureAwait(false);
             }
             else
             {
