@@ -24,11 +24,20 @@ public sealed record BundleManifest(
     DateTimeOffset CreatedAt,
     string? ExportId)
 {
+    /// <summary>
+    /// The verifier key (C2SP vkey) of the key that signed the manifest and the checkpoint, so a reader given no key can
+    /// still check every signature against one key (trust on first use) and show which key that was.
+    /// </summary>
+    public string? VerifierKey { get; init; }
+
     /// <summary>The only format this version writes and reads.</summary>
     public const string CurrentFormat = "atp-bundle/1";
 
     /// <summary>At most this many entries go into one entries file.</summary>
     public const int MaxEntriesPerFile = 65_536;
+
+    /// <summary>The longest entry line (leaf bytes) a reader accepts: far above any leaf ingestion can produce, and a bound on a reader's memory.</summary>
+    public const int MaxLineBytes = 1 << 20;
 
     public const string ManifestName = "manifest.json";
     public const string SignatureName = "manifest.sig";
