@@ -46,6 +46,15 @@ public sealed record BundleManifest(
     /// <summary>The name of entries file <paramref name="number"/> (0-based).</summary>
     public static string EntriesFileName(int number) => $"entries/{number:D6}.ndjson";
 
+    /// <summary>
+    /// The name of the leaf-hash file that goes with entries file <paramref name="number"/> (complete bundles): the
+    /// RFC 9162 leaf hash of each of its entries, <see cref="LeafHashBytes"/> raw bytes each, in order.
+    /// </summary>
+    public static string HashesFileName(int number) => $"hashes/{number:D6}.bin";
+
+    /// <summary>The size of one listed leaf hash in a hashes file.</summary>
+    public const int LeafHashBytes = 32;
+
     /// <summary>The name of the inclusion-proof file that goes with entries file <paramref name="number"/> (filtered bundles).</summary>
     public static string ProofsFileName(int number) => $"proofs/{number:D6}.ndjson";
 

@@ -8,7 +8,8 @@ namespace Atp.Core.Export;
 
 /// <summary>
 /// Verifies an export bundle (docs/export-bundle.md) offline, streaming over the tar without extracting it: memory is
-/// bounded by one line, one read buffer and, for a filtered bundle, the leaf hashes of one entries file. Checks the
+/// bounded by one line, one read buffer and the leaf hashes of one entries file (a complete bundle's listed hashes file,
+/// or those recomputed for a filtered bundle's proofs). Checks the
 /// member layout, the manifest signature, the signed checkpoint, every file's size and SHA-256, and either the root
 /// rebuilt from the edge and every leaf (complete bundles) or every entry's inclusion proof (filtered bundles), and the
 /// consistency proof from the previous bundle's checkpoint. The first failure is reported, naming the member (and for
@@ -19,6 +20,7 @@ public sealed class BundleVerifier
     private const int MaxManifestBytes = 8 << 20;
     private const string EntriesPrefix = "entries/";
     private const string ProofsPrefix = "proofs/";
+    private const string HashesPrefix = "hashes/";
     private readonly IReadOnlyList<NoteVerifier> _keys;
 
     /// <param name="keys">
@@ -168,6 +170,8 @@ public sealed class BundleVerifier
         var range = manifest.Complete ? new CompactRange(manifest.From, [.. manifest.Edge.Select(ParseHash)]) : null;
         List<Hash>? leafHashes = manifest.Complete ? null : new List<Hash>(BundleManifest.MaxEntriesPerFile);
         BundleFile? entriesFile = null;
+        byte[]? listed = null;
+        string? listedName = null;
         var lastIndex = (ulong?)null;
         foreach (var file in manifest.Files)
         {
@@ -187,7 +191,12 @@ public sealed class BundleVerifier
             {
                 leafHashes?.Clear();
                 entriesFile = file;
-                failure = await VerifyEntriesAsync(file, data, range, leafHashes, cancellationToken).ConfigureAwait(false);
+                failure = await VerifyEntriesAsync(file, data, range, listed, listedName, leafHashes, cancellationToken).ConfigureAwait(false);
+            }
+            else if (file.Name.StartsWith(HashesPrefix, StringComparison.Ordinal))
+            {
+                (listed, failure) = await ReadHashesAsync(file, entry, cancellationToken).ConfigureAwait(false);
+                listedName = file.Name;
             }
             else
             {
@@ -272,8 +281,12 @@ public sealed class BundleVerifier
         for (var i = 0; i < manifest.Files.Count; i++)
         {
             var file = manifest.Files[i];
-            var proofs = !manifest.Complete && i % 2 == 1;
-            var expected = proofs ? BundleManifest.ProofsFileName(number) : BundleManifest.EntriesFileName(number);
+
+            // Each entries file has a companion: a complete bundle's hashes file just before it, a filtered bundle's
+            // proofs file just after it.
+            var companion = manifest.Complete ? i % 2 == 0 : i % 2 == 1;
+            var expected = !companion ? BundleManifest.EntriesFileName(number)
+                : manifest.Complete ? BundleManifest.HashesFileName(number) : BundleManifest.ProofsFileName(number);
             if (file.Name != expected)
             {
                 return $"file {i} is '{file.Name}', expected '{expected}'";
@@ -284,15 +297,25 @@ public sealed class BundleVerifier
                 return $"{file.Name} is not described correctly (count 1..{BundleManifest.MaxEntriesPerFile}, size, lowercase hex SHA-256)";
             }
 
-            if (proofs)
+            if (companion)
             {
-                var entries = manifest.Files[i - 1];
+                var entries = manifest.Complete ? (i + 1 < manifest.Files.Count ? manifest.Files[i + 1] : null) : manifest.Files[i - 1];
+                if (entries is null)
+                {
+                    return $"{file.Name} has no entries file after it";
+                }
+
                 if (file.FirstIndex != entries.FirstIndex || file.Count != entries.Count)
                 {
                     return $"{file.Name} does not cover the entries of {entries.Name}";
                 }
 
-                number++;
+                if (manifest.Complete && (ulong)file.Size != file.Count * BundleManifest.LeafHashBytes)
+                {
+                    return $"{file.Name} is {file.Size} bytes, not {file.Count} leaf hashes of {BundleManifest.LeafHashBytes} bytes";
+                }
+
+                number += manifest.Complete ? 0 : 1;
                 continue;
             }
 
@@ -312,9 +335,9 @@ public sealed class BundleVerifier
             number += manifest.Complete ? 1 : 0;
         }
 
-        if (!manifest.Complete && manifest.Files.Count % 2 == 1)
+        if (manifest.Files.Count % 2 == 1)
         {
-            return $"{manifest.Files[^1].Name} has no proofs file";
+            return $"{manifest.Files[^1].Name} has no {(manifest.Complete ? "hashes" : "proofs")} file";
         }
 
         if (events != manifest.Events || manifest.Complete && events != manifest.To - manifest.From)
@@ -365,9 +388,24 @@ public sealed class BundleVerifier
         return null;
     }
 
-    // Streams one entries file: its SHA-256 on one thread, the leaf hashes (appended to the tree of a complete bundle,
-    // kept for the proofs of a filtered one) on this one.
-    private static async Task<BundleFailure?> VerifyEntriesAsync(BundleFile file, Stream data, CompactRange? range, List<Hash>? leafHashes, CancellationToken cancellationToken)
+    // A complete bundle's hashes file, read whole (CheckFiles bounded it to count × 32 bytes, at most 2 MiB) so that each
+    // entry of the entries file after it can be compared with its listed leaf hash as it streams.
+    private static async Task<(byte[]? Listed, BundleFailure? Failure)> ReadHashesAsync(BundleFile file, TarEntry entry, CancellationToken cancellationToken)
+    {
+        var bytes = await ReadSmallAsync(entry, BundleManifest.MaxEntriesPerFile * BundleManifest.LeafHashBytes, cancellationToken).ConfigureAwait(false);
+        if (bytes is null)
+        {
+            return (null, new BundleFailure(file.Name, $"larger than {BundleManifest.MaxEntriesPerFile} leaf hashes"));
+        }
+
+        var digest = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        return digest == file.Sha256 ? (bytes, null) : (null, new BundleFailure(file.Name, $"SHA-256 {digest} is not the manifest's {file.Sha256}"));
+    }
+
+    // Streams one entries file: its SHA-256 on one thread, the leaf hashes on this one. In a complete bundle each leaf
+    // hash must be the one its hashes file lists (so a changed entry is named by its line) and is appended to the tree;
+    // in a filtered one they are kept for the proofs.
+    private static async Task<BundleFailure?> VerifyEntriesAsync(BundleFile file, Stream data, CompactRange? range, byte[]? listed, string? listedName, List<Hash>? leafHashes, CancellationToken cancellationToken)
     {
         using var sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var reader = new NdjsonLineReader(data, BundleManifest.MaxLineBytes) { BytesRead = chunk => sha256.AppendData(chunk.Span), ParallelBytesRead = true };
@@ -393,6 +431,19 @@ public sealed class BundleVerifier
                         }
 
                         var leafHash = MerkleHasher.HashLeaf(bytes.Span);
+                        if (listed is not null)
+                        {
+                            var expected = listed.AsSpan((int)line * BundleManifest.LeafHashBytes, BundleManifest.LeafHashBytes);
+                            if (!leafHash.AsSpan().SequenceEqual(expected))
+                            {
+                                return new BundleFailure(
+                                    file.Name,
+                                    $"leaf hash {leafHash.ToHex()} is not the listed {Convert.ToHexStringLower(expected)} ({listedName})",
+                                    index,
+                                    line + 1);
+                            }
+                        }
+
                         range?.Append(leafHash);
                         leafHashes?.Add(leafHash);
                         line++;
@@ -505,7 +556,8 @@ public sealed class BundleVerifier
         if (name != expected)
         {
             var known = name is BundleManifest.ManifestName or BundleManifest.SignatureName or BundleManifest.CheckpointName
-                || name.StartsWith(EntriesPrefix, StringComparison.Ordinal) || name.StartsWith(ProofsPrefix, StringComparison.Ordinal);
+                || name.StartsWith(EntriesPrefix, StringComparison.Ordinal) || name.StartsWith(ProofsPrefix, StringComparison.Ordinal)
+                || name.StartsWith(HashesPrefix, StringComparison.Ordinal);
             return (null, new BundleFailure(name, known ? $"is out of place: {expected} was expected here" : $"is not a bundle member ({expected} was expected here)"));
         }
 

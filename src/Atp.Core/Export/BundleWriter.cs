@@ -73,12 +73,16 @@ public sealed class BundleWriter
         return plan;
     }
 
-    /// <summary>Whether entries file <paramref name="number"/> (and, for a filtered bundle, its proofs file) is fully staged.</summary>
+    /// <summary>
+    /// Whether entries file <paramref name="number"/> and its companion (the hashes file of a complete bundle, the
+    /// proofs file of a filtered one) are fully staged.
+    /// </summary>
     public static bool IsFileWritten(BundlePlan plan, string stagingDirectory, int number)
     {
         ArgumentNullException.ThrowIfNull(plan);
+        var companion = plan.Complete ? BundleManifest.HashesFileName(number) : BundleManifest.ProofsFileName(number);
         return File.Exists(Path.Combine(stagingDirectory, BundleManifest.EntriesFileName(number)))
-            && (plan.Complete || File.Exists(Path.Combine(stagingDirectory, BundleManifest.ProofsFileName(number))));
+            && File.Exists(Path.Combine(stagingDirectory, companion));
     }
 
     /// <summary>The first entries file not yet fully staged; <see cref="BundlePlan.FileCount"/> when all are.</summary>
@@ -95,7 +99,7 @@ public sealed class BundleWriter
     }
 
     /// <summary>
-    /// Stages entries file <paramref name="number"/> (and its proofs file): written under a temporary name, flushed to
+    /// Stages entries file <paramref name="number"/> (and its hashes or proofs file): written under a temporary name, flushed to
     /// disk, then renamed, so a file under its final name is always complete. Does nothing when it is already staged.
     /// </summary>
     public async Task WriteEntriesFileAsync(BundlePlan plan, int number, string stagingDirectory, CancellationToken cancellationToken)
@@ -115,7 +119,17 @@ public sealed class BundleWriter
         {
             if (plan.Indexes is null)
             {
-                await WriteRangeAsync(plan, plan.From + ((ulong)number * BundleManifest.MaxEntriesPerFile), count, entries, cancellationToken).ConfigureAwait(false);
+                var hashesPath = Path.Combine(stagingDirectory, BundleManifest.HashesFileName(number));
+                Directory.CreateDirectory(Path.GetDirectoryName(hashesPath)!);
+                var hashes = CreatePartial(hashesPath);
+                await using (hashes.ConfigureAwait(false))
+                {
+                    await WriteRangeAsync(plan, plan.From + ((ulong)number * BundleManifest.MaxEntriesPerFile), count, entries, hashes, cancellationToken).ConfigureAwait(false);
+                    await hashes.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    hashes.Flush(flushToDisk: true);
+                }
+
+                File.Move(hashesPath + PartialSuffix, hashesPath, overwrite: true);
             }
             else
             {
@@ -166,7 +180,7 @@ public sealed class BundleWriter
         var proofs = new ProofBuilder(_store.NodeReader(plan.Tenant));
         var edge = plan.Complete ? await ReadEdgeAsync(plan.Tenant, plan.From, cancellationToken).ConfigureAwait(false) : [];
         var range = plan.Complete ? new CompactRange(plan.From, edge) : null;
-        var files = new List<BundleFile>(plan.FileCount * (plan.Complete ? 1 : 2));
+        var files = new List<BundleFile>(plan.FileCount * 2);
         var nextIndex = plan.From;
         for (var number = 0; number < plan.FileCount; number++)
         {
@@ -175,7 +189,22 @@ public sealed class BundleWriter
                 throw new InvalidOperationException($"Entries file {number} is not staged yet.");
             }
 
-            var (file, firstIndex) = await DigestEntriesAsync(plan, stagingDirectory, number, range, nextIndex, cancellationToken).ConfigureAwait(false);
+            byte[]? listed = null;
+            if (plan.Complete)
+            {
+                var hashesName = BundleManifest.HashesFileName(number);
+                listed = await File.ReadAllBytesAsync(Path.Combine(stagingDirectory, hashesName), cancellationToken).ConfigureAwait(false);
+                if (listed.Length != plan.CountOf(number) * BundleManifest.LeafHashBytes)
+                {
+                    throw new InvalidOperationException($"Staged {hashesName} holds {listed.Length} bytes, not {plan.CountOf(number)} leaf hashes.");
+                }
+
+                // The hashes file goes before its entries file, so a verifier streaming the tar knows each listed hash
+                // before it reaches the entry.
+                files.Add(new BundleFile(hashesName, nextIndex, (ulong)plan.CountOf(number), listed.Length, Convert.ToHexStringLower(SHA256.HashData(listed))));
+            }
+
+            var (file, firstIndex) = await DigestEntriesAsync(plan, stagingDirectory, number, range, listed, nextIndex, cancellationToken).ConfigureAwait(false);
             files.Add(file);
             nextIndex = firstIndex + file.Count;
             if (!plan.Complete)
@@ -283,7 +312,7 @@ public sealed class BundleWriter
         return hashes;
     }
 
-    private async Task WriteRangeAsync(BundlePlan plan, ulong first, int count, FileStream output, CancellationToken cancellationToken)
+    private async Task WriteRangeAsync(BundlePlan plan, ulong first, int count, FileStream output, FileStream hashes, CancellationToken cancellationToken)
     {
         var next = first;
         var end = first + (ulong)count;
@@ -303,6 +332,7 @@ public sealed class BundleWriter
                 }
 
                 await WriteLineAsync(plan.Tenant, entry, output, cancellationToken).ConfigureAwait(false);
+                await hashes.WriteAsync(entry.LeafHash.ToArray(), cancellationToken).ConfigureAwait(false);
                 next++;
             }
         }
@@ -342,9 +372,9 @@ public sealed class BundleWriter
     }
 
     // One pass over a staged entries file: its size and SHA-256, its line count and (complete bundles) every leaf
-    // appended to the tree being rebuilt.
+    // checked against its staged hashes file and appended to the tree being rebuilt.
     private static async Task<(BundleFile File, ulong FirstIndex)> DigestEntriesAsync(
-        BundlePlan plan, string stagingDirectory, int number, CompactRange? range, ulong nextIndex, CancellationToken cancellationToken)
+        BundlePlan plan, string stagingDirectory, int number, CompactRange? range, byte[]? listed, ulong nextIndex, CancellationToken cancellationToken)
     {
         var name = BundleManifest.EntriesFileName(number);
         using var sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -368,7 +398,18 @@ public sealed class BundleWriter
                     throw new InvalidOperationException($"Staged {name} is damaged ({status}).");
                 }
 
-                range?.Append(MerkleHasher.HashLeaf(line.Span));
+                if (lines >= expected)
+                {
+                    throw new InvalidOperationException($"Staged {name} holds more than {expected} entries.");
+                }
+
+                var leafHash = MerkleHasher.HashLeaf(line.Span);
+                if (listed is not null && !leafHash.AsSpan().SequenceEqual(listed.AsSpan(lines * BundleManifest.LeafHashBytes, BundleManifest.LeafHashBytes)))
+                {
+                    throw new InvalidOperationException($"Staged {name} line {lines + 1} does not match its staged hashes file.");
+                }
+
+                range?.Append(leafHash);
                 lines++;
             }
 
