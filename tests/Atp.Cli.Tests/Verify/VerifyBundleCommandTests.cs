@@ -46,7 +46,7 @@ public sealed class VerifyBundleCommandTests : IAsyncLifetime
         var result = await CliRun.InProcessAsync("verify", "bundle", _second, "--key", Key, "--previous", _first);
 
         Assert.True(result.ExitCode == 0, result.Error);
-        Assert.Contains("verified: bundle of tenant acme (atp.test/local/acme), entries [10, 40): 30 events in 1 files, checkpoint of size 40", result.Output, StringComparison.Ordinal);
+        Assert.Contains("verified: bundle of tenant acme (atp.test/local/acme), entries [10, 40): 30 events in 2 files, checkpoint of size 40", result.Output, StringComparison.Ordinal);
         Assert.Contains($"signed by {Key} (pinned with --key)", result.Output, StringComparison.Ordinal);
         Assert.Contains("complete: every entry", result.Output, StringComparison.Ordinal);
         Assert.Contains("previous: consistent with the checkpoint of size 10", result.Output, StringComparison.Ordinal);
@@ -154,6 +154,37 @@ public sealed class VerifyBundleCommandTests : IAsyncLifetime
         Assert.Equal("entries/000000.ndjson, line 31 (index 40): holds more than the 30 entries the manifest lists", failure);
     }
 
+    [Fact]
+    public async Task A_complete_bundle_names_the_changed_entry_by_its_line_and_index()
+    {
+        // Entry 14 (line 5) changed, the entries file re-signed: only its listed leaf hash still says what it was.
+        string? listed = null;
+        var failure = await VerifyRewrittenAsync(_second, members =>
+        {
+            var lines = Encoding.UTF8.GetString(members["entries/000000.ndjson"]).Split('\n');
+            lines[4] = lines[4].Replace("\"seq\":", "\"seq\":9", StringComparison.Ordinal);
+            members["entries/000000.ndjson"] = Encoding.UTF8.GetBytes(string.Join('\n', lines));
+            listed = Convert.ToHexStringLower(members["hashes/000000.bin"].AsSpan(4 * 32, 32));
+        });
+
+        Assert.Matches($"^entries/000000\\.ndjson, line 5 \\(index 14\\): leaf hash [0-9a-f]{{64}} is not the listed {listed} \\(hashes/000000\\.bin\\)$", failure);
+    }
+
+    [Fact]
+    public async Task A_complete_bundle_whose_listed_hashes_were_changed_with_the_entry_fails_on_the_root()
+    {
+        // Entry and listed hash changed together, everything re-signed: the rebuilt root is not the signed checkpoint's.
+        var failure = await VerifyRewrittenAsync(_second, members =>
+        {
+            var lines = Encoding.UTF8.GetString(members["entries/000000.ndjson"]).Split('\n');
+            lines[4] = lines[4].Replace("\"seq\":", "\"seq\":9", StringComparison.Ordinal);
+            members["entries/000000.ndjson"] = Encoding.UTF8.GetBytes(string.Join('\n', lines));
+            Atp.Integrity.MerkleHasher.HashLeaf(Encoding.UTF8.GetBytes(lines[4])).CopyTo(members["hashes/000000.bin"].AsSpan(4 * 32, 32));
+        });
+
+        Assert.Equal("entries/: the entries [10, 40) appended to the edge do not hash to the checkpoint's root", failure);
+    }
+
     /// <summary>
     /// Flips one byte at every position of the bundle's tar headers, padding and end marker, of the manifest, signature
     /// and checkpoint, and of every third byte of the entries: every flip must fail verification naming the damaged
@@ -194,6 +225,14 @@ public sealed class VerifyBundleCommandTests : IAsyncLifetime
 
             Assert.True(result.ExitCode == 1, $"byte {position} ({member}): exit {result.ExitCode} {result.Error}");
             Assert.StartsWith("FAILED: ", result.Error, StringComparison.Ordinal);
+            if (member.StartsWith("entries/", StringComparison.Ordinal) && !member.Contains(' ', StringComparison.Ordinal))
+            {
+                // A flip inside an entries file names the entry: the line the byte is on (a flipped newline ends its line).
+                var data = layout.Members.Single(m => m.Name == member);
+                var line = original.AsSpan(data.DataOffset, position - data.DataOffset).Count((byte)'\n') + 1;
+                Assert.StartsWith($"FAILED: {member}, line {line} (index {10 + line - 1}): ", result.Error, StringComparison.Ordinal);
+            }
+
             Assert.True(
                 // A data byte names its member; a header, padding or end-marker byte names the member or the tar framing.
                 member.Contains(' ', StringComparison.Ordinal)

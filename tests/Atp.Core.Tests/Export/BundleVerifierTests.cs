@@ -15,8 +15,8 @@ public sealed class BundleVerifierTests
         { "entries/000000.ndjson", TarEntryType.SymbolicLink, "entries/000000.ndjson", "is a SymbolicLink entry; a bundle holds only regular files" },
         { "entries/", TarEntryType.Directory, "entries/", "is a Directory entry; a bundle holds only regular files" },
         { "manifest.json", TarEntryType.RegularFile, "manifest.json", "appears twice in the tar" },
-        { "notes.txt", TarEntryType.RegularFile, "notes.txt", "is not a bundle member (entries/000000.ndjson was expected here)" },
-        { "entries/000001.ndjson", TarEntryType.RegularFile, "entries/000001.ndjson", "is out of place: entries/000000.ndjson was expected here" },
+        { "notes.txt", TarEntryType.RegularFile, "notes.txt", "is not a bundle member (hashes/000000.bin was expected here)" },
+        { "entries/000001.ndjson", TarEntryType.RegularFile, "entries/000001.ndjson", "is out of place: hashes/000000.bin was expected here" },
     };
 
     [Theory]
@@ -30,7 +30,7 @@ public sealed class BundleVerifierTests
         var path = Path.Combine(log.Scratch("out"), "b.tar");
         await writer.WriteAsync((await writer.PlanCompleteAsync(BundleLog.TenantId, 0, null, null, null, None))!, log.Scratch("staging"), log.Signer, path, None);
 
-        // The intruder goes right after the checkpoint, where the first entries file belongs.
+        // The intruder goes right after the checkpoint, where the first hashes file belongs.
         var members = await BundleWriterTests.ReadMembersAsync(path);
         var tampered = Path.Combine(log.Scratch("out"), "t.tar");
         await using (var stream = File.Create(tampered))
@@ -38,7 +38,7 @@ public sealed class BundleVerifierTests
         {
             foreach (var (memberName, bytes) in members)
             {
-                if (memberName.StartsWith("entries/", StringComparison.Ordinal))
+                if (memberName.StartsWith("hashes/", StringComparison.Ordinal))
                 {
                     var intruder = new PaxTarEntry(type, name);
                     if (type == TarEntryType.SymbolicLink)

@@ -27,7 +27,7 @@ public sealed class BundleWriterTests
         var manifest = await writer.WriteAsync(plan, log.Scratch("staging"), log.Signer, path, None);
 
         var members = await ReadMembersAsync(path);
-        Assert.Equal(["manifest.json", "manifest.sig", "checkpoint", "entries/000000.ndjson"], members.Keys);
+        Assert.Equal(["manifest.json", "manifest.sig", "checkpoint", "hashes/000000.bin", "entries/000000.ndjson"], members.Keys);
         Assert.Equal(manifest.ToUtf8Bytes(), members["manifest.json"]);
         Assert.Equal((byte)'\n', members["manifest.json"][^1]);
         Assert.True(SignedNote.TryParse(members["manifest.sig"], out var note, out _));
@@ -38,10 +38,14 @@ public sealed class BundleWriterTests
 
         Assert.Equal((100UL, 300UL, 300UL, true, 200UL, "job-1"), (manifest.From, manifest.To, manifest.TreeSize, manifest.Complete, manifest.Events, manifest.ExportId));
         Assert.Equal($"{BundleLog.Origin}/{BundleLog.TenantId}", manifest.Origin);
-        var file = Assert.Single(manifest.Files);
+        Assert.Equal(["hashes/000000.bin", "entries/000000.ndjson"], manifest.Files.Select(f => f.Name));
+        var (hashesFile, file) = (manifest.Files[0], manifest.Files[1]);
         var entries = members[file.Name];
+        var hashes = members[hashesFile.Name];
         Assert.Equal((100UL, 200UL, (long)entries.Length), (file.FirstIndex, file.Count, file.Size));
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(entries)), file.Sha256);
+        Assert.Equal((100UL, 200UL, 200L * 32), (hashesFile.FirstIndex, hashesFile.Count, hashesFile.Size));
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(hashes)), hashesFile.Sha256);
 
         var lines = Encoding.UTF8.GetString(entries).Split('\n');
         Assert.Equal(201, lines.Length);
@@ -51,6 +55,7 @@ public sealed class BundleWriterTests
         {
             var entry = await log.Store.GetEntryAsync(BundleLog.TenantId, 100 + (ulong)i, None);
             Assert.Equal(entry!.Leaf, Encoding.UTF8.GetBytes(lines[i]));
+            Assert.Equal(entry.LeafHash.ToArray(), hashes[(i * 32)..((i + 1) * 32)]);
             range.Append(entry.LeafHash);
         }
 
@@ -76,8 +81,12 @@ public sealed class BundleWriterTests
         await writer.WriteEntriesFileAsync(plan, 0, staging, None);
         var first = Path.Combine(staging, BundleManifest.EntriesFileName(0));
         var firstWritten = File.GetLastWriteTimeUtc(first);
-        // A crash in the middle of file 1 left a torn temporary file behind.
+        // A crash in the middle of file 1 left torn temporary files behind, and a hashes file whose entries file was
+        // never renamed into place.
         await File.WriteAllTextAsync(Path.Combine(staging, BundleManifest.EntriesFileName(1)) + ".partial", "{\"torn", None);
+        await File.WriteAllBytesAsync(Path.Combine(staging, BundleManifest.HashesFileName(1)) + ".partial", new byte[7], None);
+        Assert.Equal(1, BundleWriter.FirstUnwrittenFile(plan, staging));
+        await File.WriteAllBytesAsync(Path.Combine(staging, BundleManifest.HashesFileName(1)), new byte[7], None);
         Assert.Equal(1, BundleWriter.FirstUnwrittenFile(plan, staging));
 
         var path = Path.Combine(log.Scratch("out"), "b.tar");
@@ -85,7 +94,14 @@ public sealed class BundleWriterTests
 
         Assert.Equal(firstWritten, File.GetLastWriteTimeUtc(first));
         Assert.Equal(2, BundleWriter.FirstUnwrittenFile(plan, staging));
-        Assert.Equal([(0UL, (ulong)BundleManifest.MaxEntriesPerFile), ((ulong)BundleManifest.MaxEntriesPerFile, 10UL)], manifest.Files.Select(f => (f.FirstIndex, f.Count)));
+        Assert.Equal(
+            [
+                ("hashes/000000.bin", 0UL, (ulong)BundleManifest.MaxEntriesPerFile),
+                ("entries/000000.ndjson", 0UL, (ulong)BundleManifest.MaxEntriesPerFile),
+                ("hashes/000001.bin", (ulong)BundleManifest.MaxEntriesPerFile, 10UL),
+                ("entries/000001.ndjson", (ulong)BundleManifest.MaxEntriesPerFile, 10UL),
+            ],
+            manifest.Files.Select(f => (f.Name, f.FirstIndex, f.Count)));
         Assert.Empty(manifest.Edge);
         Assert.Null(manifest.Previous);
 
@@ -96,6 +112,8 @@ public sealed class BundleWriterTests
         var membersAgain = await ReadMembersAsync(again);
         Assert.Equal(members["manifest.json"], membersAgain["manifest.json"]);
         Assert.Equal(members["entries/000001.ndjson"], membersAgain["entries/000001.ndjson"]);
+        Assert.Equal(members["hashes/000001.bin"], membersAgain["hashes/000001.bin"]);
+        Assert.Equal(10 * 32, members["hashes/000001.bin"].Length);
 
         await using var bundle = File.OpenRead(path);
         var verified = await new BundleVerifier([log.Signer.Verifier]).VerifyAsync(bundle, null, null, None);
@@ -134,6 +152,28 @@ public sealed class BundleWriterTests
             Hash[] hashes = [.. proof.RootElement.GetProperty("hashes").EnumerateArray().Select(h => Base64Hash(h.GetString()!))];
             Assert.True(InclusionProof.Verify(indexes[i], 40, MerkleHasher.HashLeaf(Encoding.UTF8.GetBytes(leaves[i])), hashes, Base64Hash(manifest.RootHash)).IsValid);
         }
+    }
+
+    [Fact]
+    public async Task Refuses_to_pack_a_staged_hashes_file_that_does_not_list_its_entries()
+    {
+        await using var log = await BundleLog.CreateAsync();
+        await log.AppendAsync(10);
+        await log.SealAsync();
+        var writer = new BundleWriter(log.Store, log.Clock);
+        var plan = (await writer.PlanCompleteAsync(BundleLog.TenantId, 0, null, null, null, None))!;
+        var staging = log.Scratch("staging");
+        await writer.WriteEntriesFileAsync(plan, 0, staging, None);
+        var hashesPath = Path.Combine(staging, BundleManifest.HashesFileName(0));
+        var hashes = await File.ReadAllBytesAsync(hashesPath, None);
+        hashes[3 * 32] ^= 0x01;
+        await File.WriteAllBytesAsync(hashesPath, hashes, None);
+        var path = Path.Combine(log.Scratch("out"), "b.tar");
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => writer.WriteAsync(plan, staging, log.Signer, path, None));
+
+        Assert.Equal("Staged entries/000000.ndjson line 4 does not match its staged hashes file.", refused.Message);
+        Assert.False(File.Exists(path));
     }
 
     [Fact]
