@@ -37,8 +37,10 @@ internal static class TenantEndpoints
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
             .WithSummary("Suspend or reactivate a tenant, require signed requests, override its rate limits (platform admin)")
             .WithName("updateTenant")
+            .WithDescription("409 read-only-replica: a replica's status cannot be changed (it was imported from another cell's export bundles).")
             .WithJsonBody<UpdateTenantRequest>()
-            .Produces<TenantResponse>();
+            .Produces<TenantResponse>()
+            .ProducesProblem(StatusCodes.Status409Conflict);
 
         tenants.MapPost("/{tenant}/api-keys", CreateApiKeyAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
@@ -152,6 +154,13 @@ internal static class TenantEndpoints
         }
 
         var tenant = TenantAccessFilter.Current(context);
+
+        // Appends to a replica would fork it from the source cell's log, whose checkpoints it serves: it stays read-only.
+        if (tenant.IsReplica && request!.Status is not null)
+        {
+            return Problem.ReadOnlyReplica();
+        }
+
         var errors = new List<string>();
         if (request!.Status is not (null or Tenant.Active or Tenant.Suspended))
         {
