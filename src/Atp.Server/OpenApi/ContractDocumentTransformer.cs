@@ -41,7 +41,7 @@ internal sealed class ContractDocumentTransformer(IOptions<AtpOptions> options) 
             Type = SecuritySchemeType.Http,
             Scheme = "bearer",
             BearerFormat = "ATP API key (atp_…)",
-            Description = "An API key, `Authorization: Bearer atp_…`. Keys carry scopes (events:write, events:read, tenant:admin; "
+            Description = "An API key, `Authorization: Bearer atp_…`. Keys carry scopes (events:write, events:read, tenant:admin, exports:create; "
                 + "platform:admin for platform keys); the scopes an operation needs are listed in its security requirement. "
                 + "A tenant that requires signed requests refuses a bare key (401 signature-required).",
         };
