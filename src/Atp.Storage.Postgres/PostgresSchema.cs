@@ -350,6 +350,10 @@ internal static class PostgresSchema
         ALTER TABLE atp.tenants ADD COLUMN max_concurrent_exports integer NULL;
         ALTER TABLE atp.tenants ADD COLUMN max_daily_export_bytes bigint NULL;
         ALTER TABLE atp.tenants ADD COLUMN export_job_max_bytes bigint NULL;
+        -- Sizes only (public through checkpoints), for the daily export bundles, which look for the logs that grew.
+        CREATE FUNCTION atp.list_log_sizes() RETURNS TABLE (tenant_id text, size bigint)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$ SELECT h.tenant_id, h.size FROM atp.tree_heads h ORDER BY h.tenant_id $f$;
         """;
 
     /// <summary>

@@ -272,6 +272,9 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
 
     public IMerkleNodeReader NodeReader(string tenantId) => new PostgresNodeReader(_dataSource, tenantId);
 
+    public Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken) =>
+        QueryPlatformAsync("SELECT tenant_id, size FROM atp.list_log_sizes()", [], reader => new LogSize(reader.GetString(0), (ulong)reader.GetInt64(1)), cancellationToken);
+
     public Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken) =>
         QueryPlatformAsync(
             "SELECT tenant_id, size, root FROM atp.list_unsealed_logs()", [],

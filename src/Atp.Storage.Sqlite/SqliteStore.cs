@@ -337,6 +337,21 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
 
     public IMerkleNodeReader NodeReader(string tenantId) => new SqliteNodeReader(_connections, _tenantNumbers, tenantId);
 
+    public async Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT tenant_id, size FROM tree_heads ORDER BY tenant_id";
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var sizes = new List<LogSize>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            sizes.Add(new LogSize(reader.GetString(0), (ulong)reader.GetInt64(1)));
+        }
+
+        return sizes;
+    }
+
     public async Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken)
     {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
