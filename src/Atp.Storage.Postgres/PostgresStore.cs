@@ -355,6 +355,12 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             tenantId, "SELECT size, note, created_at FROM atp.checkpoints WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1", [tenantId],
             reader => new StoredCheckpoint((ulong)reader.GetInt64(0), reader.GetString(1), Ticks(reader, 2)!.Value), cancellationToken).ConfigureAwait(false)).SingleOrDefault();
 
+    public async Task<StoredCheckpoint?> GetCheckpointAtOrAfterAsync(string tenantId, ulong size, CancellationToken cancellationToken) =>
+        (await QueryAsync(
+            tenantId, "SELECT size, note, created_at FROM atp.checkpoints WHERE tenant_id = $1 AND size >= $2 ORDER BY size LIMIT 1",
+            [tenantId, size > long.MaxValue ? long.MaxValue : (long)size],
+            reader => new StoredCheckpoint((ulong)reader.GetInt64(0), reader.GetString(1), Ticks(reader, 2)!.Value), cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
     public async Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken) =>
         (int)(await QueryPlatformAsync("SELECT atp.prune_idempotency_keys($1)", [before.UtcTicks], r => r.GetInt64(0), cancellationToken).ConfigureAwait(false)).Single();
 

@@ -389,6 +389,19 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
             reader => new StoredCheckpoint((ulong)reader.GetInt64(0), reader.GetString(1), DateTimeOffset.Parse(reader.GetString(2), System.Globalization.CultureInfo.InvariantCulture)),
             cancellationToken);
 
+    public async Task<StoredCheckpoint?> GetCheckpointAtOrAfterAsync(string tenantId, ulong size, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT size, note, created_at FROM checkpoints WHERE tenant_id = $t AND size >= $s ORDER BY size LIMIT 1";
+        command.Parameters.AddWithValue("$t", tenantId);
+        command.Parameters.AddWithValue("$s", size > long.MaxValue ? long.MaxValue : (long)size);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new StoredCheckpoint((ulong)reader.GetInt64(0), reader.GetString(1), DateTimeOffset.Parse(reader.GetString(2), System.Globalization.CultureInfo.InvariantCulture))
+            : null;
+    }
+
     public async Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken)
     {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);

@@ -170,6 +170,30 @@ public abstract partial class LogStoreContract<TStore>
     }
 
     [Fact]
+    public async Task Finds_the_smallest_checkpoint_at_or_after_a_size_in_the_tenant_only()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+        var at = Clock.GetUtcNow();
+        await AppendNewAsync(TenantA, NewEntries(9));
+        await AppendNewAsync(TenantB, NewEntries(7));
+        await Store.SaveCheckpointAsync(TenantA, 5, "a-5", at, None);
+        await Store.SaveCheckpointAsync(TenantA, 2, "a-2", at.AddSeconds(1), None);
+        await Store.SaveCheckpointAsync(TenantA, 9, "a-9", at.AddSeconds(2), None);
+        await Store.SaveCheckpointAsync(TenantB, 7, "b-7", at.AddSeconds(3), None);
+
+        Assert.Equal(new StoredCheckpoint(2, "a-2", at.AddSeconds(1)), await Store.GetCheckpointAtOrAfterAsync(TenantA, 0, None));
+        Assert.Equal(new StoredCheckpoint(5, "a-5", at), await Store.GetCheckpointAtOrAfterAsync(TenantA, 3, None));
+        Assert.Equal(new StoredCheckpoint(5, "a-5", at), await Store.GetCheckpointAtOrAfterAsync(TenantA, 5, None));
+        Assert.Equal(new StoredCheckpoint(9, "a-9", at.AddSeconds(2)), await Store.GetCheckpointAtOrAfterAsync(TenantA, 6, None));
+
+        // Tenant B's larger checkpoint is not tenant A's, and no size is too large to ask about.
+        Assert.Null(await Store.GetCheckpointAtOrAfterAsync(TenantA, 10, None));
+        Assert.Null(await Store.GetCheckpointAtOrAfterAsync(TenantA, ulong.MaxValue, None));
+        Assert.Equal(new StoredCheckpoint(7, "b-7", at.AddSeconds(3)), await Store.GetCheckpointAtOrAfterAsync(TenantB, 6, None));
+        Assert.Null(await Store.GetCheckpointAtOrAfterAsync("no-such-tenant", 0, None));
+    }
+
+    [Fact]
     public async Task Saving_a_checkpoint_twice_at_the_same_size_keeps_the_first()
     {
         await CreateTenantsAsync(TenantA);

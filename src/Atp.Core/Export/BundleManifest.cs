@@ -30,6 +30,9 @@ public sealed record BundleManifest(
     /// <summary>At most this many entries go into one entries file.</summary>
     public const int MaxEntriesPerFile = 65_536;
 
+    /// <summary>The longest entry line (leaf bytes) a reader accepts: far above any leaf ingestion can produce, and a bound on a reader's memory.</summary>
+    public const int MaxLineBytes = 1 << 20;
+
     public const string ManifestName = "manifest.json";
     public const string SignatureName = "manifest.sig";
     public const string CheckpointName = "checkpoint";

@@ -71,6 +71,12 @@ public interface ILogStore
     Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken);
 
     /// <summary>
+    /// The tenant's stored checkpoint of the smallest size at or above <paramref name="size"/> (the exact one when it
+    /// exists); null when none is that large. Export bundles end exactly at a stored checkpoint.
+    /// </summary>
+    Task<StoredCheckpoint?> GetCheckpointAtOrAfterAsync(string tenantId, ulong size, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Reads the tenant's committed head and, unless a checkpoint covers it, stores the note <paramref name="sign"/>
     /// makes of it; returns whether a checkpoint was stored. <paramref name="sign"/> returns null to refuse the head
     /// (it failed the fork check), and then nothing is stored. An engine shared by several nodes lets one sealer per
