@@ -6,10 +6,9 @@ namespace Atp.Server.Export;
 internal static class ExportCheckpoints
 {
     /// <summary>The first stored checkpoint whose size is at least <paramref name="size"/>; null when none is.</summary>
-    public static async Task<StoredCheckpoint?> AtOrAfterAsync(ILogStore log, string tenantId, ulong size, CancellationToken cancellationToken)
+    public static Task<StoredCheckpoint?> AtOrAfterAsync(ILogStore log, string tenantId, ulong size, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(log);
-        var latest = await log.GetLatestCheckpointAsync(tenantId, cancellationToken).ConfigureAwait(false);
-        return latest is not null && latest.Size >= size ? latest : null;
+        return log.GetCheckpointAtOrAfterAsync(tenantId, size, cancellationToken);
     }
 }

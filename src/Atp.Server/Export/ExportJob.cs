@@ -115,6 +115,9 @@ internal sealed record ExportJob
     /// <summary>How many times a worker started on this job (a resumed job counts more than one).</summary>
     public int Runs { get; init; }
 
+    /// <summary>The part each run started from: [0] for a job run once; a job resumed after a crash continues where it was.</summary>
+    public IReadOnlyList<int> RunStarts { get; init; } = [];
+
     public string? Error { get; init; }
 
     /// <summary>SHA-256 (lowercase hex) of the finished file.</summary>

@@ -146,7 +146,7 @@ internal sealed partial class ExportWorker(
     private async Task RunJobAsync(ExportJob queued, CancellationToken cancellationToken, CancellationToken stoppingToken)
     {
         var job = jobs.Update(queued.Tenant, queued.Id, j => ExportStates.IsActive(j.State)
-            ? j with { State = ExportStates.Running, StartedAt = j.StartedAt ?? clock.GetUtcNow(), Runs = j.Runs + 1 }
+            ? j with { State = ExportStates.Running, StartedAt = j.StartedAt ?? clock.GetUtcNow(), Runs = j.Runs + 1, RunStarts = [.. j.RunStarts, j.PartsDone] }
             : null);
         if (job is null)
         {

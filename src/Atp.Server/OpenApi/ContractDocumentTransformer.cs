@@ -105,6 +105,15 @@ internal sealed class ContractDocumentTransformer(IOptions<AtpOptions> options) 
                 Examples = [ContractExamples.Leaf()],
             };
         }
+        else if (name is nameof(Export.CreateExportRequest) or nameof(Export.ExportResponse))
+        {
+            properties["filters"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Object | JsonSchemaType.Null,
+                Description = "Search filters (string values, the names of GET …/events: actor, actorType, action, targetType, targetId, outcome, q, from, to); absent or null for a complete export.",
+                AdditionalProperties = new OpenApiSchema { Type = JsonSchemaType.String },
+            };
+        }
         else if (name == nameof(UpdateTenantRequest))
         {
             properties["requireSignedRequests"] = new OpenApiSchema
