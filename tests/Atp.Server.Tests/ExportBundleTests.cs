@@ -45,7 +45,7 @@ public sealed class ExportBundleTests : IAsyncLifetime
         }
 
         // The staging files are gone once the bundle is written.
-        Assert.False(Directory.Exists(Path.Combine(_server.DataDirectory, "exports", "jobs", "acme", id, "staging")));
+        Assert.False(Directory.Exists(Path.Combine(ExportTests.ExportDirectory(_server), "jobs", "acme", id, "staging")));
     }
 
     [Fact]

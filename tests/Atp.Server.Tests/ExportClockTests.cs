@@ -44,7 +44,7 @@ public sealed class ExportClockTests
         await ExportTests.WaitForStateAsync(acme, "acme", id, "expired");
 
         await ProblemAssert.IsProblemAsync(await acme.GetAsync($"/v1/tenants/acme/exports/{id}/download"), HttpStatusCode.Gone, "export-expired");
-        var directory = Path.Combine(server.DataDirectory, "exports", "jobs", "acme", id);
+        var directory = Path.Combine(ExportTests.ExportDirectory(server), "jobs", "acme", id);
         Assert.Equal(["state.json"], Directory.EnumerateFileSystemEntries(directory).Select(f => Path.GetFileName(f)!).ToArray());
         Assert.Equal("expired", (await acme.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/exports")).GetProperty("items")[0].GetProperty("state").GetString());
     }
@@ -61,7 +61,7 @@ public sealed class ExportClockTests
             ["Atp:Export:Daily:Time"] = "01:00:00",
             ["Atp:Export:SweepInterval"] = "00:00:00.100",
         });
-        var daily = Path.Combine(server.DataDirectory, "exports", "daily");
+        var daily = Path.Combine(ExportTests.ExportDirectory(server), "daily");
         using var acme = await ExportTests.TenantWithEventsAsync(server, "acme", 5);
         using var quiet = await ExportTests.TenantWithEventsAsync(server, "quiet", 2);
         var verifiers = await ExportBundleCheck.VerifiersAsync(acme);

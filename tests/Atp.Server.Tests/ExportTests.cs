@@ -42,6 +42,11 @@ public sealed class ExportTests : IAsyncLifetime
         return client;
     }
 
+    /// <summary>The server's export directory: the one the storage arguments name (PostgreSQL), else the data directory's.</summary>
+    internal static string ExportDirectory(ServerFixture server) =>
+        server.StorageArguments.FirstOrDefault(a => a.StartsWith("--Atp:Export:Directory=", StringComparison.Ordinal))?.Split('=', 2)[1]
+        ?? Path.Combine(server.DataDirectory, "exports");
+
     internal static async Task<JsonElement> CreateAsync(HttpClient client, string tenant, object request)
     {
         var response = await client.PostAsJsonAsync($"/v1/tenants/{tenant}/exports", request);
@@ -180,7 +185,7 @@ public sealed class ExportTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, (await acme.DeleteAsync($"/v1/tenants/acme/exports/{third}")).StatusCode);
 
         // The cancelled job's files go (its state stays, cancelled); the worker does not pick it up again.
-        var directory = Path.Combine(_server.DataDirectory, "exports", "jobs", "acme", slow);
+        var directory = Path.Combine(ExportDirectory(_server), "jobs", "acme", slow);
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (Directory.EnumerateFileSystemEntries(directory).Any(f => Path.GetFileName(f) is not ("state.json" or "lock")))
         {
