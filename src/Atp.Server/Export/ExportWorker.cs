@@ -164,7 +164,11 @@ internal sealed partial class ExportWorker(
                 : null);
             if (done is not null)
             {
-                Directory.Delete(jobs.StagingDirectory(done), recursive: true);
+                if (Directory.Exists(jobs.StagingDirectory(done)))
+                {
+                    Directory.Delete(jobs.StagingDirectory(done), recursive: true);
+                }
+
                 LogSucceeded(done.Id, done.Tenant, done.Events, done.Bytes);
                 await RecordAsync(done, "export.succeeded", EventOutcome.Success, stoppingToken).ConfigureAwait(false);
             }
