@@ -326,8 +326,20 @@ public sealed class ExportTests : IAsyncLifetime
 
         var beyond = await ProblemAssert.IsProblemAsync(await acme.PostAsJsonAsync("/v1/tenants/acme/exports", new { format = "csv", toIndex = 35 }), HttpStatusCode.BadRequest, "validation");
         Assert.Contains("34", beyond.GetProperty("detail").GetString(), StringComparison.Ordinal);
-        using var empty = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("empty", ExportScopes));
-        await ProblemAssert.IsProblemAsync(await empty.PostAsJsonAsync("/v1/tenants/empty/exports", new { format = "csv" }), HttpStatusCode.Conflict, "export-nothing-signed");
+    }
+
+    [Fact]
+    public async Task A_log_without_a_signed_checkpoint_cannot_be_exported_yet()
+    {
+        // The sealer's first pass after the tenant exists is an hour away: the log has no checkpoint, not even of size 0.
+        await _server.DisposeAsync();
+        _server = await ServerFixture.StartAsync(checkpointInterval: "01:00:00");
+        using var fresh = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("fresh", ExportScopes));
+
+        var problem = await ProblemAssert.IsProblemAsync(await fresh.PostAsJsonAsync("/v1/tenants/fresh/exports", new { format = "ndjson" }), HttpStatusCode.Conflict, "export-nothing-signed");
+
+        Assert.Contains("checkpoint", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, (await fresh.GetFromJsonAsync<JsonElement>("/v1/tenants/fresh/exports")).GetProperty("items").GetArrayLength());
     }
 
     [Fact]
