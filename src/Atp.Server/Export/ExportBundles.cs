@@ -18,6 +18,7 @@ internal sealed partial class ExportBundles(
     ISigningKeyProvider keys,
     ExportJobStore jobs,
     ExportService service,
+    ExportMetrics metrics,
     IOptions<ExportOptions> options,
     TimeProvider clock,
     ILogger<ExportBundles> logger)
@@ -114,6 +115,7 @@ internal sealed partial class ExportBundles(
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException)
             {
                 LogDailyFailed(e, size.TenantId, day);
+                metrics.Daily("failed");
             }
         }
     }
@@ -132,6 +134,7 @@ internal sealed partial class ExportBundles(
         await writer.WriteAsync(plan, staging, keys.Current, path, cancellationToken).ConfigureAwait(false);
         Directory.Delete(staging, recursive: true);
         LogDailyWritten(tenant, day, plan.From, plan.TreeSize);
+        metrics.Daily("written");
     }
 
     // The newest daily bundle's manifest (its file names sort by day).

@@ -117,7 +117,7 @@ internal static class ExportEndpoints
     private static IResult Get(HttpContext context, string id, ExportJobStore jobs) =>
         jobs.Find(TenantAccessFilter.Current(context).Id, id) is { } job ? TypedResults.Ok(ExportResponse.Of(job)) : NotFound(id);
 
-    private static async Task<IResult> CancelAsync(HttpContext context, string id, ExportJobStore jobs, ExportWorker worker, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
+    private static async Task<IResult> CancelAsync(HttpContext context, string id, ExportJobStore jobs, ExportWorker worker, ExportMetrics metrics, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         var tenant = TenantAccessFilter.Current(context);
         if (jobs.Find(tenant.Id, id) is null)
@@ -135,7 +135,9 @@ internal static class ExportEndpoints
         worker.Cancel(id);
         if (!worker.IsRunning(id))
         {
+            // A running job's worker deletes its files and counts it as it stops.
             jobs.DeleteFiles(cancelled);
+            metrics.JobEnded(cancelled.Format, ExportStates.Cancelled, 0);
         }
 
         await audit.RecordAsync(PlatformEvents.AdminAction(context, "export.cancelled", tenant.Id, ExportWorker.AuditData(cancelled)), cancellationToken).ConfigureAwait(false);

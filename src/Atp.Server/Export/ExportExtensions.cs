@@ -10,6 +10,7 @@ internal static class ExportExtensions
         services.AddOptions<ExportOptions>().BindConfiguration(ExportOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<ExportOptions>, ExportOptionsValidator>();
         services.AddSingleton<ExportJobStore>();
+        services.AddSingleton<ExportMetrics>();
         services.AddSingleton<ExportService>();
         services.AddSingleton<ExportBundles>();
         services.AddSingleton<ExportWorker>();

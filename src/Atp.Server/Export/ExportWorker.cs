@@ -23,6 +23,7 @@ internal sealed partial class ExportWorker(
     ILogStore log,
     StoredLeafCheck leafCheck,
     PlatformAuditLog audit,
+    ExportMetrics metrics,
     IOptions<ExportOptions> options,
     IOptions<AtpOptions> atpOptions,
     TimeProvider clock,
@@ -170,6 +171,7 @@ internal sealed partial class ExportWorker(
                 }
 
                 LogSucceeded(done.Id, done.Tenant, done.Events, done.Bytes);
+                metrics.JobEnded(done.Format, ExportStates.Succeeded, done.Bytes);
                 await RecordAsync(done, "export.succeeded", EventOutcome.Success, stoppingToken).ConfigureAwait(false);
             }
         }
@@ -179,6 +181,7 @@ internal sealed partial class ExportWorker(
             if (jobs.Find(job.Tenant, job.Id) is { } current)
             {
                 jobs.DeleteFiles(current);
+                metrics.JobEnded(current.Format, current.State, 0);
             }
         }
         catch (ExportFailedException e)
@@ -201,6 +204,7 @@ internal sealed partial class ExportWorker(
         {
             jobs.DeleteFiles(failed);
             LogFailed(failed.Id, failed.Tenant, reason);
+            metrics.JobEnded(failed.Format, ExportStates.Failed, failed.Bytes);
             await RecordAsync(failed, "export.failed", EventOutcome.Failure, cancellationToken).ConfigureAwait(false);
         }
     }
