@@ -13,4 +13,10 @@ if (args.Length > 0 && args[0] == "audit")
     return;
 }
 
+if (args.Length > 0 && args[0] == "bundle")
+{
+    BundleVerifyRun.Print(Console.Out);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(AppendBenchmarks).Assembly).Run(args);

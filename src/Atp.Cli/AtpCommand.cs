@@ -1,6 +1,9 @@
 using System.CommandLine;
 using Atp.Cli.Admin;
+using Atp.Cli.Export;
+using Atp.Cli.Import;
 using Atp.Cli.Keys;
+using Atp.Cli.Mirror;
 using Atp.Cli.Requests;
 using Atp.Cli.Verify;
 
@@ -16,6 +19,9 @@ internal static class AtpCommand
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(AdminCommand.Create(environment));
         root.Subcommands.Add(RequestCommand.Create(environment));
+        root.Subcommands.Add(MirrorCommand.Create(environment));
+        root.Subcommands.Add(ExportCommand.Create());
+        root.Subcommands.Add(ImportCommand.Create());
         return root;
     }
 

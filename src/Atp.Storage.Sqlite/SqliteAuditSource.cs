@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Atp.Core.Storage;
 using Atp.Core.StoreAudit;
@@ -9,15 +10,23 @@ namespace Atp.Storage.Sqlite;
 
 /// <summary>
 /// The embedded engine's stored logs, read as they are on disk for the self-audit: <c>atp.db</c> opened read-only
-/// (or, in the server, on its own read-only connection beside the store's), every read scoped to one tenant's rowid
-/// range. Rows are read through SQLite's statement API so leaf bytes are hashed where SQLite holds them, not copied.
+/// (or, in the server, on its own read-only connections beside the store's), every read scoped to one tenant's rowid
+/// range. Rows are read through SQLite's statement API so leaf bytes are hashed where SQLite holds them, not copied;
+/// scans that run at once (other ranges, other threads) each get a read-only connection of their own.
 /// </summary>
 public sealed class SqliteAuditSource : ILogAuditSource
 {
+    private readonly string _path;
     private readonly SqliteConnection _connection;
+    private readonly Lock _gate = new();
     private readonly Dictionary<string, long> _numbers = new(StringComparer.Ordinal);
+    private readonly ConcurrentBag<sqlite3> _idleScanners = [];
 
-    private SqliteAuditSource(SqliteConnection connection) => _connection = connection;
+    private SqliteAuditSource(string path, SqliteConnection connection)
+    {
+        _path = path;
+        _connection = connection;
+    }
 
     /// <summary>Opens <c>atp.db</c> under <paramref name="dataDirectory"/> read-only; the file must exist.</summary>
     public static SqliteAuditSource Open(string dataDirectory)
@@ -28,25 +37,13 @@ public sealed class SqliteAuditSource : ILogAuditSource
             throw new FileNotFoundException($"No ATP database at {path}.", path);
         }
 
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Mode = SqliteOpenMode.ReadOnly,
-            Pooling = false,
-            DefaultTimeout = 30,
-        }.ToString());
-        connection.Open();
-        using var pragmas = connection.CreateCommand();
-        // mmap: a whole-log scan then reads pages straight from the page cache instead of one read() call per page
-        // (SQLite caps the size at its compile-time maximum).
-        pragmas.CommandText = "PRAGMA busy_timeout=30000; PRAGMA query_only=ON; PRAGMA mmap_size=1099511627776;";
-        pragmas.ExecuteNonQuery();
-        return new SqliteAuditSource(connection);
+        return new SqliteAuditSource(path, OpenReadOnly(path));
     }
 
     public Task<IReadOnlyList<string>> ListTenantsAsync(CancellationToken cancellationToken)
     {
         var tenants = new List<string>();
+        using var scope = _gate.EnterScope();
         using var command = _connection.CreateCommand();
         command.CommandText = "SELECT id, num FROM tenants ORDER BY id";
         using var reader = command.ExecuteReader();
@@ -61,6 +58,7 @@ public sealed class SqliteAuditSource : ILogAuditSource
 
     public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken)
     {
+        using var scope = _gate.EnterScope();
         using var command = _connection.CreateCommand();
         command.CommandText = "SELECT size, root FROM tree_heads WHERE tenant_id = $t";
         command.Parameters.AddWithValue("$t", tenantId);
@@ -79,6 +77,7 @@ public sealed class SqliteAuditSource : ILogAuditSource
     public Task<IReadOnlyList<StoredCheckpoint>> ListCheckpointsAsync(string tenantId, CancellationToken cancellationToken)
     {
         var checkpoints = new List<StoredCheckpoint>();
+        using var scope = _gate.EnterScope();
         using var command = _connection.CreateCommand();
         command.CommandText = "SELECT size, note, created_at FROM checkpoints WHERE tenant_id = $t ORDER BY size";
         command.Parameters.AddWithValue("$t", tenantId);
@@ -103,36 +102,18 @@ public sealed class SqliteAuditSource : ILogAuditSource
         // rowid = (tenant num << 40) | index: the range holds this tenant's rows [fromIndex, toIndex) and nothing else.
         var first = LogRowId.Of(number, fromIndex);
         var last = LogRowId.Of(number, Math.Min(toIndex, LogRowId.MaxIndex + 1) - 1);
-        var db = _connection.Handle!;
-        Check(db, raw.sqlite3_prepare_v2(db, "SELECT id, leaf, leaf_hash, nodes FROM log_entries WHERE id BETWEEN ?1 AND ?2 ORDER BY id", out var statement));
+        if (!_idleScanners.TryTake(out var connection))
+        {
+            connection = OpenScanner(_path);
+        }
+
         try
         {
-            Check(db, raw.sqlite3_bind_int64(statement, 1, first));
-            Check(db, raw.sqlite3_bind_int64(statement, 2, last));
-            var rows = 0;
-            int step;
-            while ((step = raw.sqlite3_step(statement)) == raw.SQLITE_ROW)
-            {
-                if (++rows % 4096 == 0)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                }
-
-                visit(
-                    LogRowId.IndexOf(raw.sqlite3_column_int64(statement, 0)),
-                    raw.sqlite3_column_blob(statement, 1),
-                    raw.sqlite3_column_blob(statement, 2),
-                    raw.sqlite3_column_blob(statement, 3));
-            }
-
-            if (step != raw.SQLITE_DONE)
-            {
-                Check(db, step);
-            }
+            Scan(connection, first, last, visit, cancellationToken);
         }
         finally
         {
-            raw.sqlite3_finalize(statement);
+            _idleScanners.Add(connection);
         }
 
         return Task.CompletedTask;
@@ -140,12 +121,18 @@ public sealed class SqliteAuditSource : ILogAuditSource
 
     public ValueTask DisposeAsync()
     {
+        while (_idleScanners.TryTake(out var connection))
+        {
+            connection.Dispose();
+        }
+
         _connection.Dispose();
         return ValueTask.CompletedTask;
     }
 
     private long? NumberOf(string tenantId)
     {
+        using var scope = _gate.EnterScope();
         if (_numbers.TryGetValue(tenantId, out var known))
         {
             return known;
@@ -161,6 +148,107 @@ public sealed class SqliteAuditSource : ILogAuditSource
 
         _numbers[tenantId] = number;
         return number;
+    }
+
+    // A scan connection is used by one thread at a time (taken from and returned to the bag), so it is opened without
+    // SQLite's per-connection mutex, which every step and every column read would otherwise take and release.
+    private static sqlite3 OpenScanner(string path)
+    {
+        var code = raw.sqlite3_open_v2(path, out var db, raw.SQLITE_OPEN_READONLY | raw.SQLITE_OPEN_NOMUTEX, null);
+        try
+        {
+            Check(db, code);
+            Check(db, raw.sqlite3_busy_timeout(db, 30_000));
+            Check(db, raw.sqlite3_exec(db, "PRAGMA query_only=ON; PRAGMA mmap_size=1099511627776;"));
+            return db;
+        }
+        catch
+        {
+            db.Dispose();
+            throw;
+        }
+    }
+
+    private static SqliteConnection OpenReadOnly(string path)
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+            DefaultTimeout = 30,
+        }.ToString());
+        connection.Open();
+        using var pragmas = connection.CreateCommand();
+        // mmap: a whole-log scan then reads pages straight from the page cache instead of one read() call per page
+        // (SQLite caps the size at its compile-time maximum).
+        pragmas.CommandText = "PRAGMA busy_timeout=30000; PRAGMA query_only=ON; PRAGMA mmap_size=1099511627776;";
+        pragmas.ExecuteNonQuery();
+        return connection;
+    }
+
+    // One statement stepping the rowid range in key order (no sort); each row's blobs are handed on as spans over
+    // SQLite's own memory (the mapped page, for a row without overflow), so nothing is copied.
+    private static void Scan(sqlite3 db, long first, long last, StoredRowVisitor visit, CancellationToken cancellationToken)
+    {
+        Check(db, raw.sqlite3_prepare_v2(db, "SELECT id, leaf, leaf_hash, nodes FROM log_entries WHERE id BETWEEN ?1 AND ?2 ORDER BY id", out var statement));
+        try
+        {
+            Check(db, raw.sqlite3_bind_int64(statement, 1, first));
+            Check(db, raw.sqlite3_bind_int64(statement, 2, last));
+            var step = SqliteAuditNative.IsAvailable ? StepNative(statement, visit, cancellationToken) : StepManaged(statement, visit, cancellationToken);
+            if (step != raw.SQLITE_DONE)
+            {
+                Check(db, step);
+            }
+        }
+        finally
+        {
+            raw.sqlite3_finalize(statement);
+        }
+    }
+
+    private static int StepNative(sqlite3_stmt statement, StoredRowVisitor visit, CancellationToken cancellationToken)
+    {
+        var handle = statement.DangerousGetHandle();
+        var rows = 0;
+        int step;
+        while ((step = SqliteAuditNative.Step(handle)) == raw.SQLITE_ROW)
+        {
+            if (++rows % 4096 == 0)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
+            visit(
+                LogRowId.IndexOf(SqliteAuditNative.ColumnInt64(handle, 0)),
+                SqliteAuditNative.ColumnBlob(handle, 1),
+                SqliteAuditNative.ColumnBlob(handle, 2),
+                SqliteAuditNative.ColumnBlob(handle, 3));
+        }
+
+        return step;
+    }
+
+    private static int StepManaged(sqlite3_stmt statement, StoredRowVisitor visit, CancellationToken cancellationToken)
+    {
+        var rows = 0;
+        int step;
+        while ((step = raw.sqlite3_step(statement)) == raw.SQLITE_ROW)
+        {
+            if (++rows % 4096 == 0)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
+            visit(
+                LogRowId.IndexOf(raw.sqlite3_column_int64(statement, 0)),
+                raw.sqlite3_column_blob(statement, 1),
+                raw.sqlite3_column_blob(statement, 2),
+                raw.sqlite3_column_blob(statement, 3));
+        }
+
+        return step;
     }
 
     private static void Check(sqlite3 db, int code)

@@ -1,18 +1,23 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Atp.Storage.Contract;
 
 namespace Atp.Server.Tests;
 
-/// <summary>API key lifecycle: list without secrets, revoke at once, expiry, rotation with an overlap.</summary>
+/// <summary>
+/// API key lifecycle: list without secrets, revoke at once, expiry, rotation with an overlap. The server runs on a
+/// manual clock so that expiry is tested by moving time, not by racing a real one on a loaded machine.
+/// </summary>
 public sealed class ApiKeyLifecycleTests : IAsyncLifetime
 {
+    private readonly ManualClock _clock = new(DateTimeOffset.UtcNow);
     private ServerFixture _server = null!;
     private HttpClient _admin = null!;
 
     public async Task InitializeAsync()
     {
-        _server = await ServerFixture.StartAsync();
+        _server = await ServerFixture.StartAsync(clock: _clock);
         await _server.CreateTenantWithKeyAsync("acme");
         _admin = _server.Admin;
     }
@@ -72,17 +77,17 @@ public sealed class ApiKeyLifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_key_stops_working_when_it_expires()
     {
-        var expiresAt = DateTimeOffset.UtcNow.AddSeconds(1.5);
+        var expiresAt = _clock.GetUtcNow().AddMinutes(10);
         var (_, key) = await CreateKeyAsync(new { name = "short", scopes = new[] { "events:read" }, expiresAt });
         using var client = _server.ClientWithKey(key);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/tenants/acme/events")).StatusCode);
 
-        await Task.Delay(expiresAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(300));
+        _clock.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1));
 
         var refused = await ProblemAssert.IsProblemAsync(await client.GetAsync("/v1/tenants/acme/events"), HttpStatusCode.Unauthorized, "unauthenticated");
         Assert.Contains("expired", refused.GetProperty("detail").GetString(), StringComparison.Ordinal);
         await ProblemAssert.IsProblemAsync(
-            await _admin.PostAsJsonAsync("/v1/tenants/acme/api-keys", new { name = "past", scopes = new[] { "events:read" }, expiresAt = DateTimeOffset.UtcNow.AddMinutes(-1) }),
+            await _admin.PostAsJsonAsync("/v1/tenants/acme/api-keys", new { name = "past", scopes = new[] { "events:read" }, expiresAt = _clock.GetUtcNow().AddMinutes(-1) }),
             HttpStatusCode.BadRequest,
             "validation");
     }
@@ -92,7 +97,7 @@ public sealed class ApiKeyLifecycleTests : IAsyncLifetime
     {
         var (oldId, oldKey) = await CreateKeyAsync(new { name = "ingest", scopes = new[] { "events:write", "events:read" } });
 
-        var rotated = await _admin.PostAsJsonAsync($"/v1/tenants/acme/api-keys/{oldId}/rotate", new { overlapSeconds = 2 });
+        var rotated = await _admin.PostAsJsonAsync($"/v1/tenants/acme/api-keys/{oldId}/rotate", new { overlapSeconds = 120 });
         Assert.Equal(HttpStatusCode.Created, rotated.StatusCode);
         var body = await rotated.Content.ReadFromJsonAsync<JsonElement>();
         var newKey = body.GetProperty("key").GetString()!;
@@ -105,7 +110,8 @@ public sealed class ApiKeyLifecycleTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, (await oldClient.GetAsync("/v1/tenants/acme/events")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await newClient.GetAsync("/v1/tenants/acme/events")).StatusCode);
 
-        await Task.Delay(oldExpiry - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(300));
+        Assert.Equal(_clock.GetUtcNow().AddSeconds(120), oldExpiry, TimeSpan.FromSeconds(1));
+        _clock.Advance(oldExpiry - _clock.GetUtcNow() + TimeSpan.FromSeconds(1));
 
         await ProblemAssert.IsProblemAsync(await oldClient.GetAsync("/v1/tenants/acme/events"), HttpStatusCode.Unauthorized, "unauthenticated");
         Assert.Equal(HttpStatusCode.OK, (await newClient.GetAsync("/v1/tenants/acme/events")).StatusCode);

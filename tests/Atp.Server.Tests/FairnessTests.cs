@@ -70,29 +70,32 @@ public sealed class FairnessTests : IAsyncLifetime
     [Fact]
     public async Task A_batch_is_charged_its_events_and_the_refusal_names_the_events_limit()
     {
-        _server = await ServerFixture.StartAsync();
+        // A bucket holds at least the largest batch, so the batch limit comes down to the events limit under test.
+        _server = await ServerFixture.StartAsync(settings: new Dictionary<string, string?> { ["Atp:Ingestion:MaxEventsPerRequest"] = "100" });
         using var client = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("busy"));
         using var admin = _server.Admin;
-        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/busy", new { limits = new { ingestEventsPerSecond = 1000 } })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/busy", new { limits = new { ingestEventsPerSecond = 100 } })).StatusCode);
 
-        // Three requests well under the request limit: 1,800 events against a bucket of 1,000 that refills 1,000 a second.
+        // Three requests well under the request limit, each a full bucket: 100 events against a bucket of 100 that
+        // refills 100 a second. The second is refused unless a whole second passed since the first, so even a slow
+        // machine sees a refusal (with smaller batches the margin would be a fraction of a second).
         var responses = new List<HttpResponseMessage>();
         for (var i = 0; i < 3; i++)
         {
-            responses.Add(await client.PostAsync("/v1/tenants/busy/events", ServerFixture.Json(ServerFixture.Batch(600))));
+            responses.Add(await client.PostAsync("/v1/tenants/busy/events", ServerFixture.Json(ServerFixture.Batch(100))));
         }
 
         Assert.Equal(HttpStatusCode.Created, responses[0].StatusCode);
         var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
         Assert.NotEmpty(refused);
         var problem = await ProblemAssert.IsProblemAsync(refused[0], HttpStatusCode.TooManyRequests, "rate-limited");
-        Assert.Contains("ingest-events limit of 1000 events per second", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
-        Assert.Equal("\"ingest-events\";q=1000;w=1", refused[0].Headers.GetValues("RateLimit-Policy").Single());
+        Assert.Contains("ingest-events limit of 100 events per second", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("\"ingest-events\";q=100;w=1", refused[0].Headers.GetValues("RateLimit-Policy").Single());
         Assert.StartsWith("\"ingest-events\";r=0;t=", refused[0].Headers.GetValues("RateLimit").Single(), StringComparison.Ordinal);
         Assert.InRange(int.Parse(refused[0].Headers.GetValues("Retry-After").Single(), CultureInfo.InvariantCulture), 1, 2);
         var accepted = responses.Count(r => r.StatusCode == HttpStatusCode.Created);
         Assert.Equal(3, accepted + refused.Count);
-        Assert.Equal((ulong)(600 * accepted), await _server.TreeSizeAsync("busy"));
+        Assert.Equal((ulong)(100 * accepted), await _server.TreeSizeAsync("busy"));
     }
 
     [Fact]
@@ -102,8 +105,9 @@ public sealed class FairnessTests : IAsyncLifetime
         using var client = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("busy"));
         using var admin = _server.Admin;
         Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/busy", new { limits = new { ingestBytesPerSecond = 4096 } })).StatusCode);
-        var body = ServerFixture.Batch(6);
-        Assert.InRange(body.Length, 1200, 2048);
+        // Each body is most of the 4,096-byte bucket, so the second is refused unless ~0.8 s passed since the first.
+        var body = ServerFixture.Batch(15);
+        Assert.InRange(body.Length, 3300, 4096);
 
         var responses = new List<HttpResponseMessage>();
         for (var i = 0; i < 6; i++)
@@ -118,7 +122,7 @@ public sealed class FairnessTests : IAsyncLifetime
         Assert.True(refused[0].Headers.Contains("Retry-After"));
         var accepted = responses.Count(r => r.StatusCode == HttpStatusCode.Created);
         Assert.Equal(6, accepted + refused.Count);
-        Assert.Equal((ulong)(6 * accepted), await _server.TreeSizeAsync("busy"));
+        Assert.Equal((ulong)(15 * accepted), await _server.TreeSizeAsync("busy"));
     }
 
     [Fact]

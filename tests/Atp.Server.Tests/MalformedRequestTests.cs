@@ -60,8 +60,10 @@ public sealed class MalformedRequestTests : IAsyncLifetime
 
     private IEnumerable<string> Paths(string pattern)
     {
+        // A tile path ({level}/{**tile}) gets the same garbage as an index, and a well-formed tile for the first row.
         string Fill(string index, string id, string keyId) =>
-            pattern.Replace("{tenant}", "acme", StringComparison.Ordinal).Replace("{index}", index, StringComparison.Ordinal)
+            pattern.Replace("{tenant}", "acme", StringComparison.Ordinal).Replace("{level}", index, StringComparison.Ordinal)
+                .Replace("{**tile}", index == "0" ? "000.p/3" : index, StringComparison.Ordinal).Replace("{index}", index, StringComparison.Ordinal)
                 .Replace("{id}", id, StringComparison.Ordinal).Replace("{keyId}", keyId, StringComparison.Ordinal);
 
         yield return Fill("0", Guid.Empty.ToString(), _keyId);

@@ -293,7 +293,7 @@ public sealed partial class OpenApiContractTests : IAsyncLifetime
         }
     }
 
-    [GeneratedRegex(@"\{([A-Za-z0-9_]+)[^}]*\}")]
+    [GeneratedRegex(@"\{\**([A-Za-z0-9_]+)[^}]*\}")]
     private static partial Regex RouteParameter();
 
     /// <summary>The NSwag C# client of the served document, compiled in memory and called by reflection.</summary>

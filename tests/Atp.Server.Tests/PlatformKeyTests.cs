@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Atp.Storage.Contract;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Atp.Server.Tests;
@@ -84,15 +85,18 @@ public sealed class PlatformKeyTests : IAsyncLifetime
     [Fact]
     public async Task A_platform_key_with_an_expiry_stops_working_when_it_expires()
     {
-        using var bootstrap = _server.Admin;
-        var (_, key) = await CreateAsync(bootstrap, "short-lived", DateTimeOffset.UtcNow.AddSeconds(2));
-        using var client = _server.ClientWithKey(key);
+        // Expiry is tested by moving a manual clock, not by racing a real one on a loaded machine.
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        await using var server = await ServerFixture.StartAsync(clock: clock);
+        using var bootstrap = server.Admin;
+        var (_, key) = await CreateAsync(bootstrap, "short-lived", clock.GetUtcNow().AddMinutes(10));
+        using var client = server.ClientWithKey(key);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/admin/keys")).StatusCode);
 
-        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        clock.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1));
 
         await ProblemAssert.IsProblemAsync(await client.GetAsync("/v1/admin/keys"), HttpStatusCode.Unauthorized, "unauthenticated");
-        await ProblemAssert.IsProblemAsync(await bootstrap.PostAsJsonAsync("/v1/admin/keys", new { name = "past", expiresAt = DateTimeOffset.UtcNow.AddMinutes(-1) }), HttpStatusCode.BadRequest, "validation");
+        await ProblemAssert.IsProblemAsync(await bootstrap.PostAsJsonAsync("/v1/admin/keys", new { name = "past", expiresAt = clock.GetUtcNow().AddMinutes(-1) }), HttpStatusCode.BadRequest, "validation");
     }
 
     [Theory]

@@ -68,6 +68,23 @@ public abstract partial class LogStoreContract<TStore>
     }
 
     [Fact]
+    public async Task Keeps_a_replica_tenant_served_and_read_only_and_accepts_its_imported_entries()
+    {
+        // atp import creates the tenant with the replica status, then appends and stores the source's checkpoint.
+        Assert.True(await Store.TryCreateTenantAsync(NewTenant(TenantA) with { Status = Tenant.Replica }, None));
+        var entries = NewEntries(3);
+        await AppendNewAsync(TenantA, entries);
+        await Store.SaveCheckpointAsync(TenantA, 3, "source-3", Clock.GetUtcNow(), None);
+
+        var replica = await Store.GetTenantAsync(TenantA, None);
+        Assert.Equal(Tenant.Replica, replica!.Status);
+        Assert.True(replica.IsReplica);
+        Assert.True(replica.IsActive);
+        Assert.Equal(3UL, (await Store.GetTreeHeadAsync(TenantA, None))!.Size);
+        Assert.Empty(await Store.ListUnsealedAsync(None));
+    }
+
+    [Fact]
     public async Task Setting_the_status_of_an_unknown_tenant_returns_false_and_creates_nothing()
     {
         Assert.False(await Store.SetTenantStatusAsync("no-such-tenant", Tenant.Suspended, None));

@@ -17,6 +17,7 @@ internal static class VerifyCommand
         command.Subcommands.Add(CreateConsistency());
         command.Subcommands.Add(VerifyEventsCommand.Create());
         command.Subcommands.Add(VerifyStoreCommand.Create());
+        command.Subcommands.Add(VerifyBundleCommand.Create());
         return command;
     }
 

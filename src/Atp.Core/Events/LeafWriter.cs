@@ -15,6 +15,12 @@ public static class LeafWriter
     // per event is the leaf itself. One that grew for an unusually large event is not kept.
     private const int KeptBufferBytes = 16 * 1024;
 
+    /// <summary>
+    /// The largest leaf a log accepts: C2SP tlog-tiles entry bundles prefix each entry with a 16-bit length, so a
+    /// larger leaf could never be mirrored. Ingest refuses an event whose leaf would exceed it.
+    /// </summary>
+    public const int MaxLeafBytes = ushort.MaxValue;
+
     [ThreadStatic]
     private static ArrayBufferWriter<byte>? t_buffer;
 

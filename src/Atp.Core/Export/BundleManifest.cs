@@ -24,6 +24,12 @@ public sealed record BundleManifest(
     DateTimeOffset CreatedAt,
     string? ExportId)
 {
+    /// <summary>
+    /// The verifier key (C2SP vkey) of the key that signed the manifest and the checkpoint, so a reader given no key can
+    /// still check every signature against one key (trust on first use) and show which key that was.
+    /// </summary>
+    public string? VerifierKey { get; init; }
+
     /// <summary>The only format this version writes and reads.</summary>
     public const string CurrentFormat = "atp-bundle/1";
 

@@ -214,7 +214,10 @@ public sealed class BundleWriter
             files,
             plan.Events,
             plan.CreatedAt,
-            plan.ExportId);
+            plan.ExportId)
+        {
+            VerifierKey = signer.Verifier.VerifierKey,
+        };
         var manifestBytes = manifest.ToUtf8Bytes();
         var signature = SignedNote.Sign(Encoding.UTF8.GetString(manifestBytes), signer).ToUtf8Bytes();
 
@@ -348,7 +351,8 @@ public sealed class BundleWriter
         var stream = File.OpenRead(Path.Combine(stagingDirectory, name));
         await using (stream.ConfigureAwait(false))
         {
-            using var reader = new NdjsonLineReader(stream, BundleManifest.MaxLineBytes) { BytesRead = chunk => sha256.AppendData(chunk.Span) };
+            var reader = new NdjsonLineReader(stream, BundleManifest.MaxLineBytes) { BytesRead = chunk => sha256.AppendData(chunk.Span) };
+            await using var readerScope = reader.ConfigureAwait(false);
             var expected = plan.CountOf(number);
             var lines = 0;
             while (true)

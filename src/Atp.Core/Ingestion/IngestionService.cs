@@ -32,6 +32,12 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
                 SubmittedBy = submittedBy,
             };
             var leaf = LeafWriter.ToLeaf(auditEvent);
+            if (leaf.Length > LeafWriter.MaxLeafBytes)
+            {
+                // Checked here, not in the reader: only the finished leaf (receive time, submitter) has its final size.
+                return Task.FromResult<AppendOutcome>(new LeafTooLarge(i, leaf.Length));
+            }
+
             var leafHash = MerkleHasher.HashLeaf(leaf);
 
             // Only a client-assigned id can meet a stored event (a fresh UUIDv7 cannot), so only then is the content

@@ -35,6 +35,9 @@ public sealed record IdempotencyKeyReused(string Key) : AppendOutcome;
 /// <summary>An event id already names a different event in this tenant's log.</summary>
 public sealed record EventIdConflict(Guid EventId, int Position) : AppendOutcome;
 
+/// <summary>Event <paramref name="Position"/> of the request would make a leaf of <paramref name="Bytes"/> bytes, more than <c>LeafWriter.MaxLeafBytes</c>; nothing was stored.</summary>
+public sealed record LeafTooLarge(int Position, int Bytes) : AppendOutcome;
+
 /// <summary>One stored log entry.</summary>
 public sealed record LogEntry(ulong Index, Guid EventId, byte[] Leaf, Hash LeafHash, DateTimeOffset ReceivedAt);
 

@@ -23,6 +23,10 @@ public interface ILogAuditSource : IAsyncDisposable
     /// <summary>The tenant's stored checkpoints, smallest tree size first.</summary>
     Task<IReadOnlyList<StoredCheckpoint>> ListCheckpointsAsync(string tenantId, CancellationToken cancellationToken);
 
-    /// <summary>Visits the stored rows with index in [<paramref name="fromIndex"/>, <paramref name="toIndex"/>), in index order; a missing row is simply not visited.</summary>
+    /// <summary>
+    /// Visits the stored rows with index in [<paramref name="fromIndex"/>, <paramref name="toIndex"/>), in index order; a
+    /// missing row is simply not visited. May be called from several threads at once (for other ranges), each call
+    /// visiting on its own thread.
+    /// </summary>
     Task ScanAsync(string tenantId, ulong fromIndex, ulong toIndex, StoredRowVisitor visit, CancellationToken cancellationToken);
 }

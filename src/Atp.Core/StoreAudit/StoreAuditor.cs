@@ -22,8 +22,21 @@ public sealed record StoreAuditResult(int Tenants, ulong Entries, long LeafBytes
 /// </summary>
 public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerifier> trusted)
 {
-    /// <summary>Rows per scan call: bounds how long a progress update can lag.</summary>
-    public const ulong ChunkEntries = 50_000;
+    /// <summary>Rows per scan call: bounds how long a progress update can lag, and the memory a scanning thread holds.</summary>
+    public const ulong ChunkEntries = 4_096;
+
+    /// <summary>
+    /// One thread per core, at most 4: beyond that the in-order tree check (about a tenth of the work) and the
+    /// store's own reads are what limit the audit.
+    /// </summary>
+    public static int DefaultScanners { get; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
+
+    /// <summary>Threads that read and hash ranges at once (<see cref="DefaultScanners"/> unless set).</summary>
+    public int Scanners
+    {
+        get;
+        init => field = value is >= 1 and <= 64 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "1 to 64 threads.");
+    } = DefaultScanners;
 
     public async Task<StoreAuditResult> RunAsync(Action<AuditFinding> report, IProgress<AuditProgress>? progress, CancellationToken cancellationToken)
     {
@@ -55,32 +68,8 @@ public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerif
             var opened = OpenCheckpoints(tenant, checkpoints, head, Count);
             var size = head?.Size ?? 0;
             var audit = new TreeAudit(tenant, opened.Select(c => c.Size).Append(size), Count);
-            using (var leaves = new LeafCheckPipeline(tenant))
-            {
-                void Visit(ulong index, ReadOnlySpan<byte> leaf, ReadOnlySpan<byte> leafHash, ReadOnlySpan<byte> nodes)
-                {
-                    leaves.Add(index, leaf, leafHash);
-                    audit.CheckTree(index, leaf.Length, leafHash, nodes);
-                }
-
-                for (ulong from = 0; from < size; from += ChunkEntries)
-                {
-                    var to = Math.Min(size, from + ChunkEntries);
-                    await source.ScanAsync(tenant, from, to, Visit, cancellationToken).ConfigureAwait(false);
-                    foreach (var finding in leaves.Drain())
-                    {
-                        audit.Report(finding);
-                    }
-
-                    progress?.Report(new AuditProgress(tenant, done + audit.Size, total, bytes + audit.LeafBytes));
-                }
-
-                leaves.Complete();
-                foreach (var finding in leaves.Drain())
-                {
-                    audit.Report(finding);
-                }
-            }
+            await ScanAsync(tenant, size, audit, p => progress?.Report(p with { EntriesChecked = done + p.EntriesChecked, EntriesTotal = total, LeafBytes = bytes + p.LeafBytes }), cancellationToken)
+                .ConfigureAwait(false);
 
             if (audit.Size < size)
             {
@@ -101,6 +90,75 @@ public sealed class StoreAuditor(ILogAuditSource source, IReadOnlyList<NoteVerif
         }
 
         return new StoreAuditResult(tenants.Count, done, bytes, checkpointCount, findings);
+    }
+
+    /// <summary>
+    /// Reads the tenant's rows [0, <paramref name="size"/>) in ranges of <see cref="ChunkEntries"/> on up to
+    /// <see cref="Scanners"/> threads at once, range k on thread k mod n: each thread reads its range from the store
+    /// and checks its leaves there (the leaf hash is most of the work, and independent of every other row), then waits
+    /// for its turn and folds the range into the tree check, which must see the rows in index order. So reading and
+    /// hashing run on every core while the tree check, about one 65-byte node hash a row, follows in order; findings
+    /// and progress are reported by the thread holding the turn, one at a time and in index order.
+    /// </summary>
+    private async Task ScanAsync(string tenant, ulong size, TreeAudit audit, Action<AuditProgress> progress, CancellationToken cancellationToken)
+    {
+        var ranges = (size + ChunkEntries - 1) / ChunkEntries;
+        var scanners = (int)Math.Min((ulong)Scanners, Math.Max(ranges, 1));
+        var turns = Enumerable.Range(0, scanners).Select(s => new SemaphoreSlim(s == 0 ? 1 : 0, 1)).ToArray();
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
+        {
+            async Task ScanRangesAsync(int scanner)
+            {
+                var chunk = new ScannedChunk(tenant);
+                for (var range = (ulong)scanner; range < ranges; range += (ulong)scanners)
+                {
+                    chunk.Clear();
+                    var from = range * ChunkEntries;
+                    await source.ScanAsync(tenant, from, Math.Min(size, from + ChunkEntries), chunk.Visit, failed.Token).ConfigureAwait(false);
+                    await turns[scanner].WaitAsync(failed.Token).ConfigureAwait(false);
+                    chunk.Fold(audit);
+                    progress(new AuditProgress(tenant, audit.Size, size, audit.LeafBytes));
+                    turns[(scanner + 1) % scanners].Release();
+                }
+            }
+
+            var tasks = Enumerable.Range(0, scanners).Select(scanner => Task.Run(async () =>
+            {
+                try
+                {
+                    await ScanRangesAsync(scanner).ConfigureAwait(false);
+                }
+                catch
+                {
+                    // The other threads would wait for this one's turn forever.
+                    await failed.CancelAsync().ConfigureAwait(false);
+                    throw;
+                }
+            }, CancellationToken.None)).ToArray();
+            try
+            {
+                await Task.WhenAll(tasks).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Cancelled by a failed thread: surface that thread's own error (the store's), not the cancellation.
+                var cause = tasks.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
+                if (cause is not null)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);
+                }
+
+                throw;
+            }
+        }
+        finally
+        {
+            foreach (var turn in turns)
+            {
+                turn.Dispose();
+            }
+        }
     }
 
     // Signature, shape, size and origin of each stored checkpoint; the ones whose text can be read are returned for the root check.

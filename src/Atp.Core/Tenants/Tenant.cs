@@ -21,10 +21,19 @@ public sealed record Tenant(
 {
     public const string Active = "active";
     public const string Suspended = "suspended";
+
+    /// <summary>
+    /// A read-only copy of another cell's log, imported from export bundles (atp import): served (checkpoints, proofs,
+    /// search) but never appended to by ingestion nor signed by this cell.
+    /// </summary>
+    public const string Replica = "replica";
     public const string DefaultEdition = "default";
     public const string EnterpriseEdition = "enterprise";
 
-    public bool IsActive => Status == Active;
+    /// <summary>Whether the tenant is served: an active tenant or a read-only replica.</summary>
+    public bool IsActive => Status is Active or Replica;
+
+    public bool IsReplica => Status == Replica;
 
     /// <summary>Per-tenant overrides of the edition's defaults.</summary>
     public TenantSettings Settings { get; init; } = TenantSettings.None;

@@ -27,7 +27,7 @@ internal static class EventEndpoints
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
-            .WithDescription("503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
+            .WithDescription("409 read-only-replica: the tenant in this cell is a replica imported from another cell's export bundles (atp import); nothing is stored. 503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
             .WithName("appendEvents")
             .WithJsonBodyOneOf(typeof(EventBatch), typeof(EventInput))
             .WithParameter("Idempotency-Key", "1-255 printable ASCII characters. A retry with the same key and body gets the first receipts (with `Idempotent-Replayed: true`) and stores nothing again.", location: Microsoft.OpenApi.ParameterLocation.Header, example: "import-2026-11-26-001")
@@ -89,6 +89,11 @@ internal static class EventEndpoints
 
     private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
+        if (TenantAccessFilter.Current(context).IsReplica)
+        {
+            return Problem.ReadOnlyReplica();
+        }
+
         var limits = options.Value.Ingestion;
         var limited = !Gateway.AtpClaims.IsPlatformAdmin(context.User);
         if (limited && rateLimiter.RefuseIngestEarly(TenantAccessFilter.Current(context), context.Request.ContentLength) is { } early)
@@ -193,6 +198,9 @@ internal static class EventEndpoints
             {
                 Appended appended => Receipts(context, appended),
                 IdempotencyKeyReused reused => Problem.IdempotencyKeyReused(reused.Key),
+                LeafTooLarge tooLarge => Problem.Validation(
+                    $"1 of {count} events are not valid; nothing was stored.",
+                    new[] { new { index = tooLarge.Position, pointer = "", detail = $"its stored form would be {tooLarge.Bytes} bytes; an entry is at most {LeafWriter.MaxLeafBytes} bytes (the C2SP tlog-tiles entry limit), so make data smaller" } }),
                 EventIdConflict conflict => Problem.Conflict("event-id-conflict", $"Event {conflict.Position} has id {conflict.EventId}, which already names a different event of this tenant (or appears twice in the request); nothing was stored."),
                 _ => throw new InvalidOperationException("Unknown append outcome."),
             };

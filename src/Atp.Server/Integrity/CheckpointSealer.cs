@@ -12,6 +12,7 @@ namespace Atp.Server.Integrity;
 /// </summary>
 internal sealed partial class CheckpointSealer(
     ILogStore store,
+    ITenantStore tenants,
     LogQuarantine quarantine,
     ISigningKeyProvider keys,
     IOptions<AtpOptions> options,
@@ -40,6 +41,12 @@ internal sealed partial class CheckpointSealer(
         {
             // Nothing is signed for a quarantined log until an operator repairs the store and restarts.
             if (quarantine.Contains(log.TenantId))
+            {
+                continue;
+            }
+
+            // A replica's checkpoints are the source cell's, stored by atp import; this cell never signs its log.
+            if (await tenants.GetTenantAsync(log.TenantId, cancellationToken).ConfigureAwait(false) is { IsReplica: true })
             {
                 continue;
             }

@@ -33,15 +33,32 @@ internal static class LogEndpoints
             .WithParameter("from", "The older tree size (at least 1).", Microsoft.OpenApi.JsonSchemaType.Integer, "int64", "1", required: true, minimum: 1)
             .WithParameter("to", "The newer tree size, at most the latest checkpoint's.", Microsoft.OpenApi.JsonSchemaType.Integer, "int64", "2", required: true, minimum: 1)
             .Produces<ConsistencyProofResponse>();
+        log.MapTileEndpoints();
 
-        app.MapGet("/v1/log/keys", (ISigningKeyProvider keys) =>
-                TypedResults.Ok(new KeysResponse(keys.Verifiers.Select(v => new KeyDto(v.Name, v.VerifierKey, v == keys.Current.Verifier ? "active" : "retiring")).ToArray())))
+        log.MapGet("/keys", GetTenantKeys)
+            .WithSummary("Verifier keys of this tenant's checkpoints: the cell's keys, or for a read-only replica the source cell's keys recorded by atp import (status source)")
+            .WithName("getTenantVerifierKeys")
+            .Produces<KeysResponse>();
+
+        app.MapGet("/v1/log/keys", (ISigningKeyProvider keys) => TypedResults.Ok(CellKeys(keys)))
             .WithTags("Log")
             .AllowAnonymous()
             .WithSummary("Verifier keys of this cell's checkpoint signatures")
             .WithName("getVerifierKeys")
             .Produces<KeysResponse>();
         return app;
+    }
+
+    private static KeysResponse CellKeys(ISigningKeyProvider keys) =>
+        new(keys.Verifiers.Select(v => new KeyDto(v.Name, v.VerifierKey, v == keys.Current.Verifier ? "active" : "retiring")).ToArray());
+
+    // A replica's checkpoints are signed by the source cell, whose keys atp import recorded in the data directory.
+    private static Microsoft.AspNetCore.Http.HttpResults.Ok<KeysResponse> GetTenantKeys(HttpContext context, ISigningKeyProvider keys, Microsoft.Extensions.Options.IOptions<AtpOptions> options)
+    {
+        var tenant = TenantAccessFilter.Current(context);
+        return TypedResults.Ok(tenant.IsReplica
+            ? new KeysResponse(Atp.Core.Export.ReplicaKeys.Read(options.Value.DataDirectory, tenant.Id).Select(v => new KeyDto(v.Name, v.VerifierKey, "source")).ToArray())
+            : CellKeys(keys));
     }
 
     private static async Task<IResult> GetCheckpointAsync(HttpContext context, ILogStore store, CancellationToken cancellationToken)

@@ -27,6 +27,10 @@ internal static class Problem
 
     public static ProblemHttpResult Conflict(string slug, string detail) => Create(409, slug, "Conflict", detail);
 
+    /// <summary>409 <c>read-only-replica</c>: the tenant in this cell is a copy imported from another cell's export bundles.</summary>
+    public static ProblemHttpResult ReadOnlyReplica() =>
+        Create(409, "read-only-replica", "The tenant is a read-only replica", "This cell holds a replica of the tenant's log imported from another cell's export bundles; events are appended only at the source cell. Nothing was stored.");
+
     public static ProblemHttpResult Misdirected(string detail) => Create(421, "residency", "Misdirected request: residency", detail);
 
     public static ProblemHttpResult TooLarge(string detail) => Create(413, "too-large", "The request is too large", detail);

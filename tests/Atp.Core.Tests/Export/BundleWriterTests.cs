@@ -96,6 +96,11 @@ public sealed class BundleWriterTests
         var membersAgain = await ReadMembersAsync(again);
         Assert.Equal(members["manifest.json"], membersAgain["manifest.json"]);
         Assert.Equal(members["entries/000001.ndjson"], membersAgain["entries/000001.ndjson"]);
+
+        await using var bundle = File.OpenRead(path);
+        var verified = await new BundleVerifier([log.Signer.Verifier]).VerifyAsync(bundle, null, null, None);
+        Assert.True(verified.IsValid, verified.Failure?.ToString());
+        Assert.Equal(manifest.ToUtf8Bytes(), verified.Manifest!.ToUtf8Bytes());
     }
 
     [Fact]

@@ -1,0 +1,92 @@
+using System.Formats.Tar;
+using Atp.Core.Export;
+
+namespace Atp.Core.Tests.Export;
+
+/// <summary>The verifier's refusals of tar layouts a bundle never has (each would be unsafe to extract or ambiguous).</summary>
+public sealed class BundleVerifierTests
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    public static TheoryData<string, TarEntryType, string, string> Layouts => new()
+    {
+        { "../evil", TarEntryType.RegularFile, "../evil", "is not a safe relative member name" },
+        { "/etc/passwd", TarEntryType.RegularFile, "/etc/passwd", "is not a safe relative member name" },
+        { "entries/000000.ndjson", TarEntryType.SymbolicLink, "entries/000000.ndjson", "is a SymbolicLink entry; a bundle holds only regular files" },
+        { "entries/", TarEntryType.Directory, "entries/", "is a Directory entry; a bundle holds only regular files" },
+        { "manifest.json", TarEntryType.RegularFile, "manifest.json", "appears twice in the tar" },
+        { "notes.txt", TarEntryType.RegularFile, "notes.txt", "is not a bundle member (entries/000000.ndjson was expected here)" },
+        { "entries/000001.ndjson", TarEntryType.RegularFile, "entries/000001.ndjson", "is out of place: entries/000000.ndjson was expected here" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Layouts))]
+    public async Task Refuses_a_member_a_bundle_never_has(string name, TarEntryType type, string member, string reason)
+    {
+        await using var log = await BundleLog.CreateAsync();
+        await log.AppendAsync(5);
+        await log.SealAsync();
+        var writer = new BundleWriter(log.Store, log.Clock);
+        var path = Path.Combine(log.Scratch("out"), "b.tar");
+        await writer.WriteAsync((await writer.PlanCompleteAsync(BundleLog.TenantId, 0, null, null, null, None))!, log.Scratch("staging"), log.Signer, path, None);
+
+        // The intruder goes right after the checkpoint, where the first entries file belongs.
+        var members = await BundleWriterTests.ReadMembersAsync(path);
+        var tampered = Path.Combine(log.Scratch("out"), "t.tar");
+        await using (var stream = File.Create(tampered))
+        await using (var tar = new TarWriter(stream, TarEntryFormat.Pax))
+        {
+            foreach (var (memberName, bytes) in members)
+            {
+                if (memberName.StartsWith("entries/", StringComparison.Ordinal))
+                {
+                    var intruder = new PaxTarEntry(type, name);
+                    if (type == TarEntryType.SymbolicLink)
+                    {
+                        intruder.LinkName = "/etc/passwd";
+                    }
+                    else if (type == TarEntryType.RegularFile)
+                    {
+                        intruder.DataStream = new MemoryStream("x\n"u8.ToArray());
+                    }
+
+                    await tar.WriteEntryAsync(intruder);
+                }
+
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, memberName) { DataStream = new MemoryStream(bytes) });
+            }
+        }
+
+        await using var bundle = File.OpenRead(tampered);
+        var result = await new BundleVerifier([log.Signer.Verifier]).VerifyAsync(bundle, null, null, None);
+
+        Assert.False(result.IsValid);
+        Assert.Equal(new BundleFailure(member, reason), result.Failure);
+    }
+
+    [Fact]
+    public async Task A_pax_bundle_with_the_same_members_verifies()
+    {
+        await using var log = await BundleLog.CreateAsync();
+        await log.AppendAsync(5);
+        await log.SealAsync();
+        var writer = new BundleWriter(log.Store, log.Clock);
+        var path = Path.Combine(log.Scratch("out"), "b.tar");
+        await writer.WriteAsync((await writer.PlanCompleteAsync(BundleLog.TenantId, 0, null, null, null, None))!, log.Scratch("staging"), log.Signer, path, None);
+        var pax = Path.Combine(log.Scratch("out"), "pax.tar");
+        await using (var stream = File.Create(pax))
+        await using (var tar = new TarWriter(stream, TarEntryFormat.Pax))
+        {
+            foreach (var (name, bytes) in await BundleWriterTests.ReadMembersAsync(path))
+            {
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) });
+            }
+        }
+
+        await using var bundle = File.OpenRead(pax);
+        var result = await new BundleVerifier([log.Signer.Verifier]).VerifyAsync(bundle, null, null, None);
+
+        Assert.True(result.IsValid, result.Failure?.ToString());
+        Assert.True(result.KeyPinned);
+    }
+}
