@@ -22,6 +22,18 @@ internal sealed record ExportBundleCheck(BundleManifest Manifest, IReadOnlyList<
         return [.. keys.GetProperty("keys").EnumerateArray().Select(k => NoteVerifier.Parse(k.GetProperty("verifierKey").GetString()!))];
     }
 
+    /// <summary>
+    /// Checks the bundle twice: with ATP's own <see cref="BundleVerifier"/> (what <c>atp verify bundle</c> runs, pinned
+    /// to the cell's keys, against <paramref name="previous"/> when given), and independently by the rules below.
+    /// </summary>
+    public static async Task<ExportBundleCheck> VerifyAsync(byte[] bundle, IReadOnlyList<NoteVerifier> trusted, BundleManifest? previous = null)
+    {
+        var verification = await new BundleVerifier(trusted).VerifyAsync(new MemoryStream(bundle), previous, null, CancellationToken.None);
+        Assert.True(verification.IsValid, verification.Failure?.ToString());
+        Assert.True(verification.KeyPinned);
+        return Verify(bundle, trusted);
+    }
+
     public static ExportBundleCheck Verify(byte[] bundle, IReadOnlyList<NoteVerifier> trusted)
     {
         var members = new Dictionary<string, byte[]>(StringComparer.Ordinal);

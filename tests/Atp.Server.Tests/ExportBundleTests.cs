@@ -27,7 +27,7 @@ public sealed class ExportBundleTests : IAsyncLifetime
         Assert.Equal(12UL, created.GetProperty("toIndex").GetUInt64());
         var job = await ExportTests.WaitForStateAsync(acme, "acme", id, "succeeded");
         var bundle = await ExportTests.DownloadAsync(acme, "acme", id);
-        var check = ExportBundleCheck.Verify(bundle, await ExportBundleCheck.VerifiersAsync(acme));
+        var check = await ExportBundleCheck.VerifyAsync(bundle, await ExportBundleCheck.VerifiersAsync(acme));
 
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(bundle)), job.GetProperty("sha256").GetString());
         Assert.Equal(9UL, job.GetProperty("events").GetUInt64());
@@ -54,7 +54,7 @@ public sealed class ExportBundleTests : IAsyncLifetime
         using var acme = await ExportTests.TenantWithEventsAsync(_server, "acme", 20, i => ServerFixture.Event(actor: $"user-{i % 4}"));
         var id = (await ExportTests.CreateAsync(acme, "acme", new { format = "ndjson", fromIndex = 2, filters = new { actor = "user-2" } })).GetProperty("id").GetString()!;
         await ExportTests.WaitForStateAsync(acme, "acme", id, "succeeded");
-        var check = ExportBundleCheck.Verify(await ExportTests.DownloadAsync(acme, "acme", id), await ExportBundleCheck.VerifiersAsync(acme));
+        var check = await ExportBundleCheck.VerifyAsync(await ExportTests.DownloadAsync(acme, "acme", id), await ExportBundleCheck.VerifiersAsync(acme));
 
         Assert.False(check.Manifest.Complete);
         Assert.Equal("user-2", check.Manifest.Filters!.Value.GetProperty("actor").GetString());

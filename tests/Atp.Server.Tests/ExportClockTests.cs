@@ -66,7 +66,7 @@ public sealed class ExportClockTests
         using var quiet = await ExportTests.TenantWithEventsAsync(server, "quiet", 2);
         var verifiers = await ExportBundleCheck.VerifiersAsync(acme);
 
-        var first = ExportBundleCheck.Verify(await WaitForFileAsync(Path.Combine(daily, "acme", "2026-12-07.tar")), verifiers);
+        var first = await ExportBundleCheck.VerifyAsync(await WaitForFileAsync(Path.Combine(daily, "acme", "2026-12-07.tar")), verifiers);
         Assert.True(first.Manifest.Complete);
         Assert.Equal(0UL, first.Manifest.From);
         Assert.Equal(5UL, first.Manifest.TreeSize);
@@ -78,7 +78,7 @@ public sealed class ExportClockTests
         await ServerFixture.WaitForCheckpointAsync(acme, "acme", 8);
         clock.Advance(TimeSpan.FromDays(1));
 
-        var second = ExportBundleCheck.Verify(await WaitForFileAsync(Path.Combine(daily, "acme", "2026-12-08.tar")), verifiers);
+        var second = await ExportBundleCheck.VerifyAsync(await WaitForFileAsync(Path.Combine(daily, "acme", "2026-12-08.tar")), verifiers, first.Manifest);
         Assert.Equal(5UL, second.Manifest.From);
         Assert.Equal(8UL, second.Manifest.TreeSize);
         Assert.Equal(5UL, second.Manifest.Previous!.TreeSize);

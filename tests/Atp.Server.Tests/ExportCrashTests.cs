@@ -69,7 +69,7 @@ public sealed class ExportCrashTests
                 using var acme = Client(restarted.BaseAddress, key);
                 var job = await ExportTests.WaitForStateAsync(acme, "acme", id, "succeeded");
                 var bundle = await ExportTests.DownloadAsync(acme, "acme", id);
-                var check = ExportBundleCheck.Verify(bundle, await ExportBundleCheck.VerifiersAsync(acme));
+                var check = await ExportBundleCheck.VerifyAsync(bundle, await ExportBundleCheck.VerifiersAsync(acme));
 
                 Assert.Equal((ulong)Events, job.GetProperty("events").GetUInt64());
                 Assert.Equal((ulong)Events, check.Manifest.Events);
