@@ -109,6 +109,8 @@ public class IngestParseBenchmarks
 
         public Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken) => throw new NotSupportedException();
 
+        public Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
         public LogQuarantine Quarantine { get; } = new();
     }
 }

@@ -108,11 +108,13 @@ public sealed class RateLimitOptions
     public EditionLimits Default { get; set; } = new()
     {
         IngestPerSecond = 50, QueryPerSecond = 30, IngestEventsPerSecond = 2_000, IngestBytesPerSecond = 2 * 1024 * 1024, ReadCostPerSecond = 60,
+        MaxConcurrentExports = 2, MaxDailyExportBytes = 10L * 1024 * 1024 * 1024, ExportJobMaxBytes = 2L * 1024 * 1024 * 1024,
     };
 
     public EditionLimits Enterprise { get; set; } = new()
     {
         IngestPerSecond = 200, QueryPerSecond = 100, IngestEventsPerSecond = 10_000, IngestBytesPerSecond = 10 * 1024 * 1024, ReadCostPerSecond = 240,
+        MaxConcurrentExports = 5, MaxDailyExportBytes = 200L * 1024 * 1024 * 1024, ExportJobMaxBytes = 50L * 1024 * 1024 * 1024,
     };
 
     /// <summary>Requests per second from one IP without a credential that verified; health probes are never limited.</summary>
@@ -145,6 +147,18 @@ public sealed class EditionLimits
     /// <summary>Read-cost units per second (see <c>ReadCost</c>: a plain read costs 1, a verified 1,000-event search page 110).</summary>
     [Range(1, 10_000_000)]
     public int ReadCostPerSecond { get; set; }
+
+    /// <summary>Export jobs a tenant may have queued or running at once.</summary>
+    [Range(1, 1000)]
+    public int MaxConcurrentExports { get; set; }
+
+    /// <summary>Bytes of export jobs a tenant may start per UTC day.</summary>
+    [Range(typeof(long), "1024", "9223372036854775807")]
+    public long MaxDailyExportBytes { get; set; }
+
+    /// <summary>The largest file one export job may write.</summary>
+    [Range(typeof(long), "1024", "9223372036854775807")]
+    public long ExportJobMaxBytes { get; set; }
 }
 
 public sealed class QueryOptions

@@ -2,6 +2,7 @@ using Atp.Core.Ingestion;
 using Atp.Core.Storage;
 using Atp.Server.Audit;
 using Atp.Server.Events;
+using Atp.Server.Export;
 using Atp.Server.Gateway;
 using Atp.Server.Health;
 using Atp.Server.Integrity;
@@ -56,6 +57,7 @@ public static class AtpServer
         services.AddHostedService<Query.ReadModelSweep>();
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddHostedService<QuarantineAlarm>();
+        services.AddAtpExports();
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Problem.UseAtpType);
         services.AddExceptionHandler<Problems.StorageFullExceptionHandler>();
         services.AddExceptionHandler<Problems.BadRequestExceptionHandler>();
@@ -96,6 +98,7 @@ public static class AtpServer
         app.MapPlatformKeyEndpoints();
         app.MapEventEndpoints();
         app.MapLogEndpoints();
+        app.MapExportEndpoints();
         app.MapHealthChecks("/livez", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = Health.ReadinessResponse.WriteAsync });

@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 6;
+    public const int CurrentVersion = 7;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -345,6 +345,17 @@ internal static class PostgresSchema
         ALTER TABLE atp.tenants ADD COLUMN read_cost_per_second integer NULL;
         """;
 
+    // Version 7: per-tenant export quotas (null = the edition's default).
+    private static string Version7() => """
+        ALTER TABLE atp.tenants ADD COLUMN max_concurrent_exports integer NULL;
+        ALTER TABLE atp.tenants ADD COLUMN max_daily_export_bytes bigint NULL;
+        ALTER TABLE atp.tenants ADD COLUMN export_job_max_bytes bigint NULL;
+        -- Sizes only (public through checkpoints), for the daily export bundles, which look for the logs that grew.
+        CREATE FUNCTION atp.list_log_sizes() RETURNS TABLE (tenant_id text, size bigint)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$ SELECT h.tenant_id, h.size FROM atp.tree_heads h ORDER BY h.tenant_id $f$;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -361,7 +372,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

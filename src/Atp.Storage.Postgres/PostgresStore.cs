@@ -134,7 +134,8 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             """
             SELECT tenant_id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
                    require_signed_requests, ingest_per_second, query_per_second,
-                   ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second
+                   ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second,
+                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes
             FROM atp.tenants WHERE tenant_id = $1
             """,
             [tenantId],
@@ -151,6 +152,9 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
                     IngestEventsPerSecond = reader.IsDBNull(11) ? null : reader.GetInt32(11),
                     IngestBytesPerSecond = reader.IsDBNull(12) ? null : reader.GetInt32(12),
                     ReadCostPerSecond = reader.IsDBNull(13) ? null : reader.GetInt32(13),
+                    MaxConcurrentExports = reader.IsDBNull(14) ? null : reader.GetInt32(14),
+                    MaxDailyExportBytes = reader.IsDBNull(15) ? null : reader.GetInt64(15),
+                    ExportJobMaxBytes = reader.IsDBNull(16) ? null : reader.GetInt64(16),
                 },
             },
             cancellationToken).ConfigureAwait(false);
@@ -164,10 +168,11 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             tenantId,
             """
             UPDATE atp.tenants SET require_signed_requests = $2, ingest_per_second = $3, query_per_second = $4,
-                ingest_events_per_second = $5, ingest_bytes_per_second = $6, read_cost_per_second = $7
+                ingest_events_per_second = $5, ingest_bytes_per_second = $6, read_cost_per_second = $7,
+                max_concurrent_exports = $8, max_daily_export_bytes = $9, export_job_max_bytes = $10
             WHERE tenant_id = $1
             """,
-            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond, settings.IngestEventsPerSecond, settings.IngestBytesPerSecond, settings.ReadCostPerSecond],
+            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond, settings.IngestEventsPerSecond, settings.IngestBytesPerSecond, settings.ReadCostPerSecond, settings.MaxConcurrentExports, settings.MaxDailyExportBytes, settings.ExportJobMaxBytes],
             cancellationToken).ConfigureAwait(false) == 1;
     }
 
@@ -266,6 +271,9 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
                 [tenantId, (long)fromIndex, (long)limit], ReadEntry, cancellationToken);
 
     public IMerkleNodeReader NodeReader(string tenantId) => new PostgresNodeReader(_dataSource, tenantId);
+
+    public Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken) =>
+        QueryPlatformAsync("SELECT tenant_id, size FROM atp.list_log_sizes()", [], reader => new LogSize(reader.GetString(0), (ulong)reader.GetInt64(1)), cancellationToken);
 
     public Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken) =>
         QueryPlatformAsync(

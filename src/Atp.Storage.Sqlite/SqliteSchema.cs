@@ -107,8 +107,15 @@ internal static class SqliteSchema
         ALTER TABLE tenants ADD COLUMN read_cost_per_second INTEGER NULL;
         """;
 
+    // Version 6: per-tenant export quotas (null = the edition's default).
+    private const string Version6 = """
+        ALTER TABLE tenants ADD COLUMN max_concurrent_exports INTEGER NULL;
+        ALTER TABLE tenants ADD COLUMN max_daily_export_bytes INTEGER NULL;
+        ALTER TABLE tenants ADD COLUMN export_job_max_bytes INTEGER NULL;
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

@@ -140,7 +140,8 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
             """
             SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
                    require_signed_requests, ingest_per_second, query_per_second,
-                   ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second
+                   ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second,
+                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes
             FROM tenants WHERE id = $x
             """,
             tenantId,
@@ -157,6 +158,9 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
                     IngestEventsPerSecond = reader.IsDBNull(11) ? null : reader.GetInt32(11),
                     IngestBytesPerSecond = reader.IsDBNull(12) ? null : reader.GetInt32(12),
                     ReadCostPerSecond = reader.IsDBNull(13) ? null : reader.GetInt32(13),
+                    MaxConcurrentExports = reader.IsDBNull(14) ? null : reader.GetInt32(14),
+                    MaxDailyExportBytes = reader.IsDBNull(15) ? null : reader.GetInt64(15),
+                    ExportJobMaxBytes = reader.IsDBNull(16) ? null : reader.GetInt64(16),
                 },
             },
             cancellationToken);
@@ -166,7 +170,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         ArgumentNullException.ThrowIfNull(settings);
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query, ingest_events_per_second = $events, ingest_bytes_per_second = $bytes, read_cost_per_second = $readCost WHERE id = $id";
+        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query, ingest_events_per_second = $events, ingest_bytes_per_second = $bytes, read_cost_per_second = $readCost, max_concurrent_exports = $exports, max_daily_export_bytes = $dailyExportBytes, export_job_max_bytes = $exportJobBytes WHERE id = $id";
         command.Parameters.AddWithValue("$id", tenantId);
         command.Parameters.AddWithValue("$signed", settings.RequireSignedRequests is { } signed ? (signed ? 1 : 0) : DBNull.Value);
         command.Parameters.AddWithValue("$ingest", (object?)settings.IngestPerSecond ?? DBNull.Value);
@@ -174,6 +178,9 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         command.Parameters.AddWithValue("$events", (object?)settings.IngestEventsPerSecond ?? DBNull.Value);
         command.Parameters.AddWithValue("$bytes", (object?)settings.IngestBytesPerSecond ?? DBNull.Value);
         command.Parameters.AddWithValue("$readCost", (object?)settings.ReadCostPerSecond ?? DBNull.Value);
+        command.Parameters.AddWithValue("$exports", (object?)settings.MaxConcurrentExports ?? DBNull.Value);
+        command.Parameters.AddWithValue("$dailyExportBytes", (object?)settings.MaxDailyExportBytes ?? DBNull.Value);
+        command.Parameters.AddWithValue("$exportJobBytes", (object?)settings.ExportJobMaxBytes ?? DBNull.Value);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
@@ -329,6 +336,21 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
             : QueryEntriesAsync(tenantId, fromIndex, null, limit, cancellationToken);
 
     public IMerkleNodeReader NodeReader(string tenantId) => new SqliteNodeReader(_connections, _tenantNumbers, tenantId);
+
+    public async Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT tenant_id, size FROM tree_heads ORDER BY tenant_id";
+        using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var sizes = new List<LogSize>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            sizes.Add(new LogSize(reader.GetString(0), (ulong)reader.GetInt64(1)));
+        }
+
+        return sizes;
+    }
 
     public async Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken)
     {

@@ -27,6 +27,9 @@ public sealed class MalformedRequestTests : IAsyncLifetime
         "{\"events\":[{\"type\":\"\\u0000\",\"occurredAt\":\"9999-99-99\",\"actor\":[],\"action\":{},\"targets\":\"x\",\"data\":[1]}]}",
         "{\"id\":\"" + new string('a', 100_000) + "\"}",
         "{\"overlapSeconds\":-9223372036854775808,\"expiresAt\":\"0001-01-01T00:00:00Z\"}",
+        "{\"format\":7,\"fromIndex\":-1,\"toIndex\":1e999,\"from\":\"yesterday\",\"to\":[],\"filters\":{\"actor\":5,\"q\":\"\\u0000\",\"from\":\"x\"}}",
+        "{\"format\":\"csv\",\"fromIndex\":18446744073709551615,\"toIndex\":18446744073709551615,\"filters\":[]}",
+        "{\"format\":\"ndjson\",\"from\":\"9999-12-31T23:59:59Z\",\"to\":\"0001-01-01T00:00:00Z\",\"filters\":{\"action\":\"*\",\"targetId\":\"\"}}",
     ];
 
     private const string GarbageQuery = "?limit=-1&cursor=%00&from=x&to=y&index=99999999999999999999&size=-5&verify=maybe&proof=2&order=sideways&q=%00&actor=%01";
@@ -38,7 +41,7 @@ public sealed class MalformedRequestTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _server = await ServerFixture.StartAsync();
-        _tenantKey = await _server.CreateTenantWithKeyAsync("acme");
+        _tenantKey = await _server.CreateTenantWithKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead, Scopes.TenantAdmin, Scopes.ExportsCreate);
         using var admin = _server.Admin;
         var keys = JsonDocument.Parse(await admin.GetStringAsync("/v1/tenants/acme/api-keys"));
         _keyId = keys.RootElement.GetProperty("items")[0].GetProperty("id").GetString()!;

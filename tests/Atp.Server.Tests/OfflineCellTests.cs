@@ -100,6 +100,11 @@ public sealed class OfflineCellTests : IDisposable
             Assert.Equal(HttpStatusCode.Conflict, ingest.StatusCode);
             Assert.Equal("https://atp.dev/problems/read-only-replica", (await ingest.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("type").GetString());
 
+            // Nor can a platform admin make it writable: a status change of a replica is refused and changes nothing.
+            var reactivate = await admin.PatchAsJsonAsync($"/v1/tenants/{Tenant}", new { status = "active" });
+            Assert.Equal(HttpStatusCode.Conflict, reactivate.StatusCode);
+            Assert.Equal("replica", (await admin.GetFromJsonAsync<JsonElement>($"/v1/tenants/{Tenant}")).GetProperty("status").GetString());
+
             var keys = await reader.GetFromJsonAsync<JsonElement>($"/v1/tenants/{Tenant}/log/keys");
             var key = Assert.Single(keys.GetProperty("keys").EnumerateArray());
             Assert.Equal((sourceKey, "source"), (key.GetProperty("verifierKey").GetString(), key.GetProperty("status").GetString()));

@@ -26,6 +26,9 @@ internal static class TestStorage
             "--Atp:Storage:Provider=postgres",
             $"--ConnectionStrings:Atp={server.ConnectionString(database, PostgresServer.AppRole)}",
             $"--ConnectionStrings:AtpAdmin={server.ConnectionString(database, PostgresServer.OwnerRole, maxPoolSize: 2)}",
+
+            // Required on PostgreSQL (the nodes of a cell share no data directory); one per database, as a cell's nodes share it.
+            $"--Atp:Export:Directory={Directory.CreateTempSubdirectory("atp-exports-").FullName}",
         ];
     }
 }

@@ -121,6 +121,17 @@ public abstract partial class LogStoreContract<TStore>
     }
 
     [Fact]
+    public async Task Lists_every_logs_committed_size_by_tenant()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+        await AppendNewAsync(TenantB, NewEntries(2));
+
+        var sizes = await Store.ListLogSizesAsync(None);
+
+        Assert.Equal([new LogSize(TenantA, 0), new LogSize(TenantB, 2)], sizes.Where(s => s.TenantId is TenantA or TenantB).ToArray());
+    }
+
+    [Fact]
     public async Task Lists_only_the_logs_that_grew_past_their_latest_checkpoint()
     {
         await CreateTenantsAsync(TenantA, TenantB, TenantC);

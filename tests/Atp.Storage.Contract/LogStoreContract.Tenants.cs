@@ -218,6 +218,11 @@ public abstract partial class LogStoreContract<TStore>
         Assert.Equal(work, (await Store.GetTenantAsync(TenantB, None))!.Settings);
         Assert.Equal(new TenantSettings(false, null, 7), (await Store.GetTenantAsync(TenantA, None))!.Settings);
 
+        // Export quotas: byte quotas beyond 32 bits round-trip on both engines.
+        var exports = work with { MaxConcurrentExports = 3, MaxDailyExportBytes = 64L * 1024 * 1024 * 1024, ExportJobMaxBytes = 5_000_000_000 };
+        Assert.True(await Store.UpdateTenantSettingsAsync(TenantB, exports, None));
+        Assert.Equal(exports, (await Store.GetTenantAsync(TenantB, None))!.Settings);
+
         Assert.False(await Store.UpdateTenantSettingsAsync("no-such-tenant", new TenantSettings(true, 1, 1), None));
         Assert.Null(await Store.GetTenantAsync("no-such-tenant", None));
     }

@@ -91,6 +91,9 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             ALTER TABLE tenants DROP COLUMN ingest_events_per_second;
             ALTER TABLE tenants DROP COLUMN ingest_bytes_per_second;
             ALTER TABLE tenants DROP COLUMN read_cost_per_second;
+            ALTER TABLE tenants DROP COLUMN max_concurrent_exports;
+            ALTER TABLE tenants DROP COLUMN max_daily_export_bytes;
+            ALTER TABLE tenants DROP COLUMN export_job_max_bytes;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
@@ -98,7 +101,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(5L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(6L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     [Fact]

@@ -41,6 +41,9 @@ public static class Scopes
     public const string TenantAdmin = "tenant:admin";
     public const string PlatformAdmin = "platform:admin";
 
+    /// <summary>Create and cancel export jobs (reading them and their files needs <see cref="EventsRead"/>).</summary>
+    public const string ExportsCreate = "exports:create";
+
     /// <summary>Scopes a tenant key may be given (platform:admin is only for platform keys).</summary>
-    public static IReadOnlySet<string> TenantScopes { get; } = new HashSet<string>([EventsWrite, EventsRead, TenantAdmin], StringComparer.Ordinal);
+    public static IReadOnlySet<string> TenantScopes { get; } = new HashSet<string>([EventsWrite, EventsRead, TenantAdmin, ExportsCreate], StringComparer.Ordinal);
 }

@@ -101,4 +101,10 @@ public interface ILogStore
 
     /// <summary>Forgets Idempotency-Keys first used before <paramref name="before"/>.</summary>
     Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Every tenant's committed tree size, by tenant id: sizes only (public through checkpoints anyway), for cell-wide
+    /// work such as the daily export bundles, which must find the logs that grew.
+    /// </summary>
+    Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken);
 }

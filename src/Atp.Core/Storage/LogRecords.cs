@@ -49,3 +49,6 @@ public sealed record StoredCheckpoint(ulong Size, string Note, DateTimeOffset Cr
 
 /// <summary>A tenant whose tree has grown past its latest checkpoint.</summary>
 public sealed record UnsealedLog(string TenantId, TreeHead Head);
+
+/// <summary>A tenant's committed tree size.</summary>
+public sealed record LogSize(string TenantId, ulong Size);

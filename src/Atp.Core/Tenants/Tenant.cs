@@ -68,6 +68,15 @@ public sealed record TenantSettings(bool? RequireSignedRequests, int? IngestPerS
 
     /// <summary>Read-cost units per second allowed for the tenant (a search page costs more with a higher limit and with proofs).</summary>
     public int? ReadCostPerSecond { get; init; }
+
+    /// <summary>Export jobs the tenant may have queued or running at once.</summary>
+    public int? MaxConcurrentExports { get; init; }
+
+    /// <summary>Bytes of export jobs the tenant may start per UTC day (counted when a job is accepted, corrected when it ends).</summary>
+    public long? MaxDailyExportBytes { get; init; }
+
+    /// <summary>The largest file one export job may write; a bigger job is refused, or fails when it grows past it.</summary>
+    public long? ExportJobMaxBytes { get; init; }
 }
 
 /// <summary>Rules for tenant identifiers and names, shared by every entry point.</summary>

@@ -22,6 +22,7 @@ internal static class GatewayExtensions
         services.AddAuthorizationBuilder()
             .AddPolicy(Scopes.EventsWrite, p => p.RequireAuthenticatedUser().RequireAssertion(c => AtpClaims.HasScope(c.User, Scopes.EventsWrite)))
             .AddPolicy(Scopes.EventsRead, p => p.RequireAuthenticatedUser().RequireAssertion(c => AtpClaims.HasScope(c.User, Scopes.EventsRead) || ReadsPlatformLog(c)))
+            .AddPolicy(Scopes.ExportsCreate, p => p.RequireAuthenticatedUser().RequireAssertion(c => AtpClaims.HasScope(c.User, Scopes.ExportsCreate)))
             .AddPolicy(Scopes.TenantAdmin, p => p.RequireAuthenticatedUser().RequireAssertion(c => AtpClaims.HasScope(c.User, Scopes.TenantAdmin) || AtpClaims.IsPlatformAdmin(c.User)))
             .AddPolicy(Scopes.PlatformAdmin, p => p.RequireAuthenticatedUser().RequireAssertion(c => AtpClaims.IsPlatformAdmin(c.User)));
         services.AddSingleton<TenantRateLimiter>();

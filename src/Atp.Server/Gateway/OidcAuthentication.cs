@@ -115,9 +115,11 @@ internal static class OidcAuthentication
                 case TenantAdminRole:
                     scopes.Add(Scopes.TenantAdmin);
                     scopes.Add(Scopes.EventsRead);
+                    scopes.Add(Scopes.ExportsCreate);
                     break;
                 case AuditorRole:
                     scopes.Add(Scopes.EventsRead);
+                    scopes.Add(Scopes.ExportsCreate);
                     break;
                 case WriterRole:
                     scopes.Add(Scopes.EventsWrite);

@@ -41,7 +41,7 @@ internal sealed class ContractDocumentTransformer(IOptions<AtpOptions> options) 
             Type = SecuritySchemeType.Http,
             Scheme = "bearer",
             BearerFormat = "ATP API key (atp_…)",
-            Description = "An API key, `Authorization: Bearer atp_…`. Keys carry scopes (events:write, events:read, tenant:admin; "
+            Description = "An API key, `Authorization: Bearer atp_…`. Keys carry scopes (events:write, events:read, tenant:admin, exports:create; "
                 + "platform:admin for platform keys); the scopes an operation needs are listed in its security requirement. "
                 + "A tenant that requires signed requests refuses a bare key (401 signature-required).",
         };
@@ -103,6 +103,15 @@ internal sealed class ContractDocumentTransformer(IOptions<AtpOptions> options) 
                 Description = "The stored event as it is in the leaf (RFC 8785 canonical JSON): what was sent, with its id and receivedAt. "
                     + "For proofs, hash the leaf bytes of GET …/log/entries/{index}, not a re-serialisation of this object.",
                 Examples = [ContractExamples.Leaf()],
+            };
+        }
+        else if (name is nameof(Export.CreateExportRequest) or nameof(Export.ExportResponse))
+        {
+            properties["filters"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Object | JsonSchemaType.Null,
+                Description = "Search filters (string values, the names of GET …/events: actor, actorType, action, targetType, targetId, outcome, q, from, to); absent or null for a complete export.",
+                AdditionalProperties = new OpenApiSchema { Type = JsonSchemaType.String },
             };
         }
         else if (name == nameof(UpdateTenantRequest))

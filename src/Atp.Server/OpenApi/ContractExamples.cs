@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Atp.Server.Events;
+using Atp.Server.Export;
 using Atp.Server.Integrity;
 using Atp.Server.Tenants;
 using Microsoft.AspNetCore.Mvc;
@@ -29,6 +30,13 @@ internal static class ContractExamples
 
     private const string Inclusion = """
         {"index":0,"treeSize":2,"leafHash":"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=","hashes":["N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="]}
+        """;
+
+    private const string ExportJson = """
+        {"id":"exp_4f0c5e2b9a7d1c3e5f6a7b","tenant":"acme","format":"ndjson","state":"succeeded","fromIndex":0,"toIndex":2,"treeSize":2,
+         "complete":false,"filters":{"actor":"u-17","action":"document.*"},"events":2,"bytes":10240,"percent":100,
+         "createdAt":"2026-12-06T21:55:00+00:00","expiresAt":"2026-12-13T21:55:00+00:00","finishedAt":"2026-12-06T21:55:01+00:00",
+         "sha256":"9f2c1e4b6a8d0f3e5c7b9a1d2e4f6a8c0b2d4e6f8a0c2e4f6b8d0a2c4e6f8b0d"}
         """;
 
     private static readonly Dictionary<Type, string> Examples = new()
@@ -74,6 +82,9 @@ internal static class ContractExamples
         [typeof(InclusionProofResponse)] = Inclusion,
         [typeof(ConsistencyProofResponse)] = """{"from":1,"to":2,"hashes":["N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="]}""",
         [typeof(KeysResponse)] = """{"keys":[{"name":"atp.local/local-dev-1","verifierKey":"atp.local/local-dev-1+972352e6+AUbXFfRA9QgCSeqK+N9V6PuHJaPAkInI+kWb7cq2KzGj","status":"active"}]}""",
+        [typeof(CreateExportRequest)] = """{"format":"ndjson","fromIndex":0,"toIndex":2,"filters":{"actor":"u-17","action":"document.*"}}""",
+        [typeof(ExportResponse)] = ExportJson,
+        [typeof(ExportListResponse)] = "{\"items\":[" + ExportJson + "],\"nextCursor\":null}",
         [typeof(ProblemDetails)] = """
             {"type":"https://atp.dev/problems/validation","title":"The request is not valid","status":400,
              "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}]}

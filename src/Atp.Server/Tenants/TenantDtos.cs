@@ -15,6 +15,12 @@ internal sealed record TenantSettingsDto(bool RequireSignedRequests, int IngestP
     public int IngestBytesPerSecond { get; init; }
 
     public int ReadCostPerSecond { get; init; }
+
+    public int MaxConcurrentExports { get; init; }
+
+    public long MaxDailyExportBytes { get; init; }
+
+    public long ExportJobMaxBytes { get; init; }
 }
 
 internal sealed record TenantResponse(string Id, string Name, string Edition, string HomeRegion, ResidencyDto Residency, string Status, DateTimeOffset CreatedAt, string Origin, TenantSettingsDto Settings);

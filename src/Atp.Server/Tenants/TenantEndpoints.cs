@@ -37,8 +37,10 @@ internal static class TenantEndpoints
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
             .WithSummary("Suspend or reactivate a tenant, require signed requests, override its rate limits (platform admin)")
             .WithName("updateTenant")
+            .WithDescription("409 read-only-replica: a replica's status cannot be changed (it was imported from another cell's export bundles).")
             .WithJsonBody<UpdateTenantRequest>()
-            .Produces<TenantResponse>();
+            .Produces<TenantResponse>()
+            .ProducesProblem(StatusCodes.Status409Conflict);
 
         tenants.MapPost("/{tenant}/api-keys", CreateApiKeyAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
@@ -152,6 +154,13 @@ internal static class TenantEndpoints
         }
 
         var tenant = TenantAccessFilter.Current(context);
+
+        // Appends to a replica would fork it from the source cell's log, whose checkpoints it serves: it stays read-only.
+        if (tenant.IsReplica && request!.Status is not null)
+        {
+            return Problem.ReadOnlyReplica();
+        }
+
         var errors = new List<string>();
         if (request!.Status is not (null or Tenant.Active or Tenant.Suspended))
         {
@@ -184,21 +193,26 @@ internal static class TenantEndpoints
                     continue;
                 }
 
-                int? value = member.Value.ValueKind == JsonValueKind.Null ? null
-                    : member.Value.ValueKind == JsonValueKind.Number && member.Value.TryGetInt32(out var n) && n >= range.Min && n <= range.Max ? n : -1;
+                long? value = member.Value.ValueKind == JsonValueKind.Null ? null
+                    : member.Value.ValueKind == JsonValueKind.Number && member.Value.TryGetInt64(out var n) && n >= range.Min && n <= range.Max ? n : -1;
                 if (value == -1)
                 {
-                    errors.Add($"limits.{member.Name}: {range.Min} to {range.Max} {range.Unit} per second, or null for the edition's default");
+                    errors.Add($"limits.{member.Name}: {range.Min} to {range.Max} {range.Unit}, or null for the edition's default");
                     continue;
                 }
 
+                // Every range above fits its setting's type, so the narrowing casts cannot overflow.
+                var small = (int?)value;
                 settings = member.Name switch
                 {
-                    "ingestPerSecond" => settings with { IngestPerSecond = value },
-                    "queryPerSecond" => settings with { QueryPerSecond = value },
-                    "ingestEventsPerSecond" => settings with { IngestEventsPerSecond = value },
-                    "ingestBytesPerSecond" => settings with { IngestBytesPerSecond = value },
-                    _ => settings with { ReadCostPerSecond = value },
+                    "ingestPerSecond" => settings with { IngestPerSecond = small },
+                    "queryPerSecond" => settings with { QueryPerSecond = small },
+                    "ingestEventsPerSecond" => settings with { IngestEventsPerSecond = small },
+                    "ingestBytesPerSecond" => settings with { IngestBytesPerSecond = small },
+                    "maxConcurrentExports" => settings with { MaxConcurrentExports = small },
+                    "maxDailyExportBytes" => settings with { MaxDailyExportBytes = value },
+                    "exportJobMaxBytes" => settings with { ExportJobMaxBytes = value },
+                    _ => settings with { ReadCostPerSecond = small },
                 };
             }
         }
@@ -230,6 +244,9 @@ internal static class TenantEndpoints
                 ["ingestEventsPerSecond"] = settings.IngestEventsPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
                 ["ingestBytesPerSecond"] = settings.IngestBytesPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
                 ["readCostPerSecond"] = settings.ReadCostPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["maxConcurrentExports"] = settings.MaxConcurrentExports?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["maxDailyExportBytes"] = settings.MaxDailyExportBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["exportJobMaxBytes"] = settings.ExportJobMaxBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
             };
             tenant = tenant with { Settings = settings };
             await audit.RecordAsync(PlatformEvents.AdminAction(context, "tenant.settings-changed", tenant.Id, changes), cancellationToken).ConfigureAwait(false);
@@ -239,13 +256,16 @@ internal static class TenantEndpoints
     }
 
     // The PATCH limits a platform admin may override, with the ranges the edition defaults are validated against.
-    private static readonly Dictionary<string, (int Min, int Max, string Unit)> LimitRanges = new(StringComparer.Ordinal)
+    private static readonly Dictionary<string, (long Min, long Max, string Unit)> LimitRanges = new(StringComparer.Ordinal)
     {
-        ["ingestPerSecond"] = (1, 10_000_000, "requests"),
-        ["queryPerSecond"] = (1, 10_000_000, "requests"),
-        ["ingestEventsPerSecond"] = (1, 100_000_000, "events"),
-        ["ingestBytesPerSecond"] = (1024, int.MaxValue, "bytes"),
-        ["readCostPerSecond"] = (1, 10_000_000, "read-cost units"),
+        ["ingestPerSecond"] = (1, 10_000_000, "requests per second"),
+        ["queryPerSecond"] = (1, 10_000_000, "requests per second"),
+        ["ingestEventsPerSecond"] = (1, 100_000_000, "events per second"),
+        ["ingestBytesPerSecond"] = (1024, int.MaxValue, "bytes per second"),
+        ["readCostPerSecond"] = (1, 10_000_000, "read-cost units per second"),
+        ["maxConcurrentExports"] = (1, 1000, "export jobs queued or running"),
+        ["maxDailyExportBytes"] = (1024, long.MaxValue, "export bytes per UTC day"),
+        ["exportJobMaxBytes"] = (1024, long.MaxValue, "bytes per export job"),
     };
 
     private static readonly TimeSpan MaxOverlap = TimeSpan.FromDays(30);
@@ -391,6 +411,9 @@ internal static class TenantEndpoints
             IngestEventsPerSecond = t.Settings.IngestEventsPerSecond ?? limits.IngestEventsPerSecond,
             IngestBytesPerSecond = t.Settings.IngestBytesPerSecond ?? limits.IngestBytesPerSecond,
             ReadCostPerSecond = t.Settings.ReadCostPerSecond ?? limits.ReadCostPerSecond,
+            MaxConcurrentExports = t.Settings.MaxConcurrentExports ?? limits.MaxConcurrentExports,
+            MaxDailyExportBytes = t.Settings.MaxDailyExportBytes ?? limits.MaxDailyExportBytes,
+            ExportJobMaxBytes = t.Settings.ExportJobMaxBytes ?? limits.ExportJobMaxBytes,
         };
         return new(t.Id, t.Name, t.Edition, t.HomeRegion, new ResidencyDto(t.Residency.Mode, t.Residency.AllowedRegions), t.Status, t.CreatedAt, options.TenantOrigin(t.Id), settings);
     }
