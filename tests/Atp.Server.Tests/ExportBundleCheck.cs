@@ -85,12 +85,18 @@ internal sealed record ExportBundleCheck(BundleManifest Manifest, IReadOnlyList<
 
             var lines = Lines(bytes);
             Assert.Equal(file.Count, (ulong)lines.Count);
+
+            // A complete bundle lists each entries file's leaf hashes in the hashes file just before it.
+            var listed = manifest.Complete ? members[file.Name.Replace("entries/", "hashes/", StringComparison.Ordinal).Replace(".ndjson", ".bin", StringComparison.Ordinal)] : null;
+            Assert.True(listed is null || order.IndexOf(file.Name) > 0 && order[order.IndexOf(file.Name) - 1] == file.Name.Replace("entries/", "hashes/", StringComparison.Ordinal).Replace(".ndjson", ".bin", StringComparison.Ordinal), $"{file.Name} has no hashes file before it");
+            Assert.True(listed is null || listed.Length == lines.Count * 32, $"{file.Name}'s hashes file does not list {lines.Count} hashes");
             string[]? proofs = manifest.Complete ? null : Encoding.UTF8.GetString(members[file.Name.Replace("entries/", "proofs/", StringComparison.Ordinal)]).Split('\n', StringSplitOptions.RemoveEmptyEntries);
             for (var i = 0; i < lines.Count; i++)
             {
                 var leafHash = MerkleHasher.HashLeaf(lines[i]);
                 if (range is not null)
                 {
+                    Assert.Equal(leafHash.ToArray(), listed![(i * 32)..((i + 1) * 32)]);
                     range.Append(leafHash);
                 }
                 else
