@@ -65,6 +65,38 @@ public sealed class BundleVerifierTests
     }
 
     [Fact]
+    public async Task Refuses_a_complete_bundle_without_its_hashes_files_even_when_signed()
+    {
+        await using var log = await BundleLog.CreateAsync();
+        await log.AppendAsync(5);
+        await log.SealAsync();
+        var writer = new BundleWriter(log.Store, log.Clock);
+        var path = Path.Combine(log.Scratch("out"), "b.tar");
+        var manifest = await writer.WriteAsync((await writer.PlanCompleteAsync(BundleLog.TenantId, 0, null, null, null, None))!, log.Scratch("staging"), log.Signer, path, None);
+
+        // The layout before hashes files existed, correctly signed: a reader must not take it for a complete bundle.
+        var members = await BundleWriterTests.ReadMembersAsync(path);
+        var stripped = manifest with { Files = [.. manifest.Files.Where(f => !f.Name.StartsWith("hashes/", StringComparison.Ordinal))] };
+        members["manifest.json"] = stripped.ToUtf8Bytes();
+        members["manifest.sig"] = Atp.Integrity.SignedNote.Sign(System.Text.Encoding.UTF8.GetString(members["manifest.json"]), log.Signer).ToUtf8Bytes();
+        members.Remove("hashes/000000.bin");
+        var tampered = Path.Combine(log.Scratch("out"), "t.tar");
+        await using (var stream = File.Create(tampered))
+        await using (var tar = new TarWriter(stream, TarEntryFormat.Ustar))
+        {
+            foreach (var (name, bytes) in members)
+            {
+                await tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) });
+            }
+        }
+
+        await using var bundle = File.OpenRead(tampered);
+        var result = await new BundleVerifier([log.Signer.Verifier]).VerifyAsync(bundle, null, null, None);
+
+        Assert.Equal(new BundleFailure("manifest.json", "file 0 is 'entries/000000.ndjson', expected 'hashes/000000.bin'"), result.Failure);
+    }
+
+    [Fact]
     public async Task A_pax_bundle_with_the_same_members_verifies()
     {
         await using var log = await BundleLog.CreateAsync();
