@@ -21,6 +21,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   fi
 fi
 
+# The README walkthrough tests run its shell commands as written, which use curl.
+if ! command -v curl >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian's curl package for the README walkthrough tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; } \
+      || echo "Could not install curl: the README walkthrough tests will fail." >&2
+  else
+    echo "curl is missing: the README walkthrough tests will fail. Install: apt-get install -y curl" >&2
+  fi
+fi
+
 results="TestResults"
 rm -rf "$results"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

@@ -38,7 +38,11 @@ public sealed class ExportBundleTests : IAsyncLifetime
         Assert.Equal(12UL, check.Manifest.TreeSize);
         Assert.Equal(id, check.Manifest.ExportId);
         Assert.Null(check.Manifest.Filters);
-        Assert.Null(check.Manifest.Previous);
+
+        // It continues the tree of size 3: that tree's root (the one a bundle ending there would carry) and the
+        // consistency proof from it to the checkpoint, which the check above verified.
+        Assert.Equal(3UL, check.Manifest.Previous!.TreeSize);
+        Assert.NotEmpty(check.Manifest.Previous.ConsistencyProof);
         for (var i = 0; i < 9; i++)
         {
             Assert.Equal(await acme.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{3 + i}"), check.Leaves[i]);

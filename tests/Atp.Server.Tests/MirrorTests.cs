@@ -213,6 +213,25 @@ public sealed partial class MirrorTests : IAsyncLifetime
         return keys.GetProperty("keys")[0].GetProperty("verifierKey").GetString()!;
     }
 
+    [Fact]
+    public async Task The_api_key_comes_from_a_file_or_the_environment_never_from_an_argument()
+    {
+        var (server, key) = await ServerWithLogAsync(3, "user");
+        var keyFile = Path.Combine(_work, "reader.key");
+        await File.WriteAllTextAsync(keyFile, key + "\n");
+        string[] mirror = ["mirror", "--url", server.BaseAddress.ToString(), "--tenant", "acme", "--out", Path.Combine(_work, "from-file")];
+
+        var fromFile = await AuditorTests.AtpAsync(new Dictionary<string, string>(), [.. mirror, "--key-file", keyFile]);
+        Assert.True(fromFile.ExitCode == 0, fromFile.Error);
+        Assert.Contains("at tree size 3", fromFile.Output, StringComparison.Ordinal);
+
+        var missing = await AuditorTests.AtpAsync(new Dictionary<string, string>(), [.. mirror, "--key-file", keyFile + ".missing"]);
+        Assert.Equal(2, missing.ExitCode);
+        var asArgument = await AuditorTests.AtpAsync(new Dictionary<string, string>(), [.. mirror, "--key", key]);
+        Assert.Equal(2, asArgument.ExitCode);
+        Assert.Contains("Unrecognized", asArgument.Error, StringComparison.Ordinal);
+    }
+
     private static async Task<(int ExitCode, string Output, string Error)> MirrorAsync(ServerFixture server, string key, string dir, params string[] extra) =>
         await AuditorTests.AtpAsync(
             new Dictionary<string, string> { ["ATP_API_KEY"] = key },

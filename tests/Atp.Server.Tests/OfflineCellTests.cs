@@ -146,7 +146,7 @@ public sealed class OfflineCellTests : IDisposable
         return new SourceAnswers(checkpoint, inclusion, consistency, Convert.ToBase64String(entry), found);
     }
 
-    private static async Task AssertAtpAsync(int exitCode, string expected, params string[] args)
+    internal static async Task AssertAtpAsync(int exitCode, string expected, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(AtpBinary());
@@ -166,7 +166,7 @@ public sealed class OfflineCellTests : IDisposable
 
     // The atp binary from its own build output: export and import open the embedded store, whose dependencies
     // (Microsoft.Extensions.Options) the test output resolves from ASP.NET Core's shared framework, which atp does not use.
-    private static string AtpBinary()
+    internal static string AtpBinary()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Atp.slnx")))

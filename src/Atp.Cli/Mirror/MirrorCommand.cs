@@ -19,15 +19,15 @@ internal static class MirrorCommand
     /// <summary>Verifier keys taken from the server on first use (no --verifier-key), pinned for later runs.</summary>
     public const string PinnedKeysFile = "verifier-keys";
 
-    private sealed record Arguments(Uri Url, string Tenant, string? Key, DirectoryInfo Out, string[] VerifierKeys, bool NoProgress);
+    private sealed record Arguments(Uri Url, string Tenant, FileInfo? KeyFile, DirectoryInfo Out, string[] VerifierKeys, bool NoProgress);
 
     public static Command Create(CliEnvironment environment)
     {
         var url = new Option<string>("--url") { Description = "Base URL of the ATP server, e.g. https://atp.example.com", Required = true };
         var tenant = new Option<string>("--tenant") { Description = "The tenant whose log to mirror", Required = true };
-        var key = new Option<string>("--key")
+        var key = new Option<FileInfo>("--key-file")
         {
-            Description = $"API key with events:read (default ${RequestCommand.ApiKeyVariable}; prefer the variable: arguments show in the process list)",
+            Description = $"File holding an API key with events:read (default: ${RequestCommand.ApiKeyVariable}); never the key itself, since arguments show in the process list",
         };
         var output = new Option<DirectoryInfo>("--out") { Description = "Directory of the mirror (created; reused and checked on later runs)", Required = true };
         var verifierKeys = new Option<string[]>("--verifier-key")
@@ -43,12 +43,24 @@ internal static class MirrorCommand
         return command;
     }
 
+    private static string ReadKeyFile(FileInfo file)
+    {
+        try
+        {
+            return File.ReadAllText(file.FullName).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliInputException($"cannot read the key file {file.FullName}: {e.Message}");
+        }
+    }
+
     private static async Task<int> RunAsync(Arguments arguments, CliEnvironment environment, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        var apiKey = arguments.Key ?? environment.Variable(RequestCommand.ApiKeyVariable);
+        var apiKey = arguments.KeyFile is { } keyFile ? ReadKeyFile(keyFile) : environment.Variable(RequestCommand.ApiKeyVariable);
         if (string.IsNullOrWhiteSpace(apiKey))
         {
-            throw new CliInputException($"no API key: set ${RequestCommand.ApiKeyVariable} (or pass --key) to a key with events:read for the tenant");
+            throw new CliInputException($"no API key: set ${RequestCommand.ApiKeyVariable} (or pass --key-file) to a key with events:read for the tenant");
         }
 
         var directory = arguments.Out.FullName;

@@ -45,7 +45,11 @@ internal sealed partial class ExportBundles(
             indexes = await service.MatchesAsync(query, job.FromIndex, job.ToIndex, cancellationToken).ConfigureAwait(false);
         }
 
-        var plan = new BundlePlan(job.Tenant, job.FromIndex, job.ToIndex, job.CheckpointSize, null, indexes, job.Filters, job.CreatedAt, job.Id);
+        // A complete bundle that starts after index 0 continues the tree of size FromIndex: its manifest carries that
+        // tree's root and the consistency proof to its checkpoint, so `atp verify bundle --previous` can chain it to
+        // the bundle that ended there.
+        ulong? previousSize = indexes is null && job.FromIndex > 0 ? job.FromIndex : null;
+        var plan = new BundlePlan(job.Tenant, job.FromIndex, job.ToIndex, job.CheckpointSize, previousSize, indexes, job.Filters, job.CreatedAt, job.Id);
         var writer = new BundleWriter(log, clock);
         var staging = jobs.StagingDirectory(job);
         Directory.CreateDirectory(staging);
