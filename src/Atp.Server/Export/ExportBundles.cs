@@ -181,8 +181,11 @@ internal sealed partial class ExportBundles(
         File.Move(output + PartialSuffix, output, overwrite: true);
     }
 
+    // Finished members only (entries, proofs and leaf-hash files); partially written ones have other names.
+    private static readonly string[] StagedMembers = ["*.ndjson", "*.bin"];
+
     private static long StagedBytes(string staging) =>
-        Directory.EnumerateFiles(staging, "*.ndjson", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        StagedMembers.SelectMany(pattern => Directory.EnumerateFiles(staging, pattern, SearchOption.AllDirectories)).Sum(f => new FileInfo(f).Length);
 
     private static async Task<(long Size, string Sha256)> DigestAsync(string path, CancellationToken cancellationToken)
     {
