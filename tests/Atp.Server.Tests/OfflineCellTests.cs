@@ -7,7 +7,8 @@ using Atp.Core.Keys;
 namespace Atp.Server.Tests;
 
 /// <summary>
-/// Issue 17 end to end over real processes: a cell ingests, stops, <c>atp export --data</c> writes a bundle,
+/// Issue 17 end to end over real processes: a cell ingests, stops, <c>atp export --data</c> writes a bundle (and
+/// later the running cell's export API writes the next one),
 /// <c>atp verify bundle</c> checks it in a fresh directory, <c>atp import</c> loads it into a new data directory, and
 /// the offline cell started on it answers as the source did: checkpoints, roots, proofs and search; ingest is refused
 /// (409 read-only-replica); a second day's bundle imports on top; a forked log's bundle is refused.
@@ -51,15 +52,18 @@ public sealed class OfflineCellTests : IDisposable
 
         // Day 2: 30 more events at the source; the bundle from 50 carries the consistency proof from day 1.
         SourceAnswers answers;
+        // Day 1's bundle came from `atp export` of the stopped cell's data directory; day 2's comes from the running
+        // cell's export API, and the cell stops afterwards.
+        var day2 = Path.Combine(_work, "day2.tar");
         await using (var cell = await ChildServer.StartAsync(source, adminKey))
         {
             await IngestAsync(cell.BaseAddress, readKey, 30, "day2");
             answers = await ReadAnswersAsync(cell.BaseAddress, readKey, 80);
+            using var admin = CrashTests.Client(cell.BaseAddress, adminKey);
+            await File.WriteAllBytesAsync(day2, await ExportThroughApiAsync(admin, fromIndex: 50));
             await cell.StopAsync();
         }
 
-        var day2 = Path.Combine(_work, "day2.tar");
-        await AssertAtpAsync(0, "wrote", "export", "--data", source, "--tenant", Tenant, "--from", "50", "--out", day2);
         await AssertAtpAsync(0, "previous: consistent with the checkpoint of size 50", "verify", "bundle", day2, "--key", sourceKey, "--previous", day1);
 
         // A bundle of a forked log (another cell's acme, same origin, 90 entries) is refused and stores nothing.
@@ -114,6 +118,24 @@ public sealed class OfflineCellTests : IDisposable
             Assert.Equal(answers.Checkpoint, await reader.GetStringAsync($"/v1/tenants/{Tenant}/log/checkpoint"));
             await cell.StopAsync();
         }
+    }
+
+    private static async Task<byte[]> ExportThroughApiAsync(HttpClient admin, ulong fromIndex)
+    {
+        var key = await admin.PostAsJsonAsync($"/v1/tenants/{Tenant}/api-keys", new { name = "auditor", scopes = new[] { "events:read", "exports:create" } });
+        Assert.Equal(HttpStatusCode.Created, key.StatusCode);
+        using var auditor = CrashTests.Client(admin.BaseAddress!, (await key.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!);
+        var created = await auditor.PostAsJsonAsync($"/v1/tenants/{Tenant}/exports", new { format = "ndjson", fromIndex });
+        Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
+        var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await auditor.GetFromJsonAsync<JsonElement>($"/v1/tenants/{Tenant}/exports/{id}")).GetProperty("state").GetString() != "succeeded")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the export job did not succeed within 60 s");
+            await Task.Delay(100);
+        }
+
+        return await auditor.GetByteArrayAsync($"/v1/tenants/{Tenant}/exports/{id}/download");
     }
 
     private static async Task<string> CreateKeyAsync(HttpClient admin)
