@@ -125,17 +125,9 @@ public sealed class OfflineCellTests : IDisposable
         var key = await admin.PostAsJsonAsync($"/v1/tenants/{Tenant}/api-keys", new { name = "auditor", scopes = new[] { "events:read", "exports:create" } });
         Assert.Equal(HttpStatusCode.Created, key.StatusCode);
         using var auditor = CrashTests.Client(admin.BaseAddress!, (await key.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!);
-        var created = await auditor.PostAsJsonAsync($"/v1/tenants/{Tenant}/exports", new { format = "ndjson", fromIndex });
-        Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
-        var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await auditor.GetFromJsonAsync<JsonElement>($"/v1/tenants/{Tenant}/exports/{id}")).GetProperty("state").GetString() != "succeeded")
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the export job did not succeed within 60 s");
-            await Task.Delay(100);
-        }
-
-        return await auditor.GetByteArrayAsync($"/v1/tenants/{Tenant}/exports/{id}/download");
+        var id = (await ExportTests.CreateAsync(auditor, Tenant, new { format = "ndjson", fromIndex })).GetProperty("id").GetString()!;
+        await ExportTests.WaitForStateAsync(auditor, Tenant, id, "succeeded");
+        return await ExportTests.DownloadAsync(auditor, Tenant, id);
     }
 
     private static async Task<string> CreateKeyAsync(HttpClient admin)

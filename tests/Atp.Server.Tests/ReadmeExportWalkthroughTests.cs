@@ -73,18 +73,10 @@ public sealed class ReadmeExportWalkthroughTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, (await acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(3)))).StatusCode);
         var later = await ServerFixture.WaitForCheckpointAsync(acme, "acme", 5);
         using var auditor = _server.ClientWithKey(await _server.CreateKeyAsync("acme", "events:read", "exports:create"));
-        var created = await auditor.PostAsJsonAsync("/v1/tenants/acme/exports", new { format = "ndjson", fromIndex = 2 });
-        Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
-        var job = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await auditor.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/exports/{job}")).GetProperty("state").GetString() != "succeeded")
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the later export did not succeed within 60 s");
-            await Task.Delay(100);
-        }
-
+        var job = (await ExportTests.CreateAsync(auditor, "acme", new { format = "ndjson", fromIndex = 2 })).GetProperty("id").GetString()!;
+        await ExportTests.WaitForStateAsync(auditor, "acme", job, "succeeded");
         var laterBundle = Path.Combine(_work, "later.tar");
-        await File.WriteAllBytesAsync(laterBundle, await auditor.GetByteArrayAsync($"/v1/tenants/acme/exports/{job}/download"));
+        await File.WriteAllBytesAsync(laterBundle, await ExportTests.DownloadAsync(auditor, "acme", job));
         await OfflineCellTests.AssertAtpAsync(0, "previous: consistent with the checkpoint of size 2", "verify", "bundle", laterBundle, "--key", verifierKey, "--previous", Path.Combine(_work, "acme.tar"));
         await OfflineCellTests.AssertAtpAsync(0, "imported 3 entries", "import", laterBundle, "--data", Path.Combine(_work, "offline-data"), "--key", verifierKey);
 
