@@ -130,7 +130,7 @@ public sealed class OfflineCellTests : IDisposable
         return await ExportTests.DownloadAsync(auditor, Tenant, id);
     }
 
-    private static async Task<string> CreateKeyAsync(HttpClient admin)
+    internal static async Task<string> CreateKeyAsync(HttpClient admin)
     {
         var key = await admin.PostAsJsonAsync($"/v1/tenants/{Tenant}/api-keys", new { name = "offline-test", scopes = new[] { "events:write", "events:read" } });
         Assert.Equal(HttpStatusCode.Created, key.StatusCode);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Atp.Core.Keys;
 
 namespace Atp.Server.Tests;
 
@@ -80,12 +81,16 @@ public sealed class ReadmeExportWalkthroughTests : IAsyncLifetime
         await OfflineCellTests.AssertAtpAsync(0, "previous: consistent with the checkpoint of size 2", "verify", "bundle", laterBundle, "--key", verifierKey, "--previous", Path.Combine(_work, "acme.tar"));
         await OfflineCellTests.AssertAtpAsync(0, "imported 3 entries", "import", laterBundle, "--data", Path.Combine(_work, "offline-data"), "--key", verifierKey);
 
-        await using var offline = await ServerFixture.StartAsync(dataDirectory: Path.Combine(_work, "offline-data"));
-        using var reader = offline.ClientWithKey(await offline.CreateKeyAsync("acme", "events:read", "events:write"));
+        // The offline cell is an embedded (SQLite) cell, whatever engine the source ran on: `atp import` writes SQLite.
+        var offlineAdmin = ApiKeyFormat.Generate();
+        await using var offline = await ChildServer.StartAsync(Path.Combine(_work, "offline-data"), offlineAdmin);
+        using var admin = CrashTests.Client(offline.BaseAddress, offlineAdmin);
+        using var reader = CrashTests.Client(offline.BaseAddress, await OfflineCellTests.CreateKeyAsync(admin));
         Assert.NotEqual(checkpoint, later);
         Assert.Equal(later, await reader.GetStringAsync("/v1/tenants/acme/log/checkpoint"));
         var ingest = await reader.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event()));
         Assert.Equal(HttpStatusCode.Conflict, ingest.StatusCode);
+        await offline.StopAsync();
     }
 
     private static string ReadmeBlock()
