@@ -80,11 +80,11 @@ public class BundleVerifyBenchmarks
 
 /// <summary>
 /// <c>dotnet run -c Release --project bench/Atp.Benchmarks -- bundle</c>: the bundle verifier against raw SHA-256 of the
-/// same bytes, interleaved in one run, best of five rounds (wall time and the process's CPU time), for 100,000-entry bundles.
+/// same bytes, interleaved in one run, best of ten rounds (wall time and the process's CPU time), for 100,000-entry bundles.
 /// </summary>
 internal static class BundleVerifyRun
 {
-    private const int Rounds = 5;
+    private const int Rounds = 10;
 
     public static void Print(TextWriter output)
     {

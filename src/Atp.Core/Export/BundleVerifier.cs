@@ -172,6 +172,7 @@ public sealed class BundleVerifier
         BundleFile? entriesFile = null;
         byte[]? listed = null;
         string? listedName = null;
+        Task<BundleFailure?>? listedCheck = null;
         var lastIndex = (ulong?)null;
         foreach (var file in manifest.Files)
         {
@@ -192,11 +193,23 @@ public sealed class BundleVerifier
                 leafHashes?.Clear();
                 entriesFile = file;
                 failure = await EntriesFileCheck.VerifyAsync(file, data, range, listed, listedName, leafHashes, cancellationToken).ConfigureAwait(false);
+
+                // The hashes file's own SHA-256 ran beside the entries; when it is wrong, it is the failure to name (a
+                // changed listed hash otherwise shows up as a mismatch on the entry's line).
+                if (listedCheck is not null && await listedCheck.ConfigureAwait(false) is { } listedFailure)
+                {
+                    failure = listedFailure;
+                }
+
+                listedCheck = null;
             }
             else if (file.Name.StartsWith(HashesPrefix, StringComparison.Ordinal))
             {
                 (listed, failure) = await ReadHashesAsync(file, entry, cancellationToken).ConfigureAwait(false);
                 listedName = file.Name;
+                var hashesFile = file;
+                var hashesBytes = listed;
+                listedCheck = hashesBytes is null ? null : Task.Run(() => CheckHashesFile(hashesFile, hashesBytes), CancellationToken.None);
             }
             else
             {
@@ -398,8 +411,13 @@ public sealed class BundleVerifier
             return (null, new BundleFailure(file.Name, $"larger than {BundleManifest.MaxEntriesPerFile} leaf hashes"));
         }
 
+        return (bytes, null);
+    }
+
+    private static BundleFailure? CheckHashesFile(BundleFile file, byte[] bytes)
+    {
         var digest = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        return digest == file.Sha256 ? (bytes, null) : (null, new BundleFailure(file.Name, $"SHA-256 {digest} is not the manifest's {file.Sha256}"));
+        return digest == file.Sha256 ? null : new BundleFailure(file.Name, $"SHA-256 {digest} is not the manifest's {file.Sha256}");
     }
 
     private static async Task<(BundleFailure? Failure, ulong? LastIndex)> VerifyProofsAsync(

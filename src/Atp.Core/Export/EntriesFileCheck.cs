@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
-using System.Threading.Channels;
+using System.Numerics;
 using Atp.Integrity;
 
 namespace Atp.Core.Export;
@@ -26,18 +26,11 @@ internal static class EntriesFileCheck
         BundleFile file, Stream data, CompactRange? range, byte[]? listed, string? listedName, List<Hash>? leafHashes, CancellationToken cancellationToken)
     {
         using var sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var forFileHash = Channel.CreateBounded<Batch>(new BoundedChannelOptions(InFlight) { SingleReader = true, SingleWriter = true });
-        var fileHashing = Task.Run(
-            async () =>
-            {
-                await foreach (var batch in forFileHash.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
-                {
-                    sha256.AppendData(batch.Buffer.AsSpan(batch.NewBytesStart, batch.End - batch.NewBytesStart));
-                    batch.Release();
-                }
-            },
-            CancellationToken.None);
 
+        // The file's SHA-256 runs on the thread pool too, one chunk after the other (each continues the previous one), so
+        // the pool's threads share it with the leaf hashes instead of a dedicated thread competing with them for cores.
+        var fileHashing = new Queue<Task>(InFlight * 2);
+        var lastFileHash = Task.CompletedTask;
         var pending = new Queue<Batch>(InFlight);
         var maxLine = BundleManifest.MaxLineBytes;
         var lines = 0L;
@@ -101,9 +94,25 @@ internal static class EntriesFileCheck
                     batch.Buffer.AsSpan(start, carry).CopyTo(buffer);
                 }
 
-                batch.StartLeafHashes(listed);
+                batch.StartLeafHashes(listed, range is not null ? file.FirstIndex + (ulong)batch.FirstLine : null);
                 pending.Enqueue(batch);
-                await forFileHash.Writer.WriteAsync(batch, cancellationToken).ConfigureAwait(false);
+                lastFileHash = lastFileHash.ContinueWith(
+                    static (_, state) =>
+                    {
+                        var (hash, hashed) = ((IncrementalHash, Batch))state!;
+                        hash.AppendData(hashed.Buffer.AsSpan(hashed.NewBytesStart, hashed.End - hashed.NewBytesStart));
+                        hashed.Release();
+                    },
+                    (sha256, batch),
+                    CancellationToken.None,
+                    TaskContinuationOptions.None,
+                    TaskScheduler.Default);
+                fileHashing.Enqueue(lastFileHash);
+                while (fileHashing.Count > InFlight * 2)
+                {
+                    await fileHashing.Dequeue().ConfigureAwait(false);
+                }
+
                 while (pending.Count >= InFlight)
                 {
                     if ((failure = await FoldAsync(pending.Dequeue(), file, range, listed, listedName, leafHashes).ConfigureAwait(false)) is not null)
@@ -134,8 +143,7 @@ internal static class EntriesFileCheck
         finally
         {
             // Every buffer must be out of use before the pool gets it back.
-            forFileHash.Writer.TryComplete();
-            await fileHashing.ConfigureAwait(false);
+            await lastFileHash.ConfigureAwait(false);
             while (pending.TryDequeue(out var batch))
             {
                 await batch.LeafHashing.ConfigureAwait(false);
@@ -166,13 +174,17 @@ internal static class EntriesFileCheck
                     line + 1);
             }
 
-            for (var i = 0; i < batch.Count; i++)
+            if (range is not null)
             {
-                // Every leaf hash equals its listed one here, so the tree is folded from the listed bytes.
-                var leafHash = listed is null ? batch.Hashes![i]
-                    : new Hash(listed.AsSpan((int)(batch.FirstLine + i) * BundleManifest.LeafHashBytes, BundleManifest.LeafHashBytes));
-                range?.Append(leafHash);
-                leafHashes?.Add(leafHash);
+                // Every leaf hash equals its listed one here; the batch folded its aligned blocks of leaves itself.
+                foreach (var (level, root) in batch.Subtrees)
+                {
+                    range.AppendSubtree(level, root);
+                }
+            }
+            else
+            {
+                leafHashes?.AddRange(batch.Hashes.AsSpan(0, batch.Count));
             }
 
             return null;
@@ -211,8 +223,11 @@ internal static class EntriesFileCheck
 
         public Hash MismatchHash { get; private set; }
 
-        /// <summary>The leaf hashes when there is no list to compare them with.</summary>
-        public Hash[]? Hashes { get; private set; }
+        /// <summary>The leaf hashes (valid for <see cref="Count"/> entries when there are no subtrees).</summary>
+        public Hash[] Hashes { get; private set; } = [];
+
+        /// <summary>The batch's leaves as aligned perfect subtrees (level, root), in order, when it was given its index.</summary>
+        public List<(int Level, Hash Root)> Subtrees { get; } = [];
 
         public void Add(int start, int length)
         {
@@ -227,7 +242,12 @@ internal static class EntriesFileCheck
             Count++;
         }
 
-        public void StartLeafHashes(byte[]? listed) => LeafHashing = Task.Run(() => HashLeaves(listed));
+        /// <summary>
+        /// Hashes the leaves on the thread pool; with <paramref name="firstIndex"/> (a complete bundle, whose lines are
+        /// consecutive indexes) it also reduces them to the largest aligned perfect subtrees, so the interior nodes are
+        /// hashed in parallel too and the ordered fold only appends a few roots per batch.
+        /// </summary>
+        public void StartLeafHashes(byte[]? listed, ulong? firstIndex) => LeafHashing = Task.Run(() => HashLeaves(listed, firstIndex));
 
         public void Release()
         {
@@ -236,25 +256,42 @@ internal static class EntriesFileCheck
                 ArrayPool<byte>.Shared.Return(Buffer);
                 ArrayPool<int>.Shared.Return(_starts);
                 ArrayPool<int>.Shared.Return(_lengths);
+                if (Hashes.Length > 0)
+                {
+                    ArrayPool<Hash>.Shared.Return(Hashes);
+                }
             }
         }
 
-        private void HashLeaves(byte[]? listed)
+        private void HashLeaves(byte[]? listed, ulong? firstIndex)
         {
-            var hashes = listed is null ? Hashes = new Hash[Count] : null;
+            var hashes = Hashes = ArrayPool<Hash>.Shared.Rent(Math.Max(Count, 1));
             for (var i = 0; i < Count; i++)
             {
                 var leafHash = MerkleHasher.HashLeaf(Buffer.AsSpan(_starts[i], _lengths[i]));
-                if (hashes is not null)
-                {
-                    hashes[i] = leafHash;
-                }
-                else if (!leafHash.AsSpan().SequenceEqual(listed.AsSpan((int)(FirstLine + i) * BundleManifest.LeafHashBytes, BundleManifest.LeafHashBytes)))
+                if (listed is not null && !leafHash.AsSpan().SequenceEqual(listed.AsSpan((int)(FirstLine + i) * BundleManifest.LeafHashBytes, BundleManifest.LeafHashBytes)))
                 {
                     MismatchHash = leafHash;
                     Mismatch = i;
                     return;
                 }
+
+                hashes[i] = leafHash;
+            }
+
+            if (firstIndex is not { } index)
+            {
+                return;
+            }
+
+            var done = 0;
+            while (done < Count)
+            {
+                var level = Math.Min(index == 0 ? 62 : BitOperations.TrailingZeroCount(index), BitOperations.Log2((uint)(Count - done)));
+                var width = 1 << level;
+                Subtrees.Add((level, CompactRange.PerfectRoot(hashes.AsSpan(done, width))));
+                done += width;
+                index += (ulong)width;
             }
         }
 
