@@ -47,6 +47,8 @@ public sealed class TelemetryTests : IAsyncLifetime
         Assert.Contains("atp_ingest_batch_size_bucket", text);
         Assert.Matches(@"atp_gateway_refusals_total\{[^}]*atp_action=""auth.failed""", text);
         Assert.Contains("atp_sealer_checkpoints_total", text);
+        Assert.Matches(@"atp_storage_group_commit_requests_bucket\{[^}]*atp_engine=""(sqlite|postgres)""", text);
+        Assert.Matches(@"atp_storage_group_commit_duration_seconds_count\{[^}]*atp_engine=""(sqlite|postgres)""[^}]*\} [1-9]", text);
         Assert.Contains("atp_sealer_lag_seconds", text);
         Assert.Contains("atp_projection_lag_seconds", text);
         Assert.Matches(@"http_server_request_duration_seconds_bucket\{[^}]*http_route=""/v1/tenants/\{tenant\}/events/?""", text);
