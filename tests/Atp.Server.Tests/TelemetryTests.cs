@@ -4,7 +4,7 @@ using System.Net.Http.Json;
 namespace Atp.Server.Tests;
 
 /// <summary>The opt-in Prometheus endpoint over real Kestrel: ATP's instruments, bounded labels, no secrets.</summary>
-public sealed class TelemetryTests : IAsyncLifetime
+public sealed partial class TelemetryTests : IAsyncLifetime
 {
     private ServerFixture _server = null!;
 
@@ -43,7 +43,11 @@ public sealed class TelemetryTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var text = await response.Content.ReadAsStringAsync();
 
-        Assert.Matches(@"atp_ingest_events_total\{[^}]*atp_edition=""default""[^}]*atp_region=""local""[^}]*\} 7", text);
+        // Other servers of the test run live in this process, and a meter provider listens to every meter of a name:
+        // their events may be counted here too, so at least this server's 7.
+        var ingested = IngestedEvents().Match(text);
+        Assert.True(ingested.Success, "no atp_ingest_events_total series for edition default in region local");
+        Assert.True(long.Parse(ingested.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 7, ingested.Value);
         Assert.Contains("atp_ingest_batch_size_bucket", text);
         Assert.Matches(@"atp_gateway_refusals_total\{[^}]*atp_action=""auth.failed""", text);
         Assert.Contains("atp_sealer_checkpoints_total", text);
@@ -91,4 +95,7 @@ public sealed class TelemetryTests : IAsyncLifetime
         var error = await Assert.ThrowsAnyAsync<Exception>(() => ServerFixture.StartAsync(settings: new Dictionary<string, string?> { [setting] = value }));
         Assert.Contains(setting, error.ToString(), StringComparison.Ordinal);
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"atp_ingest_events_total\{[^}]*atp_edition=""default""[^}]*atp_region=""local""[^}]*\} (\d+)")]
+    private static partial System.Text.RegularExpressions.Regex IngestedEvents();
 }
