@@ -86,6 +86,20 @@ public sealed partial class TelemetryTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NotFound, (await anonymous.GetAsync("/metrics")).StatusCode);
     }
 
+    [Fact]
+    public async Task Telemetry_can_be_left_out_but_not_together_with_an_exporter()
+    {
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => ServerFixture.StartAsync(settings: new Dictionary<string, string?> { ["Atp:Telemetry:Enabled"] = "false", ["Atp:Telemetry:Prometheus"] = "true" }));
+        Assert.Contains("Atp:Telemetry:Enabled", error.ToString(), StringComparison.Ordinal);
+
+        _server = await ServerFixture.StartAsync(settings: new Dictionary<string, string?> { ["Atp:Telemetry:Enabled"] = "false" });
+        var key = await _server.CreateTenantWithKeyAsync("untracked");
+        using var client = _server.ClientWithKey(key);
+        var events = new[] { new { type = "t", occurredAt = "2026-01-01T00:00:00Z", actor = new { type = "user", id = "u1" }, action = "a.b" } };
+        Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/v1/tenants/untracked/events", new { events })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/metrics")).StatusCode);
+    }
+
     [Theory]
     [InlineData("Atp:Telemetry:OtlpProtocol", "udp")]
     [InlineData("Atp:Telemetry:OtlpEndpoint", "ftp://collector:4317")]

@@ -30,6 +30,11 @@ internal static class TelemetryExtensions
         // the caller's traceparent header by ASP.NET Core), next to the request id that problem bodies name.
         builder.Logging.Configure(logging => logging.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
 
+        if (!telemetry.Enabled)
+        {
+            return builder;
+        }
+
         var otel = services.AddOpenTelemetry()
             .ConfigureResource(resource => resource
                 .AddService("atp-server", serviceVersion: typeof(TelemetryExtensions).Assembly.GetName().Version?.ToString())

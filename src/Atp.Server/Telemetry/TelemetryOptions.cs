@@ -10,6 +10,12 @@ internal sealed class TelemetryOptions : IValidatableObject
 {
     public const string Section = "Atp:Telemetry";
 
+    /// <summary>
+    /// False leaves OpenTelemetry out entirely (no exporter, no listener on the meters): for measuring what telemetry
+    /// costs (bench/Atp.LoadTest --telemetry-overhead); the exporters below then do nothing.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>OTLP collector for metrics, traces and logs (e.g. <c>http://otel-collector:4317</c>); null = no export.</summary>
     public Uri? OtlpEndpoint { get; set; }
 
@@ -29,6 +35,11 @@ internal sealed class TelemetryOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        if (!Enabled && (Prometheus || OtlpEndpoint is not null))
+        {
+            yield return new ValidationResult("Atp:Telemetry:Enabled is false, so Atp:Telemetry:Prometheus and Atp:Telemetry:OtlpEndpoint cannot be set.", [nameof(Enabled)]);
+        }
+
         if (OtlpProtocol is not ("grpc" or "http/protobuf"))
         {
             yield return new ValidationResult($"Atp:Telemetry:OtlpProtocol must be 'grpc' or 'http/protobuf', not '{OtlpProtocol}'.", [nameof(OtlpProtocol)]);
