@@ -64,6 +64,9 @@ public sealed class EventSchema
     {
         var found = new List<string>();
         errors = found;
+
+        // The compiled schema keeps references into its document: it gets a copy of its own, never the caller's.
+        schema = schema.Clone();
         if (schema.ValueKind is not (JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False))
         {
             found.Add("schema: must be a JSON Schema (an object, or true or false)");
@@ -135,7 +138,7 @@ public sealed class EventSchema
                 if (detail.Errors is { Count: > 0 } detailErrors)
                 {
                     var (keyword, message) = detailErrors.First();
-                    return new SchemaViolation(detail.InstanceLocation.ToString(), keyword, message);
+                    return new SchemaViolation(detail.InstanceLocation.ToString(), keyword.Length > 0 ? keyword : ApplyingKeyword(detail.EvaluationPath.ToString()), message);
                 }
             }
 
@@ -146,6 +149,27 @@ public sealed class EventSchema
             return new SchemaViolation("", "$ref", e.Message);
         }
     }
+
+    // A false subschema fails without a keyword of its own (e.g. a member refused by "additionalProperties": false):
+    // the keyword is the applicator that applied it, the nearest one on the evaluation path.
+    private static string ApplyingKeyword(string evaluationPath)
+    {
+        foreach (var segment in evaluationPath.Split('/').Reverse())
+        {
+            if (Applicators.Contains(segment))
+            {
+                return segment;
+            }
+        }
+
+        return "false";
+    }
+
+    private static readonly HashSet<string> Applicators = new(StringComparer.Ordinal)
+    {
+        "additionalProperties", "unevaluatedProperties", "properties", "patternProperties", "propertyNames", "dependentSchemas",
+        "items", "prefixItems", "unevaluatedItems", "contains", "not", "if", "then", "else", "allOf", "anyOf", "oneOf", "$ref",
+    };
 
     // References must stay inside the document (nothing is fetched, no other tenant's schema is reachable) and point
     // at something; formats must be ones 2020-12 defines.

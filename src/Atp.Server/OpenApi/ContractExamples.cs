@@ -94,7 +94,7 @@ internal static class ContractExamples
         [typeof(RegisterSchemaRequest)] = "{\"schema\":" + PaymentSchema + ",\"compatibility\":\"BACKWARD\"}",
         [typeof(SetCompatibilityRequest)] = """{"compatibility":"FULL_TRANSITIVE"}""",
         [typeof(SchemaVersionResponse)] = "{\"type\":\"payment.captured\",\"version\":2,\"compatibility\":\"BACKWARD\",\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
-        [typeof(SchemaTypeResponse)] = "{\"type\":\"payment.captured\",\"compatibility\":\"BACKWARD\",\"latestVersion\":2,\"versions\":[1,2],\"latest\":{\"type\":\"payment.captured\",\"version\":2,\"compatibility\":\"BACKWARD\",\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}}",
+        [typeof(SchemaTypeResponse)] = "{\"type\":\"payment.captured\",\"compatibility\":\"BACKWARD\",\"latestVersion\":2,\"versions\":[1,2],\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
         [typeof(SchemaTypeListResponse)] = """{"items":[{"type":"payment.captured","compatibility":"BACKWARD","latestVersion":2}]}""",
         [typeof(CompatibilityResponse)] = """{"type":"payment.captured","compatibility":"FULL_TRANSITIVE","latestVersion":2}""",
         [typeof(ProblemDetails)] = """

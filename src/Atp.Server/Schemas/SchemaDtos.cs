@@ -11,8 +11,8 @@ internal sealed record SetCompatibilityRequest(string? Compatibility);
 /// <summary>One version of a type's schema.</summary>
 internal sealed record SchemaVersionResponse(string Type, int Version, string Compatibility, JsonElement Schema, DateTimeOffset CreatedAt);
 
-/// <summary>A registered type: its mode, its latest version, and every version number.</summary>
-internal sealed record SchemaTypeResponse(string Type, string Compatibility, int LatestVersion, IReadOnlyList<int> Versions, SchemaVersionResponse Latest);
+/// <summary>A registered type: its mode, every version number, and its latest version's schema.</summary>
+internal sealed record SchemaTypeResponse(string Type, string Compatibility, int LatestVersion, IReadOnlyList<int> Versions, JsonElement Schema, DateTimeOffset CreatedAt);
 
 internal sealed record SchemaTypeSummary(string Type, string Compatibility, int LatestVersion);
 

@@ -82,7 +82,8 @@ internal static class SchemaEndpoints
             return Unregistered(type);
         }
 
-        return TypedResults.Ok(new SchemaTypeResponse(type, subject.Compatibility, versions[^1].Version, [.. versions.Select(v => v.Version)], ToResponse(versions[^1], subject.Compatibility)));
+        var latest = versions[^1];
+        return TypedResults.Ok(new SchemaTypeResponse(type, subject.Compatibility, latest.Version, [.. versions.Select(v => v.Version)], JsonDocument.Parse(latest.Schema).RootElement, latest.CreatedAt));
     }
 
     private static async Task<IResult> GetVersionAsync(HttpContext context, string type, string version, SchemaRegistry registry, CancellationToken cancellationToken)

@@ -38,6 +38,15 @@ public sealed class EventSchemaTests
         Assert.False(string.IsNullOrEmpty(violation.Message));
     }
 
+    [Fact]
+    public void A_member_refused_by_a_closed_content_model_names_additionalProperties()
+    {
+        var violation = Compile("""{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}""").Validate(Parse("""{"a":"x","b":1}"""));
+
+        Assert.Equal("/b", violation?.InstanceLocation);
+        Assert.Equal("additionalProperties", violation?.Keyword);
+    }
+
     [Theory]
     [InlineData("""{"type":"objectx"}""", "objectx")]
     [InlineData("""{"minimum":"a"}""", "minimum")]
