@@ -79,13 +79,16 @@ internal sealed class SchemaRegistry(ISchemaStore store, IOptions<SchemaRegistry
     {
         var errors = new List<SchemaError>();
         var requireRegistered = tenant.Settings.RequireRegisteredTypes == true;
+        HashSet<string>? reread = null;
         for (var i = 0; i < drafts.Count; i++)
         {
             var draft = drafts[i];
             var subject = await GetSubjectAsync(tenant.Id, draft.Type, fresh: false, cancellationToken).ConfigureAwait(false);
 
-            // A version newer than this node has seen may have been registered on another node just now.
-            if (subject is null && (requireRegistered || draft.SchemaVersion is not null) || draft.SchemaVersion > subject?.LatestVersion)
+            // A type or version this node has not seen may have been registered on another node just now: read it
+            // again, once per type and request (a refused batch must not cost a store read per event).
+            if ((subject is null && (requireRegistered || draft.SchemaVersion is not null) || draft.SchemaVersion > subject?.LatestVersion)
+                && (reread ??= new(StringComparer.Ordinal)).Add(draft.Type))
             {
                 subject = await GetSubjectAsync(tenant.Id, draft.Type, fresh: true, cancellationToken).ConfigureAwait(false);
             }
