@@ -19,4 +19,10 @@ if (args.Length > 0 && args[0] == "bundle")
     return;
 }
 
+if (args.Length > 0 && args[0] == "schemas")
+{
+    SchemaValidationBenchmarks.Print(Console.Out);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(AppendBenchmarks).Assembly).Run(args);

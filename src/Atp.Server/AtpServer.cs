@@ -7,6 +7,7 @@ using Atp.Server.Gateway;
 using Atp.Server.Health;
 using Atp.Server.Integrity;
 using Atp.Server.OpenApi;
+using Atp.Server.Schemas;
 using Atp.Server.Storage;
 using Atp.Server.Tenants;
 using Atp.Server.Telemetry;
@@ -40,6 +41,8 @@ public static class AtpServer
         services.AddAtpStorage(builder.Configuration);
         services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<IngestionService>();
+        services.AddOptions<Schemas.SchemaRegistryOptions>().BindConfiguration(Schemas.SchemaRegistryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<Schemas.SchemaRegistry>();
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
         services.AddSingleton(sp => sp.GetRequiredService<ILogStore>().Quarantine);
         services.AddSingleton<CheckpointSealer>();
@@ -99,6 +102,7 @@ public static class AtpServer
         app.MapTenantEndpoints();
         app.MapPlatformKeyEndpoints();
         app.MapEventEndpoints();
+        app.MapSchemaEndpoints();
         app.MapLogEndpoints();
         app.MapExportEndpoints();
         app.MapAtpTelemetry();

@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 7;
+    public const int CurrentVersion = 8;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -36,6 +36,8 @@ internal static class PostgresSchema
         ("event_index", "SELECT, INSERT, DELETE"),
         ("projections", "SELECT, INSERT, UPDATE, DELETE"),
         ("dead_letters", "SELECT, INSERT, UPDATE, DELETE"),
+        ("event_types", "SELECT, INSERT, UPDATE"),
+        ("event_schemas", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
@@ -356,6 +358,26 @@ internal static class PostgresSchema
             AS $f$ SELECT h.tenant_id, h.size FROM atp.tree_heads h ORDER BY h.tenant_id $f$;
         """;
 
+    // Version 8: the per-tenant schema registry (docs/schemas.md) and the tenant setting that refuses unregistered types.
+    private static string Version8() => """
+        CREATE TABLE atp.event_types (
+            tenant_id text NOT NULL REFERENCES atp.tenants (tenant_id),
+            type text NOT NULL,
+            compatibility text NOT NULL,
+            PRIMARY KEY (tenant_id, type)
+        );
+        CREATE TABLE atp.event_schemas (
+            tenant_id text NOT NULL,
+            type text NOT NULL,
+            version integer NOT NULL,
+            schema text NOT NULL, -- RFC 8785 canonical JSON
+            created_at bigint NOT NULL,
+            PRIMARY KEY (tenant_id, type, version),
+            FOREIGN KEY (tenant_id, type) REFERENCES atp.event_types (tenant_id, type)
+        );
+        ALTER TABLE atp.tenants ADD COLUMN require_registered_types boolean NULL;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -372,7 +394,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

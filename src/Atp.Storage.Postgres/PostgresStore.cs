@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Atp.Core.Keys;
 using Atp.Core.Query;
+using Atp.Core.Schemas;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Integrity;
@@ -15,7 +16,7 @@ namespace Atp.Storage.Postgres;
 /// with the tenant set for its transaction, under row-level security; the few platform-level operations that span
 /// tenants go through SECURITY DEFINER functions. Log writes go through this node's <see cref="PostgresSequencer"/>.
 /// </summary>
-public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, IAsyncDisposable
+public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, ISchemaStore, IAsyncDisposable
 {
     private const string ApiKeyColumns = "key_id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret";
     private const string ApiKeyReadColumns = ApiKeyColumns + ", last_region";
@@ -135,7 +136,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             SELECT tenant_id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
                    require_signed_requests, ingest_per_second, query_per_second,
                    ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second,
-                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes
+                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes, require_registered_types
             FROM atp.tenants WHERE tenant_id = $1
             """,
             [tenantId],
@@ -155,6 +156,7 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
                     MaxConcurrentExports = reader.IsDBNull(14) ? null : reader.GetInt32(14),
                     MaxDailyExportBytes = reader.IsDBNull(15) ? null : reader.GetInt64(15),
                     ExportJobMaxBytes = reader.IsDBNull(16) ? null : reader.GetInt64(16),
+                    RequireRegisteredTypes = reader.IsDBNull(17) ? null : reader.GetBoolean(17),
                 },
             },
             cancellationToken).ConfigureAwait(false);
@@ -169,10 +171,10 @@ public sealed class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, I
             """
             UPDATE atp.tenants SET require_signed_requests = $2, ingest_per_second = $3, query_per_second = $4,
                 ingest_events_per_second = $5, ingest_bytes_per_second = $6, read_cost_per_second = $7,
-                max_concurrent_exports = $8, max_daily_export_bytes = $9, export_job_max_bytes = $10
+                max_concurrent_exports = $8, max_daily_export_bytes = $9, export_job_max_bytes = $10, require_registered_types = $11
             WHERE tenant_id = $1
             """,
-            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond, settings.IngestEventsPerSecond, settings.IngestBytesPerSecond, settings.ReadCostPerSecond, settings.MaxConcurrentExports, settings.MaxDailyExportBytes, settings.ExportJobMaxBytes],
+            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond, settings.IngestEventsPerSecond, settings.IngestBytesPerSecond, settings.ReadCostPerSecond, settings.MaxConcurrentExports, settings.MaxDailyExportBytes, settings.ExportJobMaxBytes, settings.RequireRegisteredTypes],
             cancellationToken).ConfigureAwait(false) == 1;
     }
 

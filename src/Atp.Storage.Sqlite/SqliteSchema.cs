@@ -114,8 +114,31 @@ internal static class SqliteSchema
         ALTER TABLE tenants ADD COLUMN export_job_max_bytes INTEGER NULL;
         """;
 
+    // Version 7: the per-tenant schema registry (docs/schemas.md): event types with their compatibility mode, and the
+    // immutable schema versions of each; the tenant setting that refuses unregistered types.
+    private const string Version7 = """
+        CREATE TABLE event_types (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            type TEXT NOT NULL,
+            compatibility TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, type)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE event_schemas (
+            tenant_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            schema TEXT NOT NULL,        -- RFC 8785 canonical JSON
+            created_at INTEGER NOT NULL, -- UTC ticks
+            PRIMARY KEY (tenant_id, type, version),
+            FOREIGN KEY (tenant_id, type) REFERENCES event_types (tenant_id, type)
+        ) WITHOUT ROWID;
+
+        ALTER TABLE tenants ADD COLUMN require_registered_types INTEGER NULL;
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

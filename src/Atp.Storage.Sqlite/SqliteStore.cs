@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Atp.Core.Keys;
 using Atp.Core.Query;
+using Atp.Core.Schemas;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Integrity;
@@ -14,7 +15,7 @@ namespace Atp.Storage.Sqlite;
 /// The embedded engine: one SQLite database per cell under the data directory. Every query takes the tenant; no
 /// method reads across tenants. All log writes go through the <see cref="SqliteSequencer"/>.
 /// </summary>
-public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAsyncDisposable
+public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, ISchemaStore, IAsyncDisposable
 {
     private const long WalTruncateBytes = 256L << 20;
     private const long ReadModelWalCheckpointBytes = 64L << 20;
@@ -141,7 +142,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
             SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
                    require_signed_requests, ingest_per_second, query_per_second,
                    ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second,
-                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes
+                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes, require_registered_types
             FROM tenants WHERE id = $x
             """,
             tenantId,
@@ -161,6 +162,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
                     MaxConcurrentExports = reader.IsDBNull(14) ? null : reader.GetInt32(14),
                     MaxDailyExportBytes = reader.IsDBNull(15) ? null : reader.GetInt64(15),
                     ExportJobMaxBytes = reader.IsDBNull(16) ? null : reader.GetInt64(16),
+                    RequireRegisteredTypes = reader.IsDBNull(17) ? null : reader.GetInt64(17) != 0,
                 },
             },
             cancellationToken);
@@ -170,7 +172,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         ArgumentNullException.ThrowIfNull(settings);
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query, ingest_events_per_second = $events, ingest_bytes_per_second = $bytes, read_cost_per_second = $readCost, max_concurrent_exports = $exports, max_daily_export_bytes = $dailyExportBytes, export_job_max_bytes = $exportJobBytes WHERE id = $id";
+        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query, ingest_events_per_second = $events, ingest_bytes_per_second = $bytes, read_cost_per_second = $readCost, max_concurrent_exports = $exports, max_daily_export_bytes = $dailyExportBytes, export_job_max_bytes = $exportJobBytes, require_registered_types = $registeredTypes WHERE id = $id";
         command.Parameters.AddWithValue("$id", tenantId);
         command.Parameters.AddWithValue("$signed", settings.RequireSignedRequests is { } signed ? (signed ? 1 : 0) : DBNull.Value);
         command.Parameters.AddWithValue("$ingest", (object?)settings.IngestPerSecond ?? DBNull.Value);
@@ -181,6 +183,7 @@ public sealed class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, IAs
         command.Parameters.AddWithValue("$exports", (object?)settings.MaxConcurrentExports ?? DBNull.Value);
         command.Parameters.AddWithValue("$dailyExportBytes", (object?)settings.MaxDailyExportBytes ?? DBNull.Value);
         command.Parameters.AddWithValue("$exportJobBytes", (object?)settings.ExportJobMaxBytes ?? DBNull.Value);
+        command.Parameters.AddWithValue("$registeredTypes", settings.RequireRegisteredTypes is { } registered ? (registered ? 1 : 0) : DBNull.Value);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 

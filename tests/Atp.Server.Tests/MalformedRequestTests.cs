@@ -30,6 +30,9 @@ public sealed class MalformedRequestTests : IAsyncLifetime
         "{\"format\":7,\"fromIndex\":-1,\"toIndex\":1e999,\"from\":\"yesterday\",\"to\":[],\"filters\":{\"actor\":5,\"q\":\"\\u0000\",\"from\":\"x\"}}",
         "{\"format\":\"csv\",\"fromIndex\":18446744073709551615,\"toIndex\":18446744073709551615,\"filters\":[]}",
         "{\"format\":\"ndjson\",\"from\":\"9999-12-31T23:59:59Z\",\"to\":\"0001-01-01T00:00:00Z\",\"filters\":{\"action\":\"*\",\"targetId\":\"\"}}",
+        "{\"schema\":{\"type\":\"objectx\",\"$ref\":\"http://example.com/\",\"pattern\":\"((\"},\"compatibility\":7,\"requireRegisteredTypes\":\"yes\"}",
+        "{\"schema\":{\"$ref\":\"#/$defs/a\",\"$defs\":{\"a\":{\"$ref\":\"#/$defs/a\"}},\"minimum\":1e999},\"compatibility\":\"NONE\"}",
+        "{\"schema\":true,\"compatibility\":\"FULL_TRANSITIVE\"}",
     ];
 
     private const string GarbageQuery = "?limit=-1&cursor=%00&from=x&to=y&index=99999999999999999999&size=-5&verify=maybe&proof=2&order=sideways&q=%00&actor=%01";
@@ -64,7 +67,8 @@ public sealed class MalformedRequestTests : IAsyncLifetime
         string Fill(string index, string id, string keyId) =>
             pattern.Replace("{tenant}", "acme", StringComparison.Ordinal).Replace("{level}", index, StringComparison.Ordinal)
                 .Replace("{**tile}", index == "0" ? "000.p/3" : index, StringComparison.Ordinal).Replace("{index}", index, StringComparison.Ordinal)
-                .Replace("{id}", id, StringComparison.Ordinal).Replace("{keyId}", keyId, StringComparison.Ordinal);
+                .Replace("{id}", id, StringComparison.Ordinal).Replace("{keyId}", keyId, StringComparison.Ordinal)
+                .Replace("{type}", index == "0" ? "app.audit" : id, StringComparison.Ordinal).Replace("{version}", index, StringComparison.Ordinal);
 
         yield return Fill("0", Guid.Empty.ToString(), _keyId);
         yield return Fill("-1", new string('x', 300), "%E2%80%AE");
@@ -73,7 +77,8 @@ public sealed class MalformedRequestTests : IAsyncLifetime
         {
             // (A NUL in the path is refused by Kestrel itself, before any application code, with a bare 400.)
             yield return pattern.Replace("{tenant}", "bad%20tenant%E2%80%AE", StringComparison.Ordinal).Replace("{index}", "0", StringComparison.Ordinal)
-                .Replace("{id}", "x", StringComparison.Ordinal).Replace("{keyId}", "k", StringComparison.Ordinal);
+                .Replace("{id}", "x", StringComparison.Ordinal).Replace("{keyId}", "k", StringComparison.Ordinal)
+                .Replace("{type}", "t", StringComparison.Ordinal).Replace("{version}", "1", StringComparison.Ordinal);
         }
     }
 

@@ -154,6 +154,16 @@ public sealed partial class OpenApiContractTests : IAsyncLifetime
         Assert.Equal(["201", "400", "401", "403", "404", "409", "413", "415", "421", "422", "429", "503"], append.Responses!.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(["events:write"], append.Security![0].Single().Value);
         Assert.Contains(append.Parameters!, p => p.Name == "Idempotency-Key" && p.In == ParameterLocation.Header);
+
+        // The schema registry: registration is for tenant admins, answers 201 (new version) or 200 (the same schema
+        // again) and 409 for a breaking version; a version is addressed by type and number.
+        var register = document.Paths["/v1/tenants/{tenant}/schemas/{type}"].Operations![HttpMethod.Put];
+        Assert.Equal(["200", "201", "400", "401", "403", "404", "409", "413", "415", "421", "429", "503"], register.Responses!.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["tenant:admin"], register.Security![0].Single().Value);
+        var version = document.Paths["/v1/tenants/{tenant}/schemas/{type}/versions/{version}"].Operations![HttpMethod.Get];
+        Assert.Contains(version.Parameters!, p => p.Name == "version" && p.In == ParameterLocation.Path && p.Schema!.Type == JsonSchemaType.Integer);
+        Assert.Contains("400", version.Responses!.Keys);
+        Assert.Contains("/v1/tenants/{tenant}/schemas/{type}/compatibility", document.Paths.Keys);
     }
 
     [Fact]

@@ -123,6 +123,9 @@ public sealed class PostgresStoreTests : IAsyncLifetime
             DROP FUNCTION atp.revoke_platform_api_key;
             DROP FUNCTION atp.expire_platform_api_key;
             DROP FUNCTION atp.list_log_sizes;
+            DROP TABLE atp.event_schemas;
+            DROP TABLE atp.event_types;
+            ALTER TABLE atp.tenants DROP COLUMN require_registered_types;
             ALTER TABLE atp.tenants DROP COLUMN ingest_events_per_second, DROP COLUMN ingest_bytes_per_second, DROP COLUMN read_cost_per_second,
                 DROP COLUMN max_concurrent_exports, DROP COLUMN max_daily_export_bytes, DROP COLUMN export_job_max_bytes;
             CREATE TABLE atp.event_index (tenant_id text NOT NULL, idx bigint NOT NULL, event_id uuid NOT NULL, occurred_at bigint NOT NULL,

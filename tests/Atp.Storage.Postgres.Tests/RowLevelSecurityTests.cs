@@ -41,6 +41,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
             Assert.True(await store.TryCreateTenantAsync(
                 new Tenant(tenant, tenant, Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, clock.GetUtcNow()), default));
             await store.CreateApiKeyAsync(new ApiKey($"key-{tenant}", tenant, "k", [Scopes.EventsWrite], ApiKeyFormat.Hash(ApiKeyFormat.Generate()), clock.GetUtcNow()), default);
+            Assert.True(await store.TryAddSchemaVersionAsync(tenant, new Atp.Core.Schemas.StoredSchema("acme.audit.v1", 1, """{"type":"object"}""", clock.GetUtcNow()), "BACKWARD", default));
             Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 2), null, default));
             Assert.Equal(2, await store.ProjectPendingAsync(1, default));
 
@@ -68,7 +69,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
     {
         var tables = await TenantTablesAsync();
 
-        Assert.Equal(["api_keys", "checkpoints", "dead_letters", "event_index", "idempotency_keys", "log_entries", "outbox", "projections", "tenants", "tree_heads"], tables.Order());
+        Assert.Equal(["api_keys", "checkpoints", "dead_letters", "event_index", "event_schemas", "event_types", "idempotency_keys", "log_entries", "outbox", "projections", "tenants", "tree_heads"], tables.Order());
         foreach (var table in tables)
         {
             Assert.Equal(2L, await database.ExecuteAsOwnerAsync($"SELECT count(DISTINCT tenant_id) FROM atp.{table}"));

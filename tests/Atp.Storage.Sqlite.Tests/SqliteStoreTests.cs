@@ -94,6 +94,9 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             ALTER TABLE tenants DROP COLUMN max_concurrent_exports;
             ALTER TABLE tenants DROP COLUMN max_daily_export_bytes;
             ALTER TABLE tenants DROP COLUMN export_job_max_bytes;
+            DROP TABLE event_schemas;
+            DROP TABLE event_types;
+            ALTER TABLE tenants DROP COLUMN require_registered_types;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
@@ -101,7 +104,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(6L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(7L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     [Fact]

@@ -23,6 +23,9 @@ public sealed record EventDraft(
 {
     /// <summary>The data object's RFC 8785 form, produced once while validating and copied into the leaf.</summary>
     public ReadOnlyMemory<byte> CanonicalData { get; init; }
+
+    /// <summary>The version of the type's registered schema the data is validated against (null: the latest); not stored in the leaf.</summary>
+    public int? SchemaVersion { get; init; }
 }
 
 /// <summary>
@@ -46,7 +49,7 @@ public static partial class EventReader
     public const int MaxUserAgentLength = 1024;
 
     // UTF-8, so member names are compared without transcoding (this runs for every member of every event).
-    private static readonly byte[][] KnownMembers = Utf8("id", "type", "occurredAt", "actor", "action", "targets", "outcome", "context", "data");
+    private static readonly byte[][] KnownMembers = Utf8("id", "type", "occurredAt", "actor", "action", "targets", "outcome", "context", "data", "schemaVersion");
     private static readonly byte[][] PartyMembers = Utf8("type", "id", "name");
     private static readonly byte[][] ContextMembers = Utf8("ip", "userAgent", "requestId");
 
@@ -67,7 +70,7 @@ public static partial class EventReader
             return null;
         }
 
-        CheckMembers(element, index, "", KnownMembers, "id, type, occurredAt, actor, action, targets, outcome, context, data", errors);
+        CheckMembers(element, index, "", KnownMembers, "id, type, occurredAt, actor, action, targets, outcome, context, data, schemaVersion", errors);
 
         Guid? id = null;
         if (element.TryGetProperty("id"u8, out var idElement) && idElement.ValueKind != JsonValueKind.Null)
@@ -168,13 +171,29 @@ public static partial class EventReader
             }
         }
 
+        int? schemaVersion = null;
+        if (element.TryGetProperty("schemaVersion"u8, out var versionElement) && versionElement.ValueKind != JsonValueKind.Null)
+        {
+            if (versionElement.ValueKind == JsonValueKind.Number && versionElement.TryGetInt32(out var version) && version >= 1)
+            {
+                schemaVersion = version;
+            }
+            else
+            {
+                errors.Add(new EventError(index, "/schemaVersion", "must be a positive integer: a version of the type's registered schema"));
+            }
+        }
+
         if (errors.Count > before)
         {
             return null;
         }
 
-        return new EventDraft(id, type!, occurredAt, actor!, action!, targets, outcome, context, data) { CanonicalData = canonicalData };
+        return new EventDraft(id, type!, occurredAt, actor!, action!, targets, outcome, context, data) { CanonicalData = canonicalData, SchemaVersion = schemaVersion };
     }
+
+    /// <summary>Whether <paramref name="type"/> is a valid event type name (the rule ingestion applies to <c>type</c>).</summary>
+    public static bool IsValidType(string? type) => type is { Length: > 0 and <= 128 } && TypePattern().IsMatch(type);
 
     /// <summary>RFC 3339 date-time with a time-zone offset (a bare local time is ambiguous in an audit trail).</summary>
     public static bool TryParseTimestamp(string text, out DateTimeOffset value) =>

@@ -77,6 +77,9 @@ public sealed record TenantSettings(bool? RequireSignedRequests, int? IngestPerS
 
     /// <summary>The largest file one export job may write; a bigger job is refused, or fails when it grows past it.</summary>
     public long? ExportJobMaxBytes { get; init; }
+
+    /// <summary>Refuse events whose type has no registered schema (null: false, the default).</summary>
+    public bool? RequireRegisteredTypes { get; init; }
 }
 
 /// <summary>Rules for tenant identifiers and names, shared by every entry point.</summary>

@@ -27,7 +27,7 @@ internal static class EventEndpoints
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
-            .WithDescription("409 read-only-replica: the tenant in this cell is a replica imported from another cell's export bundles (atp import); nothing is stored. 503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
+            .WithDescription("400 schema-violation: an event's data does not match its type's registered schema (the version its schemaVersion names, else the latest), it names a version the type does not have, or its type is unregistered while the tenant sets requireRegisteredTypes; errors name the event index, the JSON pointer and the schema keyword. 409 read-only-replica: the tenant in this cell is a replica imported from another cell's export bundles (atp import); nothing is stored. 503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
             .WithName("appendEvents")
             .WithJsonBodyOneOf(typeof(EventBatch), typeof(EventInput))
             .WithParameter("Idempotency-Key", "1-255 printable ASCII characters. A retry with the same key and body gets the first receipts (with `Idempotent-Replayed: true`) and stores nothing again.", location: Microsoft.OpenApi.ParameterLocation.Header, example: "import-2026-11-26-001")
@@ -87,7 +87,7 @@ internal static class EventEndpoints
     // reported by the event reader with their pointer; a duplicate "events" array is refused below.
     private static readonly JsonDocumentOptions IngestParseOptions = new() { MaxDepth = EventReader.MaxBodyDepth };
 
-    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, Telemetry.AtpMetrics metrics, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, Schemas.SchemaRegistry schemas, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, Telemetry.AtpMetrics metrics, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         if (TenantAccessFilter.Current(context).IsReplica)
         {
@@ -172,6 +172,18 @@ internal static class EventEndpoints
             {
                 var detail = errors.Select(e => new { index = e.Index, pointer = e.Location, detail = e.Detail }).ToArray();
                 return Problem.Validation($"{errors.Select(e => e.Index).Distinct().Count()} of {count} events are not valid; nothing was stored.", detail);
+            }
+
+            // The tenant's registered schemas (docs/schemas.md): data against the version each event names, else the latest.
+            var schemaErrors = await schemas.ValidateAsync(tenant, drafts, cancellationToken).ConfigureAwait(false);
+            if (schemaErrors.Count > 0)
+            {
+                return Problem.Create(
+                    400,
+                    "schema-violation",
+                    "An event does not match its type's schema",
+                    $"{schemaErrors.Select(e => e.Index).Distinct().Count()} of {count} events do not match their type's registered schema; nothing was stored.",
+                    schemaErrors.Select(e => new { index = e.Index, pointer = e.Pointer, keyword = e.Keyword, schemaVersion = e.SchemaVersion, detail = e.Detail }).ToArray());
             }
 
             var claim = idempotencyKey.Length > 0 ? new IdempotencyClaim(idempotencyKey, Hash.Sha256(body.Span)) : null;

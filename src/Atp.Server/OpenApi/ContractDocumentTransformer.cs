@@ -114,12 +114,25 @@ internal sealed class ContractDocumentTransformer(IOptions<AtpOptions> options) 
                 AdditionalProperties = new OpenApiSchema { Type = JsonSchemaType.String },
             };
         }
+        else if (name is nameof(Schemas.RegisterSchemaRequest) or nameof(Schemas.SchemaVersionResponse) or nameof(Schemas.SchemaTypeResponse))
+        {
+            properties["schema"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Object | JsonSchemaType.Boolean,
+                Description = "A JSON Schema 2020-12 document for the events' data (docs/schemas.md); stored and served in RFC 8785 canonical form.",
+            };
+        }
         else if (name == nameof(UpdateTenantRequest))
         {
             properties["requireSignedRequests"] = new OpenApiSchema
             {
                 Type = JsonSchemaType.Boolean | JsonSchemaType.Null,
                 Description = "Require RFC 9421 signed requests for this tenant; null returns to the edition's default (enterprise: required).",
+            };
+            properties["requireRegisteredTypes"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Boolean | JsonSchemaType.Null,
+                Description = "Refuse events whose type has no registered schema (docs/schemas.md); null returns to the default (false).",
             };
             properties["limits"] = new OpenApiSchema
             {

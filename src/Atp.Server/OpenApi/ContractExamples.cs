@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Atp.Server.Events;
 using Atp.Server.Export;
 using Atp.Server.Integrity;
+using Atp.Server.Schemas;
 using Atp.Server.Tenants;
 using Microsoft.AspNetCore.Mvc;
 
@@ -23,6 +24,11 @@ internal static class ContractExamples
         {"type":"app.audit","occurredAt":"2026-11-26T10:15:30Z","actor":{"type":"user","id":"u-17","name":"Jane"},
          "action":"document.update","targets":[{"type":"document","id":"doc-8812"}],"outcome":"success",
          "context":{"ip":"203.0.113.42"},"data":{"field":"title"}}
+        """;
+
+    private const string PaymentSchema = """
+        {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["amount","currency"],
+         "properties":{"amount":{"type":"number","minimum":0},"currency":{"enum":["EUR","USD"]},"orderId":{"type":"string","maxLength":64}}}
         """;
 
     private const string Checkpoint = "atp.local/local-dev-1/acme\n2\nm3BrvMOU9kKxjPYDEVtWGdR7vq5I38lQ1qShdHCJuQU=\n\n"
@@ -47,7 +53,7 @@ internal static class ContractExamples
              "status":"active","createdAt":"2026-12-06T21:54:35.8343582+00:00","origin":"atp.local/local-dev-1/acme",
              "settings":{"requireSignedRequests":false,"ingestPerSecond":50,"queryPerSecond":30}}
             """,
-        [typeof(UpdateTenantRequest)] = """{"status":"active","requireSignedRequests":true,"limits":{"ingestPerSecond":100,"queryPerSecond":null}}""",
+        [typeof(UpdateTenantRequest)] = """{"status":"active","requireSignedRequests":true,"requireRegisteredTypes":false,"limits":{"ingestPerSecond":100,"queryPerSecond":null}}""",
         [typeof(CreateApiKeyRequest)] = """{"name":"backend","scopes":["events:write","events:read"],"expiresAt":"2027-11-26T00:00:00Z","signing":false}""",
         [typeof(CreatePlatformKeyRequest)] = """{"name":"ops on-call","expiresAt":"2027-06-01T00:00:00Z"}""",
         [typeof(RotateApiKeyRequest)] = """{"overlapSeconds":86400,"expiresAt":"2027-11-26T00:00:00Z"}""",
@@ -85,6 +91,12 @@ internal static class ContractExamples
         [typeof(CreateExportRequest)] = """{"format":"ndjson","fromIndex":0,"toIndex":2,"filters":{"actor":"u-17","action":"document.*"}}""",
         [typeof(ExportResponse)] = ExportJson,
         [typeof(ExportListResponse)] = "{\"items\":[" + ExportJson + "],\"nextCursor\":null}",
+        [typeof(RegisterSchemaRequest)] = "{\"schema\":" + PaymentSchema + ",\"compatibility\":\"BACKWARD\"}",
+        [typeof(SetCompatibilityRequest)] = """{"compatibility":"FULL_TRANSITIVE"}""",
+        [typeof(SchemaVersionResponse)] = "{\"type\":\"payment.captured\",\"version\":2,\"compatibility\":\"BACKWARD\",\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
+        [typeof(SchemaTypeResponse)] = "{\"type\":\"payment.captured\",\"compatibility\":\"BACKWARD\",\"latestVersion\":2,\"versions\":[1,2],\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
+        [typeof(SchemaTypeListResponse)] = """{"items":[{"type":"payment.captured","compatibility":"BACKWARD","latestVersion":2}]}""",
+        [typeof(CompatibilityResponse)] = """{"type":"payment.captured","compatibility":"FULL_TRANSITIVE","latestVersion":2}""",
         [typeof(ProblemDetails)] = """
             {"type":"https://atp.dev/problems/validation","title":"The request is not valid","status":400,
              "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}]}

@@ -24,6 +24,8 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
         ["keyId"] = new("The API key's id (the `id` of the create response, not the key).", JsonSchemaType.String, null, "^key_[0-9a-f]{16}$", "key_176bd1d3646bb4d8"),
         ["id"] = new("The event's id.", JsonSchemaType.String, "uuid", null, "01a24d5a-0c41-72f5-8947-c92611223a06"),
         ["index"] = new("The entry's 0-based position in the tenant's log.", JsonSchemaType.Integer, "int64", null, "1"),
+        ["type"] = new("The event type (the events' `type`), 1-128 characters; a '/' in it is sent as %2F.", JsonSchemaType.String, null, "^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "payment.captured"),
+        ["version"] = new("A version of the type's schema, numbered from 1.", JsonSchemaType.Integer, "int32", null, "2"),
         ["level"] = new("The tlog-tiles level: 0 (leaf hashes) to 63, decimal without leading zeros.", JsonSchemaType.String, null, "^(0|[1-9][0-9]?)$", "0"),
         ["tile"] = new("The tile index in tlog-tiles encoding (3-digit elements, all but the last prefixed with 'x': 1234067 is x001/x234/067), "
             + "with '.p/<width>' for the partial tile on the right edge of the signed tree.", JsonSchemaType.String, null, null, "000.p/2"),
@@ -31,12 +33,12 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
 
     private static readonly Dictionary<int, string> ProblemDescriptions = new()
     {
-        [400] = "The request is not valid (`validation`, `malformed-json`); `errors` says what to fix. Nothing was stored.",
+        [400] = "The request is not valid (`validation`, `malformed-json`, `invalid-schema`, `schema-violation`); `errors` says what to fix. Nothing was stored.",
         [401] = "No usable credential (`unauthenticated`): a missing, unknown, revoked or expired key, an invalid or replayed signature, "
             + "or a bare key for a tenant that requires signed requests (`signature-required`).",
         [403] = "The credential may not do this (`forbidden`: a missing scope, another tenant), or the tenant is suspended (`tenant-suspended`).",
         [404] = "Not found (`not-found`).",
-        [409] = "Conflict with what is stored (`tenant-exists`, `key-not-active`, `event-id-conflict`, `last-platform-key`; on reads, `entry-too-large`: an entry bundle holding a leaf stored before the 65,535-byte limit). Nothing was changed.",
+        [409] = "Conflict with what is stored (`tenant-exists`, `key-not-active`, `event-id-conflict`, `last-platform-key`, `schema-incompatible`, `schema-limit`, `schema-conflict`; on reads, `entry-too-large`: an entry bundle holding a leaf stored before the 65,535-byte limit). Nothing was changed.",
         [413] = "The request is too large (`too-large`): the body, or the number of events in a batch.",
         [415] = "The body is not JSON (`unsupported-media-type`); send `Content-Type: application/json`.",
         [421] = "Misdirected (`residency`): the tenant's residency policy does not allow this cell's region; use a cell of its home region.",

@@ -16,7 +16,8 @@ internal sealed record EventInput(
     IReadOnlyList<Party>? Targets,
     string? Outcome,
     EventContext? Context,
-    IReadOnlyDictionary<string, JsonElement>? Data);
+    IReadOnlyDictionary<string, JsonElement>? Data,
+    int? SchemaVersion = null);
 
 /// <summary>Up to 1,000 events (1 MiB) appended together: all are stored, or none.</summary>
 internal sealed record EventBatch(IReadOnlyList<EventInput> Events);

@@ -5,7 +5,11 @@ internal sealed record ResidencyDto(string? Mode, IReadOnlyList<string>? Allowed
 internal sealed record CreateTenantRequest(string? Id, string? Name, string? Edition, string? HomeRegion, ResidencyDto? Residency);
 
 /// <summary>PATCH body: absent members stay as they are; an explicit null resets a setting to the edition's default.</summary>
-internal sealed record UpdateTenantRequest(string? Status, System.Text.Json.JsonElement RequireSignedRequests, System.Text.Json.JsonElement Limits);
+internal sealed record UpdateTenantRequest(string? Status, System.Text.Json.JsonElement RequireSignedRequests, System.Text.Json.JsonElement Limits)
+{
+    /// <summary>Refuse events whose type has no registered schema: true, false, or null for the default (false).</summary>
+    public System.Text.Json.JsonElement RequireRegisteredTypes { get; init; }
+}
 
 /// <summary>The tenant's effective settings (its overrides, else its edition's defaults).</summary>
 internal sealed record TenantSettingsDto(bool RequireSignedRequests, int IngestPerSecond, int QueryPerSecond)
@@ -21,6 +25,8 @@ internal sealed record TenantSettingsDto(bool RequireSignedRequests, int IngestP
     public long MaxDailyExportBytes { get; init; }
 
     public long ExportJobMaxBytes { get; init; }
+
+    public bool RequireRegisteredTypes { get; init; }
 }
 
 internal sealed record TenantResponse(string Id, string Name, string Edition, string HomeRegion, ResidencyDto Residency, string Status, DateTimeOffset CreatedAt, string Origin, TenantSettingsDto Settings);

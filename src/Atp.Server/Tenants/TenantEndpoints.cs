@@ -35,7 +35,7 @@ internal static class TenantEndpoints
         tenants.MapPatch("/{tenant}", UpdateTenantAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
-            .WithSummary("Suspend or reactivate a tenant, require signed requests, override its rate limits (platform admin)")
+            .WithSummary("Suspend or reactivate a tenant, require signed requests, require registered event types, override its rate limits (platform admin)")
             .WithName("updateTenant")
             .WithDescription("409 read-only-replica: a replica's status cannot be changed (it was imported from another cell's export bundles).")
             .WithJsonBody<UpdateTenantRequest>()
@@ -183,6 +183,21 @@ internal static class TenantEndpoints
                 break;
         }
 
+        switch (request.RequireRegisteredTypes.ValueKind)
+        {
+            case JsonValueKind.Undefined:
+                break;
+            case JsonValueKind.Null:
+                settings = settings with { RequireRegisteredTypes = null };
+                break;
+            case JsonValueKind.True or JsonValueKind.False:
+                settings = settings with { RequireRegisteredTypes = request.RequireRegisteredTypes.GetBoolean() };
+                break;
+            default:
+                errors.Add("requireRegisteredTypes: true, false, or null for the default (false)");
+                break;
+        }
+
         if (request.Limits.ValueKind == JsonValueKind.Object)
         {
             foreach (var member in request.Limits.EnumerateObject())
@@ -247,6 +262,7 @@ internal static class TenantEndpoints
                 ["maxConcurrentExports"] = settings.MaxConcurrentExports?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
                 ["maxDailyExportBytes"] = settings.MaxDailyExportBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
                 ["exportJobMaxBytes"] = settings.ExportJobMaxBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["requireRegisteredTypes"] = settings.RequireRegisteredTypes?.ToString().ToLowerInvariant() ?? "default",
             };
             tenant = tenant with { Settings = settings };
             await audit.RecordAsync(PlatformEvents.AdminAction(context, "tenant.settings-changed", tenant.Id, changes), cancellationToken).ConfigureAwait(false);
@@ -414,6 +430,7 @@ internal static class TenantEndpoints
             MaxConcurrentExports = t.Settings.MaxConcurrentExports ?? limits.MaxConcurrentExports,
             MaxDailyExportBytes = t.Settings.MaxDailyExportBytes ?? limits.MaxDailyExportBytes,
             ExportJobMaxBytes = t.Settings.ExportJobMaxBytes ?? limits.ExportJobMaxBytes,
+            RequireRegisteredTypes = t.Settings.RequireRegisteredTypes ?? false,
         };
         return new(t.Id, t.Name, t.Edition, t.HomeRegion, new ResidencyDto(t.Residency.Mode, t.Residency.AllowedRegions), t.Status, t.CreatedAt, options.TenantOrigin(t.Id), settings);
     }

@@ -1,0 +1,183 @@
+using System.Buffers;
+using System.Text.Json;
+using Atp.Core.Events;
+using Atp.Core.Ingestion;
+using Atp.Core.Schemas;
+using Atp.Core.Storage;
+using Atp.Integrity;
+using Atp.LoadTest;
+using BenchmarkDotNet.Attributes;
+
+namespace Atp.Benchmarks;
+
+/// <summary>
+/// What schema validation (docs/schemas.md) adds to ingest: the load-test batch of <see cref="IngestParseBenchmarks"/>
+/// through parse, <see cref="EventReader.Read"/> and <see cref="IngestionService"/>, without and with every event's
+/// data evaluated against a realistic schema compiled once (as the server's per-(tenant, type, version) cache holds it).
+/// </summary>
+[MemoryDiagnoser]
+public class SchemaValidationBenchmarks
+{
+    // One schema for every data shape the load generator writes: a closed content model with enums, bounds, a
+    // pattern, a nested array of objects and required members, as a tenant would register for its audit events.
+    private const string Schema = """
+        {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","additionalProperties":false,"required":["source"],
+         "properties":{
+           "source":{"enum":["web","mobile","api","sync"]},
+           "changes":{"type":"array","minItems":1,"maxItems":20,"items":{"type":"object","additionalProperties":false,"required":["field","from","to"],
+             "properties":{"field":{"enum":["title","status","owner","dueDate","visibility","description","labels"]},
+                           "from":{"type":"string","maxLength":256},"to":{"type":"string","maxLength":256}}}},
+           "revision":{"type":"integer","minimum":1},
+           "amountCents":{"type":"integer","minimum":0},"currency":{"enum":["EUR","USD","GBP"]},
+           "method":{"enum":["sso","password","password+totp"]},"newDevice":{"type":"boolean"},
+           "rows":{"type":"integer","minimum":0},"format":{"enum":["csv","ndjson"]},
+           "sessionId":{"type":"string","pattern":"^ses_[0-9a-z]{16}$"},
+           "comment":{"type":"string","maxLength":65536}}}
+        """;
+
+    private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64 };
+    private readonly IngestionService _ingestion = new(new CompletingStore(), TimeProvider.System);
+    private EventSchema _schema = null!;
+    private byte[] _body = [];
+
+    [Params(100)]
+    public int Events { get; set; }
+
+    [Params(300)]
+    public int DataBytes { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        using var schema = JsonDocument.Parse(Schema);
+        _schema = EventSchema.Compile(schema.RootElement, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors));
+        var generator = new EventGenerator(seed: 1000, DataBytes);
+        var buffer = new ArrayBufferWriter<byte>(Events * (DataBytes + 1024));
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("events");
+            for (var i = 0; i < Events; i++)
+            {
+                generator.Write(writer, new DateTimeOffset(2026, 11, 26, 10, 15, 30, TimeSpan.Zero));
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        _body = buffer.WrittenSpan.ToArray();
+        if (Ingest(validate: true) != Events)
+        {
+            throw new InvalidOperationException("The generated events do not all match the schema.");
+        }
+    }
+
+    /// <summary>
+    /// CPU time per event of both paths, interleaved in one process (<c>-- schemas</c>): on a busy machine process CPU
+    /// time is steadier than BenchmarkDotNet's wall-clock iterations.
+    /// </summary>
+    public static void Print(TextWriter output)
+    {
+        var run = new SchemaValidationBenchmarks { Events = 100, DataBytes = 300 };
+        run.Setup();
+        const int Batches = 400;
+        var totals = new double[2];
+        var allocated = new long[2];
+        for (var round = 0; round < 6; round++)
+        {
+            for (var path = 0; path < 2; path++)
+            {
+                var process = System.Diagnostics.Process.GetCurrentProcess();
+                var before = process.TotalProcessorTime;
+                var bytes = GC.GetAllocatedBytesForCurrentThread();
+                for (var i = 0; i < Batches; i++)
+                {
+                    run.Ingest(validate: path == 1);
+                }
+
+                process.Refresh();
+                if (round > 0)
+                {
+                    // Round 0 warms up (tiered compilation).
+                    totals[path] += (process.TotalProcessorTime - before).TotalMicroseconds;
+                    allocated[path] += GC.GetAllocatedBytesForCurrentThread() - bytes;
+                }
+            }
+        }
+
+        var events = 5.0 * Batches * run.Events;
+        var plain = totals[0] / events;
+        var validated = totals[1] / events;
+        output.WriteLine($"parse + read + leaves:          {plain,7:F2} µs CPU/event, {allocated[0] / events,8:F0} B/event");
+        output.WriteLine($"the same + schema validation:   {validated,7:F2} µs CPU/event, {allocated[1] / events,8:F0} B/event");
+        output.WriteLine($"validation alone:               {validated - plain,7:F2} µs CPU/event ({(validated - plain) / plain:P0} of the rest)");
+    }
+
+    [Benchmark(Baseline = true, Description = "parse + EventReader.Read + IngestionService, batch")]
+    public int IngestBatch() => Ingest(validate: false);
+
+    [Benchmark(Description = "the same + schema validation of every event's data, batch")]
+    public int IngestValidatedBatch() => Ingest(validate: true);
+
+    private int Ingest(bool validate)
+    {
+        using var document = JsonDocument.Parse(_body, ParseOptions);
+        var errors = new List<EventError>();
+        var drafts = new List<EventDraft>(Events);
+        var i = 0;
+        foreach (var element in document.RootElement.GetProperty("events").EnumerateArray())
+        {
+            if (EventReader.Read(element, i++, errors) is { } draft)
+            {
+                drafts.Add(draft);
+            }
+        }
+
+        if (validate)
+        {
+            foreach (var draft in drafts)
+            {
+                if (_schema.Validate(draft.Data!.Value) is { } violation)
+                {
+                    throw new InvalidOperationException($"{violation.InstanceLocation} {violation.Keyword}: {violation.Message}");
+                }
+            }
+        }
+
+        var outcome = _ingestion.AppendAsync("acme", drafts, null, CancellationToken.None).GetAwaiter().GetResult();
+        return outcome is Appended ? drafts.Count : -1;
+    }
+
+    /// <summary>Accepts every append at once: the storage engine is not what this measures.</summary>
+    private sealed class CompletingStore : ILogStore
+    {
+        private static readonly Task<AppendOutcome> Done = Task.FromResult<AppendOutcome>(new Appended([], Replayed: false));
+
+        public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) => Done;
+
+        public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<LogEntry?> FindEventAsync(string tenantId, Guid eventId, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<LogEntry>> ListEntriesAsync(string tenantId, ulong fromIndex, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public IMerkleNodeReader NodeReader(string tenantId) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task SaveCheckpointAsync(string tenantId, ulong size, string note, DateTimeOffset createdAt, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<StoredCheckpoint?> GetCheckpointAtOrAfterAsync(string tenantId, ulong size, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public LogQuarantine Quarantine { get; } = new();
+    }
+}
