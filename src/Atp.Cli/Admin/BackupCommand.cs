@@ -232,9 +232,11 @@ internal static class BackupCommand
         var cellKeys = new List<NoteVerifier>();
         foreach (var (name, content) in keys)
         {
-            if (name.StartsWith("keys/", StringComparison.Ordinal) && name.EndsWith("-signing.key", StringComparison.Ordinal))
+            // keys/ also holds the secret-sealing and cursor keys; the C2SP signer keys are the signing keys.
+            var text = Encoding.UTF8.GetString(content).Trim();
+            if (name.StartsWith("keys/", StringComparison.Ordinal) && text.StartsWith("PRIVATE+KEY+", StringComparison.Ordinal))
             {
-                using var signer = NoteSigner.Parse(Encoding.UTF8.GetString(content).Trim());
+                using var signer = NoteSigner.Parse(text);
                 cellKeys.Add(signer.Verifier);
             }
         }
