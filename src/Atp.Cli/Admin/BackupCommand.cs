@@ -113,8 +113,9 @@ internal static class BackupCommand
             // Keys first, databases second, keys again: equal key sets around the snapshot mean every key that signed a
             // checkpoint in the snapshot is in the copy (keys are only ever added before they sign).
             var keysBefore = ReadKeyFiles(data);
-            progress($"copying {BackupManifest.LogDatabase}");
-            CopyDatabase(Path.Combine(data, BackupManifest.LogDatabase), Path.Combine(staging, BackupManifest.LogDatabase));
+
+            // The read models before the log: restored read models may be behind the log (the store re-queues what
+            // they lack at start, as after a crash) but never ahead of it, which would name entries the log lacks.
             var readModels = Path.Combine(data, BackupManifest.ReadModelDatabase);
             var hasReadModels = File.Exists(readModels);
             if (hasReadModels)
@@ -122,6 +123,9 @@ internal static class BackupCommand
                 progress($"copying {BackupManifest.ReadModelDatabase}");
                 CopyDatabase(readModels, Path.Combine(staging, BackupManifest.ReadModelDatabase));
             }
+
+            progress($"copying {BackupManifest.LogDatabase}");
+            CopyDatabase(Path.Combine(data, BackupManifest.LogDatabase), Path.Combine(staging, BackupManifest.LogDatabase));
 
             var keysAfter = ReadKeyFiles(data);
             if (!SameKeys(keysBefore, keysAfter))
