@@ -179,6 +179,37 @@ public sealed class BackupRestoreTests(Xunit.Abstractions.ITestOutputHelper outp
         }
     }
 
+    [Fact]
+    public async Task A_stored_tree_whose_root_differs_from_the_published_one_at_that_size_is_quarantined()
+    {
+        await using (var server = await ChildServer.StartAsync(Data, _adminKey))
+        {
+            await SetUpAsync(server);
+            await AppendAsync(server, A, 5);
+            await AppendAsync(server, B, 5);
+            await ServerFixture.WaitForCheckpointAsync(Client(server, A), A, 5);
+            await ServerFixture.WaitForCheckpointAsync(Client(server, B), B, 5);
+            await server.StopAsync();
+        }
+
+        // As if this cell had published a different tree of size 3 for A (the store now holds another log): a later
+        // line for the same tenant, as the sealer appends them.
+        var other = MerkleHasher.HashLeaf(Encoding.UTF8.GetBytes("another log"));
+        await File.AppendAllTextAsync(PublishedHeads.PathOf(Data), $"rebase {A} 3 {other.ToBase64()}\n");
+
+        await using (var server = await ChildServer.StartAsync(Data, _adminKey))
+        {
+            using var client = Client(server, A);
+            await ProblemAssert.IsProblemAsync(
+                await client.PostAsync($"/v1/tenants/{A}/events", ServerFixture.Json(ServerFixture.Batch(1))), HttpStatusCode.ServiceUnavailable, "integrity-failure");
+            var alert = await WaitForPlatformEventAsync(server, QuarantineAlarm.Action, A);
+            Assert.Equal(TreeStateCheck.Rollback, alert.GetProperty("data").GetProperty("check").GetString());
+            Assert.Contains("root at size 3 differs", alert.GetProperty("data").GetProperty("detail").GetString(), StringComparison.Ordinal);
+            await AppendAsync(server, B, 1);
+            await ServerFixture.WaitForCheckpointAsync(Client(server, B), B, 6);
+        }
+    }
+
     private static string SignedNoteText(string note)
     {
         Assert.True(SignedNote.TryParse(note, out var signed, out var error), error);

@@ -53,6 +53,14 @@ internal sealed partial class CheckpointSealer(
                 continue;
             }
 
+            // Never sign for a tree that is behind, or not a continuation of, the head this cell last published (a
+            // store rolled back under a running node, e.g. a PostgreSQL point-in-time recovery); checked at start too.
+            if (published.Find(log.TenantId) is { } last && await RolledBackAsync(log, last, cancellationToken).ConfigureAwait(false) is { } rollback)
+            {
+                quarantine.Add(new QuarantinedLog(log.TenantId, TreeStateCheck.Rollback, rollback));
+                continue;
+            }
+
             signable.Add(log);
         }
 
@@ -69,6 +77,13 @@ internal sealed partial class CheckpointSealer(
         Interlocked.Exchange(ref _lastSuccessTimestamp, Math.Max(1, clock.GetTimestamp()));
         return unsealed.Count;
     }
+
+    // The common cases cost nothing: a head at the published size is compared by root; only a head that grew past it
+    // has the root at the published size recomputed from the stored nodes.
+    private async Task<string?> RolledBackAsync(UnsealedLog log, TreeHead last, CancellationToken cancellationToken) =>
+        log.Head.Size < last.Size ? $"the stored tree has {log.Head.Size} entries but this cell already published a checkpoint for {last.Size}"
+        : log.Head.Size == last.Size ? (log.Head.Root == last.Root ? null : $"the stored tree's root at size {last.Size} differs from the root this cell published for that size")
+        : await RollbackCheck.CheckAsync(store, log.TenantId, last, cancellationToken).ConfigureAwait(false);
 
     // Never sign a fork: the head must be provably consistent with the tenant's last signed checkpoint (SignableHead);
     // a head that is not quarantines the log instead of being signed.
