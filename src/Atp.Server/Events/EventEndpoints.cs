@@ -27,7 +27,7 @@ internal static class EventEndpoints
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
-            .WithDescription("409 read-only-replica: the tenant in this cell is a replica imported from another cell's export bundles (atp import); nothing is stored. 503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check); nothing is stored until an operator repairs the store. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
+            .WithDescription("409 read-only-replica: the tenant in this cell is a replica imported from another cell's export bundles (atp import); nothing is stored. 503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check, or was rolled back behind a published checkpoint); nothing is stored until an operator repairs the store or accepts the rollback. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
             .WithName("appendEvents")
             .WithJsonBodyOneOf(typeof(EventBatch), typeof(EventInput))
             .WithParameter("Idempotency-Key", "1-255 printable ASCII characters. A retry with the same key and body gets the first receipts (with `Idempotent-Replayed: true`) and stores nothing again.", location: Microsoft.OpenApi.ParameterLocation.Header, example: "import-2026-11-26-001")
