@@ -27,6 +27,7 @@ public sealed class PublishedHeads : IDisposable
     private readonly Dictionary<string, TreeHead> _heads = new(StringComparer.Ordinal);
     private readonly HashSet<string> _accepted = new(StringComparer.Ordinal);
     private FileStream? _file;
+    private bool _torn;
 
     private PublishedHeads(string path) => _path = path;
 
@@ -86,6 +87,7 @@ public sealed class PublishedHeads : IDisposable
         lock (_lock)
         {
             var lines = new StringBuilder();
+            var grown = new List<(string TenantId, TreeHead Head)>();
             foreach (var (tenantId, head) in heads)
             {
                 if (_heads.TryGetValue(tenantId, out var known) && known.Size >= head.Size)
@@ -93,13 +95,20 @@ public sealed class PublishedHeads : IDisposable
                     continue;
                 }
 
-                _heads[tenantId] = head;
                 lines.Append(HeadLine("head", tenantId, head));
+                grown.Add((tenantId, head));
             }
 
-            if (lines.Length > 0)
+            if (lines.Length == 0)
             {
-                Append(lines.ToString());
+                return;
+            }
+
+            // Known only once durable: a failed write (a full disk) leaves the heads to be recorded again next pass.
+            Append(lines.ToString());
+            foreach (var (tenantId, head) in grown)
+            {
+                _heads[tenantId] = head;
             }
         }
     }
@@ -109,9 +118,9 @@ public sealed class PublishedHeads : IDisposable
     {
         lock (_lock)
         {
+            Append(HeadLine("rebase", tenantId, head));
             _heads[tenantId] = head;
             _accepted.Remove(tenantId);
-            Append(HeadLine("rebase", tenantId, head));
         }
     }
 
@@ -122,8 +131,10 @@ public sealed class PublishedHeads : IDisposable
     public static void Accept(string dataDirectory, string tenantId, DateTimeOffset at)
     {
         ValidateTenant(tenantId);
-        using var file = OpenAppend(PathOf(dataDirectory));
-        var bytes = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"accept {tenantId} {at.ToUnixTimeSeconds()}\n"));
+        var path = PathOf(dataDirectory);
+        var line = string.Create(CultureInfo.InvariantCulture, $"accept {tenantId} {at.ToUnixTimeSeconds()}\n");
+        var bytes = Encoding.UTF8.GetBytes(EndsTorn(path) ? "\n" + line : line);
+        using var file = OpenAppend(path);
         file.Write(bytes);
         file.Flush(flushToDisk: true);
     }
@@ -156,8 +167,39 @@ public sealed class PublishedHeads : IDisposable
     private void Append(string lines)
     {
         _file ??= OpenAppend(_path);
-        _file.Write(Encoding.UTF8.GetBytes(lines));
-        _file.Flush(flushToDisk: true);
+        try
+        {
+            // After a failed write the file may end in a torn line: start on a line of its own.
+            _file.Write(Encoding.UTF8.GetBytes(_torn ? "\n" + lines : lines));
+            _file.Flush(flushToDisk: true);
+            _torn = false;
+        }
+        catch (IOException)
+        {
+            // A torn line is ignored on load; the next append starts on a fresh stream and a fresh line.
+            _file.Dispose();
+            _file = null;
+            _torn = true;
+            throw;
+        }
+    }
+
+    // Whether the file ends inside a line (a write torn by a crash), so an append must start a new one.
+    private static bool EndsTorn(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        if (file.Length == 0)
+        {
+            return false;
+        }
+
+        file.Seek(-1, SeekOrigin.End);
+        return file.ReadByte() != '\n';
     }
 
     private static FileStream OpenAppend(string path)
