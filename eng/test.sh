@@ -32,6 +32,21 @@ if ! command -v curl >/dev/null 2>&1; then
   fi
 fi
 
+# The observability tests check deploy/observability with promtool. Debian's prometheus package carries it; only that
+# one static binary is taken from the package (no service, no web UI dependencies).
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Fetching promtool from Debian's prometheus package for the observability tests" >&2
+    promtool_dir="$(mktemp -d)" && chmod 755 "$promtool_dir"
+    { apt-get update -qq && (cd "$promtool_dir" && apt-get download -qq prometheus >/dev/null && dpkg -x prometheus_*.deb x) \
+        && install -m 0755 "$promtool_dir/x/usr/bin/promtool" /usr/local/bin/promtool; } \
+      || echo "Could not fetch promtool: the observability tests will fail." >&2
+    rm -rf "$promtool_dir"
+  else
+    echo "promtool is missing: the observability tests will fail. Install: apt-get install -y prometheus" >&2
+  fi
+fi
+
 results="TestResults"
 rm -rf "$results"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

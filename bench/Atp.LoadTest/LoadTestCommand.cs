@@ -57,8 +57,10 @@ internal static class LoadTestCommand
 
         var fairness = new Option<bool>("--fairness") { Description = "Instead of the usual run: host the server in this process with the product's edition limits and measure a quiet tenant's write and read p95 alone and while another tenant floods (1,000-event batches; verify=true&limit=1000 searches) from --clients clients, with only request limits and then with the work limits (--duration seconds per phase)." };
 
+        var telemetryOverhead = new Option<bool>("--telemetry-overhead") { Description = "Instead of the usual run: compare ingest against a child server with OpenTelemetry off (Atp:Telemetry:Enabled=false) and on with /metrics scraped every 5 s, a fresh server per phase, four rounds in alternating order (--warmup and --duration seconds per phase)." };
+
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness })
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead })
         {
             root.Options.Add(option);
         }
@@ -101,7 +103,8 @@ internal static class LoadTestCommand
 
             try
             {
-                return parse.GetValue(fairness) ? await FairnessRun.RunAsync(settings, args, cancellationToken)
+                return parse.GetValue(telemetryOverhead) ? await TelemetryOverheadRun.RunAsync(settings, args, cancellationToken)
+                    : parse.GetValue(fairness) ? await FairnessRun.RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(authOverhead) ? await AuthOverheadRun.RunAsync(settings, args, cancellationToken)
                     : await LoadTestRun.RunAsync(settings, args, cancellationToken);
             }

@@ -77,6 +77,57 @@ public sealed class CompactRange
         Size = index + 1;
     }
 
+    /// <summary>
+    /// Appends a whole perfect subtree of 2^<paramref name="level"/> leaves given by its root, as if its leaves were
+    /// appended one by one (without reporting completed nodes). The tree size must be a multiple of its width, so the
+    /// subtree lands where such a subtree of the full tree sits. This lets callers hash aligned blocks of leaves in
+    /// parallel and fold only their roots in order.
+    /// </summary>
+    public void AppendSubtree(int level, in Hash root)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(level);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(level, 62);
+        var width = 1UL << level;
+        if ((Size & (width - 1)) != 0 || Size + width < Size)
+        {
+            throw new InvalidOperationException($"A subtree of {width} leaves cannot follow a tree of size {Size}.");
+        }
+
+        var index = Size >> level;
+        var hash = root;
+        while ((index & 1) == 1)
+        {
+            hash = MerkleHasher.HashChildren(_edge[--_count], hash);
+            index >>= 1;
+        }
+
+        _edge[_count++] = hash;
+        Size += width;
+    }
+
+    /// <summary>
+    /// The root of the perfect tree over <paramref name="leafHashes"/> (a power-of-two count), computed in place:
+    /// the span's contents are overwritten.
+    /// </summary>
+    public static Hash PerfectRoot(Span<Hash> leafHashes)
+    {
+        var width = leafHashes.Length;
+        if (width == 0 || !BitOperations.IsPow2(width))
+        {
+            throw new ArgumentException($"A perfect subtree has a power-of-two number of leaves, not {width}.", nameof(leafHashes));
+        }
+
+        for (; width > 1; width >>= 1)
+        {
+            for (var i = 0; i < width / 2; i++)
+            {
+                leafHashes[i] = MerkleHasher.HashChildren(leafHashes[2 * i], leafHashes[(2 * i) + 1]);
+            }
+        }
+
+        return leafHashes[0];
+    }
+
     /// <summary>The tree head: MTH(D[0:size]) per RFC 9162 §2.1.1.</summary>
     public Hash Root() => FoldRight(_edge.AsSpan(0, _count));
 

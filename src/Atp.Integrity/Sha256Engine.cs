@@ -21,6 +21,9 @@ internal static unsafe class Sha256Engine
     // OpenSSL sees one update instead of three.
     private const int SmallInput = 2048;
 
+    // Up to this size an input is copied behind its prefix so OpenSSL gets one update (an interior node's 64 bytes).
+    private const int CopyLimit = 128;
+
     private static readonly delegate* unmanaged<byte*, int> Init;
     private static readonly delegate* unmanaged<byte*, byte*, nuint, int> Update;
     private static readonly delegate* unmanaged<byte*, byte*, int> Final;
@@ -90,6 +93,19 @@ internal static unsafe class Sha256Engine
     private static bool NativeHash(byte prefix, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second, Span<byte> destination)
     {
         var length = 1 + first.Length + second.Length;
+        if (second.IsEmpty && first.Length is > CopyLimit and <= SmallInput)
+        {
+            // A leaf: OpenSSL takes the prefix into its block buffer and hashes the leaf's whole blocks in place, which
+            // costs less than copying the leaf next to the prefix first.
+            var leafContext = stackalloc byte[ContextBytes];
+            fixed (byte* a = first)
+            fixed (byte* output = destination)
+            {
+                return FastInit(leafContext) == 1 && FastUpdate(leafContext, &prefix, 1) == 1
+                    && FastUpdate(leafContext, a, (nuint)first.Length) == 1 && FastFinal(output, leafContext) == 1;
+            }
+        }
+
         if (length <= SmallInput)
         {
             var input = stackalloc byte[length];

@@ -9,6 +9,7 @@ using Atp.Server.Integrity;
 using Atp.Server.OpenApi;
 using Atp.Server.Storage;
 using Atp.Server.Tenants;
+using Atp.Server.Telemetry;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -60,6 +61,7 @@ public static class AtpServer
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddHostedService<QuarantineAlarm>();
         services.AddAtpExports();
+        builder.AddAtpTelemetry();
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Problem.UseAtpType);
         services.AddExceptionHandler<Problems.StorageFullExceptionHandler>();
         services.AddExceptionHandler<Problems.BadRequestExceptionHandler>();
@@ -101,6 +103,7 @@ public static class AtpServer
         app.MapEventEndpoints();
         app.MapLogEndpoints();
         app.MapExportEndpoints();
+        app.MapAtpTelemetry();
         app.MapHealthChecks("/livez", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = Health.ReadinessResponse.WriteAsync });

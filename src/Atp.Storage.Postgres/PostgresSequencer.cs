@@ -105,7 +105,9 @@ internal sealed partial class PostgresSequencer : IAsyncDisposable
                 _connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
             }
 
+            var startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
             await CommitAsync(_connection, batch).ConfigureAwait(false);
+            StorageMetrics.GroupCommitted("postgres", batch.Count, startedAt);
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
         {

@@ -114,6 +114,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         }
 
         var staged = new Dictionary<string, CompactRange>(StringComparer.Ordinal);
+        var startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             using var transaction = connection.BeginTransaction();
@@ -137,6 +138,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             }
 
             transaction.Commit();
+            StorageMetrics.GroupCommitted("sqlite", batch.Count, startedAt);
         }
         catch (Exception e) when (e is SqliteException or InvalidOperationException or IOException)
         {

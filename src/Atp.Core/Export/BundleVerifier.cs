@@ -8,7 +8,7 @@ namespace Atp.Core.Export;
 
 /// <summary>
 /// Verifies an export bundle (docs/export-bundle.md) offline, streaming over the tar without extracting it: memory is
-/// bounded by one line, one read buffer and the leaf hashes of one entries file (a complete bundle's listed hashes file,
+/// bounded by a few read batches (see <see cref="EntriesFileCheck"/>) and the leaf hashes of one entries file (a complete bundle's listed hashes file,
 /// or those recomputed for a filtered bundle's proofs). Checks the
 /// member layout, the manifest signature, the signed checkpoint, every file's size and SHA-256, and either the root
 /// rebuilt from the edge and every leaf (complete bundles) or every entry's inclusion proof (filtered bundles), and the
@@ -172,6 +172,7 @@ public sealed class BundleVerifier
         BundleFile? entriesFile = null;
         byte[]? listed = null;
         string? listedName = null;
+        Task<BundleFailure?>? listedCheck = null;
         var lastIndex = (ulong?)null;
         foreach (var file in manifest.Files)
         {
@@ -191,12 +192,24 @@ public sealed class BundleVerifier
             {
                 leafHashes?.Clear();
                 entriesFile = file;
-                failure = await VerifyEntriesAsync(file, data, range, listed, listedName, leafHashes, cancellationToken).ConfigureAwait(false);
+                failure = await EntriesFileCheck.VerifyAsync(file, data, range, listed, listedName, leafHashes, cancellationToken).ConfigureAwait(false);
+
+                // The hashes file's own SHA-256 ran beside the entries; when it is wrong, it is the failure to name (a
+                // changed listed hash otherwise shows up as a mismatch on the entry's line).
+                if (listedCheck is not null && await listedCheck.ConfigureAwait(false) is { } listedFailure)
+                {
+                    failure = listedFailure;
+                }
+
+                listedCheck = null;
             }
             else if (file.Name.StartsWith(HashesPrefix, StringComparison.Ordinal))
             {
                 (listed, failure) = await ReadHashesAsync(file, entry, cancellationToken).ConfigureAwait(false);
                 listedName = file.Name;
+                var hashesFile = file;
+                var hashesBytes = listed;
+                listedCheck = hashesBytes is null ? null : Task.Run(() => CheckHashesFile(hashesFile, hashesBytes), CancellationToken.None);
             }
             else
             {
@@ -398,73 +411,14 @@ public sealed class BundleVerifier
             return (null, new BundleFailure(file.Name, $"larger than {BundleManifest.MaxEntriesPerFile} leaf hashes"));
         }
 
-        var digest = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        return digest == file.Sha256 ? (bytes, null) : (null, new BundleFailure(file.Name, $"SHA-256 {digest} is not the manifest's {file.Sha256}"));
+        return (bytes, null);
     }
 
-    // Streams one entries file: its SHA-256 on one thread, the leaf hashes on this one. In a complete bundle each leaf
-    // hash must be the one its hashes file lists (so a changed entry is named by its line) and is appended to the tree;
-    // in a filtered one they are kept for the proofs.
-    private static async Task<BundleFailure?> VerifyEntriesAsync(BundleFile file, Stream data, CompactRange? range, byte[]? listed, string? listedName, List<Hash>? leafHashes, CancellationToken cancellationToken)
+    private static BundleFailure? CheckHashesFile(BundleFile file, byte[] bytes)
     {
-        using var sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var reader = new NdjsonLineReader(data, BundleManifest.MaxLineBytes) { BytesRead = chunk => sha256.AppendData(chunk.Span), ParallelBytesRead = true };
-        await using (reader.ConfigureAwait(false))
-        {
-            var line = 0L;
-            while (true)
-            {
-                var (status, bytes) = await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false);
-                var index = file.FirstIndex + (ulong)line;
-                switch (status)
-                {
-                    case LineStatus.End:
-                        break;
-                    case LineStatus.Unterminated:
-                        return new BundleFailure(file.Name, "the last line does not end with a newline", IndexIfComplete(range, index), line + 1);
-                    case LineStatus.TooLong:
-                        return new BundleFailure(file.Name, $"the line is longer than {BundleManifest.MaxLineBytes} bytes", IndexIfComplete(range, index), line + 1);
-                    default:
-                        if ((ulong)line >= file.Count)
-                        {
-                            return new BundleFailure(file.Name, $"holds more than the {file.Count} entries the manifest lists", IndexIfComplete(range, index), line + 1);
-                        }
-
-                        var leafHash = MerkleHasher.HashLeaf(bytes.Span);
-                        if (listed is not null)
-                        {
-                            var expected = listed.AsSpan((int)line * BundleManifest.LeafHashBytes, BundleManifest.LeafHashBytes);
-                            if (!leafHash.AsSpan().SequenceEqual(expected))
-                            {
-                                return new BundleFailure(
-                                    file.Name,
-                                    $"leaf hash {leafHash.ToHex()} is not the listed {Convert.ToHexStringLower(expected)} ({listedName})",
-                                    index,
-                                    line + 1);
-                            }
-                        }
-
-                        range?.Append(leafHash);
-                        leafHashes?.Add(leafHash);
-                        line++;
-                        continue;
-                }
-
-                break;
-            }
-
-            if ((ulong)line != file.Count)
-            {
-                return new BundleFailure(file.Name, $"holds {line} entries, the manifest lists {file.Count}");
-            }
-        }
-
-        var digest = Convert.ToHexStringLower(sha256.GetHashAndReset());
+        var digest = Convert.ToHexStringLower(SHA256.HashData(bytes));
         return digest == file.Sha256 ? null : new BundleFailure(file.Name, $"SHA-256 {digest} is not the manifest's {file.Sha256}");
     }
-
-    // A filtered entries file's lines are not consecutive indexes: only the proofs file says which index a line has.
-    private static ulong? IndexIfComplete(CompactRange? range, ulong index) => range is null ? null : index;
 
     private static async Task<(BundleFailure? Failure, ulong? LastIndex)> VerifyProofsAsync(
         BundleManifest manifest, BundleFile file, BundleFile entriesFile, Stream data, List<Hash> leafHashes, Hash root, ulong? lastIndex, CancellationToken cancellationToken)

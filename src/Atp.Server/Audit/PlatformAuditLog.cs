@@ -21,6 +21,7 @@ internal sealed partial class PlatformAuditLog(
     AlertDetector detector,
     IOptions<AtpOptions> options,
     TimeProvider clock,
+    Telemetry.AtpMetrics metrics,
     ILogger<PlatformAuditLog> logger) : QuietBackgroundService
 {
     /// <summary>The reserved tenant holding the platform log; no one can create a tenant with this id.</summary>
@@ -57,6 +58,12 @@ internal sealed partial class PlatformAuditLog(
     /// <summary>Queues a security event (and any alert it completes); never blocks the request.</summary>
     public void Report(PlatformEvent platformEvent)
     {
+        ArgumentNullException.ThrowIfNull(platformEvent);
+        if (platformEvent.Type == PlatformEvents.SecurityType && platformEvent.Action != PlatformEvents.RateLimited)
+        {
+            metrics.Refused(platformEvent.Action);
+        }
+
         Enqueue(platformEvent);
         if (detector.Observe(platformEvent) is { } alert)
         {
@@ -70,6 +77,7 @@ internal sealed partial class PlatformAuditLog(
     /// </summary>
     public void ReportRateLimited(HttpContext context, string? tenantId, string kind)
     {
+        metrics.RateLimited(kind);
         var minute = clock.GetUtcNow().ToUnixTimeSeconds() / 60;
         var key = $"{tenantId ?? PlatformEvents.ClientIp(context)}/{kind}";
         if (_rateLimitReported.TryGetValue(key, out var last) && last == minute)

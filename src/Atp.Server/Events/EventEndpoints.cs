@@ -87,7 +87,7 @@ internal static class EventEndpoints
     // reported by the event reader with their pointer; a duplicate "events" array is refused below.
     private static readonly JsonDocumentOptions IngestParseOptions = new() { MaxDepth = EventReader.MaxBodyDepth };
 
-    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, Telemetry.AtpMetrics metrics, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         if (TenantAccessFilter.Current(context).IsReplica)
         {
@@ -192,6 +192,11 @@ internal static class EventEndpoints
             catch (StoreUnavailableException)
             {
                 return Problem.Unavailable("The log store could not make the events durable; nothing was stored. Retry with the same Idempotency-Key.");
+            }
+
+            if (outcome is Appended durable)
+            {
+                metrics.Ingested(tenant.Edition, tenant.Id, durable.Receipts.Count, durable.Replayed);
             }
 
             return outcome switch

@@ -19,6 +19,7 @@ internal sealed partial class CheckpointSealer(
     IOptions<AtpOptions> options,
     StorageEngine engine,
     TimeProvider clock,
+    Telemetry.AtpMetrics metrics,
     ILogger<CheckpointSealer> logger) : QuietBackgroundService
 {
     private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(10);
@@ -108,11 +109,14 @@ internal sealed partial class CheckpointSealer(
             published.Record([(tenantId, head)]);
         }
 
-        return new Checkpoint(options.Value.TenantOrigin(tenantId), head.Size, head.Root).Sign(keys.Current).ToString();
+        var signed = new Checkpoint(options.Value.TenantOrigin(tenantId), head.Size, head.Root).Sign(keys.Current).ToString();
+        metrics.Sealed(1);
+        return signed;
     }
 
     protected override async Task RunAsync(CancellationToken stoppingToken)
     {
+        metrics.SealerLag = () => SinceLastSuccess;
         using var timer = new PeriodicTimer(Interval, clock);
         long? lastPrune = null; // a monotonic timestamp: a wall-clock jump neither hurries nor delays the next prune
         do

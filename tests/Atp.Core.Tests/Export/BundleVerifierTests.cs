@@ -121,4 +121,64 @@ public sealed class BundleVerifierTests
         Assert.True(result.IsValid, result.Failure?.ToString());
         Assert.True(result.KeyPinned);
     }
+
+    // An entries file of several MiB is checked in 1 MiB batches on several threads; a changed entry must still be named
+    // by its own line and index, and of two changed entries the first in the file, whichever batch finishes first.
+    [Theory]
+    [InlineData(new[] { 19_000 }, 19_000)]
+    [InlineData(new[] { 100, 19_000 }, 100)]
+    [InlineData(new[] { 8_000, 8_001, 19_999 }, 8_000)]
+    public async Task Names_the_first_changed_entry_of_a_file_read_in_many_batches(int[] changedLines, int reported)
+    {
+        await using var log = await BundleLog.CreateAsync();
+        await log.AppendAsync(20_000);
+        await log.SealAsync();
+        var writer = new BundleWriter(log.Store, log.Clock);
+        var path = Path.Combine(log.Scratch("out"), "b.tar");
+        await writer.WriteAsync((await writer.PlanCompleteAsync(BundleLog.TenantId, 0, null, null, null, None))!, log.Scratch("staging"), log.Signer, path, None);
+        var members = await BundleWriterTests.ReadMembersAsync(path);
+        var entries = members["entries/000000.ndjson"];
+        Assert.True(entries.Length > 2 << 20, $"the entries file is {entries.Length} bytes, too small for several batches");
+
+        await using (var intact = File.OpenRead(path))
+        {
+            var result = await new BundleVerifier([log.Signer.Verifier]).VerifyAsync(intact, null, null, None);
+            Assert.True(result.IsValid, result.Failure?.ToString());
+        }
+
+        // Same size, one byte changed per chosen line (the 'l' of "user.login").
+        var starts = new List<int> { 0 };
+        for (var i = 0; i < entries.Length - 1; i++)
+        {
+            if (entries[i] == (byte)'\n')
+            {
+                starts.Add(i + 1);
+            }
+        }
+
+        foreach (var line in changedLines)
+        {
+            var at = starts[line] + entries.AsSpan(starts[line]).IndexOf("user.login"u8) + 5;
+            entries[at] = (byte)'L';
+        }
+
+        var tampered = Path.Combine(log.Scratch("out"), "t.tar");
+        await using (var stream = File.Create(tampered))
+        await using (var tar = new TarWriter(stream, TarEntryFormat.Ustar))
+        {
+            foreach (var (name, bytes) in members)
+            {
+                await tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) });
+            }
+        }
+
+        await using var bundle = File.OpenRead(tampered);
+        var failed = await new BundleVerifier([log.Signer.Verifier]).VerifyAsync(bundle, null, null, None);
+
+        Assert.False(failed.IsValid);
+        var failure = failed.Failure!;
+        Assert.Equal(("entries/000000.ndjson", (ulong?)reported, (long?)reported + 1), (failure.Member, failure.Index, failure.Line));
+        var listed = Convert.ToHexStringLower(members["hashes/000000.bin"].AsSpan(reported * 32, 32));
+        Assert.EndsWith($"is not the listed {listed} (hashes/000000.bin)", failure.Reason, StringComparison.Ordinal);
+    }
 }
