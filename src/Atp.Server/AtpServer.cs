@@ -45,6 +45,8 @@ public static class AtpServer
         services.AddSingleton<Schemas.SchemaRegistry>();
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
         services.AddSingleton(sp => sp.GetRequiredService<ILogStore>().Quarantine);
+        services.AddSingleton(_ => PublishedHeads.Open(dataDirectory));
+        services.AddSingleton<RollbackGuard>();
         services.AddSingleton<CheckpointSealer>();
         services.AddHostedService(sp => sp.GetRequiredService<CheckpointSealer>());
         services.AddAtpGateway(builder.Configuration);
@@ -129,5 +131,6 @@ public static class AtpServer
         _ = app.Services.GetRequiredService<ISigningKeyProvider>();
         await BootstrapAdmin.EnsureAsync(app.Services, cancellationToken).ConfigureAwait(false);
         await app.Services.GetRequiredService<PlatformAuditLog>().EnsureTenantAsync(cancellationToken).ConfigureAwait(false);
+        await app.Services.GetRequiredService<RollbackGuard>().CheckAsync(cancellationToken).ConfigureAwait(false);
     }
 }

@@ -12,9 +12,12 @@ internal static class AdminCommand
 
     public static Command Create(CliEnvironment environment)
     {
-        var admin = new Command("admin", "Administration of a cell: its PostgreSQL schema (owner role) and its platform-admin keys.");
+        var admin = new Command("admin", "Administration of a cell: its PostgreSQL schema (owner role), its platform-admin keys, backup and restore.");
         admin.Subcommands.Add(CreateMigrate());
         admin.Subcommands.Add(AdminKeysCommand.Create(environment));
+        admin.Subcommands.Add(BackupCommand.Create(environment));
+        admin.Subcommands.Add(RestoreCommand.Create());
+        admin.Subcommands.Add(AcceptRollbackCommand.Create(environment));
         return admin;
     }
 

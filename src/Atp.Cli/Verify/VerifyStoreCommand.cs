@@ -124,7 +124,15 @@ internal static class VerifyStoreCommand
         {
             try
             {
-                using var signer = NoteSigner.Parse(File.ReadAllText(file, Encoding.UTF8).Trim());
+                // keys/ also holds the cell's secret-sealing and cursor keys, which are not note signers: only C2SP
+                // signer keys are the cell's signing keys.
+                var text = File.ReadAllText(file, Encoding.UTF8).Trim();
+                if (!text.StartsWith("PRIVATE+KEY+", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                using var signer = NoteSigner.Parse(text);
                 verifiers.Add(signer.Verifier);
             }
             catch (Exception e) when (e is FormatException or ArgumentException or IOException or UnauthorizedAccessException)

@@ -57,6 +57,9 @@ public static class TreeStateCheck
 
     /// <summary>The head about to be signed is not provably consistent with the last signed checkpoint.</summary>
     public const string Seal = "seal";
+
+    /// <summary>The stored tree is behind (or not a continuation of) the last head this cell published: a restored older backup.</summary>
+    public const string Rollback = "rollback";
 }
 
 /// <summary>The tenant's log is quarantined: nothing of the append was stored.</summary>

@@ -61,7 +61,7 @@ internal sealed class ReadinessCheck(StorageEngine engine, ILogStore store, ISig
         if (store.Quarantine.List() is { Count: > 0 } quarantined)
         {
             data["quarantinedTenants"] = quarantined.Select(q => q.TenantId).ToArray();
-            return HealthCheckResult.Degraded($"Appends and checkpoints are refused for {quarantined.Count} quarantined tenant log(s) whose stored tree state failed the fork check; other tenants are served.", data: data);
+            return HealthCheckResult.Degraded($"Appends and checkpoints are refused for {quarantined.Count} quarantined tenant log(s) whose stored tree state failed the fork or rollback check; other tenants are served.", data: data);
         }
 
         return HealthCheckResult.Healthy(data: data);

@@ -15,6 +15,7 @@ internal sealed partial class CheckpointSealer(
     ITenantStore tenants,
     LogQuarantine quarantine,
     ISigningKeyProvider keys,
+    PublishedHeads published,
     IOptions<AtpOptions> options,
     StorageEngine engine,
     TimeProvider clock,
@@ -38,6 +39,7 @@ internal sealed partial class CheckpointSealer(
     public async Task<int> SealAsync(CancellationToken cancellationToken)
     {
         var unsealed = await store.ListUnsealedAsync(cancellationToken).ConfigureAwait(false);
+        var signable = new List<UnsealedLog>(unsealed.Count);
         foreach (var log in unsealed)
         {
             // Nothing is signed for a quarantined log until an operator repairs the store and restarts.
@@ -52,6 +54,22 @@ internal sealed partial class CheckpointSealer(
                 continue;
             }
 
+            // Never sign for a tree that is behind, or not a continuation of, the head this cell last published (a
+            // store rolled back under a running node, e.g. a PostgreSQL point-in-time recovery); checked at start too.
+            if (published.Find(log.TenantId) is { } last && await RolledBackAsync(log, last, cancellationToken).ConfigureAwait(false) is { } rollback)
+            {
+                quarantine.Add(new QuarantinedLog(log.TenantId, TreeStateCheck.Rollback, rollback));
+                continue;
+            }
+
+            signable.Add(log);
+        }
+
+        // Rollback detection: the heads about to be signed are recorded (one write, one fsync for the whole pass) before
+        // any of their checkpoints is stored and served; a head that grew since it was listed is recorded on its own.
+        published.Record([.. signable.Select(l => (l.TenantId, l.Head))]);
+        foreach (var log in signable)
+        {
             // The head is read again by the store, under its sealer lock when it has one: the listed head may be stale.
             await store.SealAsync(log.TenantId, (head, ct) => SignCheckedAsync(log.TenantId, head, ct), clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         }
@@ -61,15 +79,34 @@ internal sealed partial class CheckpointSealer(
         return unsealed.Count;
     }
 
+    // The common cases cost nothing: a head at the published size is compared by root; only a head that grew past it
+    // has the root at the published size recomputed from the stored nodes.
+    private async Task<string?> RolledBackAsync(UnsealedLog log, TreeHead last, CancellationToken cancellationToken) =>
+        log.Head.Size < last.Size ? $"the stored tree has {log.Head.Size} entries but this cell already published a checkpoint for {last.Size}"
+        : log.Head.Size == last.Size ? (log.Head.Root == last.Root ? null : $"the stored tree's root at size {last.Size} differs from the root this cell published for that size")
+        : await RollbackCheck.CheckAsync(store, log.TenantId, last, cancellationToken).ConfigureAwait(false);
+
     // Never sign a fork: the head must be provably consistent with the tenant's last signed checkpoint (SignableHead);
     // a head that is not quarantines the log instead of being signed.
     private async Task<string?> SignCheckedAsync(string tenantId, TreeHead head, CancellationToken cancellationToken)
     {
+        // Never sign a tree smaller than one this cell already published (a store rolled back under the server).
+        if (published.Find(tenantId) is { } last && head.Size < last.Size)
+        {
+            quarantine.Add(new QuarantinedLog(tenantId, TreeStateCheck.Rollback, $"the stored tree has {head.Size} entries but this cell already published a checkpoint for {last.Size}"));
+            return null;
+        }
+
         var check = await SignableHead.CheckAsync(store, tenantId, head, keys.Verifiers, cancellationToken).ConfigureAwait(false);
         if (!check.IsValid)
         {
             quarantine.Add(new QuarantinedLog(tenantId, TreeStateCheck.Seal, check.Failure!));
             return null;
+        }
+
+        if (published.Find(tenantId) is not { } recorded || recorded.Size < head.Size)
+        {
+            published.Record([(tenantId, head)]);
         }
 
         var signed = new Checkpoint(options.Value.TenantOrigin(tenantId), head.Size, head.Root).Sign(keys.Current).ToString();
