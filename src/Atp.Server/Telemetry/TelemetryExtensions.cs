@@ -41,7 +41,9 @@ internal static class TelemetryExtensions
                 .AddAttributes([new("atp.region", region)]))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(SourcePattern).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation()
+                // Of ASP.NET Core's meters only request durations and connections: routing, authentication and the
+                // memory pool would each add work to every request (measured: docs/performance.md, "Telemetry").
+                metrics.AddMeter(SourcePattern, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel").AddRuntimeInstrumentation()
 
                     // The SLO alerts (deploy/observability) count requests above 300 ms (ingest) and 500 ms (queries):
                     // the request-duration histogram needs bucket boundaries exactly there.
@@ -55,18 +57,17 @@ internal static class TelemetryExtensions
                 {
                     metrics.AddOtlpExporter(otlp => Configure(otlp, endpoint, telemetry.OtlpProtocol));
                 }
-            })
-            .WithTracing(tracing =>
-            {
-                tracing.AddSource(SourcePattern).AddAspNetCoreInstrumentation(asp => asp.Filter = context => !IsProbe(context.Request.Path));
-                if (telemetry.OtlpEndpoint is { } endpoint)
-                {
-                    tracing.AddOtlpExporter(otlp => Configure(otlp, endpoint, telemetry.OtlpProtocol));
-                }
             });
-        if (telemetry.OtlpEndpoint is { } logsEndpoint)
+
+        // Spans and log records leave the process only over OTLP: without an endpoint no span is recorded at all (a
+        // sampled span per request costs CPU even when nothing exports it).
+        if (telemetry.OtlpEndpoint is { } otlpEndpoint)
         {
-            otel.WithLogging(logging => logging.AddOtlpExporter(otlp => Configure(otlp, logsEndpoint, telemetry.OtlpProtocol)));
+            otel.WithTracing(tracing => tracing
+                    .AddSource(SourcePattern)
+                    .AddAspNetCoreInstrumentation(asp => asp.Filter = context => !IsProbe(context.Request.Path))
+                    .AddOtlpExporter(otlp => Configure(otlp, otlpEndpoint, telemetry.OtlpProtocol)))
+                .WithLogging(logging => logging.AddOtlpExporter(otlp => Configure(otlp, otlpEndpoint, telemetry.OtlpProtocol)));
         }
 
         return builder;
