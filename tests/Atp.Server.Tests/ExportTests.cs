@@ -173,8 +173,18 @@ public sealed class ExportTests : IAsyncLifetime
         var first = (await CreateAsync(acme, "acme", new { format = "csv", toIndex = 2 })).GetProperty("id").GetString()!;
         await WaitForStateAsync(acme, "acme", first, "succeeded");
 
-        // 3,000 parts, each flushed to disk on its own: the job is still going when the cancel arrives.
+        // The job stalls after its first part (an injected fault) until it is cancelled: still running when the cancel
+        // arrives, however fast the disk (on tmpfs 3,000 parts take milliseconds).
+        var worker = _server.Services.GetRequiredService<Atp.Server.Export.ExportWorker>();
+        var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.AfterPart = async ct =>
+        {
+            stalled.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct);
+        };
         var slow = (await CreateAsync(acme, "acme", new { format = "cloudevents" })).GetProperty("id").GetString()!;
+        await stalled.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal("running", (await acme.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/exports/{slow}")).GetProperty("state").GetString());
         var cancelled = await acme.PostAsync($"/v1/tenants/acme/exports/{slow}/cancel", null);
         Assert.Equal(HttpStatusCode.OK, cancelled.StatusCode);
         Assert.Equal("cancelled", (await cancelled.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("state").GetString());
@@ -372,12 +382,22 @@ public sealed class ExportTests : IAsyncLifetime
         Assert.Contains("exportJobMaxBytes", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
         await ProblemAssert.IsProblemAsync(await acme.GetAsync($"/v1/tenants/acme/exports/{growing}/download"), HttpStatusCode.Conflict, "export-not-ready");
 
-        // One job at a time: the second is refused while the first runs (3,000 parts flushed one by one), accepted once it is cancelled.
+        // One job at a time: the second is refused while the first runs (held after its first part by an injected
+        // stall, however fast the disk), accepted once it is cancelled.
         Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/acme", new { limits = new { maxConcurrentExports = 1, exportJobMaxBytes = (long?)null } })).StatusCode);
+        var worker = _server.Services.GetRequiredService<Atp.Server.Export.ExportWorker>();
+        var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.AfterPart = async ct =>
+        {
+            stalled.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct);
+        };
         var running = (await CreateAsync(acme, "acme", new { format = "cloudevents" })).GetProperty("id").GetString()!;
+        await stalled.Task.WaitAsync(TimeSpan.FromSeconds(20));
         var busy = await ProblemAssert.IsProblemAsync(await acme.PostAsJsonAsync("/v1/tenants/acme/exports", new { format = "csv" }), HttpStatusCode.TooManyRequests, "export-quota");
         Assert.Contains("maxConcurrentExports", busy.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await acme.DeleteAsync($"/v1/tenants/acme/exports/{running}")).StatusCode);
+        worker.AfterPart = null;
         var next = (await CreateAsync(acme, "acme", new { format = "csv", toIndex = 1 })).GetProperty("id").GetString()!;
         await WaitForStateAsync(acme, "acme", next, "succeeded");
 

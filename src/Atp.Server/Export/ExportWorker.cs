@@ -44,6 +44,12 @@ internal sealed partial class ExportWorker(
     /// <summary>Whether this node is running the job now.</summary>
     public bool IsRunning(string jobId) => _running.ContainsKey(jobId);
 
+    /// <summary>
+    /// Fault injection for tests: awaited after each part is recorded (a stalled disk or a slow store, on purpose), so a
+    /// test can hold a job in the running state however fast the machine is. Null in the product.
+    /// </summary>
+    internal Func<CancellationToken, Task>? AfterPart { get; set; }
+
     protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         service.Queued += Wake;
@@ -284,6 +290,10 @@ internal sealed partial class ExportWorker(
 
             File.Move(path + ".tmp", path, overwrite: true);
             job = Progress(job, number + 1, matches is null ? job.FromIndex + first + (ulong)count : first + (ulong)count, events, bytes);
+            if (AfterPart is { } afterPart)
+            {
+                await afterPart(cancellationToken).ConfigureAwait(false);
+            }
         }
 
         return await JoinAsync(job, parts, events, cancellationToken).ConfigureAwait(false);
