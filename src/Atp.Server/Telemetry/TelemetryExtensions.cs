@@ -19,7 +19,6 @@ internal static class TelemetryExtensions
     {
         var services = builder.Services;
         services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton<IValidateOptions<TelemetryOptions>, TelemetryOptionsValidator>();
         services.AddSingleton<AtpMetrics>();
 
         // Read here as well as through the options: the exporters are chosen while the container is built.
@@ -93,15 +92,5 @@ internal static class TelemetryExtensions
     {
         otlp.Endpoint = endpoint;
         otlp.Protocol = protocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
-    }
-
-    // IValidatableObject is not run by ValidateDataAnnotations for the object itself in every host; run it explicitly.
-    private sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOptions>
-    {
-        public ValidateOptionsResult Validate(string? name, TelemetryOptions options)
-        {
-            var failures = options.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(options)).Select(r => r.ErrorMessage ?? "invalid").ToList();
-            return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-        }
     }
 }
