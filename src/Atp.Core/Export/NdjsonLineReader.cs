@@ -1,14 +1,11 @@
 using System.Buffers;
-using System.Threading.Channels;
 
 namespace Atp.Core.Export;
 
 /// <summary>
 /// Reads newline-terminated lines from a stream in bounded memory (one line of at most the limit, plus a read buffer),
 /// handing every byte read to <see cref="BytesRead"/> first so a caller can hash the whole file in the same pass.
-/// With <see cref="ParallelBytesRead"/> it runs on another thread, fed copies of the chunks through a bounded queue, so
-/// hashing the file and hashing its lines take one core each and the reader never waits for a thread to wake up
-/// (waiting for the hash of each chunk before reusing the buffer cost more than the hash on a loaded machine).
+/// (Entries files of bundles are checked by <see cref="EntriesFileCheck"/>, which spreads the hashing over the cores.)
 /// </summary>
 internal sealed class NdjsonLineReader : IAsyncDisposable
 {
@@ -19,8 +16,6 @@ internal sealed class NdjsonLineReader : IAsyncDisposable
     private int _start;
     private int _end;
     private bool _eof;
-    private Channel<(byte[] Chunk, int Length)>? _queue;
-    private Task? _consumer;
 
     public NdjsonLineReader(Stream stream, int maxLineBytes)
     {
@@ -31,9 +26,6 @@ internal sealed class NdjsonLineReader : IAsyncDisposable
 
     /// <summary>Called with every chunk read from the stream, in order.</summary>
     public Action<ReadOnlyMemory<byte>>? BytesRead { get; init; }
-
-    /// <summary>Run <see cref="BytesRead"/> on the thread pool, overlapping with the caller's work on the lines.</summary>
-    public bool ParallelBytesRead { get; init; }
 
     /// <summary>Total bytes read from the stream.</summary>
     public long Position { get; private set; }
@@ -63,7 +55,6 @@ internal sealed class NdjsonLineReader : IAsyncDisposable
 
             if (_eof)
             {
-                await WaitForBytesReadAsync().ConfigureAwait(false);
                 return scanned == 0 ? (LineStatus.End, default) : (LineStatus.Unterminated, default);
             }
 
@@ -71,46 +62,11 @@ internal sealed class NdjsonLineReader : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        // The pool must not hand the buffer out while a hash of it still runs.
-        await WaitForBytesReadAsync().ConfigureAwait(false);
         ArrayPool<byte>.Shared.Return(_buffer);
         _buffer = [];
-    }
-
-    // Ends the queue and waits until every chunk read has been handed to BytesRead.
-    private async ValueTask WaitForBytesReadAsync()
-    {
-        if (_consumer is { } consumer)
-        {
-            _queue!.Writer.TryComplete();
-            _consumer = null;
-            await consumer.ConfigureAwait(false);
-        }
-    }
-
-    private async ValueTask QueueAsync(ReadOnlyMemory<byte> chunk, Action<ReadOnlyMemory<byte>> bytesRead, CancellationToken cancellationToken)
-    {
-        if (_queue is null)
-        {
-            _queue = Channel.CreateBounded<(byte[], int)>(new BoundedChannelOptions(8) { SingleReader = true, SingleWriter = true });
-            var reader = _queue.Reader;
-            _consumer = Task.Run(
-                async () =>
-                {
-                    await foreach (var (copy, length) in reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
-                    {
-                        bytesRead(new ReadOnlyMemory<byte>(copy, 0, length));
-                        ArrayPool<byte>.Shared.Return(copy);
-                    }
-                },
-                CancellationToken.None);
-        }
-
-        var copied = ArrayPool<byte>.Shared.Rent(chunk.Length);
-        chunk.CopyTo(copied);
-        await _queue.Writer.WriteAsync((copied, chunk.Length), cancellationToken).ConfigureAwait(false);
+        return ValueTask.CompletedTask;
     }
 
     private async ValueTask FillAsync(CancellationToken cancellationToken)
@@ -139,17 +95,7 @@ internal sealed class NdjsonLineReader : IAsyncDisposable
         }
 
         var chunk = new ReadOnlyMemory<byte>(_buffer, _end, read);
-        if (BytesRead is { } bytesRead)
-        {
-            if (ParallelBytesRead)
-            {
-                await QueueAsync(chunk, bytesRead, cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                bytesRead(chunk);
-            }
-        }
+        BytesRead?.Invoke(chunk);
 
         _end += read;
         Position += read;
