@@ -18,6 +18,7 @@ namespace Atp.Storage.Sqlite;
 public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQueryStore, ISchemaStore, IAsyncDisposable
 {
     private const long WalTruncateBytes = 256L << 20;
+    private const int MaxBusyTruncations = 5;
     private const long ReadModelWalCheckpointBytes = 64L << 20;
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(500);
 
@@ -573,6 +574,7 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
     private async Task WatchSpaceAsync(TimeProvider clock, CancellationToken stopping)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), clock);
+        var busyTruncations = 0;
         try
         {
             while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
@@ -582,10 +584,19 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
                     var free = _reserve.FreeBytes();
                     if (Space.IsFull && free >= _reserve.NeededToResume(_minimumFreeBytes))
                     {
-                        await TruncateWalAsync(_writeConnection, stopping).ConfigureAwait(false);
-                        await TruncateWalAsync(_readModelWriter, stopping).ConfigureAwait(false);
+                        // A reader still on an old snapshot makes the checkpoint answer "busy" without an error: the
+                        // next tick tries again, and after a few tries appends resume anyway (the WAL is then copied
+                        // back by the periodic checkpoint), so a steady reader cannot keep the store refusing appends.
+                        var truncated = await TruncateWalAsync(_writeConnection, stopping).ConfigureAwait(false)
+                            & await TruncateWalAsync(_readModelWriter, stopping).ConfigureAwait(false);
+                        if (!truncated && ++busyTruncations < MaxBusyTruncations)
+                        {
+                            continue;
+                        }
+
+                        busyTruncations = 0;
                         _reserve.Create();
-                        Space.MarkAvailable($"{_reserve.FreeBytes() >> 20} MiB free; WAL checkpointed and truncated");
+                        Space.MarkAvailable($"{_reserve.FreeBytes() >> 20} MiB free; " + (truncated ? "WAL checkpointed and truncated" : "WAL checkpoint deferred: readers kept it busy"));
                     }
                     else if (!Space.IsFull && !_reserve.Exists && free >= _reserve.NeededToResume(_minimumFreeBytes))
                     {
@@ -606,12 +617,15 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
         }
     }
 
-    private static async Task TruncateWalAsync(WriteConnection writer, CancellationToken cancellationToken)
+    // True when the WAL was fully copied back and truncated; false when readers kept the checkpoint busy (SQLite then
+    // reports busy = 1 in the first column instead of failing).
+    private static async Task<bool> TruncateWalAsync(WriteConnection writer, CancellationToken cancellationToken)
     {
         using var turn = await writer.TakeAsync(cancellationToken).ConfigureAwait(false);
         using var truncate = turn.Connection.CreateCommand();
         truncate.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
-        await truncate.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        var busy = await truncate.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        return Convert.ToInt64(busy, System.Globalization.CultureInfo.InvariantCulture) == 0;
     }
 
     // With wal_autocheckpoint off on every connection, WAL frames are copied back into the database files here, off
