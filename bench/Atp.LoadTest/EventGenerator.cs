@@ -54,6 +54,26 @@ internal sealed class EventGenerator
         ("export.download", "data.export", 3),
     ];
 
+    // One schema for every data shape the load generator writes: a closed content model with enums, bounds, a
+    // pattern, a nested array of objects and required members, as a tenant would register for its audit events.
+    public const string DataSchema = """
+        {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","additionalProperties":false,"required":["source"],
+         "properties":{
+           "source":{"enum":["web","mobile","api","sync"]},
+           "changes":{"type":"array","minItems":1,"maxItems":20,"items":{"type":"object","additionalProperties":false,"required":["field","from","to"],
+             "properties":{"field":{"enum":["title","status","owner","dueDate","visibility","description","labels"]},
+                           "from":{"type":"string","maxLength":256},"to":{"type":"string","maxLength":256}}}},
+           "revision":{"type":"integer","minimum":1},
+           "amountCents":{"type":"integer","minimum":0},"currency":{"enum":["EUR","USD","GBP"]},
+           "method":{"enum":["sso","password","password+totp"]},"newDevice":{"type":"boolean"},
+           "rows":{"type":"integer","minimum":0},"format":{"enum":["csv","ndjson"]},
+           "sessionId":{"type":"string","pattern":"^ses_[0-9a-z]{16}$"},
+           "comment":{"type":"string","maxLength":65536}}}
+        """;
+
+    /// <summary>Every event type the generator writes.</summary>
+    public static IReadOnlyList<string> EventTypes { get; } = [.. Actions.Select(a => a.Type).Distinct()];
+
     private static readonly int TotalWeight = Actions.Sum(a => a.Weight);
 
     private readonly Random _random;

@@ -60,7 +60,8 @@ internal static class LoadTestCommand
         var telemetryOverhead = new Option<bool>("--telemetry-overhead") { Description = "Instead of the usual run: compare ingest against a child server with OpenTelemetry off (Atp:Telemetry:Enabled=false) and on with /metrics scraped every 5 s, a fresh server per phase, four rounds in alternating order (--warmup and --duration seconds per phase)." };
 
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead })
+        var schemaOverhead = new Option<bool>("--schema-overhead") { Description = "Instead of the usual run: compare ingest with no schema registered against the generator's data schema registered for every event type (every event validated), a fresh server per phase, four rounds in alternating order (--warmup and --duration seconds per phase)." };
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead })
         {
             root.Options.Add(option);
         }
@@ -103,7 +104,8 @@ internal static class LoadTestCommand
 
             try
             {
-                return parse.GetValue(telemetryOverhead) ? await TelemetryOverheadRun.RunAsync(settings, args, cancellationToken)
+                return parse.GetValue(telemetryOverhead) ? await OverheadRun.ForTelemetry().RunAsync(settings, args, cancellationToken)
+                    : parse.GetValue(schemaOverhead) ? await OverheadRun.ForSchemas().RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(fairness) ? await FairnessRun.RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(authOverhead) ? await AuthOverheadRun.RunAsync(settings, args, cancellationToken)
                     : await LoadTestRun.RunAsync(settings, args, cancellationToken);

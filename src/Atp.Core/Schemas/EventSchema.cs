@@ -35,12 +35,17 @@ public sealed class EventSchema
     private static readonly EvaluationOptions List = new() { OutputFormat = OutputFormat.List, RequireFormatValidation = true };
 
     private readonly JsonSchema _schema;
+    private readonly SchemaFastPath? _fastPath;
 
     private EventSchema(JsonSchema schema, string canonical)
     {
         _schema = schema;
+        _fastPath = SchemaFastPath.TryCreate(schema);
         Canonical = canonical;
     }
+
+    /// <summary>Whether valid events skip JsonSchema.Net's evaluator (every keyword the schema uses has a fast check).</summary>
+    public bool HasFastPath => _fastPath is not null;
 
     /// <summary>The schema's RFC 8785 form: what is stored, compared for idempotent registration, and served.</summary>
     public string Canonical { get; }
@@ -126,7 +131,9 @@ public sealed class EventSchema
     {
         try
         {
-            if (_schema.Evaluate(data, Flag).IsValid)
+            // Most events are valid: the fast path proves that without the evaluator's allocations; everything it
+            // cannot prove, failures included, is decided and reported by JsonSchema.Net.
+            if (_fastPath?.IsCertainlyValid(data) == true || _schema.Evaluate(data, Flag).IsValid)
             {
                 return null;
             }
@@ -147,6 +154,12 @@ public sealed class EventSchema
         catch (RefResolutionException e)
         {
             return new SchemaViolation("", "$ref", e.Message);
+        }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        {
+            // JsonSchema.Net compares numbers (enum, const, bounds, multipleOf) as decimals and throws on one beyond
+            // decimal's range (e.g. 1e30): a refusal of the event, not a server error.
+            return new SchemaViolation("", "number", "a number in the data is beyond the range the schema's numeric keywords can compare exactly (about ±7.9e28)");
         }
     }
 

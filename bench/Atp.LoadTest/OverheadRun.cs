@@ -1,21 +1,47 @@
 using System.Globalization;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
 
 namespace Atp.LoadTest;
 
 /// <summary>
-/// What telemetry costs ingest: the same workload against a child server with OpenTelemetry left out
-/// (<c>Atp:Telemetry:Enabled=false</c>) and with it on and scraped (<c>Atp:Telemetry:Prometheus=true</c>, /metrics read
-/// every 5 s — three times as often as Prometheus' default), a fresh server and store per phase, four rounds in
-/// alternating order so drift of the machine favours neither.
+/// What a feature costs ingest: the same workload against a child server with the feature off and on, a fresh server
+/// and store per phase, four rounds in alternating order so drift of the machine favours neither.
+/// <list type="bullet">
+/// <item>Telemetry: OpenTelemetry left out (<c>Atp:Telemetry:Enabled=false</c>) against on and scraped
+/// (<c>Atp:Telemetry:Prometheus=true</c>, /metrics read every 5 s — three times as often as Prometheus' default).</item>
+/// <item>Schemas: no schema registered against <see cref="EventGenerator.DataSchema"/> registered for every event type
+/// the generator writes, so every event's data is validated at ingest.</item>
+/// </list>
 /// </summary>
-internal static class TelemetryOverheadRun
+internal sealed class OverheadRun
 {
     private const int Rounds = 4;
     private static readonly TimeSpan ScrapeEvery = TimeSpan.FromSeconds(5);
 
-    public static async Task<int> RunAsync(LoadTestSettings settings, string[] args, CancellationToken cancellationToken)
+    private OverheadRun(string feature, string offLabel, string onLabel)
     {
-        Console.WriteLine($"ATP telemetry-overhead run: {string.Join(' ', args)}");
+        Feature = feature;
+        OffLabel = offLabel;
+        OnLabel = onLabel;
+    }
+
+    private string Feature { get; }
+
+    private string OffLabel { get; }
+
+    private string OnLabel { get; }
+
+    private bool Telemetry => Feature == "telemetry";
+
+    public static OverheadRun ForTelemetry() => new("telemetry", "off (Atp:Telemetry:Enabled=false)", "on (OpenTelemetry, Prometheus scraped every 5 s)");
+
+    public static OverheadRun ForSchemas() => new("schemas", "off (no schema registered)", "on (every event type's data validated against a registered schema)");
+
+    public async Task<int> RunAsync(LoadTestSettings settings, string[] args, CancellationToken cancellationToken)
+    {
+        Console.WriteLine($"ATP {Feature}-overhead run: {string.Join(' ', args)}");
         Console.WriteLine($"  {settings.Clients} clients × batch {settings.Batch}, {settings.Tenants} tenants, {settings.WarmupSeconds} s warm-up + {settings.DurationSeconds} s per phase, machine {Environment.ProcessorCount} cores");
         var workload = Workload.Create(settings.Tenants, settings.Batch, settings.EventBytes);
         using var http = AtpClient.CreateHttpClient(settings.Clients);
@@ -30,29 +56,29 @@ internal static class TelemetryOverheadRun
                 problems += failed;
                 results[on].Add((result, scrapes));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  round {round} telemetry {(on ? "on " : "off")}: {result.UnitsPerSecond,9:N0} events/s, p99 {result.PercentileMs(99):0.0} ms, server CPU {ServerCpuPerEvent(result):0.0} µs/event, {scrapes} scrapes, errors {result.Errors}"));
+                    $"  round {round} {Feature} {(on ? "on " : "off")}: {result.UnitsPerSecond,9:N0} events/s, p99 {result.PercentileMs(99):0.0} ms, server CPU {ServerCpuPerEvent(result):0.0} µs/event, {scrapes} scrapes, errors {result.Errors}"));
             }
         }
 
         var off = results[false].Average(r => r.Result.UnitsPerSecond);
         var offCpu = results[false].Average(r => ServerCpuPerEvent(r.Result));
         Console.WriteLine();
-        Console.WriteLine($"| telemetry | events/s (mean of {Rounds}) | throughput cost vs off | server CPU µs/event (mean) | CPU cost vs off | p99 ms (mean) |");
+        Console.WriteLine($"| {Feature} | events/s (mean of {Rounds}) | throughput cost vs off | server CPU µs/event (mean) | CPU cost vs off | p99 ms (mean) |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
         foreach (var (on, runs) in results)
         {
             var rate = runs.Average(r => r.Result.UnitsPerSecond);
             var cpu = runs.Average(r => ServerCpuPerEvent(r.Result));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {(on ? "on (OpenTelemetry, Prometheus scraped every 5 s)" : "off (Atp:Telemetry:Enabled=false)")} | {rate:N0} | {(on ? $"{(off - rate) / off * 100:+0.0;-0.0} %" : "—")} | {cpu:0.0} | {(on ? $"{(cpu - offCpu) / offCpu * 100:+0.0;-0.0} %" : "—")} | {runs.Average(r => r.Result.PercentileMs(99)):0.0} |"));
+                $"| {(on ? OnLabel : OffLabel)} | {rate:N0} | {(on ? $"{(off - rate) / off * 100:+0.0;-0.0} %" : "—")} | {cpu:0.0} | {(on ? $"{(cpu - offCpu) / offCpu * 100:+0.0;-0.0} %" : "—")} | {runs.Average(r => r.Result.PercentileMs(99)):0.0} |"));
         }
 
         return problems > 0 ? LoadTestCommand.ExitRequestErrors : LoadTestCommand.ExitOk;
     }
 
-    private static async Task<(LoopResult Result, long Scrapes, int Problems)> PhaseAsync(LoadTestSettings settings, Workload workload, HttpClient http, bool telemetry, CancellationToken cancellationToken)
+    private async Task<(LoopResult Result, long Scrapes, int Problems)> PhaseAsync(LoadTestSettings settings, Workload workload, HttpClient http, bool on, CancellationToken cancellationToken)
     {
-        var environment = telemetry
+        var environment = !Telemetry ? [] : on
             ? new Dictionary<string, string> { ["Atp__Telemetry__Prometheus"] = "true" }
             : new Dictionary<string, string> { ["Atp__Telemetry__Enabled"] = "false" };
         var server = await ServerProcess.StartAsync(settings.ServerDll, environment, http, cancellationToken);
@@ -60,11 +86,16 @@ internal static class TelemetryOverheadRun
         {
             var client = new AtpClient(http, server.Url);
             var tenants = await client.CreateTenantsAsync(server.AdminKey, settings.Tenants, cancellationToken);
+            if (on && !Telemetry)
+            {
+                await RegisterSchemasAsync(http, server.Url, server.AdminKey, tenants, cancellationToken);
+            }
+
             using var stopScraping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var scrapes = 0L;
-            var scraper = telemetry ? ScrapeAsync(http, new Uri(server.Url, "/metrics"), () => Interlocked.Increment(ref scrapes), stopScraping.Token) : Task.CompletedTask;
+            var scraper = on && Telemetry ? ScrapeAsync(http, new Uri(server.Url, "/metrics"), () => Interlocked.Increment(ref scrapes), stopScraping.Token) : Task.CompletedTask;
             var result = await ClosedLoop.RunAsync(
-                telemetry ? "on" : "off",
+                on ? "on" : "off",
                 settings.Clients,
                 TimeSpan.FromSeconds(settings.WarmupSeconds),
                 TimeSpan.FromSeconds(settings.DurationSeconds),
@@ -81,6 +112,25 @@ internal static class TelemetryOverheadRun
             await stopScraping.CancelAsync();
             await scraper;
             return (result, Interlocked.Read(ref scrapes), client.ProblemCount);
+        }
+    }
+
+    private static async Task RegisterSchemasAsync(HttpClient http, Uri server, string adminKey, LoadTenant[] tenants, CancellationToken cancellationToken)
+    {
+        using var schema = JsonDocument.Parse(EventGenerator.DataSchema);
+        foreach (var tenant in tenants)
+        {
+            foreach (var type in EventGenerator.EventTypes)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Put, new Uri(server, $"v1/tenants/{tenant.Id}/schemas/{type}"));
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+                request.Content = JsonContent.Create(new { schema = schema.RootElement });
+                using var response = await http.SendAsync(request, cancellationToken);
+                if (!response.IsSuccessStatusCode)
+                {
+                    throw new InvalidOperationException($"PUT schema {type} for {tenant.Id}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}");
+                }
+            }
         }
     }
 
