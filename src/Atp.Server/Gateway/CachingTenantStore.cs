@@ -9,11 +9,19 @@ namespace Atp.Server.Gateway;
 /// Every request resolves its API key and its tenant; at thousands of requests per second those two lookups were a
 /// visible share of the server's CPU. Found keys and tenants are kept for a short time. Changes made through this
 /// node take effect at once (the entry is dropped); changes made by another node sharing the store within
-/// <see cref="Lifetime"/>.
+/// <see cref="Lifetime"/>. A change to one key forgets that key only (a cell with many tenants must not lose every
+/// cached key when one is first used in a new region), and expired entries are swept out as new ones arrive, so
+/// tenants and keys no longer in use do not hold memory.
 /// </summary>
 internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock) : ITenantStore
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(2);
+
+    // Entries added between sweeps of expired entries: a sweep walks both caches, so it is paid once per this many
+    // misses, never on a hit.
+    private const int SweepEvery = 1024;
+
+    private int _addedSinceSweep;
 
     private readonly ConcurrentDictionary<string, (ApiKey Key, DateTimeOffset Expires)> _keys = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (Tenant Tenant, DateTimeOffset Expires)> _tenants = new(StringComparer.Ordinal);
@@ -36,6 +44,7 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
         if (tenant is not null)
         {
             _tenants[tenantId] = (tenant, clock.GetUtcNow() + Lifetime);
+            Added();
         }
 
         return tenant;
@@ -75,6 +84,7 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
         if (key is not null)
         {
             _keys[cacheKey] = (key, clock.GetUtcNow() + Lifetime);
+            Added();
         }
 
         return key;
@@ -83,7 +93,7 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
     public async Task<string?> SetApiKeyRegionAsync(string keyId, string region, CancellationToken cancellationToken)
     {
         var previous = await inner.SetApiKeyRegionAsync(keyId, region, cancellationToken).ConfigureAwait(false);
-        _keys.Clear();
+        ForgetKey(keyId);
         return previous;
     }
 
@@ -94,16 +104,55 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
     public async Task<bool> RevokeApiKeyAsync(string? tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken)
     {
         var revoked = await inner.RevokeApiKeyAsync(tenantId, keyId, revokedAt, cancellationToken).ConfigureAwait(false);
-
-        // Keys are cached by hash and by id; a revocation is rare, so forgetting every cached key is the simple, safe move.
-        _keys.Clear();
+        ForgetKey(keyId);
         return revoked;
     }
 
     public async Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken)
     {
         var changed = await inner.ExpireApiKeyAsync(tenantId, keyId, expiresAt, cancellationToken).ConfigureAwait(false);
-        _keys.Clear();
+        ForgetKey(keyId);
         return changed;
     }
+
+    /// <summary>Forgets one key under every name it is cached by (its id and its hash).</summary>
+    private void ForgetKey(string keyId)
+    {
+        foreach (var (name, entry) in _keys)
+        {
+            if (string.Equals(entry.Key.Id, keyId, StringComparison.Ordinal))
+            {
+                _keys.TryRemove(name, out _);
+            }
+        }
+    }
+
+    private void Added()
+    {
+        if (Interlocked.Increment(ref _addedSinceSweep) < SweepEvery)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _addedSinceSweep, 0);
+        var now = clock.GetUtcNow();
+        foreach (var (name, entry) in _keys)
+        {
+            if (entry.Expires <= now)
+            {
+                _keys.TryRemove(new KeyValuePair<string, (ApiKey, DateTimeOffset)>(name, entry));
+            }
+        }
+
+        foreach (var (id, entry) in _tenants)
+        {
+            if (entry.Expires <= now)
+            {
+                _tenants.TryRemove(new KeyValuePair<string, (Tenant, DateTimeOffset)>(id, entry));
+            }
+        }
+    }
+
+    /// <summary>Cached keys and tenants, for tests of the sweep.</summary>
+    internal int CachedEntries => _keys.Count + _tenants.Count;
 }
