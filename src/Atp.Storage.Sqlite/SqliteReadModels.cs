@@ -486,30 +486,42 @@ internal sealed partial class SqliteReadModels(
         using var transaction = logConnection.BeginTransaction();
         var missing = new List<(string TenantId, ulong First, ulong Last)>();
         var ahead = new List<(string TenantId, long Num)>();
+        // Where each tenant's queued rows start, in one pass over the outbox: the outbox has no index on the tenant,
+        // so asking per tenant would cost tenants × outbox rows at every start.
+        var queuedFrom = new Dictionary<string, ulong>(StringComparer.Ordinal);
+        using (var queued = logConnection.CreateCommand())
+        {
+            queued.Transaction = transaction;
+            queued.CommandText = "SELECT tenant_id, MIN(first_idx) FROM outbox WHERE id > $acknowledged GROUP BY tenant_id";
+            queued.Parameters.AddWithValue("$acknowledged", acknowledged);
+            using var reader = queued.ExecuteReader();
+            while (reader.Read())
+            {
+                queuedFrom[reader.GetString(0)] = (ulong)reader.GetInt64(1);
+            }
+        }
+
         using (var heads = logConnection.CreateCommand())
         {
             heads.Transaction = transaction;
-            heads.CommandText = """
-                SELECT h.tenant_id, h.size, (SELECT MIN(first_idx) FROM outbox o WHERE o.tenant_id = h.tenant_id AND o.id > $acknowledged), t.num
-                FROM tree_heads h JOIN tenants t ON t.id = h.tenant_id
-                """;
-            heads.Parameters.AddWithValue("$acknowledged", acknowledged);
+            heads.CommandText = "SELECT h.tenant_id, h.size, t.num FROM tree_heads h JOIN tenants t ON t.id = h.tenant_id";
             using var reader = heads.ExecuteReader();
             while (reader.Read())
             {
+                var tenantId = reader.GetString(0);
                 var size = (ulong)reader.GetInt64(1);
-                sizes[reader.GetString(0)] = size;
-                var from = projected.GetValueOrDefault(reader.GetString(0));
+                sizes[tenantId] = size;
+                var from = projected.GetValueOrDefault(tenantId);
                 if (from > size)
                 {
-                    ahead.Add((reader.GetString(0), reader.GetInt64(3)));
+                    ahead.Add((tenantId, reader.GetInt64(2)));
                     from = 0;
                 }
 
-                var coveredFrom = reader.IsDBNull(2) ? size : Math.Min(size, (ulong)reader.GetInt64(2));
+                var coveredFrom = queuedFrom.TryGetValue(tenantId, out var queuedStart) ? Math.Min(size, queuedStart) : size;
                 if (from < coveredFrom)
                 {
-                    missing.Add((reader.GetString(0), from, coveredFrom - 1));
+                    missing.Add((tenantId, from, coveredFrom - 1));
                 }
             }
         }
