@@ -44,6 +44,8 @@ public static class AtpServer
         services.AddOptions<Schemas.SchemaRegistryOptions>().BindConfiguration(Schemas.SchemaRegistryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<Schemas.SchemaRegistry>();
         services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
+        services.AddOptions<KeyRotationOptions>().BindConfiguration(KeyRotationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<SigningKeyRotation>();
         services.AddSingleton(sp => sp.GetRequiredService<ILogStore>().Quarantine);
         services.AddSingleton(_ => PublishedHeads.Open(dataDirectory));
         services.AddSingleton<RollbackGuard>();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Atp.Core.Export;
 using Atp.Integrity;
 using Atp.Storage.Sqlite;
@@ -40,13 +41,14 @@ internal static class ExportCommand
             throw new CliInputException($"'{data.FullName}' holds no embedded cell (no atp.db)");
         }
 
-        var keyPath = Path.Combine(data.FullName, "keys", "cell-signing.key");
+        var keyPath = Path.Combine(data.FullName, "keys", "cell-signing.keyring.json");
         NoteSigner signer;
         try
         {
+            keyPath = PrimaryKeyPath(data.FullName);
             signer = NoteSigner.Parse(File.ReadAllText(keyPath, Encoding.UTF8).Trim());
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or ArgumentException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or ArgumentException or JsonException or InvalidOperationException or KeyNotFoundException)
         {
             throw new CliInputException($"cannot read the cell signing key '{keyPath}': {e.Message}");
         }
@@ -88,5 +90,30 @@ internal static class ExportCommand
                 return ExitCodes.Success;
             }
         }
+    }
+
+    // The key the server signs bundle manifests with: after a rotation the keyring names it (the retiring key during the
+    // overlap, which every verifier already trusts, else the active one); before any rotation, the one key file.
+    private static string PrimaryKeyPath(string dataDirectory)
+    {
+        var keys = Path.Combine(dataDirectory, "keys");
+        var keyring = Path.Combine(keys, "cell-signing.keyring.json");
+        if (!File.Exists(keyring))
+        {
+            return Path.Combine(keys, "cell-signing.key");
+        }
+
+        using var document = JsonDocument.Parse(File.ReadAllBytes(keyring));
+        var entries = document.RootElement.GetProperty("keys").EnumerateArray().ToList();
+        var primary = entries.FirstOrDefault(k => k.GetProperty("status").GetString() == "retiring");
+        if (primary.ValueKind == JsonValueKind.Undefined)
+        {
+            primary = entries.FirstOrDefault(k => k.GetProperty("status").GetString() == "active");
+        }
+
+        var file = primary.ValueKind == JsonValueKind.Object ? primary.GetProperty("file").GetString() : null;
+        return file is not null && Path.GetFileName(file) == file
+            ? Path.Combine(keys, file)
+            : throw new InvalidOperationException($"the keyring {keyring} names no active or retiring key file");
     }
 }

@@ -19,6 +19,7 @@ internal sealed partial class ExportBundles(
     ExportJobStore jobs,
     ExportService service,
     ExportMetrics metrics,
+    IntegrityMetrics signatures,
     IOptions<ExportOptions> options,
     TimeProvider clock,
     ILogger<ExportBundles> logger)
@@ -135,7 +136,9 @@ internal sealed partial class ExportBundles(
 
         var staging = Path.Combine(directory, ".staging-" + day);
         Directory.CreateDirectory(staging);
-        await writer.WriteAsync(plan, staging, keys.Current, path, cancellationToken).ConfigureAwait(false);
+        var signer = keys.Current;
+        await writer.WriteAsync(plan, staging, signer, path, cancellationToken).ConfigureAwait(false);
+        signatures.Signed(signer);
         Directory.Delete(staging, recursive: true);
         LogDailyWritten(tenant, day, plan.From, plan.TreeSize);
         metrics.Daily("written");
@@ -173,7 +176,9 @@ internal sealed partial class ExportBundles(
         var stream = new FileStream(output + PartialSuffix, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
         await using (stream.ConfigureAwait(false))
         {
-            await writer.PackAsync(plan, staging, keys.Current, stream, cancellationToken).ConfigureAwait(false);
+            var signer = keys.Current;
+            await writer.PackAsync(plan, staging, signer, stream, cancellationToken).ConfigureAwait(false);
+            signatures.Signed(signer);
             await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
             stream.Flush(flushToDisk: true);
         }

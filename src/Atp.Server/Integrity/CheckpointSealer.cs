@@ -15,6 +15,8 @@ internal sealed partial class CheckpointSealer(
     ITenantStore tenants,
     LogQuarantine quarantine,
     ISigningKeyProvider keys,
+    SigningKeyRotation rotation,
+    IntegrityMetrics signatures,
     PublishedHeads published,
     IOptions<AtpOptions> options,
     StorageEngine engine,
@@ -38,6 +40,7 @@ internal sealed partial class CheckpointSealer(
     /// <summary>One pass: sign every unsealed log. Public for tests and for an immediate seal at start.</summary>
     public async Task<int> SealAsync(CancellationToken cancellationToken)
     {
+        await RetireDueKeyAsync(cancellationToken).ConfigureAwait(false);
         var unsealed = await store.ListUnsealedAsync(cancellationToken).ConfigureAwait(false);
         var signable = new List<UnsealedLog>(unsealed.Count);
         foreach (var log in unsealed)
@@ -109,9 +112,30 @@ internal sealed partial class CheckpointSealer(
             published.Record([(tenantId, head)]);
         }
 
-        var signed = new Checkpoint(options.Value.TenantOrigin(tenantId), head.Size, head.Root).Sign(keys.Current).ToString();
+        // During a rotation's overlap both keys sign, so a verifier holding either key accepts the checkpoint.
+        var signers = keys.Signers;
+        var signed = new Checkpoint(options.Value.TenantOrigin(tenantId), head.Size, head.Root).Sign([.. signers]).ToString();
+        foreach (var signer in signers)
+        {
+            signatures.Signed(signer);
+        }
+
         metrics.Sealed(1);
         return signed;
+    }
+
+    // A key whose overlap ended stops signing before this pass signs anything. Failing to record that (the keyring or
+    // the platform log cannot be written) must not stop sealing: the old key keeps signing and the next pass retries.
+    private async Task RetireDueKeyAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await rotation.RetireDueAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            LogRetireFailed(logger, e);
+        }
     }
 
     protected override async Task RunAsync(CancellationToken stoppingToken)
@@ -166,6 +190,9 @@ internal sealed partial class CheckpointSealer(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Signed checkpoints for {Logs} logs")]
     private static partial void LogSealed(ILogger logger, int logs);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Retiring the signing key whose rotation overlap ended failed; it keeps signing and the next pass retries")]
+    private static partial void LogRetireFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Forgot {Keys} expired Idempotency-Keys")]
     private static partial void LogPruned(ILogger logger, int keys);

@@ -43,14 +43,15 @@ internal static class LogEndpoints
         app.MapGet("/v1/log/keys", (ISigningKeyProvider keys) => TypedResults.Ok(CellKeys(keys)))
             .WithTags("Log")
             .AllowAnonymous()
-            .WithSummary("Verifier keys of this cell's checkpoint signatures")
+            .WithSummary("Verifier keys of this cell's checkpoint signatures, each with its status (active, next, retiring, retired) and validity; a checkpoint signed by any of them is the cell's")
             .WithName("getVerifierKeys")
             .Produces<KeysResponse>();
+        app.MapSigningKeyEndpoints();
         return app;
     }
 
-    private static KeysResponse CellKeys(ISigningKeyProvider keys) =>
-        new(keys.Verifiers.Select(v => new KeyDto(v.Name, v.VerifierKey, v == keys.Current.Verifier ? "active" : "retiring")).ToArray());
+    internal static KeysResponse CellKeys(ISigningKeyProvider keys) =>
+        new([.. keys.Keys.Select(k => new KeyDto(k.Verifier.Name, k.Verifier.VerifierKey, SigningKeyring.StatusName(k.Status), k.KeyIdHex, k.NotBefore, k.NotAfter, k.RetiredAt))]);
 
     // A replica's checkpoints are signed by the source cell, whose keys atp import recorded in the data directory.
     private static Microsoft.AspNetCore.Http.HttpResults.Ok<KeysResponse> GetTenantKeys(HttpContext context, ISigningKeyProvider keys, Microsoft.Extensions.Options.IOptions<AtpOptions> options)
@@ -170,7 +171,9 @@ internal static class LogEndpoints
         ulong.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value);
 }
 
-internal sealed record KeyDto(string Name, string VerifierKey, string Status);
+/// <summary>A published verifier key: status active, next, retiring or retired (or source for a replica), and validity.</summary>
+internal sealed record KeyDto(
+    string Name, string VerifierKey, string Status, string? KeyId = null, DateTimeOffset? NotBefore = null, DateTimeOffset? NotAfter = null, DateTimeOffset? RetiredAt = null);
 
 internal sealed record KeysResponse(IReadOnlyList<KeyDto> Keys);
 
