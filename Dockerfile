@@ -2,7 +2,7 @@
 # The ATP server image (docs/deployment.md, "Container image"): the server and the `atp` command, published
 # ReadyToRun, on a chiseled Ubuntu runtime (no shell, no package manager), as the non-root user 1654.
 #   docker build -t atp:dev .
-#   docker run --read-only -p 8080:8080 -v atp-data:/var/lib/atp atp:dev
+#   docker run --read-only --tmpfs /tmp:size=16m -p 8080:8080 -v atp-data:/var/lib/atp atp:dev
 # Not built on the machine this file was written on (no Docker engine there); see docs/deployment.md.
 
 ARG DOTNET_VERSION=10.0

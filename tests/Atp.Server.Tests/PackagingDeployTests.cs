@@ -114,6 +114,7 @@ public sealed partial class PackagingDeployTests
         Assert.Contains("toYaml .Values.podSecurityContext", workload, StringComparison.Ordinal);
         Assert.Equal(2, Regex.Count(workload, @"toYaml \.Values\.securityContext \| nindent"));
         Assert.Contains("automountServiceAccountToken: false", workload, StringComparison.Ordinal);
+        Assert.Matches(@"- name: tmp\s+mountPath: /tmp", workload);
         Assert.Contains("existingSecret", workload, StringComparison.Ordinal);
         foreach (var probe in new[] { "startupProbe", "livenessProbe", "readinessProbe" })
         {
@@ -124,6 +125,34 @@ public sealed partial class PackagingDeployTests
         var config = File.ReadAllText(Path.Combine(Chart, "templates", "configmap.yaml"));
         Assert.DoesNotContain("ConnectionStrings", config, StringComparison.Ordinal);
         Assert.DoesNotContain("AdminKey", config, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Compose_runs_ATP_read_only_with_a_small_tmp_and_its_passwords_in_secret_files()
+    {
+        var services = (YamlMappingNode)Mapping(Load(Path.Combine(Deploy, "compose.yaml"))).Children[new YamlScalarNode("services")];
+        Assert.Equal(new[] { "atp", "postgres" }, services.Children.Keys.Select(k => ((YamlScalarNode)k).Value!).Order(StringComparer.Ordinal));
+        var atp = (YamlMappingNode)services.Children[new YamlScalarNode("atp")];
+        Assert.Equal("true", Scalar(atp, "read_only"));
+        Assert.Contains(Sequence(atp, "tmpfs"), entry => entry.StartsWith("/tmp:", StringComparison.Ordinal));
+        Assert.Equal(new[] { "ALL" }, Sequence(atp, "cap_drop"));
+        Assert.Contains("no-new-privileges:true", Sequence(atp, "security_opt"));
+        Assert.Equal("service_healthy", Scalar((YamlMappingNode)((YamlMappingNode)atp.Children[new YamlScalarNode("depends_on")]).Children[new YamlScalarNode("postgres")], "condition"));
+
+        // No password in the file: the connection strings read theirs from the mounted secrets.
+        var environment = (YamlMappingNode)atp.Children[new YamlScalarNode("environment")];
+        foreach (var name in new[] { "ConnectionStrings__Atp", "ConnectionStrings__AtpAdmin" })
+        {
+            var connection = Scalar(environment, name);
+            Assert.DoesNotContain("Password", connection, StringComparison.OrdinalIgnoreCase);
+            var passfile = Regex.Match(connection, "Passfile=/run/secrets/([a-z_]+)").Groups[1].Value;
+            Assert.Contains(passfile, Sequence(atp, "secrets"));
+        }
+
+        var postgres = (YamlMappingNode)services.Children[new YamlScalarNode("postgres")];
+        Assert.Contains("pg_isready", Sequence((YamlMappingNode)postgres.Children[new YamlScalarNode("healthcheck")], "test"));
+        Assert.Equal("/run/secrets/postgres_password", Scalar((YamlMappingNode)postgres.Children[new YamlScalarNode("environment")], "POSTGRES_PASSWORD_FILE"));
+        Assert.DoesNotContain(File.ReadAllLines(Path.Combine(Deploy, "compose.yaml")), line => !line.TrimStart().StartsWith('#') && line.Contains("nats", StringComparison.OrdinalIgnoreCase));
     }
 
     [Fact]
@@ -345,6 +374,11 @@ public sealed partial class PackagingDeployTests
     }
 
     private static YamlMappingNode Mapping(YamlNode node) => Assert.IsType<YamlMappingNode>(node);
+
+    private static string Scalar(YamlMappingNode node, string key) => ((YamlScalarNode)node.Children[new YamlScalarNode(key)]).Value!;
+
+    private static List<string> Sequence(YamlMappingNode node, string key) =>
+        [.. ((YamlSequenceNode)node.Children[new YamlScalarNode(key)]).Children.Select(item => ((YamlScalarNode)item).Value!)];
 
     // The arguments of every instruction of that name in the Dockerfile (continuation lines joined).
     private static List<string> DockerfileInstruction(string instruction) =>
