@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 8;
+    public const int CurrentVersion = 9;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -378,6 +378,18 @@ internal static class PostgresSchema
         ALTER TABLE atp.tenants ADD COLUMN require_registered_types boolean NULL;
         """;
 
+    // Version 9: the outbox backlog gauge (atp.outbox.backlog): entries waiting to be projected, across tenants, as a
+    // number only. It reads at most p_max_rows outbox rows in id order (the outbox_order index), so a long backlog
+    // costs a bounded scan, not a count of the whole table.
+    private static string Version9() => """
+        CREATE FUNCTION atp.outbox_backlog(p_max_rows integer) RETURNS bigint
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                SELECT COALESCE(sum(o.last_idx - o.first_idx + 1), 0)::bigint
+                FROM (SELECT first_idx, last_idx FROM atp.outbox ORDER BY id LIMIT p_max_rows) o
+            $f$;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -394,7 +406,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

@@ -403,6 +403,8 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
 
     public Task<long> CountDeadLettersAsync(CancellationToken cancellationToken) => _readModels.CountDeadLettersAsync(cancellationToken);
 
+    public Task<long> CountOutboxBacklogAsync(int maxRows, CancellationToken cancellationToken) => _readModels.CountOutboxBacklogAsync(maxRows, cancellationToken);
+
     // A tenant's appends always go to the same writer of this node, so they keep their order; different writers
     // (connections) append for different tenants in parallel. Tenants are dealt to the writers in turn as they first
     // append, so a few busy tenants spread evenly (a hash could put them all on one writer).

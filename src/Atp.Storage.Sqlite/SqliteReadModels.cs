@@ -594,6 +594,22 @@ internal sealed partial class SqliteReadModels(
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
     }
 
+    public async Task<long> CountOutboxBacklogAsync(int maxRows, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRows);
+        using var connection = await log.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+
+        // Rows up to the acknowledged id are projected and wait only for the sequencer to delete them.
+        command.CommandText = """
+            SELECT COALESCE(SUM(last_idx - first_idx + 1), 0)
+            FROM (SELECT first_idx, last_idx FROM outbox WHERE id > $acknowledged ORDER BY id LIMIT $max)
+            """;
+        command.Parameters.AddWithValue("$acknowledged", outbox.Acknowledged);
+        command.Parameters.AddWithValue("$max", maxRows);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+    }
+
     public async Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken)
     {
         ThrowIfRebuilding();

@@ -436,6 +436,8 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
 
     public Task<long> CountDeadLettersAsync(CancellationToken cancellationToken) => _readModels.CountDeadLettersAsync(cancellationToken);
 
+    public Task<long> CountOutboxBacklogAsync(int maxRows, CancellationToken cancellationToken) => _readModels.CountOutboxBacklogAsync(maxRows, cancellationToken);
+
     public Task<IReadOnlyList<string>> ListProjectedTenantsAsync(CancellationToken cancellationToken) => _readModels.ListProjectedTenantsAsync(cancellationToken);
 
     public Task<ReadModelVerification> VerifyProjectedRowsAsync(string tenantId, ulong fromIndex, int maxRows, CancellationToken cancellationToken) =>

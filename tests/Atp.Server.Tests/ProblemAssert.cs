@@ -14,6 +14,10 @@ internal static class ProblemAssert
         using var body = JsonDocument.Parse(text);
         Assert.Equal("https://atp.dev/problems/" + typeSlug, body.RootElement.GetProperty("type").GetString());
         Assert.Equal((int)status, body.RootElement.GetProperty("status").GetInt32());
+
+        // Every problem names its request and its W3C trace, the keys to the request's log lines.
+        Assert.False(string.IsNullOrEmpty(body.RootElement.GetProperty("requestId").GetString()), text);
+        Assert.Matches("^[0-9a-f]{32}$", body.RootElement.GetProperty("traceId").GetString());
         return body.RootElement.Clone();
     }
 }

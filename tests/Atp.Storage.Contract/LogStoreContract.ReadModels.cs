@@ -56,6 +56,32 @@ public abstract partial class LogStoreContract<TStore>
     }
 
     [Fact]
+    public async Task The_outbox_backlog_counts_every_tenants_waiting_entries_until_they_are_projected()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+        Assert.Equal(0, await Store.CountOutboxBacklogAsync(1000, None));
+
+        await AppendEventsAsync("document.read", "document.update", "user.login");
+        var draft = new EventDraft(null, "acme.audit.v1", Clock.GetUtcNow(), new Party("user", "u-b", null), "user.login", [], EventOutcome.Success, null, null);
+        Assert.IsType<Appended>(await new IngestionService(Store, Clock).AppendAsync(TenantB, [draft, draft with { Action = "user.logout" }], null, None));
+
+        // Counted across tenants (the gauge is the cell's), and over at most the given number of oldest rows.
+        Assert.Equal(5, await Store.CountOutboxBacklogAsync(1000, None));
+        Assert.Equal(3, await Store.CountOutboxBacklogAsync(1, None));
+
+        // A turn may project one tenant only (PostgreSQL claims a tenant at a time): the backlog shrinks by each turn.
+        var projected = await Store.ProjectPendingAsync(1000, None);
+        Assert.Equal(5 - projected, await Store.CountOutboxBacklogAsync(1000, None));
+        for (var turn = 0; turn < 10 && projected < 5; turn++)
+        {
+            projected += await Store.ProjectPendingAsync(1000, None);
+        }
+
+        Assert.Equal(5, projected);
+        Assert.Equal(0, await Store.CountOutboxBacklogAsync(1000, None));
+    }
+
+    [Fact]
     public async Task A_rebuild_reprojects_the_log_alone_and_empties_the_outbox()
     {
         await CreateTenantsAsync(TenantA);

@@ -123,6 +123,7 @@ public sealed class PostgresStoreTests : IAsyncLifetime
             DROP FUNCTION atp.revoke_platform_api_key;
             DROP FUNCTION atp.expire_platform_api_key;
             DROP FUNCTION atp.list_log_sizes;
+            DROP FUNCTION atp.outbox_backlog;
             DROP TABLE atp.event_schemas;
             DROP TABLE atp.event_types;
             ALTER TABLE atp.tenants DROP COLUMN require_registered_types;

@@ -167,6 +167,10 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
         // The dead-letter count spans tenants as a number only; the letters themselves stay behind the tenant setting.
         Assert.Equal(2L, await ScalarAsync(connection, "SELECT atp.count_dead_letters()"));
         Assert.Equal(0L, await CountAsync(connection, "atp.dead_letters"));
+
+        // So is the outbox backlog (one waiting entry per tenant); the outbox rows themselves stay hidden.
+        Assert.Equal(2L, await ScalarAsync(connection, "SELECT atp.outbox_backlog(100)"));
+        Assert.Equal(0L, await CountAsync(connection, "atp.outbox"));
     }
 
     private async Task<NpgsqlConnection> OpenAsAppAsync()

@@ -118,6 +118,13 @@ public interface IEventQueryStore
     /// <summary>Dead letters in the whole cell (a count only, for the metric and readiness).</summary>
     Task<long> CountDeadLettersAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Log entries waiting in the outbox to be projected, in the whole cell (a count only, for the metric), summed over
+    /// at most the <paramref name="maxRows"/> oldest waiting outbox rows so that the count stays cheap on a long
+    /// backlog: beyond that many rows it is a lower bound.
+    /// </summary>
+    Task<long> CountOutboxBacklogAsync(int maxRows, CancellationToken cancellationToken);
+
     /// <summary>True while the read models are being rebuilt after damage was detected (searches throw <see cref="ProjectionRebuildingException"/>).</summary>
     bool IsRebuilding => false;
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
@@ -66,6 +67,7 @@ internal static class Problem
     {
         ArgumentNullException.ThrowIfNull(context);
         var problem = context.ProblemDetails;
+        AddCorrelation(context);
         if (problem.Type?.StartsWith(TypeBase, StringComparison.Ordinal) == true)
         {
             return;
@@ -91,8 +93,23 @@ internal static class Problem
         {
             problem.Detail = "The server could not complete the request; the error is logged with this request's id.";
         }
+    }
 
+    /// <summary>
+    /// Every problem, ATP's own and the framework's, names the request (<c>requestId</c>, also the <c>RequestId</c> of
+    /// its log lines) and its W3C trace (<c>traceId</c>: the caller's <c>traceparent</c>, or the trace this request
+    /// started; also on its log lines through TelemetryExtensions' ActivityTrackingOptions, and on its spans).
+    /// </summary>
+    private static void AddCorrelation(ProblemDetailsContext context)
+    {
+        var problem = context.ProblemDetails;
         problem.Extensions.TryAdd("requestId", context.HttpContext.TraceIdentifier);
+
+        // The trace id alone, as the log lines carry it (ASP.NET Core's default here is the whole activity id).
+        if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } activity)
+        {
+            problem.Extensions["traceId"] = activity.TraceId.ToHexString();
+        }
     }
 
     public static ProblemHttpResult Create(int status, string slug, string title, string detail, object? errors = null)

@@ -9,7 +9,9 @@ namespace Atp.Server.Query;
 /// of the oldest entry still waiting (0 when none) as the gauge <c>atp.projection.lag</c> (seconds), also used by readiness.
 /// With <c>Atp:Query:Projector=false</c> it only measures: other nodes of the cell project.
 /// Entries that cannot be projected are dead letters (the store sets them aside); their number in the cell is the gauge
-/// <c>atp.projection.dead_letters</c> of the meter <c>Atp.Projection</c>, refreshed every few seconds.
+/// <c>atp.projection.dead_letters</c> of the meter <c>Atp.Projection</c>, refreshed every few seconds, as is the outbox
+/// backlog <c>atp.outbox.backlog</c> (entries waiting to be projected in the cell, counted over a bounded number of
+/// outbox rows: see <see cref="IEventQueryStore.CountOutboxBacklogAsync"/>).
 /// </summary>
 internal sealed partial class ProjectionService : BackgroundService
 {
@@ -18,12 +20,16 @@ internal sealed partial class ProjectionService : BackgroundService
 
     private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan CountDeadLettersEvery = TimeSpan.FromSeconds(5);
+
+    // At most this many outbox rows are read per backlog count (each row names up to one append request's entries).
+    private const int BacklogRowsCounted = 100_000;
     private readonly ProjectionLoop _loop;
     private readonly IEventQueryStore _store;
     private readonly TimeProvider _clock;
     private readonly ILogger<ProjectionService> _logger;
     private readonly Atp.Core.Storage.StorageSpace _space;
     private long _deadLetters;
+    private long _outboxBacklog;
     private long _deadLettersCountedAt;
 
     public ProjectionService(IEventQueryStore store, IOptions<AtpOptions> options, Storage.StorageEngine engine, TimeProvider clock, IMeterFactory meters, ILogger<ProjectionService> logger)
@@ -39,10 +45,18 @@ internal sealed partial class ProjectionService : BackgroundService
         var projection = meters.Create(MeterName);
         projection.CreateObservableGauge("atp.projection.dead_letters", () => DeadLetters, "{entry}", "Log entries the projector set aside because it could not project them");
         projection.CreateObservableGauge("atp.projection.rebuilding", () => Rebuilding ? 1 : 0, "{state}", "1 while the read models are rebuilt after damage to them");
+        projection.CreateObservableGauge(
+            "atp.outbox.backlog",
+            () => OutboxBacklog,
+            "{entry}",
+            "Log entries in the cell waiting in the outbox to be projected (counted over at most the 100,000 oldest outbox rows)");
     }
 
     /// <summary>Dead letters in the cell at the last count.</summary>
     public long DeadLetters => Interlocked.Read(ref _deadLetters);
+
+    /// <summary>Entries waiting in the outbox at the last count (every few seconds, not per scrape).</summary>
+    public long OutboxBacklog => Interlocked.Read(ref _outboxBacklog);
 
     /// <summary>True while the read models are rebuilt after damage (searches answer 503 projection-rebuilding).</summary>
     public bool Rebuilding => _store.IsRebuilding;
@@ -136,6 +150,8 @@ internal sealed partial class ProjectionService : BackgroundService
         {
             LogDeadLetters(_logger, counted);
         }
+
+        Interlocked.Exchange(ref _outboxBacklog, _store.CountOutboxBacklogAsync(BacklogRowsCounted, stoppingToken).GetAwaiter().GetResult());
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} log entries could not be projected and are set aside as dead letters (see GET …/projection/dead-letters)")]
