@@ -136,7 +136,7 @@ public sealed partial class OpenApiContractTests : IAsyncLifetime
         }
 
         var problemSchema = document.Components!.Schemas!["ProblemDetails"];
-        Assert.Equal(["detail", "errors", "instance", "status", "title", "type"], problemSchema.Properties!.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["detail", "errors", "instance", "requestId", "status", "title", "traceId", "type"], problemSchema.Properties!.Keys.Order(StringComparer.Ordinal));
 
         var schemes = document.Components.SecuritySchemes!;
         Assert.Equal(SecuritySchemeType.Http, schemes["apiKey"].Type);

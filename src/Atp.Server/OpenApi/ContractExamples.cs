@@ -100,7 +100,8 @@ internal static class ContractExamples
         [typeof(CompatibilityResponse)] = """{"type":"payment.captured","compatibility":"FULL_TRANSITIVE","latestVersion":2}""",
         [typeof(ProblemDetails)] = """
             {"type":"https://atp.dev/problems/validation","title":"The request is not valid","status":400,
-             "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}]}
+             "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}],
+             "requestId":"0HN8QK5N6UAVR:00000001","traceId":"4bf92f3577b34da6a3ce929d0e0e4736"}
             """,
     };
 

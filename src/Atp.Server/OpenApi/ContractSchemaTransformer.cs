@@ -37,6 +37,17 @@ internal sealed class ContractSchemaTransformer : IOpenApiSchemaTransformer
         schema.Description = "An RFC 9457 problem. `type` is `https://atp.dev/problems/<kind>` — switch on it; `title` is fixed per kind, "
             + "`detail` says what happened in this request.";
         schema.Properties ??= new Dictionary<string, IOpenApiSchema>(StringComparer.Ordinal);
+        schema.Properties["requestId"] = new OpenApiSchema
+        {
+            Type = JsonSchemaType.String,
+            Description = "The server's id of this request, as its log lines name it (RequestId): quote it when reporting a problem.",
+        };
+        schema.Properties["traceId"] = new OpenApiSchema
+        {
+            Type = JsonSchemaType.String,
+            Pattern = "^[0-9a-f]{32}$",
+            Description = "The W3C trace id of this request (the caller's traceparent when it sent one), as in the log lines (TraceId).",
+        };
         schema.Properties["errors"] = new OpenApiSchema
         {
             Type = JsonSchemaType.Array,
