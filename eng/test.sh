@@ -32,6 +32,17 @@ if ! command -v curl >/dev/null 2>&1; then
   fi
 fi
 
+# The PKCS#11 signing-key tests run against a throwaway SoftHSM2 token (module and softhsm2-util from Debian's softhsm2).
+if [ ! -f /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian's softhsm2 package for the PKCS#11 signing-key tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; } \
+      || echo "Could not install softhsm2: the PKCS#11 tests will fail." >&2
+  else
+    echo "SoftHSM2 is missing: the PKCS#11 tests will fail. Install: apt-get install -y softhsm2" >&2
+  fi
+fi
+
 # The observability tests check deploy/observability with promtool. Debian's prometheus package carries it; only that
 # one static binary is taken from the package (no service, no web UI dependencies).
 if ! command -v promtool >/dev/null 2>&1; then

@@ -14,13 +14,26 @@ public sealed class NoteSigner : IDisposable
     private const string Prefix = "PRIVATE+KEY+";
     private const int SeedLength = 32;
 
-    private readonly Key _key;
+    private const int SignatureLength = 64;
+
+    // Exactly one of the two is set: a key held in this process, or a signing function whose key lives elsewhere (an HSM).
+    private readonly Key? _key;
+    private readonly Func<byte[], byte[]>? _externalSign;
+    private readonly PublicKey? _externalPublicKey;
 
     private NoteSigner(string name, Key key)
     {
         Name = name;
         _key = key;
         Verifier = NoteVerifier.FromPublicKey(name, key.PublicKey);
+    }
+
+    private NoteSigner(string name, PublicKey publicKey, Func<byte[], byte[]> externalSign)
+    {
+        Name = name;
+        _externalSign = externalSign;
+        _externalPublicKey = publicKey;
+        Verifier = NoteVerifier.FromPublicKey(name, publicKey);
     }
 
     /// <summary>Key name written on signature lines.</summary>
@@ -49,6 +62,24 @@ public sealed class NoteSigner : IDisposable
         }
 
         return new NoteSigner(name, Key.Import(SignatureAlgorithm.Ed25519, seed, KeyBlobFormat.RawPrivateKey, new KeyCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport }));
+    }
+
+    /// <summary>
+    /// A signer whose Ed25519 private key never enters this process (an HSM or KMS key): <paramref name="sign"/> returns
+    /// the 64-byte RFC 8032 (pure Ed25519) signature of the message it is given. Every signature it returns is checked
+    /// against <paramref name="publicKey"/> before use, so a device signing with another key fails loudly instead of
+    /// publishing checkpoints nobody can verify. <see cref="ExportSignerKey"/> is not available for such a signer.
+    /// </summary>
+    public static NoteSigner FromExternalKey(string name, ReadOnlySpan<byte> publicKey, Func<byte[], byte[]> sign)
+    {
+        ThrowIfInvalidName(name);
+        ArgumentNullException.ThrowIfNull(sign);
+        if (!PublicKey.TryImport(SignatureAlgorithm.Ed25519, publicKey, KeyBlobFormat.RawPublicKey, out var imported) || imported is null)
+        {
+            throw new ArgumentException("An Ed25519 public key is 32 bytes.", nameof(publicKey));
+        }
+
+        return new NoteSigner(name, imported, sign);
     }
 
     /// <summary>Parses a signer key string. The exception message never contains the key material.</summary>
@@ -85,8 +116,14 @@ public sealed class NoteSigner : IDisposable
     }
 
     /// <summary>The secret signer key string (for writing to an owner-only key file).</summary>
+    /// <exception cref="InvalidOperationException">The key is held outside this process (<see cref="FromExternalKey"/>).</exception>
     public string ExportSignerKey()
     {
+        if (_key is null)
+        {
+            throw new InvalidOperationException("This signer's key is held outside the process and cannot be exported.");
+        }
+
         var blob = new byte[1 + SeedLength];
         blob[0] = NoteVerifier.Ed25519Type;
         _key.Export(KeyBlobFormat.RawPrivateKey).CopyTo(blob, 1);
@@ -96,14 +133,27 @@ public sealed class NoteSigner : IDisposable
     }
 
     /// <summary>Signs note text (which must already be valid note text).</summary>
-    public NoteSignature Sign(ReadOnlySpan<byte> text) =>
-        new(Name, KeyId, SignatureAlgorithm.Ed25519.Sign(_key, text));
+    public NoteSignature Sign(ReadOnlySpan<byte> text)
+    {
+        if (_key is not null)
+        {
+            return new(Name, KeyId, SignatureAlgorithm.Ed25519.Sign(_key, text));
+        }
+
+        var signature = _externalSign!(text.ToArray());
+        if (signature is null || signature.Length != SignatureLength || !SignatureAlgorithm.Ed25519.Verify(_externalPublicKey!, text, signature))
+        {
+            throw new System.Security.Cryptography.CryptographicException($"The external signer of key {Name} returned a signature that does not verify under its public key.");
+        }
+
+        return new(Name, KeyId, signature);
+    }
 
     /// <summary>Signs note text given as a string (UTF-8 encoded).</summary>
     public NoteSignature Sign(string text) => Sign(Encoding.UTF8.GetBytes(text));
 
     /// <inheritdoc/>
-    public void Dispose() => _key.Dispose();
+    public void Dispose() => _key?.Dispose();
 
     /// <inheritdoc/>
     public override string ToString() => Verifier.VerifierKey;

@@ -43,7 +43,7 @@ public static class AtpServer
         services.AddSingleton<IngestionService>();
         services.AddOptions<Schemas.SchemaRegistryOptions>().BindConfiguration(Schemas.SchemaRegistryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<Schemas.SchemaRegistry>();
-        services.AddSingleton<ISigningKeyProvider, FileSigningKeyProvider>();
+        services.AddAtpSigningKeys(builder.Configuration);
         services.AddOptions<KeyRotationOptions>().BindConfiguration(KeyRotationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<SigningKeyRotation>();
         services.AddSingleton(sp => sp.GetRequiredService<ILogStore>().Quarantine);

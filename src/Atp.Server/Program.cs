@@ -13,6 +13,12 @@ catch (Microsoft.Extensions.Options.OptionsValidationException e)
     await Console.Error.WriteLineAsync($"ATP cannot start: the configuration is not valid: {string.Join(" ", e.Failures)}");
     return 1;
 }
+catch (Atp.Server.Integrity.SigningKeyUnavailableException e)
+{
+    // The signing key's module, token, key or PIN: the message says which, and never carries the PIN.
+    await Console.Error.WriteLineAsync($"ATP cannot start: {e.Message}");
+    return 1;
+}
 catch (IOException e) when (e.InnerException is AddressInUseException)
 {
     // One sentence an operator can act on, not a stack trace (appsettings.json keeps the host's own "failed to
