@@ -105,6 +105,7 @@ public static class AtpServer
 
         app.MapTenantEndpoints();
         app.MapPlatformKeyEndpoints();
+        app.MapKekEndpoints();
         app.MapEventEndpoints();
         app.MapSchemaEndpoints();
         app.MapLogEndpoints();

@@ -235,6 +235,11 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
                 tenantId, "UPDATE atp.api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND key_id = $2",
                 [tenantId, keyId, revokedAt.UtcTicks], cancellationToken).ConfigureAwait(false) == 1;
 
+    public async Task<bool> ReplaceSealedSigningSecretAsync(string tenantId, string keyId, byte[] current, byte[] replacement, CancellationToken cancellationToken) =>
+        await ExecuteAsync(
+            tenantId, "UPDATE atp.api_keys SET sealed_signing_secret = $4 WHERE tenant_id = $1 AND key_id = $2 AND sealed_signing_secret = $3",
+            [tenantId, keyId, current, replacement], cancellationToken).ConfigureAwait(false) == 1;
+
     public async Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken) =>
         tenantId is null
             ? (await QueryPlatformAsync("SELECT atp.expire_platform_api_key($1, $2)", [keyId, expiresAt.UtcTicks], r => r.GetBoolean(0), cancellationToken).ConfigureAwait(false)).Single()

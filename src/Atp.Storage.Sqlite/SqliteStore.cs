@@ -216,6 +216,18 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    public async Task<bool> ReplaceSealedSigningSecretAsync(string tenantId, string keyId, byte[] current, byte[] replacement, CancellationToken cancellationToken)
+    {
+        using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE api_keys SET sealed_signing_secret = $replacement WHERE tenant_id = $tenant AND id = $id AND sealed_signing_secret = $current";
+        command.Parameters.AddWithValue("$tenant", tenantId);
+        command.Parameters.AddWithValue("$id", keyId);
+        command.Parameters.AddWithValue("$current", current);
+        command.Parameters.AddWithValue("$replacement", replacement);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
     public async Task<ApiKey?> FindApiKeyByHashAsync(byte[] keyHash, CancellationToken cancellationToken)
     {
         var keys = await QueryApiKeysAsync("key_hash = $x", keyHash, cancellationToken).ConfigureAwait(false);

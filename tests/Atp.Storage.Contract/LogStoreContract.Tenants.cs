@@ -181,6 +181,26 @@ public abstract partial class LogStoreContract<TStore>
     }
 
     [Fact]
+    public async Task A_sealed_secret_is_replaced_only_when_it_is_still_the_one_read_and_only_in_its_tenant()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+        byte[] first = [1, 1, 1], second = [2, 2, 2], third = [3, 3, 3];
+        var key = NewApiKey("key-1", TenantA, Scopes.EventsWrite) with { SealedSigningSecret = first };
+        await Store.CreateApiKeyAsync(key, None);
+
+        Assert.False(await Store.ReplaceSealedSigningSecretAsync(TenantB, "key-1", first, second, None));
+        Assert.False(await Store.ReplaceSealedSigningSecretAsync(TenantA, "key-1", third, second, None));
+        Assert.Equal(first, (await Store.FindApiKeyByIdAsync("key-1", None))!.SealedSigningSecret);
+
+        Assert.True(await Store.ReplaceSealedSigningSecretAsync(TenantA, "key-1", first, second, None));
+        Assert.Equal(second, (await Store.FindApiKeyByIdAsync("key-1", None))!.SealedSigningSecret);
+
+        // A second writer that read the first blob does not undo the change.
+        Assert.False(await Store.ReplaceSealedSigningSecretAsync(TenantA, "key-1", first, third, None));
+        Assert.Equal(second, (await Store.FindApiKeyByIdAsync("key-1", None))!.SealedSigningSecret);
+    }
+
+    [Fact]
     public async Task Bringing_expiry_forward_never_extends_a_key()
     {
         await CreateTenantsAsync(TenantA);

@@ -36,6 +36,13 @@ public interface ITenantStore
     /// <summary>Revokes a key of the tenant (null: a platform key); false when the tenant has no such key.</summary>
     Task<bool> RevokeApiKeyAsync(string? tenantId, string keyId, DateTimeOffset revokedAt, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Replaces the sealed signing secret of a tenant's key with the same secret sealed under another KEK, only if the
+    /// stored blob is still <paramref name="current"/> (a compare-and-swap, so a concurrent change is never undone);
+    /// false when it was not.
+    /// </summary>
+    Task<bool> ReplaceSealedSigningSecretAsync(string tenantId, string keyId, byte[] current, byte[] replacement, CancellationToken cancellationToken);
+
     /// <summary>Brings a key's expiry forward to <paramref name="expiresAt"/> (never later than it was); a null tenant names a platform key; false when there is no such key.</summary>
     Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken);
 }

@@ -108,6 +108,15 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
         return revoked;
     }
 
+    public async Task<bool> ReplaceSealedSigningSecretAsync(string tenantId, string keyId, byte[] current, byte[] replacement, CancellationToken cancellationToken)
+    {
+        var replaced = await inner.ReplaceSealedSigningSecretAsync(tenantId, keyId, current, replacement, cancellationToken).ConfigureAwait(false);
+
+        // A cached copy of the old blob would still open while its KEK is known, but not after that KEK is retired.
+        _keys.Clear();
+        return replaced;
+    }
+
     public async Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken)
     {
         var changed = await inner.ExpireApiKeyAsync(tenantId, keyId, expiresAt, cancellationToken).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Options;
@@ -18,55 +19,72 @@ public interface ISecretSealer
 }
 
 /// <summary>
-/// AES-256-GCM under a 32-byte KEK in <c>{DataDirectory}/keys/cell-kek.key</c> (created owner-only on first start;
-/// nodes of one cell share it like the signing key). Blob: version (1) ‖ nonce (12) ‖ tag (16) ‖ ciphertext; the
-/// key id is associated data, so a sealed secret copied to another key's row does not open.
+/// AES-256-GCM under the cell's key-encryption keys (KEKs), shared by the nodes of a cell like the signing key:
+/// <c>{DataDirectory}/keys/cell-kek.key</c> (the first KEK, id <c>00000000</c>, created owner-only on first start) and,
+/// after rotations, <c>keys/kek/{id}.key</c>, with <c>keys/kek/current</c> naming the KEK that seals new secrets.
+/// Blob version 2: 0x02 ‖ KEK id (4, big-endian) ‖ nonce (12) ‖ tag (16) ‖ ciphertext. Version 1 (before KEK rotation):
+/// 0x01 ‖ nonce ‖ tag ‖ ciphertext, always under the first KEK; it still opens. The API key id is associated data in
+/// both, so a sealed secret copied to another key's row does not open.
 /// </summary>
 internal sealed class FileSecretSealer : ISecretSealer, IDisposable
 {
-    private const byte Version = 1;
+    /// <summary>Id of the KEK in <c>keys/cell-kek.key</c>, the only one a version-1 blob can be sealed under.</summary>
+    public const uint FirstKekId = 0;
+
+    private const byte LegacyVersion = 1;
+    private const byte Version = 2;
+    private const int KekSize = 32;
     private const int NonceSize = 12;
     private const int TagSize = 16;
-    private const int HeaderSize = 1 + NonceSize + TagSize;
-    private readonly AesGcm _aes;
+    private const int LegacyHeaderSize = 1 + NonceSize + TagSize;
+    private const int HeaderSize = 1 + 4 + NonceSize + TagSize;
 
-    // AesGcm instances are not safe for concurrent use; signed requests unseal on many threads at once.
-    private readonly Lock _gate = new();
+    private readonly string _directory;
+    private readonly string _ringDirectory;
+    private readonly Lock _reloadGate = new();
+
+    // Replaced whole (copy on write) when a KEK is added or retired, so readers never lock for the dictionary.
+    private volatile Ring _ring;
 
     public FileSecretSealer(IOptions<AtpOptions> options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var directory = Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "keys");
-        var path = Path.Combine(directory, "cell-kek.key");
-        Directory.CreateDirectory(directory);
-        byte[] kek;
-        if (File.Exists(path))
+        _directory = Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "keys");
+        _ringDirectory = Path.Combine(_directory, "kek");
+        Directory.CreateDirectory(_directory);
+        var first = FirstKekPath;
+        if (!File.Exists(first) && !File.Exists(CurrentPath))
         {
-            kek = Convert.FromBase64String(File.ReadAllText(path, Encoding.ASCII).Trim());
-            if (kek.Length != 32)
-            {
-                throw new InvalidOperationException($"The key-encryption key in {path} is not 32 bytes.");
-            }
-        }
-        else
-        {
-            kek = RandomNumberGenerator.GetBytes(32);
-            Integrity.OwnerOnlyFile.Write(path, Convert.ToBase64String(kek) + "\n");
+            Integrity.OwnerOnlyFile.Write(first, Convert.ToBase64String(RandomNumberGenerator.GetBytes(KekSize)) + "\n");
         }
 
-        _aes = new AesGcm(kek, TagSize);
-        CryptographicOperations.ZeroMemory(kek);
+        _ring = Load();
     }
+
+    /// <summary>The KEK that seals new secrets.</summary>
+    public uint CurrentKekId => _ring.Current;
+
+    /// <summary>Every KEK this node can open blobs with, oldest id order not implied.</summary>
+    public IReadOnlyCollection<uint> KnownKekIds => _ring.Keys.Keys.ToArray();
+
+    private string FirstKekPath => Path.Combine(_directory, "cell-kek.key");
+
+    private string CurrentPath => Path.Combine(_ringDirectory, "current");
 
     public byte[] Seal(ReadOnlySpan<byte> secret, string keyId)
     {
+        // Sealing is rare (a signing key is created or rotated); reading the current KEK's name each time lets a node
+        // follow a rotation made on another node of the cell without a restart.
+        var ring = RefreshIfRotated();
+        var kek = ring.Keys[ring.Current];
         var blob = new byte[HeaderSize + secret.Length];
         blob[0] = Version;
-        var nonce = blob.AsSpan(1, NonceSize);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(blob.AsSpan(1, 4), ring.Current);
+        var nonce = blob.AsSpan(5, NonceSize);
         RandomNumberGenerator.Fill(nonce);
-        lock (_gate)
+        lock (kek.Gate)
         {
-            _aes.Encrypt(nonce, secret, blob.AsSpan(HeaderSize), blob.AsSpan(1 + NonceSize, TagSize), Encoding.UTF8.GetBytes(keyId));
+            kek.Aes.Encrypt(nonce, secret, blob.AsSpan(HeaderSize), blob.AsSpan(5 + NonceSize, TagSize), Encoding.UTF8.GetBytes(keyId));
         }
 
         return blob;
@@ -74,29 +92,220 @@ internal sealed class FileSecretSealer : ISecretSealer, IDisposable
 
     public bool TryUnseal(ReadOnlySpan<byte> sealedSecret, string keyId, Span<byte> secret)
     {
-        if (sealedSecret.Length < HeaderSize || sealedSecret[0] != Version || secret.Length != sealedSecret.Length - HeaderSize)
+        if (!TryReadHeader(sealedSecret, out var kekId, out var headerSize) || secret.Length != sealedSecret.Length - headerSize)
         {
             return false;
         }
 
+        if (!_ring.Keys.TryGetValue(kekId, out var kek))
+        {
+            // Another node may have rotated to a KEK this one has not loaded yet.
+            if (!Reload().Keys.TryGetValue(kekId, out kek))
+            {
+                return false;
+            }
+        }
+
+        var nonceAt = headerSize - NonceSize - TagSize;
         try
         {
-            lock (_gate)
+            lock (kek.Gate)
             {
-                _aes.Decrypt(sealedSecret.Slice(1, NonceSize), sealedSecret[HeaderSize..], sealedSecret.Slice(1 + NonceSize, TagSize), secret, Encoding.UTF8.GetBytes(keyId));
+                kek.Aes.Decrypt(sealedSecret.Slice(nonceAt, NonceSize), sealedSecret[headerSize..], sealedSecret.Slice(nonceAt + NonceSize, TagSize), secret, Encoding.UTF8.GetBytes(keyId));
             }
 
             return true;
         }
-        catch (AuthenticationTagMismatchException)
+        catch (Exception e) when (e is AuthenticationTagMismatchException or ObjectDisposedException)
         {
+            // ObjectDisposedException: the KEK was retired while this request held it; its blob is no longer stored.
             CryptographicOperations.ZeroMemory(secret);
             return false;
         }
     }
 
-    /// <summary>Length of the secret a blob holds (for sizing the output buffer); -1 when the blob is too short.</summary>
-    public static int SecretLength(ReadOnlySpan<byte> sealedSecret) => sealedSecret.Length >= HeaderSize ? sealedSecret.Length - HeaderSize : -1;
+    /// <summary>The KEK a blob is sealed under (version 1: the first KEK); false for a blob too short or of an unknown version.</summary>
+    public static bool TryGetKekId(ReadOnlySpan<byte> sealedSecret, out uint kekId) => TryReadHeader(sealedSecret, out kekId, out _);
 
-    public void Dispose() => _aes.Dispose();
+    /// <summary>Length of the secret a blob holds (for sizing the output buffer); -1 when the blob is not a sealed secret.</summary>
+    public static int SecretLength(ReadOnlySpan<byte> sealedSecret) =>
+        TryReadHeader(sealedSecret, out _, out var headerSize) ? sealedSecret.Length - headerSize : -1;
+
+    /// <summary>
+    /// Adds a new random KEK and makes it current: its file is written (owner-only, flushed) before <c>kek/current</c>
+    /// is atomically replaced to name it, so a crash leaves either the old or the new KEK current, never a missing one.
+    /// </summary>
+    public uint AddKek()
+    {
+        lock (_reloadGate)
+        {
+            Directory.CreateDirectory(_ringDirectory);
+            uint id;
+            do
+            {
+                id = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(RandomNumberGenerator.GetBytes(4));
+            }
+            while (id == FirstKekId || _ring.Keys.ContainsKey(id) || File.Exists(KekPath(id)));
+
+            var kek = RandomNumberGenerator.GetBytes(KekSize);
+            Integrity.OwnerOnlyFile.Write(KekPath(id), Convert.ToBase64String(kek) + "\n");
+            CryptographicOperations.ZeroMemory(kek);
+            var temporary = CurrentPath + ".tmp";
+            File.Delete(temporary);
+            Integrity.OwnerOnlyFile.Write(temporary, FormatId(id) + "\n");
+            File.Move(temporary, CurrentPath, overwrite: true);
+            _ring = LoadLocked();
+            return id;
+        }
+    }
+
+    /// <summary>Forgets a KEK that is not current and deletes its file; the caller has checked no stored secret uses it.</summary>
+    public bool RetireKek(uint kekId)
+    {
+        lock (_reloadGate)
+        {
+            var ring = LoadLocked();
+            if (kekId == ring.Current || !ring.Keys.ContainsKey(kekId))
+            {
+                return false;
+            }
+
+            File.Delete(kekId == FirstKekId ? FirstKekPath : KekPath(kekId));
+            _ring = LoadLocked();
+            ring.Dispose(exceptFor: _ring);
+            return true;
+        }
+    }
+
+    public static string FormatId(uint kekId) => kekId.ToString("x8", CultureInfo.InvariantCulture);
+
+    public static bool TryParseId(string? text, out uint kekId) =>
+        uint.TryParse(text, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out kekId) && text!.Length == 8;
+
+    public void Dispose() => _ring.Dispose(exceptFor: null);
+
+    private static bool TryReadHeader(ReadOnlySpan<byte> blob, out uint kekId, out int headerSize)
+    {
+        kekId = FirstKekId;
+        headerSize = 0;
+        if (blob.Length >= LegacyHeaderSize && blob[0] == LegacyVersion)
+        {
+            headerSize = LegacyHeaderSize;
+            return true;
+        }
+
+        if (blob.Length >= HeaderSize && blob[0] == Version)
+        {
+            kekId = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(blob.Slice(1, 4));
+            headerSize = HeaderSize;
+            return true;
+        }
+
+        return false;
+    }
+
+    private string KekPath(uint kekId) => Path.Combine(_ringDirectory, FormatId(kekId) + ".key");
+
+    private Ring RefreshIfRotated()
+    {
+        var ring = _ring;
+        return File.Exists(CurrentPath) && TryParseId(File.ReadAllText(CurrentPath, Encoding.ASCII).Trim(), out var current) && current != ring.Current ? Reload() : ring;
+    }
+
+    private Ring Reload()
+    {
+        lock (_reloadGate)
+        {
+            var previous = _ring;
+            var ring = LoadLocked();
+
+            // Instances still in use by a reader of the previous ring stay alive: only KEKs that disappeared are disposed.
+            _ring = ring;
+            previous.Dispose(exceptFor: ring);
+            return ring;
+        }
+    }
+
+    private Ring Load()
+    {
+        lock (_reloadGate)
+        {
+            return LoadLocked();
+        }
+    }
+
+    private Ring LoadLocked()
+    {
+        var existing = _ring;
+        var keys = new Dictionary<uint, Kek>();
+        void Add(uint id, string path)
+        {
+            if (existing is not null && existing.Keys.TryGetValue(id, out var known))
+            {
+                keys[id] = known;
+                return;
+            }
+
+            var kek = Convert.FromBase64String(File.ReadAllText(path, Encoding.ASCII).Trim());
+            if (kek.Length != KekSize)
+            {
+                throw new InvalidOperationException($"The key-encryption key in {path} is not {KekSize} bytes.");
+            }
+
+            keys[id] = new Kek(new AesGcm(kek, TagSize));
+            CryptographicOperations.ZeroMemory(kek);
+        }
+
+        if (File.Exists(FirstKekPath))
+        {
+            Add(FirstKekId, FirstKekPath);
+        }
+
+        if (Directory.Exists(_ringDirectory))
+        {
+            foreach (var path in Directory.EnumerateFiles(_ringDirectory, "*.key"))
+            {
+                if (TryParseId(Path.GetFileNameWithoutExtension(path), out var id) && id != FirstKekId)
+                {
+                    Add(id, path);
+                }
+            }
+        }
+
+        var current = FirstKekId;
+        if (File.Exists(CurrentPath) && !TryParseId(File.ReadAllText(CurrentPath, Encoding.ASCII).Trim(), out current))
+        {
+            throw new InvalidOperationException($"{CurrentPath} does not name a KEK (8 hex digits).");
+        }
+
+        if (!keys.ContainsKey(current))
+        {
+            throw new InvalidOperationException($"The current key-encryption key {FormatId(current)} is missing from {_directory}.");
+        }
+
+        return new Ring(keys, current);
+    }
+
+    // An AesGcm instance is not safe for concurrent use; signed requests unseal on many threads at once.
+    private sealed record Kek(AesGcm Aes)
+    {
+        public Lock Gate { get; } = new();
+    }
+
+    private sealed record Ring(Dictionary<uint, Kek> Keys, uint Current)
+    {
+        public void Dispose(Ring? exceptFor)
+        {
+            foreach (var (id, kek) in Keys)
+            {
+                if (exceptFor is null || !exceptFor.Keys.TryGetValue(id, out var kept) || !ReferenceEquals(kept, kek))
+                {
+                    lock (kek.Gate)
+                    {
+                        kek.Aes.Dispose();
+                    }
+                }
+            }
+        }
+    }
 }

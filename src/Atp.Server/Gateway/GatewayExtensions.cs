@@ -29,7 +29,9 @@ internal static class GatewayExtensions
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<AtpOptions>, RateLimitOptionsValidator>();
         services.AddSingleton<ClientThrottle>();
         services.AddSingleton<NonceCache>();
-        services.AddSingleton<ISecretSealer, FileSecretSealer>();
+        services.AddSingleton<FileSecretSealer>();
+        services.AddSingleton<ISecretSealer>(sp => sp.GetRequiredService<FileSecretSealer>());
+        services.AddSingleton<KekRotation>();
         return services;
     }
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Atp.Server.Events;
 using Atp.Server.Export;
+using Atp.Server.Gateway;
 using Atp.Server.Integrity;
 using Atp.Server.Schemas;
 using Atp.Server.Tenants;
@@ -64,6 +65,14 @@ internal static class ContractExamples
         [typeof(ApiKeyListResponse)] = """
             {"items":[{"id":"key_176bd1d3646bb4d8","name":"backend","scopes":["events:write","events:read"],"signing":false,
              "createdAt":"2026-12-06T21:54:35.8343582+00:00","expiresAt":"2027-11-26T00:00:00+00:00","status":"active"}]}
+            """,
+        [typeof(KekStatusResponse)] = """
+            {"currentKekId":"5c0ffee1","keks":[{"id":"5c0ffee1","current":true,"known":true,"sealedSecrets":12},
+             {"id":"00000000","current":false,"known":true,"sealedSecrets":0}],"legacyFormatSecrets":0,"unreadableSecrets":0}
+            """,
+        [typeof(KekRewrapResponse)] = """
+            {"currentKekId":"5c0ffee1","rewrapped":12,"changedMeanwhile":0,"unreadable":0,
+             "keks":[{"id":"5c0ffee1","current":true,"known":true,"sealedSecrets":12},{"id":"00000000","current":false,"known":true,"sealedSecrets":0}]}
             """,
         [typeof(EventInput)] = EventJson,
         [typeof(EventBatch)] = "{\"events\":[" + EventJson + """

@@ -21,6 +21,7 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
     private static readonly Dictionary<string, PathParameter> PathParameters = new(StringComparer.Ordinal)
     {
         ["tenant"] = new("The tenant's id: 2-63 lowercase letters, digits or '-'.", JsonSchemaType.String, null, "^[a-z0-9][a-z0-9-]{1,62}$", "acme"),
+        ["kekId"] = new("A key-encryption key's id: 8 hex digits (00000000 is the cell's first KEK).", JsonSchemaType.String, null, "^[0-9a-f]{8}$", "5c0ffee1"),
         ["keyId"] = new("The API key's id (the `id` of the create response, not the key).", JsonSchemaType.String, null, "^key_[0-9a-f]{16}$", "key_176bd1d3646bb4d8"),
         ["id"] = new("The event's id.", JsonSchemaType.String, "uuid", null, "01a24d5a-0c41-72f5-8947-c92611223a06"),
         ["index"] = new("The entry's 0-based position in the tenant's log.", JsonSchemaType.Integer, "int64", null, "1"),
