@@ -47,6 +47,38 @@ public sealed class GatewayPartsTests : IDisposable
     }
 
     [Fact]
+    public void A_node_follows_a_kek_rotation_made_by_another_node_of_the_cell()
+    {
+        var secret = RandomNumberGenerator.GetBytes(32);
+        var opened = new byte[32];
+        using var rotating = new FileSecretSealer(Options());
+        using var other = new FileSecretSealer(Options());
+        var underFirst = other.Seal(secret, "key_a");
+
+        var added = rotating.AddKek();
+        var underNew = rotating.Seal(secret, "key_a");
+
+        Assert.True(FileSecretSealer.TryGetKekId(underFirst, out var firstId) && firstId == FileSecretSealer.FirstKekId);
+        Assert.True(FileSecretSealer.TryGetKekId(underNew, out var newId) && newId == added);
+        Assert.True(other.TryUnseal(underNew, "key_a", opened));
+        Assert.Equal(secret, opened);
+        Assert.True(FileSecretSealer.TryGetKekId(other.Seal(secret, "key_b"), out var otherSeals) && otherSeals == added);
+        var path = Path.Combine(_directory, "keys", "kek", FileSecretSealer.FormatId(added) + ".key");
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        }
+
+        // Retired: the first KEK's file is gone, so a restarted node no longer opens what it sealed; the new KEK's blobs still open.
+        Assert.False(rotating.RetireKek(added));
+        Assert.True(rotating.RetireKek(FileSecretSealer.FirstKekId));
+        using var restarted = new FileSecretSealer(Options());
+        Assert.False(restarted.TryUnseal(underFirst, "key_a", opened));
+        Assert.True(restarted.TryUnseal(underNew, "key_a", opened));
+        Assert.Equal(added, restarted.CurrentKekId);
+    }
+
+    [Fact]
     public void The_kek_file_is_owner_only()
     {
         using var sealer = new FileSecretSealer(Options());
