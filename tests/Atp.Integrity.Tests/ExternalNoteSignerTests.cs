@@ -38,6 +38,6 @@ public sealed class ExternalNoteSignerTests
 
         Assert.Throws<CryptographicException>(() => wrongKey.Sign(text));
         Assert.Throws<CryptographicException>(() => truncated.Sign(text));
-        Assert.Throws<ArgumentException>(() => NoteSigner.FromExternalKey(Name, publicKey[..31], _ => []));
+        Assert.Throws<ArgumentException>(() => NoteSigner.FromExternalKey(Name, publicKey.AsSpan(0, 31), _ => []));
     }
 }
