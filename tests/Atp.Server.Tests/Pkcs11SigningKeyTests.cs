@@ -152,6 +152,29 @@ public sealed class Pkcs11SigningKeyTests(SoftHsmToken token) : IClassFixture<So
         }
     }
 
+    [Fact]
+    public void An_unknown_provider_or_a_pkcs11_provider_without_a_pin_is_a_configuration_error()
+    {
+        var data = Directory.CreateTempSubdirectory("atp-server-").FullName;
+        try
+        {
+            var unknown = Assert.Throws<OptionsValidationException>(() => AtpServer.Build([$"--Atp:DataDirectory={data}", "--Atp:Keys:Provider=kms"]));
+            Assert.Contains("Atp:Keys:Provider must be 'file' or 'pkcs11', not 'kms'", unknown.Message, StringComparison.Ordinal);
+
+            var settings = token.Settings("no-pin");
+            settings.Remove("Atp:Keys:Pkcs11:PinFile");
+            settings["Atp:Keys:Pkcs11:PinEnvironmentVariable"] = "ATP_TEST_PKCS11_PIN_UNSET";
+            var app = AtpServer.Build([$"--Atp:DataDirectory={data}", .. settings.Select(s => $"--{s.Key}={s.Value}")]);
+            var noPin = Assert.Throws<OptionsValidationException>(() => app.Services.GetService(typeof(ISigningKeyProvider)));
+            Assert.Contains("Atp:Keys:Pkcs11:PinFile or the environment variable ATP_TEST_PKCS11_PIN_UNSET", noPin.Message, StringComparison.Ordinal);
+            ((IDisposable)app).Dispose();
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
     private Pkcs11SigningKeyProvider NewProvider(string keyLabel, bool createKeyIfMissing)
     {
         var settings = new Pkcs11KeyOptions

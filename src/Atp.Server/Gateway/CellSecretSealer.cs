@@ -127,6 +127,9 @@ internal sealed class FileSecretSealer : ISecretSealer, IDisposable
     /// <summary>The KEK a blob is sealed under (version 1: the first KEK); false for a blob too short or of an unknown version.</summary>
     public static bool TryGetKekId(ReadOnlySpan<byte> sealedSecret, out uint kekId) => TryReadHeader(sealedSecret, out kekId, out _);
 
+    /// <summary>True for a blob sealed before KEK ids existed (version 1, always under the first KEK).</summary>
+    public static bool IsLegacy(ReadOnlySpan<byte> sealedSecret) => sealedSecret.Length >= LegacyHeaderSize && sealedSecret[0] == LegacyVersion;
+
     /// <summary>Length of the secret a blob holds (for sizing the output buffer); -1 when the blob is not a sealed secret.</summary>
     public static int SecretLength(ReadOnlySpan<byte> sealedSecret) =>
         TryReadHeader(sealedSecret, out _, out var headerSize) ? sealedSecret.Length - headerSize : -1;

@@ -102,7 +102,7 @@ internal sealed partial class KekRotation(FileSecretSealer sealer, ITenantStore 
         int rewrapped = 0, changed = 0, unreadable = 0;
         await foreach (var (tenantId, key, blob) in SealedSecretsAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (FileSecretSealer.TryGetKekId(blob, out var kekId) && kekId == sealer.CurrentKekId && blob[0] != 1)
+            if (FileSecretSealer.TryGetKekId(blob, out var kekId) && kekId == sealer.CurrentKekId && !FileSecretSealer.IsLegacy(blob))
             {
                 continue;
             }
@@ -161,7 +161,7 @@ internal sealed partial class KekRotation(FileSecretSealer sealer, ITenantStore 
                 continue;
             }
 
-            legacy += blob[0] == 1 ? 1 : 0;
+            legacy += FileSecretSealer.IsLegacy(blob) ? 1 : 0;
             counts[kekId] = counts.GetValueOrDefault(kekId) + 1;
         }
 
