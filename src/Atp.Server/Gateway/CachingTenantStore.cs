@@ -113,7 +113,7 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
         var replaced = await inner.ReplaceSealedSigningSecretAsync(tenantId, keyId, current, replacement, cancellationToken).ConfigureAwait(false);
 
         // A cached copy of the old blob would still open while its KEK is known, but not after that KEK is retired.
-        _keys.Clear();
+        ForgetKey(keyId);
         return replaced;
     }
 
