@@ -12,7 +12,7 @@ ARG TARGETARCH
 WORKDIR /src
 
 # Restore first, from the project files only, so that a source change does not download packages again.
-COPY global.json Directory.Build.props Directory.Packages.props ./
+COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY src/Atp.Integrity/Atp.Integrity.csproj src/Atp.Integrity/
 COPY src/Atp.Core/Atp.Core.csproj src/Atp.Core/
 COPY src/Atp.Storage.Sqlite/Atp.Storage.Sqlite.csproj src/Atp.Storage.Sqlite/
