@@ -85,14 +85,29 @@ public sealed class ExportBundleTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.PartialContent, (await acme.SendAsync(resumed)).StatusCode);
         }
 
-        await _server.Services.GetRequiredService<PlatformAuditLog>().FlushAsync(CancellationToken.None);
         using var admin = _server.Admin;
-        await ServerFixture.WaitForProjectionAsync(admin, PlatformAuditLog.TenantId);
-        var page = await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/atp-platform/events?order=asc&limit=1000&action=export.*");
-        var events = page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("event")).ToList();
+        var events = new List<JsonElement>();
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); events.Count < 3 && DateTime.UtcNow < deadline;)
+        {
+            await _server.Services.GetRequiredService<PlatformAuditLog>().FlushAsync(CancellationToken.None);
+            await ServerFixture.WaitForProjectionAsync(admin, PlatformAuditLog.TenantId);
+            var page = await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/atp-platform/events?order=asc&limit=1000&action=export.*");
+            events = page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("event")).ToList();
+            if (events.Count < 3)
+            {
+                await Task.Delay(50);
+            }
+        }
 
-        // One download record: the Range request from byte 5 continues the first download.
-        Assert.Equal(["export.created", "export.succeeded", "export.downloaded"], events.Select(e => e.GetProperty("action").GetString()!).ToArray());
+        Assert.Equal(3, events.Count);
+
+        // One download record: the Range request from byte 5 continues the first download. The worker records the
+        // success just after the job's state turns succeeded, so the download's record may come before it.
+        var actions = events.Select(e => e.GetProperty("action").GetString()!).ToArray();
+        Assert.Equal("export.created", actions[0]);
+        Assert.Equal(["export.created", "export.downloaded", "export.succeeded"], actions.Order(StringComparer.Ordinal).ToArray());
+        var succeeded = events.Single(e => e.GetProperty("action").GetString() == "export.succeeded");
+        var downloaded = events.Single(e => e.GetProperty("action").GetString() == "export.downloaded");
         var keyId = events[0].GetProperty("actor").GetProperty("id").GetString();
         Assert.StartsWith("key_", keyId, StringComparison.Ordinal);
         foreach (var e in events)
@@ -108,11 +123,11 @@ public sealed class ExportBundleTests : IAsyncLifetime
             Assert.Equal("none", data.GetProperty("filters").GetString());
         }
 
-        Assert.Equal(job.GetProperty("sha256").GetString(), events[1].GetProperty("data").GetProperty("sha256").GetString());
-        Assert.Equal(job.GetProperty("bytes").GetInt64().ToString(), events[1].GetProperty("data").GetProperty("bytes").GetString());
-        Assert.Equal("3", events[1].GetProperty("data").GetProperty("events").GetString());
-        Assert.Equal(job.GetProperty("sha256").GetString(), events[2].GetProperty("data").GetProperty("sha256").GetString());
-        Assert.Equal("whole", events[2].GetProperty("data").GetProperty("range").GetString());
-        Assert.Equal("127.0.0.1", events[2].GetProperty("context").GetProperty("ip").GetString());
+        Assert.Equal(job.GetProperty("sha256").GetString(), succeeded.GetProperty("data").GetProperty("sha256").GetString());
+        Assert.Equal(job.GetProperty("bytes").GetInt64().ToString(), succeeded.GetProperty("data").GetProperty("bytes").GetString());
+        Assert.Equal("3", succeeded.GetProperty("data").GetProperty("events").GetString());
+        Assert.Equal(job.GetProperty("sha256").GetString(), downloaded.GetProperty("data").GetProperty("sha256").GetString());
+        Assert.Equal("whole", downloaded.GetProperty("data").GetProperty("range").GetString());
+        Assert.Equal("127.0.0.1", downloaded.GetProperty("context").GetProperty("ip").GetString());
     }
 }

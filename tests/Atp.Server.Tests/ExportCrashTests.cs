@@ -9,7 +9,7 @@ namespace Atp.Server.Tests;
 /// <summary>An export job survives a SIGKILL of the server process and resumes where it was, not from zero.</summary>
 public sealed class ExportCrashTests
 {
-    private const int Events = 200_000; // four entries files of at most 65,536: the kill lands between two of them
+    private const int Events = 200_000; // four entries files of at most 65,536: the kill lands while the job runs
 
     [Fact]
     public async Task A_SIGKILL_during_a_big_ndjson_export_is_followed_by_a_resumed_job_whose_bundle_verifies()
@@ -61,7 +61,10 @@ public sealed class ExportCrashTests
             var atKill = JsonDocument.Parse(await File.ReadAllBytesAsync(stateFile)).RootElement.Clone();
             Assert.Equal("running", atKill.GetProperty("state").GetString());
             var partsAtKill = atKill.GetProperty("partsDone").GetInt32();
-            Assert.InRange(partsAtKill, 1, 3);
+
+            // On a loaded machine the worker may write the remaining files between the poll and the kill; with the job still
+            // running it was then killed while packing the bundle, which the restart must resume just the same.
+            Assert.InRange(partsAtKill, 1, 4);
             Assert.True(File.Exists(Path.Combine(exportDirectory, "jobs", "acme", id, "staging", "entries", "000000.ndjson")));
 
             await using (var restarted = await ChildServer.StartAsync(directory, adminKey, arguments))
