@@ -83,6 +83,36 @@ public abstract partial class LogStoreContract<TStore>
     }
 
     [Fact]
+    public async Task A_batch_is_stored_in_one_transaction_so_a_failure_before_its_commit_stores_none_of_it()
+    {
+        await CreateTenantsAsync(TenantA, TenantB, TenantC);
+        foreach (var tenant in new[] { TenantA, TenantB, TenantC })
+        {
+            await AppendNewAsync(tenant, NewEntries(2));
+        }
+
+        var signed = new ConcurrentBag<(string Tenant, TreeHead Head)>();
+        var sign = Sign(signed);
+        ILogStore logs = Store;
+
+        // The signer fails on the last tenant, after the first two were signed: nothing of the batch is stored.
+        await Assert.ThrowsAsync<IOException>(() => logs.SealManyAsync(
+            [TenantA, TenantB, TenantC],
+            (tenant, head, ct) => tenant == TenantC ? throw new IOException("the signing key cannot be read") : sign(tenant, head, ct),
+            Clock.GetUtcNow(), None));
+
+        Assert.Equal(2, signed.Count);
+        foreach (var tenant in new[] { TenantA, TenantB, TenantC })
+        {
+            Assert.Null(await Store.GetLatestCheckpointAsync(tenant, None));
+        }
+
+        // The next pass seals all three.
+        Assert.Equal(3, await logs.SealManyAsync([TenantA, TenantB, TenantC], sign, Clock.GetUtcNow(), None));
+        Assert.Empty(await Store.ListUnsealedAsync(None));
+    }
+
+    [Fact]
     public async Task Sealing_while_appends_go_on_signs_only_committed_heads_and_never_goes_back()
     {
         var tenants = Enumerable.Range(0, 8).Select(i => $"busy-{i}").ToArray();
