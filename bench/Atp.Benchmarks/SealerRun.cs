@@ -67,7 +67,7 @@ internal static class SealerRun
 
     private static async Task MeasureAsync(TextWriter output, string engine, ITenantStore tenantStore, ILogStore store, int count, string run)
     {
-        var ids = Enumerable.Range(0, count).Select(i => $"seal-{run}-{i:D6}").ToArray();
+        var ids = Enumerable.Range(0, count).Select(i => $"seal-{run}-{count}-{i:D6}").ToArray();
         foreach (var id in ids)
         {
             await tenantStore.TryCreateTenantAsync(
