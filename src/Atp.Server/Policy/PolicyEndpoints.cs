@@ -153,9 +153,10 @@ internal static class PolicyEndpoints
         }
 
         var active = await TenantPolicies.ActiveAsync(store, tenant, now, cancellationToken).ConfigureAwait(false);
+        var next = new PolicyVersion(proposal.BaseVersion + 1, proposal.Document, proposal.Id, proposal.ProposedBy, approver, now);
         var result = active.Version != proposal.BaseVersion
             ? PolicyApplyResult.Stale
-            : await store.ApplyPolicyVersionAsync(tenant.Id, new PolicyVersion(proposal.BaseVersion + 1, proposal.Document, proposal.Id, proposal.ProposedBy, approver, now), cancellationToken).ConfigureAwait(false);
+            : await store.ApplyPolicyVersionAsync(tenant.Id, next, cancellationToken).ConfigureAwait(false);
         switch (result)
         {
             case PolicyApplyResult.Stale:
@@ -180,8 +181,7 @@ internal static class PolicyEndpoints
                 ["approvedBy"] = approver,
             }),
             cancellationToken).ConfigureAwait(false);
-        var applied = (await store.ListPolicyVersionsAsync(tenant.Id, 1, cancellationToken).ConfigureAwait(false))[0];
-        return TypedResults.Ok(PolicyVersionDto.Of(applied));
+        return TypedResults.Ok(PolicyVersionDto.Of(next));
     }
 
     private static async Task<IResult> RejectAsync(HttpContext context, string id, ITenantStore store, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
