@@ -353,3 +353,55 @@ public sealed class PolicyWithoutTwoPersonApprovalTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, (await writer.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event()))).StatusCode);
     }
 }
+
+/// <summary>People signed in through OIDC (a provider on loopback) are their issuer and subject, whatever token they hold.</summary>
+public sealed class PolicyOidcTests : IAsyncLifetime
+{
+    private OidcProvider _oidc = null!;
+    private ServerFixture _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        _oidc = await OidcProvider.StartAsync();
+        _server = await ServerFixture.StartAsync(settings: _oidc.ServerSettings());
+        await _server.CreateTenantWithKeyAsync("acme");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        await _oidc.DisposeAsync();
+    }
+
+    private HttpClient WithToken(string token)
+    {
+        var client = new HttpClient { BaseAddress = _server.BaseAddress };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    [Fact]
+    public async Task The_same_subject_with_a_new_token_or_through_a_key_it_created_cannot_approve_and_another_subject_can()
+    {
+        using var dana = WithToken(_oidc.Token("dana", "acme", ["atp.tenant-admin"]));
+        var id = await PolicySteps.ProposeAsync(dana, "acme", """{"requireRegisteredTypes":true}""");
+        using var danaAgain = WithToken(_oidc.Token("dana", "acme", ["atp.tenant-admin"]));
+        var created = await danaAgain.PostAsJsonAsync("/v1/tenants/acme/api-keys", new { name = "dana's script", scopes = new[] { Scopes.TenantAdmin } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var danaKey = await created.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal($"oidc:{_oidc.Issuer}#dana", danaKey.GetProperty("owner").GetString());
+        using var danaScript = _server.ClientWithKey(danaKey.GetProperty("key").GetString());
+
+        foreach (var client in new[] { dana, danaAgain, danaScript })
+        {
+            await ProblemAssert.IsProblemAsync(await client.PostAsync($"/v1/tenants/acme/policy/proposals/{id}/approve", null), HttpStatusCode.Forbidden, "self-approval");
+        }
+
+        using var erin = WithToken(_oidc.Token("erin", "acme", ["atp.tenant-admin"]));
+        var approved = await erin.PostAsync($"/v1/tenants/acme/policy/proposals/{id}/approve", null);
+        Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
+        var version = await approved.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal($"oidc:{_oidc.Issuer}#dana", version.GetProperty("proposedBy").GetString());
+        Assert.Equal($"oidc:{_oidc.Issuer}#erin", version.GetProperty("approvedBy").GetString());
+    }
+}
