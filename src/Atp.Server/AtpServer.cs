@@ -43,6 +43,7 @@ public static class AtpServer
         services.AddSingleton<IngestionService>();
         services.AddOptions<Schemas.SchemaRegistryOptions>().BindConfiguration(Schemas.SchemaRegistryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<Schemas.SchemaRegistry>();
+        services.AddOptions<Policy.PolicyOptions>().BindConfiguration(Policy.PolicyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddAtpSigningKeys(builder.Configuration);
         services.AddOptions<KeyRotationOptions>().BindConfiguration(KeyRotationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<SigningKeyRotation>();
@@ -109,6 +110,7 @@ public static class AtpServer
         app.MapKekEndpoints();
         app.MapEventEndpoints();
         app.MapSchemaEndpoints();
+        Policy.PolicyEndpoints.MapPolicyEndpoints(app);
         app.MapLogEndpoints();
         app.MapExportEndpoints();
         app.MapAtpTelemetry();

@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 9;
+    public const int CurrentVersion = 10;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -38,6 +38,8 @@ internal static class PostgresSchema
         ("dead_letters", "SELECT, INSERT, UPDATE, DELETE"),
         ("event_types", "SELECT, INSERT, UPDATE"),
         ("event_schemas", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
+        ("policy_versions", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
+        ("policy_proposals", "SELECT, INSERT, UPDATE"),
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
@@ -390,6 +392,47 @@ internal static class PostgresSchema
             $f$;
         """;
 
+    // Version 10: policy documents with two-person approval (docs/policy.md): the owner (person) of each API key, the
+    // immutable versions of each tenant's policy, and the proposals to change it. Platform keys are written only by the
+    // owner's function, which gains the owner.
+    private static string Version10() => """
+        ALTER TABLE atp.api_keys ADD COLUMN owner text NULL;
+        CREATE FUNCTION atp.create_platform_api_key(
+                p_key_id text, p_name text, p_scopes text[], p_key_hash bytea, p_created_at bigint,
+                p_expires_at bigint, p_revoked_at bigint, p_sealed_signing_secret bytea, p_owner text) RETURNS void
+            LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                INSERT INTO atp.api_keys (key_id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret, owner)
+                VALUES (p_key_id, NULL, p_name, p_scopes, p_key_hash, p_created_at, p_expires_at, p_revoked_at, p_sealed_signing_secret, p_owner)
+            $f$;
+        CREATE TABLE atp.policy_versions (
+            tenant_id text NOT NULL REFERENCES atp.tenants (tenant_id),
+            version integer NOT NULL,
+            document text NOT NULL, -- JSON, every member present
+            proposal_id text NULL,
+            proposed_by text NULL,
+            approved_by text NULL,
+            applied_at bigint NOT NULL,
+            PRIMARY KEY (tenant_id, version)
+        );
+        CREATE TABLE atp.policy_proposals (
+            tenant_id text NOT NULL REFERENCES atp.tenants (tenant_id),
+            proposal_id text NOT NULL,
+            base_version integer NOT NULL,
+            document text NOT NULL,
+            reason text NOT NULL,
+            proposed_by text NOT NULL,
+            created_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            state text NOT NULL,
+            closed_by text NULL,
+            closed_at bigint NULL,
+            close_reason text NULL,
+            PRIMARY KEY (tenant_id, proposal_id)
+        );
+        CREATE INDEX policy_proposals_created ON atp.policy_proposals (tenant_id, created_at);
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -406,7 +449,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

@@ -18,7 +18,7 @@ namespace Atp.Storage.Postgres;
 /// </summary>
 public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQueryStore, ISchemaStore, IAsyncDisposable
 {
-    private const string ApiKeyColumns = "key_id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret";
+    private const string ApiKeyColumns = "key_id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret, owner";
     private const string ApiKeyReadColumns = ApiKeyColumns + ", last_region";
     private const string EntryColumns = "idx, event_id, leaf, leaf_hash, received_at";
 
@@ -184,12 +184,12 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
     public async Task CreateApiKeyAsync(ApiKey key, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        object?[] values = [key.Id, key.Name, key.Scopes.ToArray(), key.KeyHash, key.CreatedAt.UtcTicks, key.ExpiresAt?.UtcTicks, key.RevokedAt?.UtcTicks, key.SealedSigningSecret];
+        object?[] values = [key.Id, key.Name, key.Scopes.ToArray(), key.KeyHash, key.CreatedAt.UtcTicks, key.ExpiresAt?.UtcTicks, key.RevokedAt?.UtcTicks, key.SealedSigningSecret, key.Owner];
         if (key.TenantId is { } tenantId)
         {
             await ExecuteAsync(
                 tenantId,
-                $"INSERT INTO atp.api_keys ({ApiKeyColumns}) VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)",
+                $"INSERT INTO atp.api_keys ({ApiKeyColumns}) VALUES ($1, $10, $2, $3, $4, $5, $6, $7, $8, $9)",
                 [.. values, tenantId],
                 cancellationToken).ConfigureAwait(false);
             return;
@@ -197,7 +197,7 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
 
         // A platform key belongs to no tenant: only the owner's function may write a row without one.
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand("SELECT atp.create_platform_api_key($1, $2, $3, $4, $5, $6, $7, $8)", connection);
+        await using var command = new NpgsqlCommand("SELECT atp.create_platform_api_key($1, $2, $3, $4, $5, $6, $7, $8, $9)", connection);
         foreach (var value in values)
         {
             command.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value });
@@ -205,6 +205,7 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
 
         command.Parameters[5].NpgsqlDbType = command.Parameters[6].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint;
         command.Parameters[7].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bytea;
+        command.Parameters[8].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text;
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -470,7 +471,8 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
             ExpiresAt = Ticks(reader, 6),
             RevokedAt = Ticks(reader, 7),
             SealedSigningSecret = reader.IsDBNull(8) ? null : (byte[])reader[8],
-            LastRegion = reader.IsDBNull(9) ? null : reader.GetString(9),
+            Owner = reader.IsDBNull(9) ? null : reader.GetString(9),
+            LastRegion = reader.IsDBNull(10) ? null : reader.GetString(10),
         };
 
     private static LogEntry ReadEntry(NpgsqlDataReader reader) =>

@@ -137,8 +137,42 @@ internal static class SqliteSchema
         ALTER TABLE tenants ADD COLUMN require_registered_types INTEGER NULL;
         """;
 
+    // Version 8: policy documents with two-person approval (docs/policy.md): the owner (person) of each API key, the
+    // immutable versions of each tenant's policy, and the proposals to change it.
+    private const string Version8 = """
+        ALTER TABLE api_keys ADD COLUMN owner TEXT NULL;
+
+        CREATE TABLE policy_versions (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            version INTEGER NOT NULL,
+            document TEXT NOT NULL,      -- JSON, every member present
+            proposal_id TEXT NULL,
+            proposed_by TEXT NULL,
+            approved_by TEXT NULL,
+            applied_at INTEGER NOT NULL, -- UTC ticks
+            PRIMARY KEY (tenant_id, version)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE policy_proposals (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            id TEXT NOT NULL,
+            base_version INTEGER NOT NULL,
+            document TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            proposed_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL, -- UTC ticks
+            expires_at INTEGER NOT NULL, -- UTC ticks
+            state TEXT NOT NULL,
+            closed_by TEXT NULL,
+            closed_at INTEGER NULL,
+            close_reason TEXT NULL,
+            PRIMARY KEY (tenant_id, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX policy_proposals_created ON policy_proposals (tenant_id, created_at);
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

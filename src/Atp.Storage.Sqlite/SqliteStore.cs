@@ -203,7 +203,7 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
         ArgumentNullException.ThrowIfNull(key);
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO api_keys (id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret) VALUES ($id, $tenant, $name, $scopes, $hash, $created, $expires, $revoked, $secret)";
+        command.CommandText = "INSERT INTO api_keys (id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret, owner) VALUES ($id, $tenant, $name, $scopes, $hash, $created, $expires, $revoked, $secret, $owner)";
         command.Parameters.AddWithValue("$id", key.Id);
         command.Parameters.AddWithValue("$tenant", (object?)key.TenantId ?? DBNull.Value);
         command.Parameters.AddWithValue("$name", key.Name);
@@ -213,6 +213,7 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
         command.Parameters.AddWithValue("$expires", (object?)key.ExpiresAt?.UtcTicks ?? DBNull.Value);
         command.Parameters.AddWithValue("$revoked", (object?)key.RevokedAt?.UtcTicks ?? DBNull.Value);
         command.Parameters.AddWithValue("$secret", (object?)key.SealedSigningSecret ?? DBNull.Value);
+        command.Parameters.AddWithValue("$owner", (object?)key.Owner ?? DBNull.Value);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -285,7 +286,7 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
     {
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret, last_region FROM api_keys WHERE {condition} ORDER BY created_at, id";
+        command.CommandText = $"SELECT id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret, last_region, owner FROM api_keys WHERE {condition} ORDER BY created_at, id";
         command.Parameters.AddWithValue("$x", value);
         using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var keys = new List<ApiKey>();
@@ -300,6 +301,7 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
                 RevokedAt = reader.IsDBNull(7) ? null : new DateTimeOffset(reader.GetInt64(7), TimeSpan.Zero),
                 SealedSigningSecret = reader.IsDBNull(8) ? null : (byte[])reader[8],
                 LastRegion = reader.IsDBNull(9) ? null : reader.GetString(9),
+                Owner = reader.IsDBNull(10) ? null : reader.GetString(10),
             });
         }
 

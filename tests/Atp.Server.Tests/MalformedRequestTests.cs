@@ -33,6 +33,9 @@ public sealed class MalformedRequestTests : IAsyncLifetime
         "{\"schema\":{\"type\":\"objectx\",\"$ref\":\"http://example.com/\",\"pattern\":\"((\"},\"compatibility\":7,\"requireRegisteredTypes\":\"yes\"}",
         "{\"schema\":{\"$ref\":\"#/$defs/a\",\"$defs\":{\"a\":{\"$ref\":\"#/$defs/a\"}},\"minimum\":1e999},\"compatibility\":\"NONE\"}",
         "{\"schema\":true,\"compatibility\":\"FULL_TRANSITIVE\"}",
+        "{\"changes\":{\"requireSignedRequests\":\"yes\",\"retention\":{},\"requireRegisteredTypes\":[]},\"reason\":\"\\u0000\\u202e\",\"owner\":\"\\u0007\"}",
+        "{\"changes\":[],\"reason\":7,\"owner\":\"" + new string('o', 201) + "\"}",
+        "{\"changes\":{\"requireRegisteredTypes\":true},\"reason\":\"valid, to reach the checks past the body\"}",
     ];
 
     private const string GarbageQuery = "?limit=-1&cursor=%00&from=x&to=y&index=99999999999999999999&size=-5&verify=maybe&proof=2&order=sideways&q=%00&actor=%01";

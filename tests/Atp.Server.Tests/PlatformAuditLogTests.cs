@@ -73,7 +73,7 @@ public sealed class PlatformAuditLogTests : IAsyncLifetime
         Assert.Equal((HttpStatusCode)421, (await admin.PostAsJsonAsync("/v1/tenants", new { id = "far", name = "Far", homeRegion = "us-east" })).StatusCode);
         using var bad = _server.ClientWithKey(ApiKeyFormat.Generate());
         Assert.Equal(HttpStatusCode.Unauthorized, (await bad.GetAsync("/v1/tenants/acme/events")).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/acme", new { requireSignedRequests = true })).StatusCode);
+        await PolicySteps.ChangeAsync(_server, "acme", """{"requireSignedRequests":true}""");
         Assert.Equal(HttpStatusCode.Unauthorized, (await acmeClient.GetAsync("/v1/tenants/acme/events")).StatusCode);
 
         var events = await PlatformEventsAsync();

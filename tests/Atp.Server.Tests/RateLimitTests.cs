@@ -116,7 +116,8 @@ public sealed class RateLimitTests : IAsyncLifetime
 
         await ProblemAssert.IsProblemAsync(zero, HttpStatusCode.BadRequest, "validation");
         await ProblemAssert.IsProblemAsync(unknown, HttpStatusCode.BadRequest, "validation");
-        await ProblemAssert.IsProblemAsync(notBool, HttpStatusCode.BadRequest, "validation");
+        // A policy setting is not PATCHed at all (docs/policy.md), whatever its value.
+        await ProblemAssert.IsProblemAsync(notBool, HttpStatusCode.Conflict, "policy-approval-required");
         var settings = (await admin.GetFromJsonAsync<System.Text.Json.JsonElement>("/v1/tenants/small")).GetProperty("settings");
         Assert.Equal(50, settings.GetProperty("ingestPerSecond").GetInt32());
         Assert.False(settings.GetProperty("requireSignedRequests").GetBoolean());

@@ -139,8 +139,8 @@ public sealed class SchemaRegistryTests : IAsyncLifetime
     {
         using var client = _server.ClientWithKey(_key);
         using var admin = _server.Admin;
-        var tenant = await BodyAsync(await admin.PatchAsJsonAsync("/v1/tenants/acme", new { requireRegisteredTypes = true }), HttpStatusCode.OK);
-        Assert.True(tenant.GetProperty("settings").GetProperty("requireRegisteredTypes").GetBoolean());
+        await PolicySteps.ChangeAsync(_server, "acme", """{"requireRegisteredTypes":true}""");
+        Assert.True((await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/acme")).GetProperty("settings").GetProperty("requireRegisteredTypes").GetBoolean());
 
         var refused = await ProblemAssert.IsProblemAsync(await client.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event())), HttpStatusCode.BadRequest, "schema-violation");
         Assert.Equal("/type", refused.GetProperty("errors")[0].GetProperty("pointer").GetString());
@@ -150,9 +150,10 @@ public sealed class SchemaRegistryTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, (await client.PutAsync("/v1/tenants/acme/schemas/app.audit", Register("""{"type":"object"}"""))).StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await client.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event()))).StatusCode);
 
-        await ProblemAssert.IsProblemAsync(await admin.PatchAsJsonAsync("/v1/tenants/acme", new { requireRegisteredTypes = "yes" }), HttpStatusCode.BadRequest, "validation");
-        var reset = await BodyAsync(await admin.PatchAsJsonAsync("/v1/tenants/acme", new Dictionary<string, object?> { ["requireRegisteredTypes"] = null }), HttpStatusCode.OK);
-        Assert.False(reset.GetProperty("settings").GetProperty("requireRegisteredTypes").GetBoolean());
+        await ProblemAssert.IsProblemAsync(
+            await admin.PostAsync("/v1/tenants/acme/policy/proposals", ServerFixture.Json("""{"changes":{"requireRegisteredTypes":"yes"},"reason":"r"}""")), HttpStatusCode.BadRequest, "validation");
+        await PolicySteps.ChangeAsync(_server, "acme", """{"requireRegisteredTypes":null}""");
+        Assert.False((await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/acme")).GetProperty("settings").GetProperty("requireRegisteredTypes").GetBoolean());
         Assert.Equal(HttpStatusCode.Created, (await client.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(Payment("{}", type: "unregistered.type")))).StatusCode);
     }
 

@@ -188,13 +188,12 @@ public sealed class SignedRequestTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, (await bearer.PostAsync("/v1/tenants/shop/events", ServerFixture.Json(ServerFixture.Batch(1)))).StatusCode);
 
         using var admin = _server.Admin;
-        var patched = await admin.PatchAsJsonAsync("/v1/tenants/shop", new { requireSignedRequests = true });
-        Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
-        Assert.True((await patched.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("settings").GetProperty("requireSignedRequests").GetBoolean());
+        await PolicySteps.ChangeAsync(_server, "shop", """{"requireSignedRequests":true}""");
+        Assert.True((await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/shop")).GetProperty("settings").GetProperty("requireSignedRequests").GetBoolean());
         await ProblemAssert.IsProblemAsync(await bearer.PostAsync("/v1/tenants/shop/events", ServerFixture.Json(ServerFixture.Batch(1))), HttpStatusCode.Unauthorized, "signature-required");
 
-        var reset = await admin.PatchAsync("/v1/tenants/shop", ServerFixture.Json("{\"requireSignedRequests\":null}"));
-        Assert.False((await reset.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("settings").GetProperty("requireSignedRequests").GetBoolean());
+        await PolicySteps.ChangeAsync(_server, "shop", """{"requireSignedRequests":null}""");
+        Assert.False((await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/shop")).GetProperty("settings").GetProperty("requireSignedRequests").GetBoolean());
         Assert.Equal(HttpStatusCode.Created, (await bearer.PostAsync("/v1/tenants/shop/events", ServerFixture.Json(ServerFixture.Batch(1)))).StatusCode);
         Assert.Equal(2UL, await _server.TreeSizeAsync("shop"));
     }

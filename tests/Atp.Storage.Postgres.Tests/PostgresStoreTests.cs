@@ -124,6 +124,10 @@ public sealed class PostgresStoreTests : IAsyncLifetime
             DROP FUNCTION atp.expire_platform_api_key;
             DROP FUNCTION atp.list_log_sizes;
             DROP FUNCTION atp.outbox_backlog;
+            DROP TABLE atp.policy_proposals;
+            DROP TABLE atp.policy_versions;
+            DROP FUNCTION atp.create_platform_api_key(text, text, text[], bytea, bigint, bigint, bigint, bytea, text);
+            ALTER TABLE atp.api_keys DROP COLUMN owner;
             DROP TABLE atp.event_schemas;
             DROP TABLE atp.event_types;
             ALTER TABLE atp.tenants DROP COLUMN require_registered_types;

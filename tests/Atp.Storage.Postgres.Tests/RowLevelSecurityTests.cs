@@ -42,6 +42,10 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
                 new Tenant(tenant, tenant, Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, clock.GetUtcNow()), default));
             await store.CreateApiKeyAsync(new ApiKey($"key-{tenant}", tenant, "k", [Scopes.EventsWrite], ApiKeyFormat.Hash(ApiKeyFormat.Generate()), clock.GetUtcNow()), default);
             Assert.True(await store.TryAddSchemaVersionAsync(tenant, new Atp.Core.Schemas.StoredSchema("acme.audit.v1", 1, """{"type":"object"}""", clock.GetUtcNow()), "BACKWARD", default));
+            Assert.Equal(Atp.Core.Policy.PolicyApplyResult.Applied, await store.ApplyPolicyVersionAsync(
+                tenant, new Atp.Core.Policy.PolicyVersion(1, new Atp.Core.Policy.PolicyDocument(null, null), null, null, null, clock.GetUtcNow()), default));
+            await store.CreatePolicyProposalAsync(
+                tenant, new Atp.Core.Policy.PolicyProposal($"p-{tenant}", 1, new Atp.Core.Policy.PolicyDocument(true, null), "r", "alice", clock.GetUtcNow(), clock.GetUtcNow().AddDays(7)), default);
             Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 2), null, default));
             Assert.Equal(2, await store.ProjectPendingAsync(1, default));
 
@@ -69,7 +73,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
     {
         var tables = await TenantTablesAsync();
 
-        Assert.Equal(["api_keys", "checkpoints", "dead_letters", "event_index", "event_schemas", "event_types", "idempotency_keys", "log_entries", "outbox", "projections", "tenants", "tree_heads"], tables.Order());
+        Assert.Equal(["api_keys", "checkpoints", "dead_letters", "event_index", "event_schemas", "event_types", "idempotency_keys", "log_entries", "outbox", "policy_proposals", "policy_versions", "projections", "tenants", "tree_heads"], tables.Order());
         foreach (var table in tables)
         {
             Assert.Equal(2L, await database.ExecuteAsOwnerAsync($"SELECT count(DISTINCT tenant_id) FROM atp.{table}"));

@@ -97,6 +97,9 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             DROP TABLE event_schemas;
             DROP TABLE event_types;
             ALTER TABLE tenants DROP COLUMN require_registered_types;
+            DROP TABLE policy_proposals;
+            DROP TABLE policy_versions;
+            ALTER TABLE api_keys DROP COLUMN owner;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
@@ -104,7 +107,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(7L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(8L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     [Fact]

@@ -21,6 +21,12 @@ public sealed record ApiKey(
     /// </summary>
     public byte[]? SealedSigningSecret { get; init; }
 
+    /// <summary>
+    /// The person the key belongs to, for the two-person rule (docs/security.md): given at creation, else inherited
+    /// from the creating credential's person. Null on keys from before owners existed: such a key is its own person.
+    /// </summary>
+    public string? Owner { get; init; }
+
     /// <summary>The region of the cell that last served the key, for the second-region alert.</summary>
     public string? LastRegion { get; init; }
 

@@ -1,4 +1,5 @@
 using Atp.Core.Keys;
+using Atp.Core.Policy;
 using Atp.Core.Tenants;
 using Atp.Integrity;
 
@@ -45,6 +46,26 @@ public interface ITenantStore
 
     /// <summary>Brings a key's expiry forward to <paramref name="expiresAt"/> (never later than it was); a null tenant names a platform key; false when there is no such key.</summary>
     Task<bool> ExpireApiKeyAsync(string? tenantId, string keyId, DateTimeOffset expiresAt, CancellationToken cancellationToken);
+
+    /// <summary>The tenant's policy versions, newest first, at most <paramref name="limit"/>; empty before version 1 is stored.</summary>
+    Task<IReadOnlyList<PolicyVersion>> ListPolicyVersionsAsync(string tenantId, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes <paramref name="version"/> the tenant's active policy in one transaction: stores the version (its number
+    /// must be free: a compare-and-swap on the active version), marks its proposal applied (only if still pending) and
+    /// writes the document's settings to the tenant. Nothing is stored unless all three happen.
+    /// </summary>
+    Task<PolicyApplyResult> ApplyPolicyVersionAsync(string tenantId, PolicyVersion version, CancellationToken cancellationToken);
+
+    Task CreatePolicyProposalAsync(string tenantId, PolicyProposal proposal, CancellationToken cancellationToken);
+
+    Task<PolicyProposal?> GetPolicyProposalAsync(string tenantId, string proposalId, CancellationToken cancellationToken);
+
+    /// <summary>The tenant's proposals, newest first, at most <paramref name="limit"/>.</summary>
+    Task<IReadOnlyList<PolicyProposal>> ListPolicyProposalsAsync(string tenantId, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Closes a pending proposal as <paramref name="state"/> (rejected, expired, stale); false when it was not pending.</summary>
+    Task<bool> ClosePolicyProposalAsync(string tenantId, string proposalId, string state, string? closedBy, string? reason, DateTimeOffset closedAt, CancellationToken cancellationToken);
 }
 
 /// <summary>

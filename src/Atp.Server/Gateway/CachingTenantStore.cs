@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Atp.Core.Keys;
+using Atp.Core.Policy;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 
@@ -123,6 +124,29 @@ internal sealed class CachingTenantStore(ITenantStore inner, TimeProvider clock)
         ForgetKey(keyId);
         return changed;
     }
+
+    public Task<IReadOnlyList<PolicyVersion>> ListPolicyVersionsAsync(string tenantId, int limit, CancellationToken cancellationToken) =>
+        inner.ListPolicyVersionsAsync(tenantId, limit, cancellationToken);
+
+    // An applied version changes the tenant's settings: the cached tenant must not keep enforcing the old ones here.
+    public async Task<PolicyApplyResult> ApplyPolicyVersionAsync(string tenantId, PolicyVersion version, CancellationToken cancellationToken)
+    {
+        var result = await inner.ApplyPolicyVersionAsync(tenantId, version, cancellationToken).ConfigureAwait(false);
+        _tenants.TryRemove(tenantId, out _);
+        return result;
+    }
+
+    public Task CreatePolicyProposalAsync(string tenantId, PolicyProposal proposal, CancellationToken cancellationToken) =>
+        inner.CreatePolicyProposalAsync(tenantId, proposal, cancellationToken);
+
+    public Task<PolicyProposal?> GetPolicyProposalAsync(string tenantId, string proposalId, CancellationToken cancellationToken) =>
+        inner.GetPolicyProposalAsync(tenantId, proposalId, cancellationToken);
+
+    public Task<IReadOnlyList<PolicyProposal>> ListPolicyProposalsAsync(string tenantId, int limit, CancellationToken cancellationToken) =>
+        inner.ListPolicyProposalsAsync(tenantId, limit, cancellationToken);
+
+    public Task<bool> ClosePolicyProposalAsync(string tenantId, string proposalId, string state, string? closedBy, string? reason, DateTimeOffset closedAt, CancellationToken cancellationToken) =>
+        inner.ClosePolicyProposalAsync(tenantId, proposalId, state, closedBy, reason, closedAt, cancellationToken);
 
     /// <summary>Forgets one key under every name it is cached by (its id and its hash).</summary>
     private void ForgetKey(string keyId)

@@ -122,6 +122,20 @@ internal sealed class ContractDocumentTransformer(IOptions<AtpOptions> options) 
                 Description = "A JSON Schema 2020-12 document for the events' data (docs/schemas.md); stored and served in RFC 8785 canonical form.",
             };
         }
+        else if (name == nameof(Policy.ProposePolicyRequest))
+        {
+            properties["changes"] = new OpenApiSchema
+            {
+                Type = JsonSchemaType.Object,
+                Description = "The policy members to change; a member left out stays as it is, null returns it to the default (docs/policy.md).",
+                AdditionalPropertiesAllowed = false,
+                Properties = new Dictionary<string, IOpenApiSchema>(StringComparer.Ordinal)
+                {
+                    ["requireSignedRequests"] = new OpenApiSchema { Type = JsonSchemaType.Boolean | JsonSchemaType.Null, Description = "Require RFC 9421 signed requests; null: the edition's default (enterprise: required)." },
+                    ["requireRegisteredTypes"] = new OpenApiSchema { Type = JsonSchemaType.Boolean | JsonSchemaType.Null, Description = "Refuse events whose type has no registered schema; null: the default (false)." },
+                },
+            };
+        }
         else if (name == nameof(UpdateTenantRequest))
         {
             properties["requireSignedRequests"] = new OpenApiSchema

@@ -3,6 +3,7 @@ using Atp.Server.Events;
 using Atp.Server.Export;
 using Atp.Server.Gateway;
 using Atp.Server.Integrity;
+using Atp.Server.Policy;
 using Atp.Server.Schemas;
 using Atp.Server.Tenants;
 using Microsoft.AspNetCore.Mvc;
@@ -44,6 +45,17 @@ internal static class ContractExamples
          "complete":false,"filters":{"actor":"u-17","action":"document.*"},"events":2,"bytes":10240,"percent":100,
          "createdAt":"2026-12-06T21:55:00+00:00","expiresAt":"2026-12-13T21:55:00+00:00","finishedAt":"2026-12-06T21:55:01+00:00",
          "sha256":"9f2c1e4b6a8d0f3e5c7b9a1d2e4f6a8c0b2d4e6f8a0c2e4f6b8d0a2c4e6f8b0d"}
+        """;
+
+    private const string PolicyVersionJson = """
+        {"version":2,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null},"proposalId":"pp_5b0e8f1c2d3a4b5c6d7e8f90",
+         "proposedBy":"alice@example.com","approvedBy":"oidc:https://login.example.com#u-4711","appliedAt":"2026-12-07T09:12:00+00:00"}
+        """;
+
+    private const string PolicyProposalJson = """
+        {"id":"pp_5b0e8f1c2d3a4b5c6d7e8f90","baseVersion":1,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null},
+         "reason":"SOC 2 CC6.1: signed requests for every integration","state":"pending","proposedBy":"alice@example.com",
+         "createdAt":"2026-12-07T09:00:00+00:00","expiresAt":"2026-12-14T09:00:00+00:00"}
         """;
 
     private static readonly Dictionary<Type, string> Examples = new()
@@ -107,6 +119,13 @@ internal static class ContractExamples
         [typeof(SchemaTypeResponse)] = "{\"type\":\"payment.captured\",\"compatibility\":\"BACKWARD\",\"latestVersion\":2,\"versions\":[1,2],\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
         [typeof(SchemaTypeListResponse)] = """{"items":[{"type":"payment.captured","compatibility":"BACKWARD","latestVersion":2}]}""",
         [typeof(CompatibilityResponse)] = """{"type":"payment.captured","compatibility":"FULL_TRANSITIVE","latestVersion":2}""",
+        [typeof(ProposePolicyRequest)] = """{"changes":{"requireSignedRequests":true},"reason":"SOC 2 CC6.1: signed requests for every integration"}""",
+        [typeof(RejectProposalRequest)] = """{"reason":"wait until the billing integration signs its requests"}""",
+        [typeof(PolicyDocumentDto)] = """{"requireSignedRequests":true,"requireRegisteredTypes":null}""",
+        [typeof(PolicyVersionDto)] = PolicyVersionJson,
+        [typeof(PolicyProposalDto)] = PolicyProposalJson,
+        [typeof(PolicyHistoryDto)] = """{"versions":[{"version":1,"document":{"requireSignedRequests":null,"requireRegisteredTypes":null},"appliedAt":"2026-12-06T21:54:35+00:00"}],"proposals":[]}""",
+        [typeof(PolicyResponse)] = "{\"active\":" + PolicyVersionJson + ",\"pending\":[],\"history\":{\"versions\":[{\"version\":1,\"document\":{\"requireSignedRequests\":null,\"requireRegisteredTypes\":null},\"appliedAt\":\"2026-12-06T21:54:35+00:00\"}],\"proposals\":[]}}",
         [typeof(ProblemDetails)] = """
             {"type":"https://atp.dev/problems/validation","title":"The request is not valid","status":400,
              "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}],

@@ -13,20 +13,17 @@ internal sealed class ContractSchemaTransformer : IOpenApiSchemaTransformer
     {
         ArgumentNullException.ThrowIfNull(schema);
         ArgumentNullException.ThrowIfNull(context);
-        if (context.JsonPropertyInfo is not null)
-        {
-            return Task.CompletedTask;
-        }
-
+        // A body type first met as another body's property (a policy's active version) becomes the shared component
+        // from there, so it gets its example in that context too.
         var type = context.JsonTypeInfo.Type;
-        if (type == typeof(ProblemDetails))
-        {
-            DescribeProblem(schema);
-        }
-
         if (ContractExamples.For(type) is { } example)
         {
             schema.Examples = [example];
+        }
+
+        if (context.JsonPropertyInfo is null && type == typeof(ProblemDetails))
+        {
+            DescribeProblem(schema);
         }
 
         return Task.CompletedTask;

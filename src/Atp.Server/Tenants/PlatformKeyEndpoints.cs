@@ -62,18 +62,25 @@ internal static class PlatformKeyEndpoints
             return Problem.Validation("expiresAt: must be in the future");
         }
 
+        if (request.Owner is not null && !DisplayNames.IsValid(request.Owner))
+        {
+            return Problem.Validation(TenantEndpoints.OwnerRule);
+        }
+
+        var owner = await TenantEndpoints.OwnerOfNewKeyAsync(context, request.Owner, store, cancellationToken).ConfigureAwait(false);
         var (key, secret, _) = TenantEndpoints.NewKey(null, request.Name.Trim(), [Scopes.PlatformAdmin], request.ExpiresAt, signing: false, sealer, clock);
+        key = key with { Owner = owner };
         await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
-        await audit.RecordAsync(PlatformEvents.AdminAction(context, "platform-key.created", PlatformAuditLog.TenantId, new() { ["keyId"] = key.Id }), cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(PlatformEvents.AdminAction(context, "platform-key.created", PlatformAuditLog.TenantId, new() { ["keyId"] = key.Id, ["owner"] = owner }), cancellationToken).ConfigureAwait(false);
         context.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Created($"/v1/admin/keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, null, key.ExpiresAt, null));
+        return TypedResults.Created($"/v1/admin/keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, null, key.ExpiresAt, null) { Owner = owner });
     }
 
     private static async Task<IResult> ListAsync(ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
         var keys = await store.ListApiKeysAsync(null, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(new ApiKeyListResponse(keys.Select(k => new ApiKeyInfo(k.Id, k.Name, k.Scopes, k.SealedSigningSecret is not null, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.StatusAt(now))).ToArray()));
+        return TypedResults.Ok(new ApiKeyListResponse(keys.Select(k => TenantEndpoints.InfoOf(k, now)).ToArray()));
     }
 
     private static async Task<IResult> RevokeAsync(HttpContext context, string keyId, ITenantStore store, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)

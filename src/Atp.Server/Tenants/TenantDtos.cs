@@ -31,15 +31,31 @@ internal sealed record TenantSettingsDto(bool RequireSignedRequests, int IngestP
 
 internal sealed record TenantResponse(string Id, string Name, string Edition, string HomeRegion, ResidencyDto Residency, string Status, DateTimeOffset CreatedAt, string Origin, TenantSettingsDto Settings);
 
-internal sealed record CreateApiKeyRequest(string? Name, IReadOnlyList<string>? Scopes, DateTimeOffset? ExpiresAt, bool? Signing);
+internal sealed record CreateApiKeyRequest(string? Name, IReadOnlyList<string>? Scopes, DateTimeOffset? ExpiresAt, bool? Signing)
+{
+    /// <summary>The person the key belongs to (two-person rule); absent: the creating credential's person.</summary>
+    public string? Owner { get; init; }
+}
 
 internal sealed record RotateApiKeyRequest(long? OverlapSeconds, DateTimeOffset? ExpiresAt);
 
 /// <summary>A new key: <see cref="Key"/> and <see cref="SigningSecret"/> are shown only here, once.</summary>
-internal sealed record ApiKeyResponse(string Id, string Key, string Name, IReadOnlyList<string> Scopes, string? Tenant, DateTimeOffset? ExpiresAt, string? SigningSecret, string? Replaces = null, DateTimeOffset? ReplacedKeyExpiresAt = null);
+internal sealed record ApiKeyResponse(string Id, string Key, string Name, IReadOnlyList<string> Scopes, string? Tenant, DateTimeOffset? ExpiresAt, string? SigningSecret, string? Replaces = null, DateTimeOffset? ReplacedKeyExpiresAt = null)
+{
+    /// <summary>The person the key belongs to, for the two-person rule of policy changes.</summary>
+    public string? Owner { get; init; }
+}
 
-internal sealed record ApiKeyInfo(string Id, string Name, IReadOnlyList<string> Scopes, bool Signing, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string Status);
+internal sealed record ApiKeyInfo(string Id, string Name, IReadOnlyList<string> Scopes, bool Signing, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, string Status)
+{
+    /// <summary>The person the key belongs to; a key from before owners existed is its own person (<c>key:</c> and its id).</summary>
+    public string? Owner { get; init; }
+}
 
 internal sealed record ApiKeyListResponse(IReadOnlyList<ApiKeyInfo> Items);
 
-internal sealed record CreatePlatformKeyRequest(string? Name, DateTimeOffset? ExpiresAt);
+internal sealed record CreatePlatformKeyRequest(string? Name, DateTimeOffset? ExpiresAt)
+{
+    /// <summary>The person the key belongs to (two-person rule); absent: the creating credential's person.</summary>
+    public string? Owner { get; init; }
+}

@@ -1,10 +1,12 @@
 using System.Text.Json;
 using Atp.Core.Keys;
+using Atp.Core.Policy;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
 using Atp.Server.Audit;
 using Atp.Server.Gateway;
 using Atp.Server.OpenApi;
+using Atp.Server.Policy;
 using Atp.Server.Problems;
 using Microsoft.Extensions.Options;
 
@@ -37,7 +39,7 @@ internal static class TenantEndpoints
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
             .WithSummary("Suspend or reactivate a tenant, require signed requests, require registered event types, override its rate limits (platform admin)")
             .WithName("updateTenant")
-            .WithDescription("409 read-only-replica: a replica's status cannot be changed (it was imported from another cell's export bundles).")
+            .WithDescription("409 read-only-replica: a replica's status cannot be changed (it was imported from another cell's export bundles). 409 policy-approval-required: requireSignedRequests and requireRegisteredTypes are policy, changed through POST /v1/tenants/{tenant}/policy/proposals and a second person's approval (unless Atp:Policy:TwoPersonApproval is false); nothing is stored.")
             .WithJsonBody<UpdateTenantRequest>()
             .Produces<TenantResponse>()
             .ProducesProblem(StatusCodes.Status409Conflict);
@@ -145,7 +147,8 @@ internal static class TenantEndpoints
         return TypedResults.Created($"/v1/tenants/{tenant.Id}", ToResponse(tenant, options.Value));
     }
 
-    private static async Task<IResult> UpdateTenantAsync(HttpContext context, ITenantStore store, IOptions<AtpOptions> options, PlatformAuditLog audit, CancellationToken cancellationToken)
+    private static async Task<IResult> UpdateTenantAsync(
+        HttpContext context, ITenantStore store, IOptions<AtpOptions> options, IOptions<PolicyOptions> policyOptions, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (request, problem) = await JsonBody.ReadAsync<UpdateTenantRequest>(context, 4 * 1024, cancellationToken).ConfigureAwait(false);
         if (problem is not null)
@@ -154,6 +157,16 @@ internal static class TenantEndpoints
         }
 
         var tenant = TenantAccessFilter.Current(context);
+
+        // Policy settings change only by a proposal and a second person's approval; the whole request is refused so
+        // nothing of it (a status change) is half applied.
+        if (policyOptions.Value.TwoPersonApproval
+            && (request!.RequireSignedRequests.ValueKind != JsonValueKind.Undefined || request.RequireRegisteredTypes.ValueKind != JsonValueKind.Undefined))
+        {
+            return Problem.Conflict(
+                "policy-approval-required",
+                $"requireSignedRequests and requireRegisteredTypes are the tenant's policy: propose the change with POST /v1/tenants/{tenant.Id}/policy/proposals and have a second admin approve it. Nothing was stored.");
+        }
 
         // Appends to a replica would fork it from the source cell's log, whose checkpoints it serves: it stays read-only.
         if (tenant.IsReplica && request!.Status is not null)
@@ -241,6 +254,19 @@ internal static class TenantEndpoints
             return Problem.Validation("The change is not valid; nothing was changed.", errors);
         }
 
+        // With two-person approval off, a direct change of policy settings is still recorded as a policy version.
+        var policy = PolicyDocument.Of(settings);
+        if (policy != PolicyDocument.Of(tenant.Settings))
+        {
+            var now = clock.GetUtcNow();
+            var active = await TenantPolicies.ActiveAsync(store, tenant, now, cancellationToken).ConfigureAwait(false);
+            var person = await Persons.OfAsync(context.User, store, cancellationToken).ConfigureAwait(false);
+            if (await store.ApplyPolicyVersionAsync(tenant.Id, new PolicyVersion(active.Version + 1, policy, null, person, person, now), cancellationToken).ConfigureAwait(false) != PolicyApplyResult.Applied)
+            {
+                return Problem.Conflict("policy-conflict", "The tenant's policy changed at the same time; nothing was stored. Read the tenant and retry.");
+            }
+        }
+
         if (request.Status is { } status && status != tenant.Status)
         {
             await store.SetTenantStatusAsync(tenant.Id, status, cancellationToken).ConfigureAwait(false);
@@ -310,20 +336,40 @@ internal static class TenantEndpoints
             return Problem.Validation("expiresAt: must be in the future");
         }
 
+        if (request.Owner is not null && !DisplayNames.IsValid(request.Owner))
+        {
+            return Problem.Validation(OwnerRule);
+        }
+
         var tenant = TenantAccessFilter.Current(context);
+        var owner = await OwnerOfNewKeyAsync(context, request.Owner, store, cancellationToken).ConfigureAwait(false);
         var (key, secret, signingSecret) = NewKey(tenant.Id, request.Name.Trim(), [.. scopes.Distinct(StringComparer.Ordinal)], request.ExpiresAt, request.Signing == true, sealer, clock);
+        key = key with { Owner = owner };
         await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
-        await audit.RecordAsync(PlatformEvents.AdminAction(context, "api-key.created", tenant.Id, new() { ["keyId"] = key.Id, ["scopes"] = string.Join(' ', key.Scopes), ["signing"] = signingSecret is null ? "false" : "true" }), cancellationToken).ConfigureAwait(false);
+        await audit.RecordAsync(PlatformEvents.AdminAction(context, "api-key.created", tenant.Id, new() { ["keyId"] = key.Id, ["scopes"] = string.Join(' ', key.Scopes), ["signing"] = signingSecret is null ? "false" : "true", ["owner"] = owner }), cancellationToken).ConfigureAwait(false);
         context.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt, signingSecret));
+        return TypedResults.Created($"/v1/tenants/{tenant.Id}/api-keys/{key.Id}", new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenant.Id, key.ExpiresAt, signingSecret) { Owner = owner });
     }
+
+    internal const string OwnerRule = "owner: the person the key belongs to, 1-200 characters of printable text";
+
+    /// <summary>
+    /// The owner a new key gets: the one named, else the creating credential's person, so that a second key an admin
+    /// creates for themselves cannot approve their own policy proposal.
+    /// </summary>
+    internal static async Task<string> OwnerOfNewKeyAsync(HttpContext context, string? named, ITenantStore store, CancellationToken cancellationToken) =>
+        named?.Trim() is { Length: > 0 } owner ? owner : await Persons.OfAsync(context.User, store, cancellationToken).ConfigureAwait(false) ?? "";
+
+    /// <summary>A key as listed: never the key, and its owner (a key from before owners is its own person).</summary>
+    internal static ApiKeyInfo InfoOf(ApiKey k, DateTimeOffset now) =>
+        new(k.Id, k.Name, k.Scopes, k.SealedSigningSecret is not null, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.StatusAt(now)) { Owner = k.Owner ?? Persons.OfKeyWithoutOwner(k.Id) };
 
     private static async Task<IResult> ListApiKeysAsync(HttpContext context, ITenantStore store, TimeProvider clock, CancellationToken cancellationToken)
     {
         var tenant = TenantAccessFilter.Current(context);
         var now = clock.GetUtcNow();
         var keys = await store.ListApiKeysAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(new ApiKeyListResponse(keys.Select(k => new ApiKeyInfo(k.Id, k.Name, k.Scopes, k.SealedSigningSecret is not null, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.StatusAt(now))).ToArray()));
+        return TypedResults.Ok(new ApiKeyListResponse(keys.Select(k => InfoOf(k, now)).ToArray()));
     }
 
     private static async Task<IResult> RevokeApiKeyAsync(HttpContext context, string keyId, ITenantStore store, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken) =>
@@ -384,14 +430,16 @@ internal static class TenantEndpoints
             return Problem.Conflict("key-not-active", $"API key '{keyId}' is {old.StatusAt(now)}; only an active key can be rotated.");
         }
 
+        // The successor belongs to the same person (a key without an owner is its own person: the successor takes that).
         var (key, secret, signingSecret) = NewKey(tenantId, old.Name, old.Scopes, request.ExpiresAt, old.SealedSigningSecret is not null, sealer, clock);
+        key = key with { Owner = old.Owner ?? Persons.OfKeyWithoutOwner(old.Id) };
         await store.CreateApiKeyAsync(key, cancellationToken).ConfigureAwait(false);
         var oldExpiry = old.ExpiresAt is { } current && current < now + overlap ? current : now + overlap;
         await store.ExpireApiKeyAsync(tenantId, old.Id, oldExpiry, cancellationToken).ConfigureAwait(false);
         await audit.RecordAsync(PlatformEvents.AdminAction(context, tenantId is null ? "platform-key.rotated" : "api-key.rotated", tenantId ?? PlatformAuditLog.TenantId, new() { ["keyId"] = key.Id, ["replaces"] = old.Id }), cancellationToken).ConfigureAwait(false);
         context.Response.Headers.CacheControl = "no-store";
         var location = tenantId is null ? $"/v1/admin/keys/{key.Id}" : $"/v1/tenants/{tenantId}/api-keys/{key.Id}";
-        return TypedResults.Created(location, new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenantId, key.ExpiresAt, signingSecret, old.Id, oldExpiry));
+        return TypedResults.Created(location, new ApiKeyResponse(key.Id, secret, key.Name, key.Scopes, tenantId, key.ExpiresAt, signingSecret, old.Id, oldExpiry) { Owner = key.Owner });
     }
 
     // A signing key also gets 32 random bytes of HMAC secret: returned once (base64), stored only sealed under the KEK.
