@@ -26,17 +26,11 @@ public sealed class OidcTests : IAsyncLifetime
         await _oidc.DisposeAsync();
     }
 
-    private HttpClient WithToken(string token)
-    {
-        var client = new HttpClient { BaseAddress = _server.BaseAddress };
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        return client;
-    }
 
     [Fact]
     public async Task A_writer_writes_but_cannot_read()
     {
-        using var writer = WithToken(_oidc.Token("svc-1", "acme", ["atp.writer"]));
+        using var writer = _server.ClientWithKey(_oidc.Token("svc-1", "acme", ["atp.writer"]));
 
         Assert.Equal(HttpStatusCode.Created, (await writer.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(2)))).StatusCode);
         await ProblemAssert.IsProblemAsync(await writer.GetAsync("/v1/tenants/acme/events"), HttpStatusCode.Forbidden, "forbidden");
@@ -46,7 +40,7 @@ public sealed class OidcTests : IAsyncLifetime
     [Fact]
     public async Task An_auditor_reads_and_verifies_but_cannot_write()
     {
-        using var auditor = WithToken(_oidc.Token("alice", "acme", ["atp.auditor"]));
+        using var auditor = _server.ClientWithKey(_oidc.Token("alice", "acme", ["atp.auditor"]));
 
         Assert.Equal(HttpStatusCode.OK, (await auditor.GetAsync("/v1/tenants/acme/events")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await auditor.GetAsync("/v1/tenants/acme/log/checkpoint")).StatusCode);
@@ -57,7 +51,7 @@ public sealed class OidcTests : IAsyncLifetime
     [Fact]
     public async Task A_tenant_admin_manages_keys_of_its_tenant_only()
     {
-        using var admin = WithToken(_oidc.Token("bob", "acme", ["atp.tenant-admin"]));
+        using var admin = _server.ClientWithKey(_oidc.Token("bob", "acme", ["atp.tenant-admin"]));
 
         Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/v1/tenants/acme/api-keys", new { name = "ci", scopes = new[] { "events:write" } })).StatusCode);
         await ProblemAssert.IsProblemAsync(await admin.GetAsync("/v1/tenants/globex/api-keys"), HttpStatusCode.Forbidden, "forbidden");
@@ -67,10 +61,10 @@ public sealed class OidcTests : IAsyncLifetime
     [Fact]
     public async Task A_platform_admin_creates_tenants_and_the_tid_claim_also_names_a_tenant()
     {
-        using var platform = WithToken(_oidc.Token("root", null, ["atp.platform-admin"]));
+        using var platform = _server.ClientWithKey(_oidc.Token("root", null, ["atp.platform-admin"]));
         Assert.Equal(HttpStatusCode.Created, (await platform.PostAsJsonAsync("/v1/tenants", new { id = "newco", name = "New Co" })).StatusCode);
 
-        using var viaTid = WithToken(_oidc.Token("carol", "newco", ["atp.auditor"], tenantClaim: "tid"));
+        using var viaTid = _server.ClientWithKey(_oidc.Token("carol", "newco", ["atp.auditor"], tenantClaim: "tid"));
         Assert.Equal(HttpStatusCode.OK, (await viaTid.GetAsync("/v1/tenants/newco/events")).StatusCode);
     }
 
@@ -79,7 +73,7 @@ public sealed class OidcTests : IAsyncLifetime
     {
         foreach (var role in new[] { "atp.auditor", "atp.tenant-admin", "atp.writer" })
         {
-            using var client = WithToken(_oidc.Token("mallory", "atp-platform", [role]));
+            using var client = _server.ClientWithKey(_oidc.Token("mallory", "atp-platform", [role]));
 
             foreach (var path in new[] { "/v1/tenants/atp-platform/events", "/v1/tenants/atp-platform/log/checkpoint", "/v1/tenants/atp-platform/log/entries/0", "/v1/tenants/atp-platform" })
             {
@@ -87,14 +81,14 @@ public sealed class OidcTests : IAsyncLifetime
             }
         }
 
-        using var platform = WithToken(_oidc.Token("root", null, ["atp.platform-admin"]));
+        using var platform = _server.ClientWithKey(_oidc.Token("root", null, ["atp.platform-admin"]));
         Assert.Equal(HttpStatusCode.OK, (await platform.GetAsync("/v1/tenants/atp-platform/log/checkpoint")).StatusCode);
     }
 
     [Fact]
     public async Task Foreign_and_unknown_tenants_get_the_same_answer()
     {
-        using var auditor = WithToken(_oidc.Token("alice", "acme", ["atp.auditor"]));
+        using var auditor = _server.ClientWithKey(_oidc.Token("alice", "acme", ["atp.auditor"]));
 
         var foreign = await ProblemAssert.IsProblemAsync(await auditor.GetAsync("/v1/tenants/globex/events"), HttpStatusCode.Forbidden, "forbidden");
         var unknown = await ProblemAssert.IsProblemAsync(await auditor.GetAsync("/v1/tenants/no-such-co/events"), HttpStatusCode.Forbidden, "forbidden");
@@ -128,7 +122,7 @@ public sealed class OidcTests : IAsyncLifetime
             "reserved-claim" => _oidc.Token("svc", "acme", ["atp.writer"], tenantClaim: "atp:tenant"),
             _ => Unsigned(_oidc.Token("svc", "acme", ["atp.writer"])),
         };
-        using var client = WithToken(token);
+        using var client = _server.ClientWithKey(token);
 
         var response = await client.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Batch(1)));
 

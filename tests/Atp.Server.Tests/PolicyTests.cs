@@ -373,19 +373,13 @@ public sealed class PolicyOidcTests : IAsyncLifetime
         await _oidc.DisposeAsync();
     }
 
-    private HttpClient WithToken(string token)
-    {
-        var client = new HttpClient { BaseAddress = _server.BaseAddress };
-        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
-        return client;
-    }
 
     [Fact]
     public async Task The_same_subject_with_a_new_token_or_through_a_key_it_created_cannot_approve_and_another_subject_can()
     {
-        using var dana = WithToken(_oidc.Token("dana", "acme", ["atp.tenant-admin"]));
+        using var dana = _server.ClientWithKey(_oidc.Token("dana", "acme", ["atp.tenant-admin"]));
         var id = await PolicySteps.ProposeAsync(dana, "acme", """{"requireRegisteredTypes":true}""");
-        using var danaAgain = WithToken(_oidc.Token("dana", "acme", ["atp.tenant-admin"]));
+        using var danaAgain = _server.ClientWithKey(_oidc.Token("dana", "acme", ["atp.tenant-admin"]));
         var created = await danaAgain.PostAsJsonAsync("/v1/tenants/acme/api-keys", new { name = "dana's script", scopes = new[] { Scopes.TenantAdmin } });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var danaKey = await created.Content.ReadFromJsonAsync<JsonElement>();
@@ -397,7 +391,7 @@ public sealed class PolicyOidcTests : IAsyncLifetime
             await ProblemAssert.IsProblemAsync(await client.PostAsync($"/v1/tenants/acme/policy/proposals/{id}/approve", null), HttpStatusCode.Forbidden, "self-approval");
         }
 
-        using var erin = WithToken(_oidc.Token("erin", "acme", ["atp.tenant-admin"]));
+        using var erin = _server.ClientWithKey(_oidc.Token("erin", "acme", ["atp.tenant-admin"]));
         var approved = await erin.PostAsync($"/v1/tenants/acme/policy/proposals/{id}/approve", null);
         Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
         var version = await approved.Content.ReadFromJsonAsync<JsonElement>();
