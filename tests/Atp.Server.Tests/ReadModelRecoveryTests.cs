@@ -366,7 +366,7 @@ public sealed class ReadModelRecoveryTests(Xunit.Abstractions.ITestOutputHelper 
         for (var first = 0; first < count; first += 1000)
         {
             var response = await PostBatchAsync(client, first, Math.Min(1000, count - first), Tenant, flagged);
-            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            Assert.True(response.StatusCode == HttpStatusCode.Created, $"batch at {first}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}\nserver output:\n{string.Join('\n', server.Output.TakeLast(60))}");
         }
 
         await WaitCompleteAsync(client, Tenant);
