@@ -167,6 +167,14 @@ public sealed class EditionLimits
     /// <summary>The largest file one export job may write.</summary>
     [Range(typeof(long), "1024", "9223372036854775807")]
     public long ExportJobMaxBytes { get; set; }
+
+    /// <summary>Events a tenant's log may hold; 0 (the default of every edition) is unlimited.</summary>
+    [Range(typeof(long), "0", "9223372036854775807")]
+    public long MaxStoredEvents { get; set; }
+
+    /// <summary>Bytes of leaves a tenant's log may hold; 0 (the default of every edition) is unlimited.</summary>
+    [Range(typeof(long), "0", "9223372036854775807")]
+    public long MaxStoredBytes { get; set; }
 }
 
 public sealed class QueryOptions

@@ -222,6 +222,11 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         batch.BatchCommands.Add(TenantScope.Command(
             "INSERT INTO atp.outbox (tenant_id, first_idx, last_idx, received_at) VALUES ($1, $2, $3, $4)",
             tenantId, rows.FirstIndex, (long)tree.Size - 1, rows.FirstReceivedAt));
+
+        // In the same savepoint (or savepoint-less transaction) as the entries, so the counter the storage quotas read
+        // never disagrees with the committed leaves; the head row is already locked by this transaction.
+        batch.BatchCommands.Add(TenantScope.Command(
+            "UPDATE atp.tree_heads SET stored_bytes = stored_bytes + $2 WHERE tenant_id = $1", tenantId, rows.Bytes));
     }
 
     private static void AddIdempotencyKey(NpgsqlBatch batch, AppendRequest request, IReadOnlyList<Receipt> receipts, long now)
@@ -261,6 +266,9 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
 
         public long FirstIndex => firstIndex;
 
+        /// <summary>The byte length of every leaf added.</summary>
+        public long Bytes { get; private set; }
+
         public long FirstReceivedAt => _receivedAt[0];
 
         public void Add(ulong index, PendingEntry entry, List<MerkleNode> completed)
@@ -283,6 +291,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
 
             _receivedAt[_count] = entry.ReceivedAt.UtcTicks;
             _leaves[_count] = entry.Leaf;
+            Bytes += entry.Leaf.Length;
             _count++;
         }
 

@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 10;
+    public const int CurrentVersion = 11;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -433,6 +433,17 @@ internal static class PostgresSchema
         CREATE INDEX policy_proposals_created ON atp.policy_proposals (tenant_id, created_at);
         """;
 
+    // Version 11: storage quotas per tenant (null = the edition's default, 0 = unlimited), and the bytes of leaves each
+    // log stores, kept in the append's transaction; back-filled from the leaves already stored.
+    private static string Version11() => """
+        ALTER TABLE atp.tenants ADD COLUMN max_stored_events bigint NULL;
+        ALTER TABLE atp.tenants ADD COLUMN max_stored_bytes bigint NULL;
+        ALTER TABLE atp.tree_heads ADD COLUMN stored_bytes bigint NOT NULL DEFAULT 0;
+        UPDATE atp.tree_heads h SET stored_bytes = s.bytes
+        FROM (SELECT e.tenant_id, SUM(octet_length(e.leaf))::bigint AS bytes FROM atp.log_entries e GROUP BY e.tenant_id) s
+        WHERE s.tenant_id = h.tenant_id;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -449,7 +460,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

@@ -136,7 +136,8 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
             SELECT tenant_id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
                    require_signed_requests, ingest_per_second, query_per_second,
                    ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second,
-                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes, require_registered_types
+                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes, require_registered_types,
+                   max_stored_events, max_stored_bytes
             FROM atp.tenants WHERE tenant_id = $1
             """,
             [tenantId],
@@ -157,6 +158,8 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
                     MaxDailyExportBytes = reader.IsDBNull(15) ? null : reader.GetInt64(15),
                     ExportJobMaxBytes = reader.IsDBNull(16) ? null : reader.GetInt64(16),
                     RequireRegisteredTypes = reader.IsDBNull(17) ? null : reader.GetBoolean(17),
+                    MaxStoredEvents = reader.IsDBNull(18) ? null : reader.GetInt64(18),
+                    MaxStoredBytes = reader.IsDBNull(19) ? null : reader.GetInt64(19),
                 },
             },
             cancellationToken).ConfigureAwait(false);
@@ -171,10 +174,11 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
             """
             UPDATE atp.tenants SET require_signed_requests = $2, ingest_per_second = $3, query_per_second = $4,
                 ingest_events_per_second = $5, ingest_bytes_per_second = $6, read_cost_per_second = $7,
-                max_concurrent_exports = $8, max_daily_export_bytes = $9, export_job_max_bytes = $10, require_registered_types = $11
+                max_concurrent_exports = $8, max_daily_export_bytes = $9, export_job_max_bytes = $10, require_registered_types = $11,
+                max_stored_events = $12, max_stored_bytes = $13
             WHERE tenant_id = $1
             """,
-            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond, settings.IngestEventsPerSecond, settings.IngestBytesPerSecond, settings.ReadCostPerSecond, settings.MaxConcurrentExports, settings.MaxDailyExportBytes, settings.ExportJobMaxBytes, settings.RequireRegisteredTypes],
+            [tenantId, settings.RequireSignedRequests, settings.IngestPerSecond, settings.QueryPerSecond, settings.IngestEventsPerSecond, settings.IngestBytesPerSecond, settings.ReadCostPerSecond, settings.MaxConcurrentExports, settings.MaxDailyExportBytes, settings.ExportJobMaxBytes, settings.RequireRegisteredTypes, settings.MaxStoredEvents, settings.MaxStoredBytes],
             cancellationToken).ConfigureAwait(false) == 1;
     }
 
@@ -260,6 +264,11 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
         (await QueryAsync(
             tenantId, "SELECT size, root FROM atp.tree_heads WHERE tenant_id = $1", [tenantId],
             reader => new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1])), cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    public async Task<StorageUsage?> GetStorageUsageAsync(string tenantId, CancellationToken cancellationToken) =>
+        (await QueryAsync(
+            tenantId, "SELECT size, stored_bytes FROM atp.tree_heads WHERE tenant_id = $1", [tenantId],
+            reader => new StorageUsage((ulong)reader.GetInt64(0), reader.GetInt64(1)), cancellationToken).ConfigureAwait(false)).SingleOrDefault();
 
     public async Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken) =>
         index > long.MaxValue

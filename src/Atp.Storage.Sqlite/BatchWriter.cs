@@ -14,6 +14,7 @@ internal sealed class BatchWriter : IDisposable
     private readonly SqliteCommand _insertOutbox;
     private readonly SqliteCommand _deleteOutbox;
     private readonly SqliteCommand _updateHead;
+    private readonly SqliteCommand _addStoredBytes;
     private readonly SqliteCommand _findEvent;
     private readonly SqliteCommand _findKey;
     private readonly SqliteCommand _insertKey;
@@ -30,6 +31,7 @@ internal sealed class BatchWriter : IDisposable
         _insertOutbox = Prepare("INSERT INTO outbox (tenant_id, first_idx, last_idx) VALUES ($1, $2, $3)", 3);
         _deleteOutbox = Prepare("DELETE FROM outbox WHERE id <= $1", 1);
         _updateHead = Prepare("UPDATE tree_heads SET size = $2, root = $3 WHERE tenant_id = $1", 3);
+        _addStoredBytes = Prepare("UPDATE tree_heads SET stored_bytes = stored_bytes + $2 WHERE tenant_id = $1", 2);
         _findEvent = Prepare("SELECT id, leaf_hash, leaf FROM log_entries WHERE event_id = $1 AND id BETWEEN $2 AND $3", 3);
         _findKey = Prepare("SELECT request_hash, receipts FROM idempotency_keys WHERE tenant_id = $1 AND key = $2", 2);
         _insertKey = Prepare("INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipts, created_at) VALUES ($1, $2, $3, $4, $5)", 5);
@@ -97,6 +99,9 @@ internal sealed class BatchWriter : IDisposable
 
     public void UpdateTreeHead(string tenantId, ulong size, Hash root) => Run(_updateHead, tenantId, (long)size, root.ToArray());
 
+    /// <summary>Adds the leaf bytes a request appended to the tenant's stored bytes, inside the request's savepoint.</summary>
+    public void AddStoredBytes(string tenantId, long bytes) => Run(_addStoredBytes, tenantId, bytes);
+
     public StoredEvent? FindEvent(long tenantNumber, Guid eventId)
     {
         SetParameters(_findEvent, eventId.ToByteArray(bigEndian: true), LogRowId.First(tenantNumber), LogRowId.Last(tenantNumber));
@@ -163,7 +168,7 @@ internal sealed class BatchWriter : IDisposable
         }
     }
 
-    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _findEvent, _findKey, _insertKey, _savepoint, _release, _rollbackTo];
+    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _addStoredBytes, _findEvent, _findKey, _insertKey, _savepoint, _release, _rollbackTo];
 
     // Positional parameters ($1, $2, …) set by ordinal: binding by name showed up in profiles of the hot path.
     private SqliteCommand Prepare(string sql, int parameters)

@@ -171,8 +171,19 @@ internal static class SqliteSchema
         CREATE INDEX policy_proposals_created ON policy_proposals (tenant_id, created_at);
         """;
 
+    // Version 9: storage quotas per tenant (null = the edition's default, 0 = unlimited), and the bytes of leaves each
+    // log stores, kept in the append's transaction; back-filled from the leaves already stored (rowid = num << 40 | index).
+    private const string Version9 = """
+        ALTER TABLE tenants ADD COLUMN max_stored_events INTEGER NULL;
+        ALTER TABLE tenants ADD COLUMN max_stored_bytes INTEGER NULL;
+        ALTER TABLE tree_heads ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+        UPDATE tree_heads SET stored_bytes = (
+            SELECT COALESCE(SUM(length(e.leaf)), 0) FROM tenants t JOIN log_entries e ON e.id BETWEEN (t.num << 40) AND (t.num << 40) + tree_heads.size - 1
+            WHERE t.id = tree_heads.tenant_id);
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

@@ -237,6 +237,7 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         var tree = StagedTree(writer, request.TenantId, tenantNumber, staged);
         var firstIndex = tree.Size;
         var appended = false;
+        long bytes = 0;
         for (var i = 0; i < request.Entries.Count; i++)
         {
             if (receipts[i] is not null)
@@ -248,12 +249,16 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             var index = tree.Size;
             writer.AppendEntry(tenantNumber, index, entry, tree);
             receipts[i] = new Receipt(entry.EventId, index, entry.LeafHash);
+            bytes += entry.Leaf.Length;
             appended = true;
         }
 
         if (appended)
         {
             writer.AddOutboxRange(request.TenantId, firstIndex, tree.Size - 1);
+
+            // In the request's savepoint, so an undone request leaves the counter as it was (storage quotas read it).
+            writer.AddStoredBytes(request.TenantId, bytes);
         }
 
         var result = receipts.Select(r => r!).ToArray();

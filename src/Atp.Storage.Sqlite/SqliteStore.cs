@@ -143,7 +143,8 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
             SELECT id, name, edition, home_region, residency_mode, allowed_regions, status, created_at,
                    require_signed_requests, ingest_per_second, query_per_second,
                    ingest_events_per_second, ingest_bytes_per_second, read_cost_per_second,
-                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes, require_registered_types
+                   max_concurrent_exports, max_daily_export_bytes, export_job_max_bytes, require_registered_types,
+                   max_stored_events, max_stored_bytes
             FROM tenants WHERE id = $x
             """,
             tenantId,
@@ -164,6 +165,8 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
                     MaxDailyExportBytes = reader.IsDBNull(15) ? null : reader.GetInt64(15),
                     ExportJobMaxBytes = reader.IsDBNull(16) ? null : reader.GetInt64(16),
                     RequireRegisteredTypes = reader.IsDBNull(17) ? null : reader.GetInt64(17) != 0,
+                    MaxStoredEvents = reader.IsDBNull(18) ? null : reader.GetInt64(18),
+                    MaxStoredBytes = reader.IsDBNull(19) ? null : reader.GetInt64(19),
                 },
             },
             cancellationToken);
@@ -173,7 +176,7 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
         ArgumentNullException.ThrowIfNull(settings);
         using var connection = await _connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query, ingest_events_per_second = $events, ingest_bytes_per_second = $bytes, read_cost_per_second = $readCost, max_concurrent_exports = $exports, max_daily_export_bytes = $dailyExportBytes, export_job_max_bytes = $exportJobBytes, require_registered_types = $registeredTypes WHERE id = $id";
+        command.CommandText = "UPDATE tenants SET require_signed_requests = $signed, ingest_per_second = $ingest, query_per_second = $query, ingest_events_per_second = $events, ingest_bytes_per_second = $bytes, read_cost_per_second = $readCost, max_concurrent_exports = $exports, max_daily_export_bytes = $dailyExportBytes, export_job_max_bytes = $exportJobBytes, require_registered_types = $registeredTypes, max_stored_events = $storedEvents, max_stored_bytes = $storedBytes WHERE id = $id";
         command.Parameters.AddWithValue("$id", tenantId);
         command.Parameters.AddWithValue("$signed", settings.RequireSignedRequests is { } signed ? (signed ? 1 : 0) : DBNull.Value);
         command.Parameters.AddWithValue("$ingest", (object?)settings.IngestPerSecond ?? DBNull.Value);
@@ -185,6 +188,8 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
         command.Parameters.AddWithValue("$dailyExportBytes", (object?)settings.MaxDailyExportBytes ?? DBNull.Value);
         command.Parameters.AddWithValue("$exportJobBytes", (object?)settings.ExportJobMaxBytes ?? DBNull.Value);
         command.Parameters.AddWithValue("$registeredTypes", settings.RequireRegisteredTypes is { } registered ? (registered ? 1 : 0) : DBNull.Value);
+        command.Parameters.AddWithValue("$storedEvents", (object?)settings.MaxStoredEvents ?? DBNull.Value);
+        command.Parameters.AddWithValue("$storedBytes", (object?)settings.MaxStoredBytes ?? DBNull.Value);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
@@ -329,6 +334,13 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
             "SELECT size, root FROM tree_heads WHERE tenant_id = $x",
             tenantId,
             reader => new TreeHead((ulong)reader.GetInt64(0), new Hash((byte[])reader[1])),
+            cancellationToken);
+
+    public Task<StorageUsage?> GetStorageUsageAsync(string tenantId, CancellationToken cancellationToken) =>
+        QuerySingleAsync(
+            "SELECT size, stored_bytes FROM tree_heads WHERE tenant_id = $x",
+            tenantId,
+            reader => new StorageUsage((ulong)reader.GetInt64(0), reader.GetInt64(1)),
             cancellationToken);
 
     public async Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken)

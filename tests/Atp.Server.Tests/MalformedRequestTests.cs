@@ -23,7 +23,7 @@ public sealed class MalformedRequestTests : IAsyncLifetime
         "null",
         "\"text\"",
         "1e999",
-        "{\"name\":123,\"id\":[],\"scopes\":\"x\",\"events\":5,\"overlapSeconds\":9223372036854775807,\"expiresAt\":\"not a date\",\"status\":7,\"requireSignedRequests\":\"yes\",\"limits\":{\"ingestPerSecond\":\"many\",\"queryPerSecond\":1e999,\"readCostPerSecond\":-1}}",
+        "{\"name\":123,\"id\":[],\"scopes\":\"x\",\"events\":5,\"overlapSeconds\":9223372036854775807,\"expiresAt\":\"not a date\",\"status\":7,\"requireSignedRequests\":\"yes\",\"limits\":{\"ingestPerSecond\":\"many\",\"queryPerSecond\":1e999,\"readCostPerSecond\":-1,\"maxStoredEvents\":-1,\"maxStoredBytes\":1.5}}",
         "{\"events\":[{\"type\":\"\\u0000\",\"occurredAt\":\"9999-99-99\",\"actor\":[],\"action\":{},\"targets\":\"x\",\"data\":[1]}]}",
         "{\"id\":\"" + new string('a', 100_000) + "\"}",
         "{\"overlapSeconds\":-9223372036854775808,\"expiresAt\":\"0001-01-01T00:00:00Z\"}",

@@ -151,7 +151,7 @@ public sealed partial class OpenApiContractTests : IAsyncLifetime
         Assert.Contains("409", creates.Responses.Keys);
         Assert.Contains("204", document.Paths["/v1/tenants/{tenant}/api-keys/{keyId}"].Operations![HttpMethod.Delete].Responses!.Keys);
         var append = document.Paths["/v1/tenants/{tenant}/events"].Operations![HttpMethod.Post];
-        Assert.Equal(["201", "400", "401", "403", "404", "409", "413", "415", "421", "422", "429", "503"], append.Responses!.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["201", "400", "401", "403", "404", "409", "413", "415", "421", "422", "429", "503", "507"], append.Responses!.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(["events:write"], append.Security![0].Single().Value);
         Assert.Contains(append.Parameters!, p => p.Name == "Idempotency-Key" && p.In == ParameterLocation.Header);
 

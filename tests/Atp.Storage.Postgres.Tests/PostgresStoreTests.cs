@@ -131,6 +131,8 @@ public sealed class PostgresStoreTests : IAsyncLifetime
             DROP TABLE atp.event_schemas;
             DROP TABLE atp.event_types;
             ALTER TABLE atp.tenants DROP COLUMN require_registered_types;
+            ALTER TABLE atp.tenants DROP COLUMN max_stored_events, DROP COLUMN max_stored_bytes;
+            ALTER TABLE atp.tree_heads DROP COLUMN stored_bytes;
             ALTER TABLE atp.tenants DROP COLUMN ingest_events_per_second, DROP COLUMN ingest_bytes_per_second, DROP COLUMN read_cost_per_second,
                 DROP COLUMN max_concurrent_exports, DROP COLUMN max_daily_export_bytes, DROP COLUMN export_job_max_bytes;
             CREATE TABLE atp.event_index (tenant_id text NOT NULL, idx bigint NOT NULL, event_id uuid NOT NULL, occurred_at bigint NOT NULL,
@@ -153,6 +155,10 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         Assert.Equal(0UL, Assert.Single(found.Hits).Entry.Index);
         Assert.Equal(3, (await store.SearchAsync(new Atp.Core.Query.EventQuery("acme") { Text = "update", Limit = 10 }, None)).Hits.Count);
         Assert.Null(await store.OldestUnprojectedAsync(None));
+
+        // Version 11 back-fills each log's stored bytes from the leaves it already holds.
+        var leafBytes = (long)(await OwnerScalarAsync("SELECT SUM(octet_length(leaf))::bigint FROM atp.log_entries WHERE tenant_id = 'acme'"))!;
+        Assert.Equal(new StorageUsage(3, leafBytes), await store.GetStorageUsageAsync("acme", None));
     }
 
     [Fact]

@@ -78,6 +78,11 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
     public async Task Upgrades_a_version_1_database_in_place_keeping_its_tenants()
     {
         Assert.True(await Store.TryCreateTenantAsync(new Tenant("acme", "Acme", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UnixEpoch), CancellationToken.None));
+        Assert.True(await Store.TryCreateTenantAsync(new Tenant("empty", "Empty", Tenant.DefaultEdition, "westeu", new Residency(Residency.Strict, []), Tenant.Active, DateTimeOffset.UnixEpoch), CancellationToken.None));
+        var drafts = Enumerable.Range(0, 7).Select(i => new Atp.Core.Events.EventDraft(
+            null, "acme.audit.v1", DateTimeOffset.UnixEpoch.AddMinutes(i), new Atp.Core.Events.Party("user", $"u-{i}", null), "document.read",
+            [new Atp.Core.Events.Party("document", $"d-{i}", null)], Atp.Core.Events.EventOutcome.Success, null, null)).ToList();
+        Assert.IsType<Appended>(await new Atp.Core.Ingestion.IngestionService(Store, TimeProvider.System).AppendAsync("acme", drafts, null, CancellationToken.None));
         await Store.DisposeAsync();
         _store = null;
 
@@ -100,14 +105,22 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             DROP TABLE policy_proposals;
             DROP TABLE policy_versions;
             ALTER TABLE api_keys DROP COLUMN owner;
+            ALTER TABLE tenants DROP COLUMN max_stored_events;
+            ALTER TABLE tenants DROP COLUMN max_stored_bytes;
+            ALTER TABLE tree_heads DROP COLUMN stored_bytes;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
         _store = Open();
+
+        // Version 9 back-fills each log's stored bytes from the leaves it already holds.
+        var leafBytes = (long)Scalar("SELECT SUM(length(leaf)) FROM log_entries")!;
+        Assert.Equal(new StorageUsage(7, leafBytes), await Store.GetStorageUsageAsync("acme", CancellationToken.None));
+        Assert.Equal(new StorageUsage(0, 0), await Store.GetStorageUsageAsync("empty", CancellationToken.None));
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(8L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(9L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     [Fact]

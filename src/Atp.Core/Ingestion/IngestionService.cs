@@ -15,8 +15,17 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
         AppendAsync(tenantId, drafts, idempotency, submittedBy: null, cancellationToken);
 
     /// <summary>Appends already-validated drafts as one all-or-nothing unit, recording in each leaf the credential that submitted them.</summary>
-    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, CancellationToken cancellationToken)
+    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, CancellationToken cancellationToken) =>
+        AppendAsync(tenantId, drafts, idempotency, submittedBy, StorageQuota.Unlimited, cancellationToken);
+
+    /// <summary>
+    /// As above, refusing the whole request with <see cref="QuotaExceeded"/> when storing it would take the tenant past
+    /// <paramref name="quota"/>. The check reads the committed usage before the append, so requests in flight at the
+    /// same time may together overshoot by at most what they carry.
+    /// </summary>
+    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(quota);
         ArgumentNullException.ThrowIfNull(drafts);
         var receivedAt = clock.GetUtcNow();
         var entries = new PendingEntry[drafts.Count];
@@ -46,6 +55,33 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
             entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, leafHash, contentHash, receivedAt);
         }
 
-        return store.AppendAsync(new AppendRequest(tenantId, entries, idempotency), cancellationToken);
+        var request = new AppendRequest(tenantId, entries, idempotency);
+        return quota.IsUnlimited ? store.AppendAsync(request, cancellationToken) : AppendWithinQuotaAsync(request, quota, cancellationToken);
+    }
+
+    private async Task<AppendOutcome> AppendWithinQuotaAsync(AppendRequest request, StorageQuota quota, CancellationToken cancellationToken)
+    {
+        var usage = await store.GetStorageUsageAsync(request.TenantId, cancellationToken).ConfigureAwait(false);
+        if (usage is not null)
+        {
+            long bytes = 0;
+            foreach (var entry in request.Entries)
+            {
+                bytes += entry.Leaf.Length;
+            }
+
+            var events = (long)usage.StoredEvents;
+            if (quota.MaxStoredEvents > 0 && events + request.Entries.Count > quota.MaxStoredEvents)
+            {
+                return new QuotaExceeded("maxStoredEvents", quota.MaxStoredEvents, events, request.Entries.Count);
+            }
+
+            if (quota.MaxStoredBytes > 0 && usage.StoredBytes + bytes > quota.MaxStoredBytes)
+            {
+                return new QuotaExceeded("maxStoredBytes", quota.MaxStoredBytes, usage.StoredBytes, bytes);
+            }
+        }
+
+        return await store.AppendAsync(request, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -81,6 +81,9 @@ public interface ILogStore
 
     Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken);
 
+    /// <summary>The tenant's committed tree size and stored leaf bytes (kept in the append's transaction); null without a log.</summary>
+    Task<StorageUsage?> GetStorageUsageAsync(string tenantId, CancellationToken cancellationToken);
+
     Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken);
 
     Task<LogEntry?> FindEventAsync(string tenantId, Guid eventId, CancellationToken cancellationToken);

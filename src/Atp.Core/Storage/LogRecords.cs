@@ -38,6 +38,13 @@ public sealed record EventIdConflict(Guid EventId, int Position) : AppendOutcome
 /// <summary>Event <paramref name="Position"/> of the request would make a leaf of <paramref name="Bytes"/> bytes, more than <c>LeafWriter.MaxLeafBytes</c>; nothing was stored.</summary>
 public sealed record LeafTooLarge(int Position, int Bytes) : AppendOutcome;
 
+/// <summary>
+/// Storing the request would take the tenant past its <paramref name="Quota"/> (<c>maxStoredEvents</c> or
+/// <c>maxStoredBytes</c>) of <paramref name="Limit"/>, with <paramref name="Usage"/> already stored and
+/// <paramref name="Requested"/> more in the request; nothing was stored.
+/// </summary>
+public sealed record QuotaExceeded(string Quota, long Limit, long Usage, long Requested) : AppendOutcome;
+
 /// <summary>One stored log entry.</summary>
 public sealed record LogEntry(ulong Index, Guid EventId, byte[] Leaf, Hash LeafHash, DateTimeOffset ReceivedAt);
 
@@ -49,6 +56,9 @@ public sealed record StoredCheckpoint(ulong Size, string Note, DateTimeOffset Cr
 
 /// <summary>A tenant whose tree has grown past its latest checkpoint.</summary>
 public sealed record UnsealedLog(string TenantId, TreeHead Head);
+
+/// <summary>What a tenant's log stores, as committed: its tree size and the sum of its leaves' byte lengths.</summary>
+public sealed record StorageUsage(ulong StoredEvents, long StoredBytes);
 
 /// <summary>A tenant's committed tree size.</summary>
 public sealed record LogSize(string TenantId, ulong Size);

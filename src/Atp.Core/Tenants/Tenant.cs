@@ -78,6 +78,12 @@ public sealed record TenantSettings(bool? RequireSignedRequests, int? IngestPerS
     /// <summary>The largest file one export job may write; a bigger job is refused, or fails when it grows past it.</summary>
     public long? ExportJobMaxBytes { get; init; }
 
+    /// <summary>Events the tenant's log may hold (0: unlimited); ingest past it is refused as a whole.</summary>
+    public long? MaxStoredEvents { get; init; }
+
+    /// <summary>Bytes of leaves the tenant's log may hold (0: unlimited); ingest past it is refused as a whole.</summary>
+    public long? MaxStoredBytes { get; init; }
+
     /// <summary>Refuse events whose type has no registered schema (null: false, the default).</summary>
     public bool? RequireRegisteredTypes { get; init; }
 }

@@ -4,6 +4,7 @@ using Atp.Core.Ingestion;
 using Atp.Core.Keys;
 using Atp.Core.Query;
 using Atp.Core.Storage;
+using Atp.Core.Tenants;
 using Atp.Integrity;
 using Atp.Server.Gateway;
 using Atp.Server.Integrity;
@@ -27,12 +28,12 @@ internal static class EventEndpoints
         events.MapPost("/", IngestAsync)
             .RequireAuthorization(Scopes.EventsWrite)
             .WithSummary("Append one event, or {\"events\":[…]} (up to 1,000 / 1 MiB); returns receipts once durable")
-            .WithDescription("400 schema-violation: an event's data does not match its type's registered schema (the version its schemaVersion names, else the latest), it names a version the type does not have, or its type is unregistered while the tenant sets requireRegisteredTypes; errors name the event index, the JSON pointer and the schema keyword. 409 read-only-replica: the tenant in this cell is a replica imported from another cell's export bundles (atp import); nothing is stored. 503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check, or was rolled back behind a published checkpoint); nothing is stored until an operator repairs the store or accepts the rollback. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. Nothing of a refused request is stored.")
+            .WithDescription("400 schema-violation: an event's data does not match its type's registered schema (the version its schemaVersion names, else the latest), it names a version the type does not have, or its type is unregistered while the tenant sets requireRegisteredTypes; errors name the event index, the JSON pointer and the schema keyword. 409 read-only-replica: the tenant in this cell is a replica imported from another cell's export bundles (atp import); nothing is stored. 503 integrity-failure: the tenant's log is quarantined (its stored tree state failed the fork check, or was rolled back behind a published checkpoint); nothing is stored until an operator repairs the store or accepts the rollback. 503 storage-full (with Retry-After) while the store's disk is full; 503 unavailable when a commit failed otherwise. 507 quota-exceeded: storing the request would take the tenant past its maxStoredEvents or maxStoredBytes (the detail names the quota, its limit and the usage); requests in flight at the same time may together overshoot by at most what they carry. Nothing of a refused request is stored.")
             .WithName("appendEvents")
             .WithJsonBodyOneOf(typeof(EventBatch), typeof(EventInput))
             .WithParameter("Idempotency-Key", "1-255 printable ASCII characters. A retry with the same key and body gets the first receipts (with `Idempotent-Replayed: true`) and stores nothing again.", location: Microsoft.OpenApi.ParameterLocation.Header, example: "import-2026-11-26-001")
             .Produces<ReceiptsResponse>(StatusCodes.Status201Created)
-            .ProducesProblems(StatusCodes.Status409Conflict, StatusCodes.Status422UnprocessableEntity, StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblems(StatusCodes.Status409Conflict, StatusCodes.Status422UnprocessableEntity, StatusCodes.Status503ServiceUnavailable, StatusCodes.Status507InsufficientStorage);
 
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
@@ -190,7 +191,7 @@ internal static class EventEndpoints
             AppendOutcome outcome;
             try
             {
-                outcome = await ingestion.AppendAsync(tenant.Id, drafts, claim, AtpClaims.SubmitterOf(context.User), cancellationToken).ConfigureAwait(false);
+                outcome = await ingestion.AppendAsync(tenant.Id, drafts, claim, AtpClaims.SubmitterOf(context.User), StorageQuotaOf(tenant, options.Value), cancellationToken).ConfigureAwait(false);
             }
             catch (LogQuarantinedException)
             {
@@ -218,10 +219,19 @@ internal static class EventEndpoints
                 LeafTooLarge tooLarge => Problem.Validation(
                     $"1 of {count} events are not valid; nothing was stored.",
                     new[] { new { index = tooLarge.Position, pointer = "", detail = $"its stored form would be {tooLarge.Bytes} bytes; an entry is at most {LeafWriter.MaxLeafBytes} bytes (the C2SP tlog-tiles entry limit), so make data smaller" } }),
+                QuotaExceeded quota => Problem.QuotaExceeded(
+                    $"Storing this request would take the tenant past its {quota.Quota} of {quota.Limit}: {quota.Usage} are stored and the request adds {quota.Requested}; nothing was stored. Ask the platform admin to raise the quota."),
                 EventIdConflict conflict => Problem.Conflict("event-id-conflict", $"Event {conflict.Position} has id {conflict.EventId}, which already names a different event of this tenant (or appears twice in the request); nothing was stored."),
                 _ => throw new InvalidOperationException("Unknown append outcome."),
             };
         }
+    }
+
+    // The tenant's override, else its edition's default; 0 is unlimited.
+    private static StorageQuota StorageQuotaOf(Tenant tenant, AtpOptions options)
+    {
+        var limits = options.RateLimits.For(tenant.Edition);
+        return new StorageQuota(tenant.Settings.MaxStoredEvents ?? limits.MaxStoredEvents, tenant.Settings.MaxStoredBytes ?? limits.MaxStoredBytes);
     }
 
     private static ProblemHttpResult RateLimited(HttpContext context, Audit.PlatformAuditLog audit, RateLimitRefusal refusal)

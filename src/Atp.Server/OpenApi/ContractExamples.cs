@@ -64,7 +64,8 @@ internal static class ContractExamples
         [typeof(TenantResponse)] = """
             {"id":"acme","name":"Acme Corp","edition":"default","homeRegion":"local","residency":{"mode":"strict","allowedRegions":[]},
              "status":"active","createdAt":"2026-12-06T21:54:35.8343582+00:00","origin":"atp.local/local-dev-1/acme",
-             "settings":{"requireSignedRequests":false,"ingestPerSecond":50,"queryPerSecond":30}}
+             "settings":{"requireSignedRequests":false,"ingestPerSecond":50,"queryPerSecond":30,"maxStoredEvents":0,"maxStoredBytes":0},
+             "usage":{"storedEvents":1200,"storedBytes":734003}}
             """,
         [typeof(UpdateTenantRequest)] = """{"status":"active","requireSignedRequests":true,"requireRegisteredTypes":false,"limits":{"ingestPerSecond":100,"queryPerSecond":null}}""",
         [typeof(CreateApiKeyRequest)] = """{"name":"backend","scopes":["events:write","events:read"],"expiresAt":"2027-11-26T00:00:00Z","signing":false}""",

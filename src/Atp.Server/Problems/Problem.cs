@@ -51,6 +51,8 @@ internal static class Problem
     /// <summary>503 <c>storage-full</c>; the caller adds <c>Retry-After</c>.</summary>
     public static ProblemHttpResult StorageFull(string detail) => Create(503, "storage-full", "The store's disk is full", detail);
 
+    public static ProblemHttpResult QuotaExceeded(string detail) => Create(507, "quota-exceeded", "The tenant's storage quota is used up", detail);
+
     public static ProblemHttpResult Unavailable(string detail) => Create(503, "unavailable", "The service cannot complete the request now", detail);
 
     /// <summary>Stored data failed a check on the way out: ATP answers this rather than serve it.</summary>

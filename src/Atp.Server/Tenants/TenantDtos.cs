@@ -26,10 +26,23 @@ internal sealed record TenantSettingsDto(bool RequireSignedRequests, int IngestP
 
     public long ExportJobMaxBytes { get; init; }
 
+    /// <summary>Events the tenant's log may hold; 0 is unlimited.</summary>
+    public long MaxStoredEvents { get; init; }
+
+    /// <summary>Bytes of leaves the tenant's log may hold; 0 is unlimited.</summary>
+    public long MaxStoredBytes { get; init; }
+
     public bool RequireRegisteredTypes { get; init; }
 }
 
-internal sealed record TenantResponse(string Id, string Name, string Edition, string HomeRegion, ResidencyDto Residency, string Status, DateTimeOffset CreatedAt, string Origin, TenantSettingsDto Settings);
+/// <summary>What the tenant's log stores, as committed: its tree size and the sum of its leaves' byte lengths.</summary>
+internal sealed record StorageUsageDto(long StoredEvents, long StoredBytes);
+
+internal sealed record TenantResponse(string Id, string Name, string Edition, string HomeRegion, ResidencyDto Residency, string Status, DateTimeOffset CreatedAt, string Origin, TenantSettingsDto Settings)
+{
+    /// <summary>The storage the quotas (settings.maxStoredEvents, settings.maxStoredBytes) are checked against.</summary>
+    public StorageUsageDto? Usage { get; init; }
+}
 
 internal sealed record CreateApiKeyRequest(string? Name, IReadOnlyList<string>? Scopes, DateTimeOffset? ExpiresAt, bool? Signing)
 {

@@ -27,17 +27,17 @@ internal static class TenantEndpoints
             .Produces<TenantResponse>(StatusCodes.Status201Created)
             .ProducesProblems(StatusCodes.Status409Conflict, StatusCodes.Status421MisdirectedRequest);
 
-        tenants.MapGet("/{tenant}", (HttpContext context, IOptions<AtpOptions> options) => TypedResults.Ok(ToResponse(TenantAccessFilter.Current(context), options.Value)))
+        tenants.MapGet("/{tenant}", GetTenantAsync)
             .RequireAuthorization(Scopes.TenantAdmin)
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
-            .WithSummary("Get a tenant (platform admin, tenant admin)")
+            .WithSummary("Get a tenant with its effective limits and its storage usage (platform admin, tenant admin)")
             .WithName("getTenant")
             .Produces<TenantResponse>();
 
         tenants.MapPatch("/{tenant}", UpdateTenantAsync)
             .RequireAuthorization(Scopes.PlatformAdmin)
             .RequireTenantAccess(allowSuspendedForPlatformAdmin: true)
-            .WithSummary("Suspend or reactivate a tenant, require signed requests, require registered event types, override its rate limits (platform admin)")
+            .WithSummary("Suspend or reactivate a tenant, require signed requests, require registered event types, override its rate limits and storage quotas (platform admin)")
             .WithName("updateTenant")
             .WithDescription("409 read-only-replica: a replica's status cannot be changed (it was imported from another cell's export bundles). 409 policy-approval-required: requireSignedRequests and requireRegisteredTypes are policy, changed through POST /v1/tenants/{tenant}/policy/proposals and a second person's approval (unless Atp:Policy:TwoPersonApproval is false); nothing is stored.")
             .WithJsonBody<UpdateTenantRequest>()
@@ -144,11 +144,11 @@ internal static class TenantEndpoints
         }
 
         await audit.RecordAsync(PlatformEvents.AdminAction(context, "tenant.created", tenant.Id, new() { ["edition"] = tenant.Edition, ["homeRegion"] = tenant.HomeRegion, ["residency"] = tenant.Residency.Mode }), cancellationToken).ConfigureAwait(false);
-        return TypedResults.Created($"/v1/tenants/{tenant.Id}", ToResponse(tenant, options.Value));
+        return TypedResults.Created($"/v1/tenants/{tenant.Id}", ToResponse(tenant, options.Value) with { Usage = new StorageUsageDto(0, 0) });
     }
 
     private static async Task<IResult> UpdateTenantAsync(
-        HttpContext context, ITenantStore store, IOptions<AtpOptions> options, IOptions<PolicyOptions> policyOptions, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
+        HttpContext context, ITenantStore store, ILogStore logs, IOptions<AtpOptions> options, IOptions<PolicyOptions> policyOptions, PlatformAuditLog audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (request, problem) = await JsonBody.ReadAsync<UpdateTenantRequest>(context, 4 * 1024, cancellationToken).ConfigureAwait(false);
         if (problem is not null)
@@ -240,6 +240,8 @@ internal static class TenantEndpoints
                     "maxConcurrentExports" => settings with { MaxConcurrentExports = small },
                     "maxDailyExportBytes" => settings with { MaxDailyExportBytes = value },
                     "exportJobMaxBytes" => settings with { ExportJobMaxBytes = value },
+                    "maxStoredEvents" => settings with { MaxStoredEvents = value },
+                    "maxStoredBytes" => settings with { MaxStoredBytes = value },
                     _ => settings with { ReadCostPerSecond = small },
                 };
             }
@@ -289,12 +291,23 @@ internal static class TenantEndpoints
                 ["maxDailyExportBytes"] = settings.MaxDailyExportBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
                 ["exportJobMaxBytes"] = settings.ExportJobMaxBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
                 ["requireRegisteredTypes"] = settings.RequireRegisteredTypes?.ToString().ToLowerInvariant() ?? "default",
+                ["maxStoredEvents"] = settings.MaxStoredEvents?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
+                ["maxStoredBytes"] = settings.MaxStoredBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default",
             };
             tenant = tenant with { Settings = settings };
             await audit.RecordAsync(PlatformEvents.AdminAction(context, "tenant.settings-changed", tenant.Id, changes), cancellationToken).ConfigureAwait(false);
         }
 
-        return TypedResults.Ok(ToResponse(tenant, options.Value));
+        return TypedResults.Ok(await WithUsageAsync(ToResponse(tenant, options.Value), logs, cancellationToken).ConfigureAwait(false));
+    }
+
+    private static async Task<IResult> GetTenantAsync(HttpContext context, ILogStore logs, IOptions<AtpOptions> options, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await WithUsageAsync(ToResponse(TenantAccessFilter.Current(context), options.Value), logs, cancellationToken).ConfigureAwait(false));
+
+    private static async Task<TenantResponse> WithUsageAsync(TenantResponse response, ILogStore logs, CancellationToken cancellationToken)
+    {
+        var usage = await logs.GetStorageUsageAsync(response.Id, cancellationToken).ConfigureAwait(false);
+        return usage is null ? response : response with { Usage = new StorageUsageDto((long)usage.StoredEvents, usage.StoredBytes) };
     }
 
     // The PATCH limits a platform admin may override, with the ranges the edition defaults are validated against.
@@ -308,6 +321,8 @@ internal static class TenantEndpoints
         ["maxConcurrentExports"] = (1, 1000, "export jobs queued or running"),
         ["maxDailyExportBytes"] = (1024, long.MaxValue, "export bytes per UTC day"),
         ["exportJobMaxBytes"] = (1024, long.MaxValue, "bytes per export job"),
+        ["maxStoredEvents"] = (0, long.MaxValue, "events stored (0: unlimited)"),
+        ["maxStoredBytes"] = (0, long.MaxValue, "leaf bytes stored (0: unlimited)"),
     };
 
     private static readonly TimeSpan MaxOverlap = TimeSpan.FromDays(30);
@@ -478,6 +493,8 @@ internal static class TenantEndpoints
             MaxConcurrentExports = t.Settings.MaxConcurrentExports ?? limits.MaxConcurrentExports,
             MaxDailyExportBytes = t.Settings.MaxDailyExportBytes ?? limits.MaxDailyExportBytes,
             ExportJobMaxBytes = t.Settings.ExportJobMaxBytes ?? limits.ExportJobMaxBytes,
+            MaxStoredEvents = t.Settings.MaxStoredEvents ?? limits.MaxStoredEvents,
+            MaxStoredBytes = t.Settings.MaxStoredBytes ?? limits.MaxStoredBytes,
             RequireRegisteredTypes = t.Settings.RequireRegisteredTypes ?? false,
         };
         return new(t.Id, t.Name, t.Edition, t.HomeRegion, new ResidencyDto(t.Residency.Mode, t.Residency.AllowedRegions), t.Status, t.CreatedAt, options.TenantOrigin(t.Id), settings);
