@@ -168,8 +168,12 @@ internal sealed partial class CheckpointSealer(
             {
                 try
                 {
+                    // The interval runs from the reading the cutoff is taken from, not from the end of the prune: time
+                    // that passes while a prune runs (a stalled store, a paused VM) counts towards the next one, so a key
+                    // that expires meanwhile is not kept up to a whole extra interval.
+                    var pruneStarted = clock.GetTimestamp();
                     var pruned = await store.PruneIdempotencyKeysAsync(_keyClock.Earliest() - options.Value.Ingestion.IdempotencyRetention, stoppingToken).ConfigureAwait(false);
-                    lastPrune = clock.GetTimestamp();
+                    lastPrune = pruneStarted;
                     if (pruned > 0)
                     {
                         LogPruned(logger, pruned);
