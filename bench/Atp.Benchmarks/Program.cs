@@ -19,6 +19,12 @@ if (args.Length > 0 && args[0] == "bundle")
     return;
 }
 
+if (args.Length > 0 && args[0] == "sealer")
+{
+    await SealerRun.PrintAsync(Console.Out, args[1..]);
+    return;
+}
+
 if (args.Length > 0 && args[0] == "schemas")
 {
     SchemaValidationBenchmarks.Print(Console.Out);

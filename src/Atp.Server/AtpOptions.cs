@@ -51,6 +51,14 @@ public sealed class IntegrityOptions
     /// <summary>How often the sealer signs checkpoints for logs that grew.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How many grown logs one durable transaction seals (one commit for all their checkpoints). On PostgreSQL each log
+    /// of a batch holds one advisory lock until the commit, so this many per sealing node must fit in the server's lock
+    /// table (max_locks_per_transaction × max_connections).
+    /// </summary>
+    [Range(1, 10_000)]
+    public int SealBatchSize { get; set; } = 512;
 }
 
 public sealed class IngestionOptions

@@ -50,6 +50,7 @@ public static class AtpServer
         services.AddSingleton(sp => sp.GetRequiredService<ILogStore>().Quarantine);
         services.AddSingleton(_ => PublishedHeads.Open(dataDirectory));
         services.AddSingleton<RollbackGuard>();
+        services.AddSingleton<IValidateOptions<AtpOptions>, IntegrityOptionsValidator>();
         services.AddSingleton<CheckpointSealer>();
         services.AddHostedService(sp => sp.GetRequiredService<CheckpointSealer>());
         services.AddAtpGateway(builder.Configuration);

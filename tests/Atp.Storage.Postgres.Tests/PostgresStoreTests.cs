@@ -401,6 +401,57 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         Assert.Single(signed);
     }
 
+    [Fact]
+    public async Task A_batch_seal_leaves_a_tenant_another_node_is_sealing_to_it_and_holds_the_others_until_its_commit()
+    {
+        var store = Open(admin: true);
+        string[] tenants = ["acme", "globex", "initech"];
+        foreach (var tenant in tenants)
+        {
+            Assert.True(await store.TryCreateTenantAsync(NewTenant(tenant), None));
+            Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest(tenant, [TestEntries.Create(tenant, DateTimeOffset.UnixEpoch)], null), None));
+        }
+
+        await using var other = new NpgsqlConnection(AppConnectionString);
+        await other.OpenAsync();
+        async Task<bool> OtherNodeCanLockAsync(string tenant)
+        {
+            await using var transaction = await other.BeginTransactionAsync();
+            await using var tryLock = new NpgsqlCommand($"SELECT pg_try_advisory_xact_lock(1635020915, hashtext('{tenant}'))", other, transaction);
+            return (bool)(await tryLock.ExecuteScalarAsync())!;
+        }
+
+        var signed = new List<string>();
+        var lockedWhileSigning = new List<bool>();
+        async Task<string?> Sign(string tenant, TreeHead head, CancellationToken cancellationToken)
+        {
+            signed.Add(tenant);
+            lockedWhileSigning.Add(!await OtherNodeCanLockAsync(tenant));
+            return $"note {tenant} {head.Size}";
+        }
+
+        await using (var acmeSealer = new NpgsqlConnection(AppConnectionString))
+        {
+            // Another node sealing acme holds its lock: this batch neither reads nor signs acme's head.
+            await acmeSealer.OpenAsync();
+            await using var transaction = await acmeSealer.BeginTransactionAsync();
+            await using var lockIt = new NpgsqlCommand("SELECT pg_advisory_xact_lock(1635020915, hashtext('acme'))", acmeSealer, transaction);
+            await lockIt.ExecuteNonQueryAsync();
+
+            Assert.Equal(2, await store.SealManyAsync(tenants, Sign, DateTimeOffset.UnixEpoch, None));
+        }
+
+        Assert.Equal(["globex", "initech"], signed);
+        Assert.Equal([true, true], lockedWhileSigning);
+        Assert.Null(await store.GetLatestCheckpointAsync("acme", None));
+        Assert.Equal("note globex 1", (await store.GetLatestCheckpointAsync("globex", None))!.Note);
+        Assert.True(await OtherNodeCanLockAsync("globex"), "the batch's locks end with its transaction");
+
+        // The next pass seals what was left.
+        Assert.Equal(1, await store.SealManyAsync(tenants, Sign, DateTimeOffset.UnixEpoch, None));
+        Assert.Equal("note acme 1", (await store.GetLatestCheckpointAsync("acme", None))!.Note);
+    }
+
     private PostgresStore Open(bool admin = false, string? connectionString = null, int writers = 1)
     {
         var store = new PostgresStore(

@@ -127,6 +127,29 @@ public interface ILogStore
         return true;
     }
 
+    /// <summary>
+    /// <see cref="SealAsync"/> for several tenants, with every checkpoint stored in one durable transaction: each
+    /// tenant's committed head is read under the same guarantees as there, <paramref name="sign"/> is called once per
+    /// tenant whose head no checkpoint covers (null skips that tenant only), and the notes of the others are committed
+    /// together, so a crash leaves each tenant with its old or its new checkpoint. Returns how many were stored. The
+    /// default seals one tenant at a time; the engines override it.
+    /// </summary>
+    async Task<int> SealManyAsync(IReadOnlyList<string> tenantIds, Func<string, TreeHead, CancellationToken, Task<string?>> sign, DateTimeOffset createdAt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenantIds);
+        ArgumentNullException.ThrowIfNull(sign);
+        var stored = 0;
+        foreach (var tenantId in tenantIds)
+        {
+            if (await SealAsync(tenantId, (head, ct) => sign(tenantId, head, ct), createdAt, cancellationToken).ConfigureAwait(false))
+            {
+                stored++;
+            }
+        }
+
+        return stored;
+    }
+
     /// <summary>The logs this store refuses to append to because their stored tree state failed a check.</summary>
     LogQuarantine Quarantine { get; }
 

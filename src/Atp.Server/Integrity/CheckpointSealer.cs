@@ -71,10 +71,12 @@ internal sealed partial class CheckpointSealer(
         // Rollback detection: the heads about to be signed are recorded (one write, one fsync for the whole pass) before
         // any of their checkpoints is stored and served; a head that grew since it was listed is recorded on its own.
         published.Record([.. signable.Select(l => (l.TenantId, l.Head))]);
-        foreach (var log in signable)
+        foreach (var batch in signable.Chunk(options.Value.Integrity.SealBatchSize))
         {
-            // The head is read again by the store, under its sealer lock when it has one: the listed head may be stale.
-            await store.SealAsync(log.TenantId, (head, ct) => SignCheckedAsync(log.TenantId, head, ct), clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            // One durable transaction per batch, not per log: the commit (an fsync) was the cost of a pass with many
+            // grown logs. The heads are read again by the store, under its sealer locks when it has them (the listed
+            // heads may be stale), and each is checked and signed on its own; a crash keeps a batch's old checkpoints.
+            await store.SealManyAsync([.. batch.Select(l => l.TenantId)], SignCheckedAsync, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         }
 
         Interlocked.Exchange(ref _lastSuccessTicks, clock.GetUtcNow().UtcTicks);
