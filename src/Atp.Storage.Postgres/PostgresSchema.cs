@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 11;
+    public const int CurrentVersion = 12;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -444,6 +444,19 @@ internal static class PostgresSchema
         WHERE s.tenant_id = h.tenant_id;
         """;
 
+    // Version 12: the sealer's listing of grown logs probes each head's latest checkpoint through the primary key (an
+    // index-only scan backward per head) instead of letting the planner hash every checkpoint row ever stored, so its
+    // cost no longer grows with history (docs/performance.md, "Batched sealing"). Same rows: a head is unsealed when no
+    // checkpoint of its size or larger exists.
+    private static string Version12() => """
+        CREATE OR REPLACE FUNCTION atp.list_unsealed_logs() RETURNS TABLE (tenant_id text, size bigint, root bytea)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            AS $f$
+                SELECT h.tenant_id, h.size, h.root FROM atp.tree_heads h
+                WHERE h.size > COALESCE((SELECT max(c.size) FROM atp.checkpoints c WHERE c.tenant_id = h.tenant_id), -1)
+            $f$;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -460,7 +473,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());
