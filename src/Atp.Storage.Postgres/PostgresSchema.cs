@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 11;
+    public const int CurrentVersion = 12;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -40,6 +40,7 @@ internal static class PostgresSchema
         ("event_schemas", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
         ("policy_versions", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
         ("policy_proposals", "SELECT, INSERT, UPDATE"),
+        ("data_keys", "SELECT, INSERT"), // written once with the append that first needs the key; erasure will be the owner's
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
@@ -444,6 +445,18 @@ internal static class PostgresSchema
         WHERE s.tenant_id = h.tenant_id;
         """;
 
+    // Version 12: classified fields (docs/classification.md): the data keys that seal them, one per (tenant, key id),
+    // wrapped by the tenant's KEK; the key id is a keyed hash of the data subject, never the subject itself.
+    private static string Version12() => """
+        CREATE TABLE atp.data_keys (
+            tenant_id text NOT NULL REFERENCES atp.tenants (tenant_id),
+            key_id text NOT NULL,
+            wrapped bytea NOT NULL,
+            created_at bigint NOT NULL,
+            PRIMARY KEY (tenant_id, key_id)
+        );
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -460,7 +473,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());
