@@ -17,6 +17,8 @@ namespace Atp.Server.Tests;
 /// </summary>
 public sealed class ClassifiedFieldTests : IAsyncLifetime
 {
+    private static readonly JsonSerializerOptions Relaxed = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private ServerFixture _server = null!;
 
     public async Task InitializeAsync() => _server = await ServerFixture.StartAsync();
@@ -119,7 +121,7 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
         yield return utf8;
         yield return Encoding.Unicode.GetBytes(value);
         yield return Encoding.UTF8.GetBytes(JsonSerializer.Serialize(value)[1..^1]);
-        yield return Encoding.UTF8.GetBytes(JsonSerializer.Serialize(value, new JsonSerializerOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping })[1..^1]);
+        yield return Encoding.UTF8.GetBytes(JsonSerializer.Serialize(value, Relaxed)[1..^1]);
         for (var shift = 0; shift < 3; shift++)
         {
             var encoded = Convert.ToBase64String([.. new byte[shift], .. utf8]);

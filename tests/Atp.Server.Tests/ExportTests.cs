@@ -133,7 +133,9 @@ public sealed class ExportTests : IAsyncLifetime
             Assert.Equal($"user-{index}", cells[8]);
             Assert.Equal("", cells[9]);
             Assert.Equal(e.GetProperty("targets").GetRawText(), cells[10]);
-            Assert.Equal("203.0.113.7", cells[11]);
+            // The IP is classified pii: the export carries the token the leaf committed to, never the clear value.
+            Assert.Equal(e.GetProperty("context").GetProperty("ip").GetString(), cells[11]);
+            Assert.StartsWith(Atp.Core.Classification.FieldToken.Prefix, cells[11], StringComparison.Ordinal);
             Assert.Equal("{\"n\":1}", cells[14]);
             Assert.Equal(MerkleHasher.HashLeaf(leaves[index]).ToBase64(), cells[15]);
         }
@@ -251,7 +253,8 @@ public sealed class ExportTests : IAsyncLifetime
             Assert.Equal($"user-{i}", o.GetProperty("actor").GetProperty("user").GetProperty("uid").GetString());
             Assert.Equal("user", o.GetProperty("actor").GetProperty("user").GetProperty("type").GetString());
             Assert.Equal(leaf.GetProperty("action").GetString(), o.GetProperty("api").GetProperty("operation").GetString());
-            Assert.Equal("203.0.113.7", o.GetProperty("src_endpoint").GetProperty("ip").GetString());
+            Assert.Equal(leaf.GetProperty("context").GetProperty("ip").GetString(), o.GetProperty("src_endpoint").GetProperty("ip").GetString());
+            Assert.StartsWith(Atp.Core.Classification.FieldToken.Prefix, o.GetProperty("src_endpoint").GetProperty("ip").GetString(), StringComparison.Ordinal);
             Assert.Equal("local", o.GetProperty("cloud").GetProperty("region").GetString());
             var resource = Assert.Single(o.GetProperty("resources").EnumerateArray());
             Assert.Equal("doc-1", resource.GetProperty("uid").GetString());

@@ -21,7 +21,8 @@ public sealed class SearchTests : AcmeServerTests
     private sealed record Posted(ulong Index, DateTimeOffset OccurredAt, string ActorType, string ActorId, string? ActorName, string Action, string Outcome, (string Type, string Id, string? Name)[] Targets)
     {
         public IEnumerable<string> Words =>
-            new[] { ActorName, Action }.Concat(Targets.Select(t => t.Name)).Where(w => w is not null)
+            // The actor's name is sealed before the leaf is written (classified pii), so free text finds it no more.
+            new[] { Action }.Concat(Targets.Select(t => t.Name)).Where(w => w is not null)
                 .SelectMany(w => w!.Split([' ', '.'], StringSplitOptions.RemoveEmptyEntries)).Select(w => w.ToLowerInvariant());
     }
 
