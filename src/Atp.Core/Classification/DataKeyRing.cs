@@ -28,6 +28,9 @@ public sealed class DataKeyRing
     private readonly int _capacity;
     private readonly ConcurrentDictionary<(string Tenant, string KeyId), DataKey> _cache = new();
     private readonly ConcurrentDictionary<(string Tenant, string KeyId), DataKey> _pending = new();
+
+    // Stored keys by subject as well, so the hot path skips the key id's HMAC; same bound as the cache.
+    private readonly ConcurrentDictionary<(string Tenant, string Subject), DataKey> _bySubject = new();
     private readonly ConcurrentDictionary<string, byte[]> _blindIndexKeys = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim[] _locks = [.. Enumerable.Range(0, Stripes).Select(_ => new SemaphoreSlim(1, 1))];
 
@@ -55,9 +58,27 @@ public sealed class DataKeyRing
     /// <summary>The subject's data key, created (pending) when the subject has none yet.</summary>
     public async ValueTask<DataKey> ForSubjectAsync(string tenantId, string subject, CancellationToken cancellationToken)
     {
+        if (_bySubject.TryGetValue((tenantId, subject), out var known))
+        {
+            return known;
+        }
+
         var keyId = await KeyIdOfAsync(tenantId, subject, cancellationToken).ConfigureAwait(false);
-        return await GetAsync(tenantId, keyId, create: true, cancellationToken).ConfigureAwait(false)
+        var key = await GetAsync(tenantId, keyId, create: true, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidOperationException("A data key was neither found nor created.");
+
+        // Only a stored key: a pending one must keep riding along with appends until one commits.
+        if (key.NewlyWrapped is null)
+        {
+            if (_bySubject.Count >= _capacity)
+            {
+                _bySubject.Clear();
+            }
+
+            _bySubject[(tenantId, subject)] = key;
+        }
+
+        return key;
     }
 
     /// <summary>The data key stored under <paramref name="keyId"/> (for reading a token), or null when the tenant has none.</summary>
@@ -108,7 +129,8 @@ public sealed class DataKeyRing
             if (await _store.FindDataKeyAsync(tenantId, keyId, cancellationToken).ConfigureAwait(false) is { } stored)
             {
                 var unwrapped = await _keys.UnwrapAsync(tenantId, keyId, stored, cancellationToken).ConfigureAwait(false);
-                var found = new DataKey(keyId, unwrapped, newlyWrapped: null);
+                var found = new DataKey(tenantId, keyId, unwrapped, newlyWrapped: null);
+                CryptographicOperations.ZeroMemory(unwrapped);
                 Cache(tenantId, found);
                 return found;
             }
@@ -120,7 +142,8 @@ public sealed class DataKeyRing
 
             var key = RandomNumberGenerator.GetBytes(DataKeySize);
             var wrapped = await _keys.WrapAsync(tenantId, keyId, key, cancellationToken).ConfigureAwait(false);
-            var created = new DataKey(keyId, key, new WrappedDataKey(keyId, wrapped));
+            var created = new DataKey(tenantId, keyId, key, new WrappedDataKey(keyId, wrapped));
+            CryptographicOperations.ZeroMemory(key);
             _pending[(tenantId, keyId)] = created;
             return created;
         }

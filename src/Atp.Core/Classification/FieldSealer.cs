@@ -26,6 +26,10 @@ public sealed class FieldSealer(DataKeyRing ring)
     public const string ContextIp = "/context/ip";
     public const string ContextUserAgent = "/context/userAgent";
 
+    // The canonical JSON of the value being sealed; cleared after each use.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_plaintext;
+
     /// <summary>The pointers classified <c>pii</c> in every tenant.</summary>
     public static IReadOnlyList<string> DefaultPii { get; } = [ActorName, ContextIp, ContextUserAgent];
 
@@ -51,26 +55,37 @@ public sealed class FieldSealer(DataKeyRing ring)
                 newKeys.Add(wrapped);
             }
 
-            using var aes = new AesGcm(key.Key, FieldToken.TagSize);
-            var actor = draft.Actor.Name is { } name ? draft.Actor with { Name = Seal(aes, key, tenantId, draft.Id, ActorName, name) } : draft.Actor;
-            var context = draft.Context is { } c
-                ? c with
-                {
-                    Ip = c.Ip is { } ip ? Seal(aes, key, tenantId, draft.Id, ContextIp, ip) : null,
-                    UserAgent = c.UserAgent is { } agent ? Seal(aes, key, tenantId, draft.Id, ContextUserAgent, agent) : null,
-                }
-                : null;
-            result[i] = draft with { Actor = actor, Context = context };
+            result[i] = SealDraft(key, draft);
         }
 
         return new SealedDrafts(result, newKeys ?? (IReadOnlyList<WrappedDataKey>)[]);
     }
 
-    private static string Seal(AesGcm aes, DataKey key, string tenantId, Guid? clientId, string pointer, string value)
+    // One random draw for the event's three nonces (unused for a client-assigned id, whose nonces are synthetic).
+    private static EventDraft SealDraft(DataKey key, EventDraft draft)
     {
-        var plaintext = new ArrayBufferWriter<byte>(value.Length + 8);
+        Span<byte> nonces = stackalloc byte[3 * FieldToken.NonceSize];
+        if (draft.Id is null)
+        {
+            RandomNumberGenerator.Fill(nonces);
+        }
+
+        var actor = draft.Actor.Name is { } name ? draft.Actor with { Name = Seal(key, draft.Id, ActorName, name, nonces[..12]) } : draft.Actor;
+        var context = draft.Context is { } c
+            ? c with
+            {
+                Ip = c.Ip is { } ip ? Seal(key, draft.Id, ContextIp, ip, nonces[12..24]) : null,
+                UserAgent = c.UserAgent is { } agent ? Seal(key, draft.Id, ContextUserAgent, agent, nonces[24..]) : null,
+            }
+            : null;
+        return draft with { Actor = actor, Context = context };
+    }
+
+    private static string Seal(DataKey key, Guid? clientId, string pointer, string value, Span<byte> nonce)
+    {
+        var plaintext = t_plaintext ??= new ArrayBufferWriter<byte>(256);
+        plaintext.ResetWrittenCount();
         JsonCanonicalizer.WriteString(value, plaintext);
-        Span<byte> nonce = stackalloc byte[FieldToken.NonceSize];
         if (clientId is { } id)
         {
             using var mac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.NonceKey);
@@ -84,11 +99,16 @@ public sealed class FieldSealer(DataKeyRing ring)
             mac.GetHashAndReset(digest);
             digest[..FieldToken.NonceSize].CopyTo(nonce);
         }
-        else
+
+        var token = FieldToken.Seal(key, nonce, pointer, plaintext.WrittenSpan);
+
+        // The value in clear is not left behind in a buffer that outlives the request.
+        plaintext.Clear();
+        if (plaintext.Capacity > 4096)
         {
-            RandomNumberGenerator.Fill(nonce);
+            t_plaintext = null;
         }
 
-        return FieldToken.Seal(aes, nonce, tenantId, key.KeyId, pointer, plaintext.WrittenSpan);
+        return token;
     }
 }

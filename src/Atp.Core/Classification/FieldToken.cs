@@ -1,7 +1,6 @@
 using System.Buffers.Text;
 using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
-using System.Text;
 
 namespace Atp.Core.Classification;
 
@@ -19,14 +18,22 @@ public static class FieldToken
     /// <summary>Whether <paramref name="value"/> has the token's form (it may still fail to open).</summary>
     public static bool IsToken([NotNullWhen(true)] string? value) => value is not null && value.StartsWith(Prefix, StringComparison.Ordinal);
 
-    /// <summary>Seals <paramref name="plaintext"/> under <paramref name="aes"/> with the given nonce.</summary>
-    public static string Seal(AesGcm aes, ReadOnlySpan<byte> nonce, string tenantId, string keyId, string jsonPointer, ReadOnlySpan<byte> plaintext)
+    /// <summary>Seals <paramref name="plaintext"/>, the field at <paramref name="jsonPointer"/>, under <paramref name="key"/> with the given nonce.</summary>
+    public static string Seal(DataKey key, ReadOnlySpan<byte> nonce, string jsonPointer, ReadOnlySpan<byte> plaintext)
     {
-        ArgumentNullException.ThrowIfNull(aes);
-        var sealedBytes = new byte[NonceSize + plaintext.Length + TagSize];
+        ArgumentNullException.ThrowIfNull(key);
+        var length = NonceSize + plaintext.Length + TagSize;
+        var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+        var sealedBytes = rented.AsSpan(0, length);
         nonce.CopyTo(sealedBytes);
-        aes.Encrypt(nonce, plaintext, sealedBytes.AsSpan(NonceSize, plaintext.Length), sealedBytes.AsSpan(NonceSize + plaintext.Length), AssociatedData(tenantId, keyId, jsonPointer));
-        return string.Concat(Prefix, keyId, ":", Base64Url.EncodeToString(sealedBytes));
+        lock (key.Gate)
+        {
+            key.Aes.Encrypt(nonce, plaintext, sealedBytes.Slice(NonceSize, plaintext.Length), sealedBytes[(NonceSize + plaintext.Length)..], key.AssociatedData(jsonPointer));
+        }
+
+        var token = string.Concat(Prefix, key.KeyId, ":", Base64Url.EncodeToString(sealedBytes));
+        System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        return token;
     }
 
     /// <summary>Splits a token into its key id and sealed bytes; false when it is not a well-formed token.</summary>
@@ -66,13 +73,17 @@ public static class FieldToken
     }
 
     /// <summary>The canonical JSON the token seals; false when it was altered, moved, or sealed under another key.</summary>
-    public static bool TryOpen(AesGcm aes, string tenantId, string keyId, string jsonPointer, ReadOnlySpan<byte> sealedBytes, [NotNullWhen(true)] out byte[]? plaintext)
+    public static bool TryOpen(DataKey key, string jsonPointer, ReadOnlySpan<byte> sealedBytes, [NotNullWhen(true)] out byte[]? plaintext)
     {
-        ArgumentNullException.ThrowIfNull(aes);
+        ArgumentNullException.ThrowIfNull(key);
         plaintext = new byte[sealedBytes.Length - NonceSize - TagSize];
         try
         {
-            aes.Decrypt(sealedBytes[..NonceSize], sealedBytes[NonceSize..^TagSize], sealedBytes[^TagSize..], plaintext, AssociatedData(tenantId, keyId, jsonPointer));
+            lock (key.Gate)
+            {
+                key.Aes.Decrypt(sealedBytes[..NonceSize], sealedBytes[NonceSize..^TagSize], sealedBytes[^TagSize..], plaintext, key.AssociatedData(jsonPointer));
+            }
+
             return true;
         }
         catch (AuthenticationTagMismatchException)
@@ -81,8 +92,4 @@ public static class FieldToken
             return false;
         }
     }
-
-    // Tenant ids and key ids hold no newline, so the parts cannot run into each other.
-    private static byte[] AssociatedData(string tenantId, string keyId, string jsonPointer) =>
-        Encoding.UTF8.GetBytes($"atp:enc:v1\n{tenantId}\n{keyId}\n{jsonPointer}");
 }
