@@ -99,11 +99,87 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
             AssertAbsent(path, File.ReadAllBytes(path), forms);
         }
 
+        Assert.Equal(7 * 3, await AssertEveryTokenHasItsKeyAsync(_server.DataDirectory, _server.StorageArguments));
         if (dump is not null)
         {
             Assert.Contains("data_keys", Encoding.UTF8.GetString(dump), StringComparison.Ordinal);
             AssertAbsent("pg_dump", dump, forms);
         }
+    }
+
+    /// <summary>
+    /// Every token in every stored leaf names a data key the store holds (read straight from the stopped server's
+    /// storage): no leaf outlived its key. Returns how many tokens were checked.
+    /// </summary>
+    internal static async Task<int> AssertEveryTokenHasItsKeyAsync(string dataDirectory, IReadOnlyList<string> storageArguments)
+    {
+        var leaves = new List<byte[]>();
+        var keyIds = new HashSet<string>(StringComparer.Ordinal);
+        if (storageArguments.FirstOrDefault(a => a.StartsWith("--ConnectionStrings:AtpAdmin=", StringComparison.Ordinal)) is { } owner)
+        {
+            // As the throwaway server's superuser: row-level security would hide every tenant's rows from anyone else.
+            var builder = new NpgsqlConnectionStringBuilder(owner["--ConnectionStrings:AtpAdmin=".Length..]) { Username = "postgres", Password = null };
+            await using var connection = new NpgsqlConnection(builder.ConnectionString);
+            await connection.OpenAsync();
+            await using (var read = new NpgsqlCommand("SELECT leaf FROM atp.log_entries", connection))
+            await using (var reader = await read.ExecuteReaderAsync())
+            {
+                while (await reader.ReadAsync())
+                {
+                    leaves.Add((byte[])reader[0]);
+                }
+            }
+
+            await using var keys = new NpgsqlCommand("SELECT key_id FROM atp.data_keys", connection);
+            await using var keyReader = await keys.ExecuteReaderAsync();
+            while (await keyReader.ReadAsync())
+            {
+                keyIds.Add(keyReader.GetString(0));
+            }
+        }
+        else
+        {
+            await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDirectory, "atp.db")};Mode=ReadOnly;Pooling=False");
+            await connection.OpenAsync();
+            await using (var read = connection.CreateCommand())
+            {
+                read.CommandText = "SELECT leaf FROM log_entries";
+                await using var reader = await read.ExecuteReaderAsync();
+                while (await reader.ReadAsync())
+                {
+                    leaves.Add((byte[])reader[0]);
+                }
+            }
+
+            await using var keys = connection.CreateCommand();
+            keys.CommandText = "SELECT key_id FROM data_keys";
+            await using var keyReader = await keys.ExecuteReaderAsync();
+            while (await keyReader.ReadAsync())
+            {
+                keyIds.Add(keyReader.GetString(0));
+            }
+        }
+
+        var tokens = 0;
+        foreach (var leaf in leaves)
+        {
+            using var parsed = JsonDocument.Parse(leaf);
+            var root = parsed.RootElement;
+            var values = new[]
+            {
+                root.TryGetProperty("actor", out var actor) && actor.TryGetProperty("name", out var name) ? name.GetString() : null,
+                root.TryGetProperty("context", out var context) && context.TryGetProperty("ip", out var ip) ? ip.GetString() : null,
+                root.TryGetProperty("context", out var context2) && context2.TryGetProperty("userAgent", out var agent) ? agent.GetString() : null,
+            };
+            foreach (var value in values.Where(FieldToken.IsToken))
+            {
+                Assert.True(FieldToken.TryParse(value, out var keyId, out _), "a stored token does not parse");
+                Assert.True(keyIds.Contains(keyId), $"a stored leaf is sealed under key {keyId}, which the store does not hold");
+                tokens++;
+            }
+        }
+
+        return tokens;
     }
 
     private static string EventJson(string? id, string actorId, string name, string ip, string agent) =>

@@ -91,7 +91,7 @@ public sealed class DataKeyRing
         ArgumentNullException.ThrowIfNull(keys);
         foreach (var key in keys)
         {
-            // Cached before it leaves the pending set, so a reader never sees it in neither.
+            // Cached before it leaves the pending set, so a reader always finds it in one of the two.
             if (_pending.TryGetValue((tenantId, key.KeyId), out var pending) && pending.NewlyWrapped is { } wrapped && wrapped.Wrapped.AsSpan().SequenceEqual(key.Wrapped))
             {
                 Cache(tenantId, pending.Stored());
