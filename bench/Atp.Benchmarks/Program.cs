@@ -31,4 +31,10 @@ if (args.Length > 0 && args[0] == "schemas")
     return;
 }
 
+if (args.Length > 0 && args[0] == "fieldenc")
+{
+    FieldSealingBenchmarks.Print(Console.Out);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(AppendBenchmarks).Assembly).Run(args);

@@ -1,6 +1,7 @@
 using Atp.Core.Ingestion;
 using Atp.Core.Storage;
 using Atp.Server.Audit;
+using Atp.Server.Classification;
 using Atp.Server.Events;
 using Atp.Server.Export;
 using Atp.Server.Gateway;
@@ -40,7 +41,11 @@ public static class AtpServer
         services.TryAddSingleton(TimeProvider.System); // tests may register a clock first (configure)
         services.AddAtpStorage(builder.Configuration);
         services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<IngestionService>();
+        services.AddAtpClassification();
+        services.AddSingleton(sp => new IngestionService(
+            sp.GetRequiredService<ILogStore>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IOptions<ClassificationOptions>>().Value.SealEnvelopeFields ? sp.GetRequiredService<Core.Classification.FieldSealer>() : null));
         services.AddOptions<Schemas.SchemaRegistryOptions>().BindConfiguration(Schemas.SchemaRegistryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<Schemas.SchemaRegistry>();
         services.AddOptions<Policy.PolicyOptions>().BindConfiguration(Policy.PolicyOptions.Section).ValidateDataAnnotations().ValidateOnStart();

@@ -28,7 +28,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
     public NpgsqlConnection Connection => connection;
 
     /// <summary>Whether the request must read the log before it can be staged (replays and re-sends).</summary>
-    public static bool NeedsLookups(AppendRequest request) => request.Idempotency is not null || request.Entries.Any(e => e.ClientAssignedId);
+    public static bool NeedsLookups(AppendRequest request) => request.Idempotency is not null || request.DataKeys.Count > 0 || request.Entries.Any(e => e.ClientAssignedId);
 
     /// <summary>
     /// Stages a request that needs no lookup on <paramref name="tree"/> and adds its statements (savepoint, tenant,
@@ -95,8 +95,16 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
                 "SELECT event_id, idx, leaf_hash, leaf FROM atp.log_entries WHERE tenant_id = $1 AND event_id = ANY($2)", tenantId, clientIds));
         }
 
+        var keyIds = request.DataKeys.Select(k => k.KeyId).ToArray();
+        if (keyIds.Length > 0)
+        {
+            lookups.BatchCommands.Add(TenantScope.Command(
+                "SELECT key_id, wrapped FROM atp.data_keys WHERE tenant_id = $1 AND key_id = ANY($2)", tenantId, keyIds));
+        }
+
         AppendOutcome? early = null;
         var existing = new Dictionary<Guid, StoredEvent>();
+        var storedKeys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         await using (var reader = await lookups.ExecuteReaderAsync().ConfigureAwait(false))
         {
             // The reader starts on the first statement that returns rows (set_config; SAVEPOINT returns none).
@@ -119,6 +127,16 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
                 {
                     existing[reader.GetGuid(0)] = new StoredEvent((ulong)reader.GetInt64(1), new Hash((byte[])reader[2]), (byte[])reader[3]);
                 }
+
+                await reader.NextResultAsync().ConfigureAwait(false);
+            }
+
+            if (keyIds.Length > 0)
+            {
+                while (await reader.ReadAsync().ConfigureAwait(false))
+                {
+                    storedKeys[reader.GetString(0)] = (byte[])reader[1];
+                }
             }
         }
 
@@ -127,6 +145,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         await using var writes = new NpgsqlBatch(connection);
         if (early is null && outcome is Appended appended)
         {
+            AddDataKeys(writes, request, storedKeys, now);
             AddWrites(writes, request, appended, rows, tree, now);
         }
 
@@ -214,6 +233,23 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         }
 
         AddIdempotencyKey(batch, request, appended.Receipts, now);
+    }
+
+    // A key another request of this transaction (or an earlier one) stored with the same bytes is kept. Any other is
+    // inserted plainly: if a concurrent node stored a different key under the id, the primary key fails this request
+    // rather than let its fields be sealed under a key that is never stored.
+    private static void AddDataKeys(NpgsqlBatch batch, AppendRequest request, Dictionary<string, byte[]> storedKeys, long now)
+    {
+        foreach (var key in request.DataKeys)
+        {
+            if (storedKeys.TryGetValue(key.KeyId, out var stored) && stored.AsSpan().SequenceEqual(key.Wrapped))
+            {
+                continue;
+            }
+
+            batch.BatchCommands.Add(TenantScope.Command(
+                "INSERT INTO atp.data_keys (tenant_id, key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)", request.TenantId, key.KeyId, key.Wrapped, now));
+        }
     }
 
     private static void AddEntriesAndOutbox(NpgsqlBatch batch, string tenantId, EntryRows rows, CompactRange tree)

@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 12;
+    public const int CurrentVersion = 13;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -40,6 +40,7 @@ internal static class PostgresSchema
         ("event_schemas", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
         ("policy_versions", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
         ("policy_proposals", "SELECT, INSERT, UPDATE"),
+        ("data_keys", "SELECT, INSERT"), // written once with the append that first needs the key; erasure will be the owner's
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
@@ -444,11 +445,23 @@ internal static class PostgresSchema
         WHERE s.tenant_id = h.tenant_id;
         """;
 
-    // Version 12: the sealer's listing of grown logs probes each head's latest checkpoint through the primary key (an
+    // Version 12: classified fields (docs/classification.md): the data keys that seal them, one per (tenant, key id),
+    // wrapped by the tenant's KEK; the key id is a keyed hash of the data subject, never the subject itself.
+    private static string Version12() => """
+        CREATE TABLE atp.data_keys (
+            tenant_id text NOT NULL REFERENCES atp.tenants (tenant_id),
+            key_id text NOT NULL,
+            wrapped bytea NOT NULL,
+            created_at bigint NOT NULL,
+            PRIMARY KEY (tenant_id, key_id)
+        );
+        """;
+
+    // Version 13: the sealer's listing of grown logs probes each head's latest checkpoint through the primary key (an
     // index-only scan backward per head) instead of letting the planner hash every checkpoint row ever stored, so its
     // cost no longer grows with history (docs/performance.md, "Batched sealing"). Same rows: a head is unsealed when no
     // checkpoint of its size or larger exists.
-    private static string Version12() => """
+    private static string Version13() => """
         CREATE OR REPLACE FUNCTION atp.list_unsealed_logs() RETURNS TABLE (tenant_id text, size bigint, root bytea)
             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
             AS $f$
@@ -473,7 +486,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12, Version13];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

@@ -18,6 +18,8 @@ internal sealed class BatchWriter : IDisposable
     private readonly SqliteCommand _findEvent;
     private readonly SqliteCommand _findKey;
     private readonly SqliteCommand _insertKey;
+    private readonly SqliteCommand _findDataKey;
+    private readonly SqliteCommand _insertDataKey;
     private readonly SqliteCommand _savepoint;
     private readonly SqliteCommand _release;
     private readonly SqliteCommand _rollbackTo;
@@ -35,6 +37,8 @@ internal sealed class BatchWriter : IDisposable
         _findEvent = Prepare("SELECT id, leaf_hash, leaf FROM log_entries WHERE event_id = $1 AND id BETWEEN $2 AND $3", 3);
         _findKey = Prepare("SELECT request_hash, receipts FROM idempotency_keys WHERE tenant_id = $1 AND key = $2", 2);
         _insertKey = Prepare("INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipts, created_at) VALUES ($1, $2, $3, $4, $5)", 5);
+        _findDataKey = Prepare("SELECT wrapped FROM data_keys WHERE tenant_id = $1 AND key_id = $2", 2);
+        _insertDataKey = Prepare("INSERT INTO data_keys (tenant_id, key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)", 4);
         _savepoint = Prepare("SAVEPOINT append_request", 0);
         _release = Prepare("RELEASE append_request", 0);
         _rollbackTo = Prepare("ROLLBACK TO append_request", 0);
@@ -121,6 +125,26 @@ internal sealed class BatchWriter : IDisposable
     public void InsertIdempotencyKey(string tenantId, IdempotencyClaim claim, string receipts, long now) =>
         Run(_insertKey, tenantId, claim.Key, claim.RequestHash.ToArray(), receipts, now);
 
+    /// <summary>
+    /// Stores a data key the request's entries are sealed under, unless the same key is stored already (another request
+    /// of this group commit may have carried it too); a different key under the same id fails the request.
+    /// </summary>
+    public void InsertDataKey(string tenantId, Core.Classification.WrappedDataKey key, long now)
+    {
+        SetParameters(_findDataKey, tenantId, key.KeyId);
+        if (_findDataKey.ExecuteScalar() is byte[] stored)
+        {
+            if (!stored.AsSpan().SequenceEqual(key.Wrapped))
+            {
+                throw new InvalidOperationException("Another data key is already stored under this key id; the request's fields are sealed under a key that would be lost.");
+            }
+
+            return;
+        }
+
+        Run(_insertDataKey, tenantId, key.KeyId, key.Wrapped, now);
+    }
+
     public long? TenantNumber(string tenantId) => _tenantNumbers.Find(_connection, _transaction, tenantId);
 
     /// <summary>
@@ -168,7 +192,7 @@ internal sealed class BatchWriter : IDisposable
         }
     }
 
-    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _addStoredBytes, _findEvent, _findKey, _insertKey, _savepoint, _release, _rollbackTo];
+    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _addStoredBytes, _findEvent, _findKey, _insertKey, _findDataKey, _insertDataKey, _savepoint, _release, _rollbackTo];
 
     // Positional parameters ($1, $2, …) set by ordinal: binding by name showed up in profiles of the hot path.
     private SqliteCommand Prepare(string sql, int parameters)

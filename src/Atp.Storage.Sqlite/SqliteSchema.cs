@@ -182,8 +182,21 @@ internal static class SqliteSchema
             WHERE t.id = tree_heads.tenant_id);
         """;
 
+    // Version 10: classified fields (docs/classification.md): the data keys that seal them, one per (tenant, key id),
+    // wrapped by the tenant's KEK; the key id is a keyed hash of the data subject, never the subject itself. Written in
+    // the append that first needs the key, never updated (erasure will delete a subject's row).
+    private const string Version10 = """
+        CREATE TABLE data_keys (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            key_id TEXT NOT NULL,
+            wrapped BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, key_id)
+        ) WITHOUT ROWID;
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

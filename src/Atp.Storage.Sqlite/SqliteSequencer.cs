@@ -234,6 +234,12 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             return conflict;
         }
 
+        // The keys first, in the request's savepoint: no entry sealed under a key commits without it.
+        foreach (var dataKey in request.DataKeys)
+        {
+            writer.InsertDataKey(request.TenantId, dataKey, now);
+        }
+
         var tree = StagedTree(writer, request.TenantId, tenantNumber, staged);
         var firstIndex = tree.Size;
         var appended = false;

@@ -182,6 +182,9 @@ public sealed class ServerFixture : IAsyncDisposable
         await StartAppAsync("00:00:00.100");
     }
 
+    /// <summary>Stops the server (its files stay, for a test to inspect).</summary>
+    public Task StopAsync() => StopAppAsync();
+
     public async ValueTask DisposeAsync()
     {
         await StopAppAsync();

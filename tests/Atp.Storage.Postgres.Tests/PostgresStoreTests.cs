@@ -116,6 +116,7 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         await OwnerScalarAsync("""
             DROP TABLE atp.event_index;
             DROP FUNCTION atp.lock_head;
+            DROP TABLE atp.data_keys;
             DELETE FROM atp.schema_version WHERE version >= 3;
             DROP TABLE atp.dead_letters;
             DROP FUNCTION atp.count_dead_letters;

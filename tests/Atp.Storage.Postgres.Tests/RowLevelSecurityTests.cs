@@ -49,10 +49,15 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
             Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 2), null, default));
             Assert.Equal(2, await store.ProjectPendingAsync(1, default));
 
-            // An entry the read models cannot index: a dead letter of the tenant.
+            // An entry the read models cannot index: a dead letter of the tenant. Its append also carries a wrapped data
+            // key of the tenant, as the sequencer writes one with the first entry sealed under it.
             var broken = Encoding.UTF8.GetBytes("{\"action\":");
             Assert.IsType<Appended>(await store.AppendAsync(
-                new AppendRequest(tenant, [new PendingEntry(Guid.CreateVersion7(), false, broken, MerkleHasher.HashLeaf(broken), null, clock.GetUtcNow())], null), default));
+                new AppendRequest(tenant, [new PendingEntry(Guid.CreateVersion7(), false, broken, MerkleHasher.HashLeaf(broken), null, clock.GetUtcNow())], null)
+                {
+                    DataKeys = [new Atp.Core.Classification.WrappedDataKey($"key-of-{tenant}", new byte[60])],
+                },
+                default));
             Assert.Equal(0, await store.ProjectPendingAsync(1, default));
         }
 
@@ -73,7 +78,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
     {
         var tables = await TenantTablesAsync();
 
-        Assert.Equal(["api_keys", "checkpoints", "dead_letters", "event_index", "event_schemas", "event_types", "idempotency_keys", "log_entries", "outbox", "policy_proposals", "policy_versions", "projections", "tenants", "tree_heads"], tables.Order());
+        Assert.Equal(["api_keys", "checkpoints", "data_keys", "dead_letters", "event_index", "event_schemas", "event_types", "idempotency_keys", "log_entries", "outbox", "policy_proposals", "policy_versions", "projections", "tenants", "tree_heads"], tables.Order());
         foreach (var table in tables)
         {
             Assert.Equal(2L, await database.ExecuteAsOwnerAsync($"SELECT count(DISTINCT tenant_id) FROM atp.{table}"));

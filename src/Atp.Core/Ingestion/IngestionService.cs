@@ -1,3 +1,4 @@
+using Atp.Core.Classification;
 using Atp.Core.Events;
 using Atp.Core.Storage;
 using Atp.Integrity;
@@ -8,8 +9,14 @@ namespace Atp.Core.Ingestion;
 /// validate → assign id (UUIDv7) and receive time → canonical leaf bytes → append through the store's sequencer →
 /// receipts. A request with any invalid event stores nothing.
 /// </summary>
-public sealed class IngestionService(ILogStore store, TimeProvider clock)
+public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldSealer? sealer)
 {
+    /// <summary>Ingestion that seals no field (tools and benchmarks that write logs directly).</summary>
+    public IngestionService(ILogStore store, TimeProvider clock)
+        : this(store, clock, sealer: null)
+    {
+    }
+
     /// <summary>Appends already-validated drafts as one all-or-nothing unit.</summary>
     public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, CancellationToken cancellationToken) =>
         AppendAsync(tenantId, drafts, idempotency, submittedBy: null, cancellationToken);
@@ -23,7 +30,51 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
     /// <paramref name="quota"/>. The check reads the committed usage before the append, so requests in flight at the
     /// same time may together overshoot by at most what they carry.
     /// </summary>
-    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, CancellationToken cancellationToken)
+    public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, CancellationToken cancellationToken) =>
+        Append(tenantId, drafts, idempotency, submittedBy, quota, [], cancellationToken);
+
+    /// <summary>
+    /// As above, with every classified field of a tenant's event sealed first (<see cref="FieldSealer"/>): the leaf
+    /// commits to the tokens, and a data key created for them is stored in the append's own transaction.
+    /// </summary>
+    public async Task<AppendOutcome> AppendClassifiedAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, CancellationToken cancellationToken)
+    {
+        if (sealer is null)
+        {
+            return await AppendAsync(tenantId, drafts, idempotency, submittedBy, quota, cancellationToken).ConfigureAwait(false);
+        }
+
+        var sealedDrafts = await sealer.SealAsync(tenantId, drafts, cancellationToken).ConfigureAwait(false);
+        if (sealedDrafts.NewKeys.Count == 0)
+        {
+            return await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, [], cancellationToken).ConfigureAwait(false);
+        }
+
+        AppendOutcome outcome;
+        try
+        {
+            outcome = await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, sealedDrafts.NewKeys, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Forgotten, so the next use asks the store again (another node may have stored its own key for the subject).
+            sealer.Ring.Abandon(tenantId, sealedDrafts.NewKeys);
+            throw;
+        }
+
+        if (outcome is Appended { Replayed: false })
+        {
+            sealer.Ring.Stored(tenantId, sealedDrafts.NewKeys);
+        }
+        else if (outcome is not Appended)
+        {
+            sealer.Ring.Abandon(tenantId, sealedDrafts.NewKeys);
+        }
+
+        return outcome;
+    }
+
+    private Task<AppendOutcome> Append(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, IReadOnlyList<WrappedDataKey> dataKeys, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(quota);
         ArgumentNullException.ThrowIfNull(drafts);
@@ -55,7 +106,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock)
             entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, leafHash, contentHash, receivedAt);
         }
 
-        var request = new AppendRequest(tenantId, entries, idempotency);
+        var request = new AppendRequest(tenantId, entries, idempotency) { DataKeys = dataKeys };
         return quota.IsUnlimited ? store.AppendAsync(request, cancellationToken) : AppendWithinQuotaAsync(request, quota, cancellationToken);
     }
 

@@ -16,7 +16,14 @@ public sealed record Receipt(Guid Id, ulong Index, Hash LeafHash);
 public sealed record IdempotencyClaim(string Key, Hash RequestHash);
 
 /// <summary>One append of one request: all entries or none.</summary>
-public sealed record AppendRequest(string TenantId, IReadOnlyList<PendingEntry> Entries, IdempotencyClaim? Idempotency);
+public sealed record AppendRequest(string TenantId, IReadOnlyList<PendingEntry> Entries, IdempotencyClaim? Idempotency)
+{
+    /// <summary>
+    /// Wrapped data keys the entries' sealed fields need and the store may not have yet: stored in the same
+    /// transaction as the entries (a key already stored with the same bytes is kept; one with other bytes fails the request).
+    /// </summary>
+    public IReadOnlyList<Classification.WrappedDataKey> DataKeys { get; init; } = [];
+}
 
 /// <summary>What an append did.</summary>
 public abstract record AppendOutcome

@@ -191,7 +191,7 @@ internal static class EventEndpoints
             AppendOutcome outcome;
             try
             {
-                outcome = await ingestion.AppendAsync(tenant.Id, drafts, claim, AtpClaims.SubmitterOf(context.User), StorageQuotaOf(tenant, options.Value), cancellationToken).ConfigureAwait(false);
+                outcome = await ingestion.AppendClassifiedAsync(tenant.Id, drafts, claim, AtpClaims.SubmitterOf(context.User), StorageQuotaOf(tenant, options.Value), cancellationToken).ConfigureAwait(false);
             }
             catch (LogQuarantinedException)
             {

@@ -41,6 +41,7 @@ internal static class StorageEngineExtensions
                     var store = sp.GetRequiredService<SqliteStore>();
                     return new StorageEngine(store, () => store.IsWriterRunning, store.Space);
                 });
+                services.AddSingleton<Core.Classification.IDataKeyStore>(sp => sp.GetRequiredService<SqliteStore>());
                 services.AddSingleton(sp => new Integrity.AuditSourceFactory(() => SqliteAuditSource.Open(sp.GetRequiredService<IOptions<AtpOptions>>().Value.DataDirectory)));
                 break;
             case StorageEngine.Postgres:
@@ -62,6 +63,8 @@ internal static class StorageEngineExtensions
                     var store = sp.GetRequiredService<PostgresStore>();
                     return new StorageEngine(store, () => store.IsWriterRunning, store.Space);
                 });
+
+                services.AddSingleton<Core.Classification.IDataKeyStore>(sp => sp.GetRequiredService<PostgresStore>());
 
                 // Auditing reads every tenant's rows, which row-level security grants only the owner role.
                 services.AddSingleton(sp => sp.GetRequiredService<IOptions<PostgresStoreOptions>>().Value.AdminConnectionString is { Length: > 0 } owner
