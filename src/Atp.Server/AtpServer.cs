@@ -39,7 +39,14 @@ public static class AtpServer
         services.AddOptions<AtpOptions>().BindConfiguration(AtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System); // tests may register a clock first (configure)
         services.AddAtpStorage(builder.Configuration);
-        services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
+        services.AddOptions<TenantCacheOptions>().BindConfiguration(TenantCacheOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(sp =>
+        {
+            var cache = sp.GetRequiredService<IOptions<TenantCacheOptions>>().Value;
+            var lifetime = cache.LifetimeFor(builder.Configuration["Atp:Storage:Provider"] ?? StorageEngine.Sqlite);
+            return new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>(), lifetime, cache.Capacity);
+        });
+        services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<CachingTenantStore>());
         services.AddSingleton<IngestionService>();
         services.AddOptions<Schemas.SchemaRegistryOptions>().BindConfiguration(Schemas.SchemaRegistryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<Schemas.SchemaRegistry>();
