@@ -44,7 +44,7 @@ public static class AtpServer
         {
             var cache = sp.GetRequiredService<IOptions<TenantCacheOptions>>().Value;
             var lifetime = cache.LifetimeFor(builder.Configuration["Atp:Storage:Provider"] ?? StorageEngine.Sqlite);
-            return new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>(), lifetime, cache.Capacity);
+            return new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>(), lifetime, cache.Capacity, sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
         });
         services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<CachingTenantStore>());
         services.AddSingleton<IngestionService>();

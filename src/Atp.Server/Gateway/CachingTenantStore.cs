@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Atp.Core.Keys;
 using Atp.Core.Policy;
 using Atp.Core.Storage;
@@ -33,7 +34,10 @@ internal sealed class CachingTenantStore : ITenantStore, IDisposable
     private long _hits;
     private long _misses;
 
-    public CachingTenantStore(ITenantStore inner, TimeProvider clock, TimeSpan lifetime, int capacity)
+    /// <summary>The meter of the gateway's own figures; labels never name a tenant or a key.</summary>
+    public const string MeterName = "Atp.Gateway";
+
+    public CachingTenantStore(ITenantStore inner, TimeProvider clock, TimeSpan lifetime, int capacity, IMeterFactory? meters = null)
     {
         this.inner = inner;
         this.clock = clock;
@@ -42,6 +46,16 @@ internal sealed class CachingTenantStore : ITenantStore, IDisposable
         _tenants = new ConcurrentLru<string, Cached<Tenant>>(Environment.ProcessorCount, capacity, StringComparer.Ordinal);
         var period = lifetime > MinimumSweepPeriod ? lifetime : MinimumSweepPeriod;
         _sweep = clock.CreateTimer(_ => SweepExpired(), null, period, period);
+        if (meters?.Create(MeterName) is { } meter)
+        {
+            meter.CreateObservableGauge("atp.gateway.tenant_cache.entries", () => CachedEntries, "{entry}", "API keys and tenants held by the gateway's cache (both names of a key count)");
+            meter.CreateObservableCounter(
+                "atp.gateway.tenant_cache.lookups",
+                () => new[] { new Measurement<long>(Hits, new KeyValuePair<string, object?>("result", "hit")), new Measurement<long>(Misses, new KeyValuePair<string, object?>("result", "miss")) },
+                "{lookup}",
+                "Key and tenant lookups answered by the gateway's cache (hit) or by the store (miss)");
+            meter.CreateObservableCounter("atp.gateway.tenant_cache.evictions", () => Evictions, "{entry}", "Entries pushed out because the gateway's cache was full");
+        }
     }
 
     /// <summary>How long a found key or tenant is served without asking the store.</summary>
