@@ -71,10 +71,10 @@ internal sealed class CachingTenantStore : ITenantStore, IDisposable
 
     public async Task<Tenant?> GetTenantAsync(string tenantId, CancellationToken cancellationToken)
     {
-        if (_tenants.TryGet(tenantId, out var cached) && cached.Expires > clock.GetUtcNow())
+        if (_tenants.TryGet(tenantId, out var cached) && cached.ValueAt(clock.GetUtcNow()) is { } hit)
         {
             Interlocked.Increment(ref _hits);
-            return cached.Value;
+            return hit;
         }
 
         Interlocked.Increment(ref _misses);
@@ -114,10 +114,10 @@ internal sealed class CachingTenantStore : ITenantStore, IDisposable
 
     private async Task<ApiKey?> FindKeyAsync<T>(string cacheKey, T lookup, Func<ITenantStore, T, CancellationToken, Task<ApiKey?>> find, CancellationToken cancellationToken)
     {
-        if (_keys.TryGet(cacheKey, out var cached) && cached.Expires > clock.GetUtcNow())
+        if (_keys.TryGet(cacheKey, out var cached) && cached.ValueAt(clock.GetUtcNow()) is { } hit)
         {
             Interlocked.Increment(ref _hits);
-            return cached.Value;
+            return hit;
         }
 
         Interlocked.Increment(ref _misses);
@@ -226,14 +226,23 @@ internal sealed class CachingTenantStore : ITenantStore, IDisposable
     }
 
     // Removing by name can race a lookup that just refreshed the entry; that costs one extra miss, never a stale answer.
+    // The LRU drops a removed entry's slot only when its queues next turn over, so the entry also lets go of the key
+    // or tenant it holds; and a cache left empty (a cell gone idle) is cleared, queues and all.
     private static void Sweep<T>(ConcurrentLru<string, Cached<T>> cache, DateTimeOffset now)
+        where T : class
     {
         foreach (var (name, entry) in cache)
         {
-            if (entry.Expires <= now)
+            if (entry.ValueAt(now) is null)
             {
                 cache.TryRemove(name);
+                entry.Release();
             }
+        }
+
+        if (cache.Count == 0)
+        {
+            cache.Clear();
         }
     }
 
@@ -251,5 +260,14 @@ internal sealed class CachingTenantStore : ITenantStore, IDisposable
     /// <summary>Entries pushed out because a cache was full.</summary>
     internal long Evictions => (_keys.Metrics.HasValue ? _keys.Metrics.Value!.Evicted : 0) + (_tenants.Metrics.HasValue ? _tenants.Metrics.Value!.Evicted : 0);
 
-    private readonly record struct Cached<T>(T Value, DateTimeOffset Expires);
+    /// <summary>A cached key or tenant until <c>expires</c>; released by the sweep so that a dropped slot holds nothing.</summary>
+    private sealed class Cached<T>(T value, DateTimeOffset expires)
+        where T : class
+    {
+        private T? _value = value;
+
+        public T? ValueAt(DateTimeOffset now) => expires > now ? Volatile.Read(ref _value) : null;
+
+        public void Release() => Volatile.Write(ref _value, null);
+    }
 }
