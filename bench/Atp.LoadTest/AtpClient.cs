@@ -64,7 +64,9 @@ internal sealed class AtpClient(HttpClient http, Uri baseUrl)
         // Unique per run, so --url runs against a long-lived server never collide.
         var run = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
         var tenants = new LoadTenant[count];
-        for (var i = 0; i < count; i++)
+
+        // A few at a time: 10,000 tenants one after another would take minutes (each creation is a durable write).
+        await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (i, cancellationToken) =>
         {
             var id = $"loadtest-{run}-{i}";
             using (var create = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, "v1/tenants")))
@@ -100,7 +102,7 @@ internal sealed class AtpClient(HttpClient http, Uri baseUrl)
                     ?? throw new InvalidOperationException("The api-keys response has no signing secret."));
                 tenants[i] = new LoadTenant(id, new Uri(baseUrl, $"v1/tenants/{id}/events"), secret, body.RootElement.GetProperty("id").GetString()!, signing);
             }
-        }
+        });
 
         return tenants;
     }

@@ -22,7 +22,8 @@ internal sealed record LoadTestSettings(
     string? PgAdminConnection = null,
     bool Marten = false,
     bool NoProjector = false,
-    int Rounds = 1);
+    int Rounds = 1,
+    bool Spread = false);
 
 /// <summary>Command line of the load generator.</summary>
 internal static class LoadTestCommand
@@ -36,7 +37,9 @@ internal static class LoadTestCommand
     {
         var url = new Option<string?>("--url") { Description = "An already running ATP server (loopback only, e.g. http://127.0.0.1:8080). Default: start one as a child process with a temporary data directory." };
         var adminKey = new Option<string?>("--admin-key") { Description = "Platform-admin API key of the --url server (default: environment variable ATP_ADMIN_KEY)." };
-        var tenants = new Option<int>("--tenants") { Description = "Tenants to create; client i writes to tenant i mod tenants.", DefaultValueFactory = _ => 4 };
+        var tenants = new Option<int>("--tenants") { Description = "Tenants to create; client i writes to tenant i mod tenants (with --spread: each request to the next tenant).", DefaultValueFactory = _ => 4 };
+        var tenantMemory = new Option<bool>("--tenant-memory") { Description = "Instead of the usual run: host the server in this process, create --tenants tenants with a key each, send each one event, wait --duration seconds idle and report the managed heap per tenant before and after (a full GC each time)." };
+        var spread = new Option<bool>("--spread") { Description = "Send each request to the next tenant round-robin (all clients share one counter), so every tenant is touched in turn: the many-tenants run (docs/performance.md, \"Many tenants\")." };
         var clients = new Option<int>("--clients") { Description = "Concurrent clients (each has one request in flight), and concurrent baseline writers.", DefaultValueFactory = _ => 8 };
         var batch = new Option<int>("--batch") { Description = "Events per request (1 sends a single event object, more sends {\"events\":[...]}); rows per baseline transaction.", DefaultValueFactory = _ => 100 };
         var eventBytes = new Option<int>("--event-bytes") { Description = "Approximate size in bytes of each event's data object (0: no data).", DefaultValueFactory = _ => 300 };
@@ -61,7 +64,7 @@ internal static class LoadTestCommand
 
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
         var schemaOverhead = new Option<bool>("--schema-overhead") { Description = "Instead of the usual run: compare ingest with no schema registered against the generator's data schema registered for every event type (every event validated), a fresh server per phase, four rounds in alternating order (--warmup and --duration seconds per phase)." };
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead })
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, spread, tenantMemory })
         {
             root.Options.Add(option);
         }
@@ -96,6 +99,11 @@ internal static class LoadTestCommand
                         : (withRounds with { Rounds = roundCount }, null);
             }
 
+            if (settings is { } withSpread && parse.GetValue(spread))
+            {
+                settings = withSpread with { Spread = true };
+            }
+
             if (settings is null)
             {
                 await Console.Error.WriteLineAsync($"atp-loadtest: {error}");
@@ -104,7 +112,8 @@ internal static class LoadTestCommand
 
             try
             {
-                return parse.GetValue(telemetryOverhead) ? await OverheadRun.ForTelemetry().RunAsync(settings, args, cancellationToken)
+                return parse.GetValue(tenantMemory) ? await TenantMemoryRun.RunAsync(settings, args, cancellationToken)
+                    : parse.GetValue(telemetryOverhead) ? await OverheadRun.ForTelemetry().RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(schemaOverhead) ? await OverheadRun.ForSchemas().RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(fairness) ? await FairnessRun.RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(authOverhead) ? await AuthOverheadRun.RunAsync(settings, args, cancellationToken)
@@ -158,9 +167,9 @@ internal static class LoadTestCommand
             return (null, "--baseline-only and --no-baseline exclude each other.");
         }
 
-        if (tenants is < 1 or > 1000)
+        if (tenants is < 1 or > 100_000)
         {
-            return (null, "--tenants: 1 to 1000.");
+            return (null, "--tenants: 1 to 100,000.");
         }
 
         if (clients is < 1 or > 4096)

@@ -8,6 +8,8 @@ namespace Atp.LoadTest;
 /// <summary>One run: set-up, ATP load, baseline, report, clean-up.</summary>
 internal static class LoadTestRun
 {
+    private const int SpreadPools = 16;
+
     public static async Task<int> RunAsync(LoadTestSettings settings, string[] args, CancellationToken cancellationToken)
     {
         var commandLine = CommandLine(args);
@@ -20,7 +22,9 @@ internal static class LoadTestRun
         Console.WriteLine($"  machine: {Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
 
         var generation = Stopwatch.StartNew();
-        var workload = Workload.Create(settings.Tenants, settings.Batch, settings.EventBytes);
+        // Spread over many tenants, the tenants share a few pools of bodies: generating one pool per tenant would take
+        // the generator minutes and gigabytes for 10,000 tenants.
+        var workload = Workload.Create(settings.Spread ? Math.Min(settings.Tenants, SpreadPools) : settings.Tenants, settings.Batch, settings.EventBytes);
         Console.WriteLine($"  workload: {workload.Tenants[0].Bodies.Length} distinct bodies per tenant, body ≈ {workload.AverageBodyBytes:N0} B (max {workload.MaxBodyBytes:N0} B), leaf ≈ {workload.AverageLeafBytes:N0} B; generated in {generation.Elapsed.TotalSeconds:0.0} s");
         if (workload.MaxBodyBytes > 1024 * 1024 || settings.Batch > 1000)
         {
@@ -172,8 +176,10 @@ internal static class LoadTestRun
             }
 
             var client = new AtpClient(http, url);
+            var creating = Stopwatch.StartNew();
             var tenants = await client.CreateTenantsAsync(adminKey, settings.Tenants, cancellationToken);
-            Console.WriteLine($"  created {tenants.Length} tenants ({tenants[0].Id} …) with an events:write key each");
+            Console.WriteLine($"  created {tenants.Length} tenants ({tenants[0].Id} …) with an events:write key each in {creating.Elapsed.TotalSeconds:0.0} s");
+            long spreadNext = 0;
             Console.WriteLine($"ATP: {settings.Clients} clients × batch {settings.Batch}, {settings.WarmupSeconds} s warm-up + {settings.DurationSeconds} s measured");
 
             var result = await ClosedLoop.RunAsync(
@@ -185,6 +191,14 @@ internal static class LoadTestRun
                 "events",
                 (worker, iteration, ct) =>
                 {
+                    if (settings.Spread)
+                    {
+                        var next = Interlocked.Increment(ref spreadNext) - 1;
+                        var target = (int)(next % tenants.Length);
+                        var pooled = workload.Tenants[target % workload.Tenants.Count].BodyFor(worker, iteration);
+                        return client.SendAsync(tenants[target], pooled, workload.Batch, checkReceipts: iteration == 0, ct);
+                    }
+
                     var tenant = worker % tenants.Length;
                     var body = workload.Tenants[tenant].BodyFor(worker, iteration);
                     return client.SendAsync(tenants[tenant], body, workload.Batch, checkReceipts: iteration == 0, ct);
@@ -382,7 +396,7 @@ internal static class LoadTestRun
             : $" CPU during the {what} window: {FormatCpu(result.Cpu)}" + (OtherCores(result) is { } other ? $" (other processes {other:0.00})." : ".");
 
     private static string Describe(LoadTestSettings s) =>
-        $"{(s.BaselineOnly ? "baseline only" : s.Url is null ? "child server" : $"server {s.Url}")}, engine {s.Engine}{(s.Marten ? " (+ Marten)" : "")}{(s.NoProjector ? ", projector off (ingest node)" : "")}, {s.Tenants} tenants, {s.Clients} clients, batch {s.Batch}, event data ≈ {s.EventBytes} B, {s.WarmupSeconds} s warm-up + {s.DurationSeconds} s{(s.NoBaseline ? ", no baseline" : "")}";
+        $"{(s.BaselineOnly ? "baseline only" : s.Url is null ? "child server" : $"server {s.Url}")}, engine {s.Engine}{(s.Marten ? " (+ Marten)" : "")}{(s.NoProjector ? ", projector off (ingest node)" : "")}, {s.Tenants} tenants{(s.Spread ? " (requests spread round-robin)" : "")}, {s.Clients} clients, batch {s.Batch}, event data ≈ {s.EventBytes} B, {s.WarmupSeconds} s warm-up + {s.DurationSeconds} s{(s.NoBaseline ? ", no baseline" : "")}";
 
     private static string FormatCpu(IReadOnlyList<(string Name, double Cores)> cpu) =>
         cpu.Count == 0 ? "n/a" : string.Join(", ", cpu.Select(c => $"{c.Name} {c.Cores:0.00} cores"));

@@ -9,13 +9,17 @@ namespace Atp.Integrity;
 /// </summary>
 public sealed class CompactRange
 {
-    // One slot per possible set bit of a 64-bit size: a fixed array keeps appends free of list bookkeeping.
-    private readonly Hash[] _edge = new Hash[64];
+    // Sized to the tree's height and grown as the tree grows (at most 64 slots, one per bit of a 64-bit size). A
+    // server keeps one range per log it appends to, so a fixed 64-slot array (2 KiB) per log was most of what every
+    // tenant ever written to cost in memory (issue 22); a range now holds a few hundred bytes.
+    private const int MinimumSlots = 4;
+    private Hash[] _edge;
     private int _count;
 
     /// <summary>An empty tree.</summary>
     public CompactRange()
     {
+        _edge = new Hash[MinimumSlots];
     }
 
     /// <summary>Resumes a tree of <paramref name="size"/> leaves from the hashes of <see cref="EdgeNodes"/>(size).</summary>
@@ -28,6 +32,8 @@ public sealed class CompactRange
                 nameof(edge));
         }
 
+        // Room for the edge one level taller than the tree is now: appends grow it only when the tree's height grows.
+        _edge = new Hash[Math.Clamp(65 - BitOperations.LeadingZeroCount(size), MinimumSlots, 64)];
         edge.CopyTo(_edge);
         _count = edge.Length;
         Size = size;
@@ -73,7 +79,7 @@ public sealed class CompactRange
             completed?.Add(new MerkleNode(new NodeId(level, index >> level), hash));
         }
 
-        _edge[_count++] = hash;
+        Push(hash);
         Size = index + 1;
     }
 
@@ -101,8 +107,18 @@ public sealed class CompactRange
             index >>= 1;
         }
 
-        _edge[_count++] = hash;
+        Push(hash);
         Size += width;
+    }
+
+    private void Push(in Hash hash)
+    {
+        if (_count == _edge.Length)
+        {
+            Array.Resize(ref _edge, Math.Min(64, _edge.Length * 2));
+        }
+
+        _edge[_count++] = hash;
     }
 
     /// <summary>

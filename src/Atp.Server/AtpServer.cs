@@ -40,7 +40,14 @@ public static class AtpServer
         services.AddOptions<AtpOptions>().BindConfiguration(AtpOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System); // tests may register a clock first (configure)
         services.AddAtpStorage(builder.Configuration);
-        services.AddSingleton<ITenantStore>(sp => new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>()));
+        services.AddOptions<TenantCacheOptions>().BindConfiguration(TenantCacheOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(sp =>
+        {
+            var cache = sp.GetRequiredService<IOptions<TenantCacheOptions>>().Value;
+            var lifetime = cache.LifetimeFor(builder.Configuration["Atp:Storage:Provider"] ?? StorageEngine.Sqlite);
+            return new CachingTenantStore(sp.GetRequiredService<StorageEngine>().Tenants, sp.GetRequiredService<TimeProvider>(), lifetime, cache.Capacity, sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        });
+        services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<CachingTenantStore>());
         services.AddAtpClassification();
         services.AddSingleton(sp => new IngestionService(
             sp.GetRequiredService<ILogStore>(),

@@ -55,6 +55,8 @@ public sealed partial class TelemetryTests : IAsyncLifetime
         Assert.Matches(@"atp_storage_group_commit_duration_seconds_count\{[^}]*atp_engine=""(sqlite|postgres)""[^}]*\} [1-9]", text);
         Assert.Contains("atp_sealer_lag_seconds", text);
         Assert.Contains("atp_projection_lag_seconds", text);
+        Assert.Matches(@"atp_gateway_tenant_cache_lookups_total\{[^}]*result=""hit""[^}]*\} [1-9]", text);
+        Assert.Contains("atp_gateway_tenant_cache_entries", text);
         Assert.Matches(@"http_server_request_duration_seconds_bucket\{[^}]*http_route=""/v1/tenants/\{tenant\}/events/?""", text);
 
         // Deny by default for labels: no key, no tenant id, no client address (Kestrel names only its own listening address).

@@ -1,8 +1,8 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Atp.Core.Events;
 using Atp.Core.Schemas;
 using Atp.Core.Tenants;
+using BitFaster.Caching.Lru;
 using Microsoft.Extensions.Options;
 
 namespace Atp.Server.Schemas;
@@ -14,14 +14,15 @@ namespace Atp.Server.Schemas;
 /// </summary>
 internal sealed class SchemaRegistry(ISchemaStore store, IOptions<SchemaRegistryOptions> options, TimeProvider clock)
 {
-    // Registration state of (tenant, type) pairs kept per node; the cache starts over when full (unregistered types
-    // are remembered too, so that events of a tenant without schemas cost no store read).
+    // Registration state of (tenant, type) pairs kept per node (unregistered types are remembered too, so that events
+    // of a tenant without schemas cost no store read). Both caches are LRU: with many tenants a new pair pushes out
+    // the least recently used one, not every pair of the cell (issue 22).
     private const int MaxSubjects = 100_000;
 
     private static readonly JsonElement EmptyObject = JsonDocument.Parse("{}").RootElement.Clone();
 
-    private readonly ConcurrentDictionary<(string Tenant, string Type), (SchemaSubject? Subject, long Expires)> _subjects = new();
-    private readonly ConcurrentDictionary<(string Tenant, string Type, int Version), EventSchema> _compiled = new();
+    private readonly ConcurrentLru<(string Tenant, string Type), (SchemaSubject? Subject, long Expires)> _subjects = new(MaxSubjects);
+    private readonly ConcurrentLru<(string Tenant, string Type, int Version), EventSchema> _compiled = new(options.Value.MaxCompiledSchemas);
 
     public ISchemaStore Store => store;
 
@@ -29,28 +30,23 @@ internal sealed class SchemaRegistry(ISchemaStore store, IOptions<SchemaRegistry
     public async ValueTask<SchemaSubject?> GetSubjectAsync(string tenantId, string type, bool fresh, CancellationToken cancellationToken)
     {
         var now = clock.GetTimestamp();
-        if (!fresh && _subjects.TryGetValue((tenantId, type), out var cached) && now < cached.Expires)
+        if (!fresh && _subjects.TryGet((tenantId, type), out var cached) && now < cached.Expires)
         {
             return cached.Subject;
         }
 
         var subject = await store.GetSchemaSubjectAsync(tenantId, type, cancellationToken).ConfigureAwait(false);
-        if (_subjects.Count >= MaxSubjects)
-        {
-            _subjects.Clear();
-        }
-
-        _subjects[(tenantId, type)] = (subject, now + (long)(options.Value.CacheTime.TotalSeconds * clock.TimestampFrequency));
+        _subjects.AddOrUpdate((tenantId, type), (subject, now + (long)(options.Value.CacheTime.TotalSeconds * clock.TimestampFrequency)));
         return subject;
     }
 
     /// <summary>Forgets what this node read about the type (after it changed here).</summary>
-    public void Forget(string tenantId, string type) => _subjects.TryRemove((tenantId, type), out _);
+    public void Forget(string tenantId, string type) => _subjects.TryRemove((tenantId, type));
 
     /// <summary>The compiled schema of one version; null when the type has no such version.</summary>
     public async ValueTask<EventSchema?> CompiledAsync(string tenantId, string type, int version, CancellationToken cancellationToken)
     {
-        if (_compiled.TryGetValue((tenantId, type, version), out var schema))
+        if (_compiled.TryGet((tenantId, type, version), out var schema))
         {
             return schema;
         }
@@ -61,13 +57,8 @@ internal sealed class SchemaRegistry(ISchemaStore store, IOptions<SchemaRegistry
             return null;
         }
 
-        if (_compiled.Count >= options.Value.MaxCompiledSchemas)
-        {
-            _compiled.Clear();
-        }
-
         schema = EventSchema.FromStored(stored.Schema);
-        _compiled[(tenantId, type, version)] = schema;
+        _compiled.AddOrUpdate((tenantId, type, version), schema);
         return schema;
     }
 

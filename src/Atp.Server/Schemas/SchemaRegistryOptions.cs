@@ -22,7 +22,7 @@ public sealed class SchemaRegistryOptions
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan CacheTime { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Compiled schema versions kept in memory (per node, all tenants); the cache starts over when full.</summary>
+    /// <summary>Compiled schema versions kept in memory (per node, all tenants); when full, the least recently used one makes room.</summary>
     [Range(16, 10_000_000)]
     public int MaxCompiledSchemas { get; set; } = 10_000;
 }
