@@ -66,36 +66,9 @@ public class FieldSealingBenchmarks
     {
         var run = new FieldSealingBenchmarks { Events = 100 };
         run.Setup();
-        const int Batches = 400;
-        var totals = new double[2];
-        var allocated = new long[2];
-        for (var round = 0; round < 6; round++)
-        {
-            for (var path = 0; path < 2; path++)
-            {
-                var process = System.Diagnostics.Process.GetCurrentProcess();
-                var before = process.TotalProcessorTime;
-                var bytes = GC.GetAllocatedBytesForCurrentThread();
-                for (var i = 0; i < Batches; i++)
-                {
-                    run.Ingest(seal: path == 1);
-                }
-
-                process.Refresh();
-                if (round > 0)
-                {
-                    // Round 0 warms up (tiered compilation).
-                    totals[path] += (process.TotalProcessorTime - before).TotalMicroseconds;
-                    allocated[path] += GC.GetAllocatedBytesForCurrentThread() - bytes;
-                }
-            }
-        }
-
-        var events = 5.0 * Batches * run.Events;
-        var plain = totals[0] / events;
-        var sealedPath = totals[1] / events;
-        output.WriteLine($"parse + read + leaves:          {plain,7:F2} µs CPU/event, {allocated[0] / events,8:F0} B/event");
-        output.WriteLine($"the same + field sealing:       {sealedPath,7:F2} µs CPU/event, {allocated[1] / events,8:F0} B/event");
+        var (plain, sealedPath, plainBytes, withBytes) = InterleavedCpu.Measure(seal => run.Ingest(seal), run.Events);
+        output.WriteLine($"parse + read + leaves:          {plain,7:F2} µs CPU/event, {plainBytes,8:F0} B/event");
+        output.WriteLine($"the same + field sealing:       {sealedPath,7:F2} µs CPU/event, {withBytes,8:F0} B/event");
         output.WriteLine($"sealing alone:                  {sealedPath - plain,7:F2} µs CPU/event ({(sealedPath - plain) / plain:P0} of the rest)");
     }
 

@@ -64,36 +64,9 @@ public class SchemaValidationBenchmarks
     {
         var run = new SchemaValidationBenchmarks { Events = 100, DataBytes = 300 };
         run.Setup();
-        const int Batches = 400;
-        var totals = new double[2];
-        var allocated = new long[2];
-        for (var round = 0; round < 6; round++)
-        {
-            for (var path = 0; path < 2; path++)
-            {
-                var process = System.Diagnostics.Process.GetCurrentProcess();
-                var before = process.TotalProcessorTime;
-                var bytes = GC.GetAllocatedBytesForCurrentThread();
-                for (var i = 0; i < Batches; i++)
-                {
-                    run.Ingest(validate: path == 1);
-                }
-
-                process.Refresh();
-                if (round > 0)
-                {
-                    // Round 0 warms up (tiered compilation).
-                    totals[path] += (process.TotalProcessorTime - before).TotalMicroseconds;
-                    allocated[path] += GC.GetAllocatedBytesForCurrentThread() - bytes;
-                }
-            }
-        }
-
-        var events = 5.0 * Batches * run.Events;
-        var plain = totals[0] / events;
-        var validated = totals[1] / events;
-        output.WriteLine($"parse + read + leaves:          {plain,7:F2} µs CPU/event, {allocated[0] / events,8:F0} B/event");
-        output.WriteLine($"the same + schema validation:   {validated,7:F2} µs CPU/event, {allocated[1] / events,8:F0} B/event");
+        var (plain, validated, plainBytes, withBytes) = InterleavedCpu.Measure(validate => run.Ingest(validate), run.Events);
+        output.WriteLine($"parse + read + leaves:          {plain,7:F2} µs CPU/event, {plainBytes,8:F0} B/event");
+        output.WriteLine($"the same + schema validation:   {validated,7:F2} µs CPU/event, {withBytes,8:F0} B/event");
         output.WriteLine($"fast path for the schema:       {(run._schema.HasFastPath ? "yes" : "no (JsonSchema.Net evaluates every event)")}");
         output.WriteLine($"validation alone:               {validated - plain,7:F2} µs CPU/event ({(validated - plain) / plain:P0} of the rest)");
     }
