@@ -64,7 +64,8 @@ internal static class LoadTestCommand
 
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
         var schemaOverhead = new Option<bool>("--schema-overhead") { Description = "Instead of the usual run: compare ingest with no schema registered against the generator's data schema registered for every event type (every event validated), a fresh server per phase, four rounds in alternating order (--warmup and --duration seconds per phase)." };
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, spread, tenantMemory })
+        var sealingOverhead = new Option<bool>("--sealing-overhead") { Description = "Instead of the usual run: compare ingest with the envelope's personal fields stored in clear against sealed at ingest (Atp:Classification:SealEnvelopeFields=true), a fresh server per phase, four rounds in alternating order (--warmup and --duration seconds per phase)." };
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, sealingOverhead, spread, tenantMemory })
         {
             root.Options.Add(option);
         }
@@ -115,6 +116,7 @@ internal static class LoadTestCommand
                 return parse.GetValue(tenantMemory) ? await TenantMemoryRun.RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(telemetryOverhead) ? await OverheadRun.ForTelemetry().RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(schemaOverhead) ? await OverheadRun.ForSchemas().RunAsync(settings, args, cancellationToken)
+                    : parse.GetValue(sealingOverhead) ? await OverheadRun.ForSealing().RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(fairness) ? await FairnessRun.RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(authOverhead) ? await AuthOverheadRun.RunAsync(settings, args, cancellationToken)
                     : await LoadTestRun.RunAsync(settings, args, cancellationToken);

@@ -13,6 +13,8 @@ namespace Atp.LoadTest;
 /// (<c>Atp:Telemetry:Prometheus=true</c>, /metrics read every 5 s — three times as often as Prometheus' default).</item>
 /// <item>Schemas: no schema registered against <see cref="EventGenerator.DataSchema"/> registered for every event type
 /// the generator writes, so every event's data is validated at ingest.</item>
+/// <item>Sealing: the envelope's personal fields (actor name, IP, user agent) stored in clear against sealed at ingest
+/// (<c>Atp:Classification:SealEnvelopeFields=true</c>, docs/classification.md).</item>
 /// </list>
 /// </summary>
 internal sealed class OverheadRun
@@ -35,7 +37,11 @@ internal sealed class OverheadRun
 
     private bool Telemetry => Feature == "telemetry";
 
+    private bool Schemas => Feature == "schemas";
+
     public static OverheadRun ForTelemetry() => new("telemetry", "off (Atp:Telemetry:Enabled=false)", "on (OpenTelemetry, Prometheus scraped every 5 s)");
+
+    public static OverheadRun ForSealing() => new("sealing", "off (personal fields stored in clear)", "on (actor name, IP and user agent sealed: Atp:Classification:SealEnvelopeFields=true)");
 
     public static OverheadRun ForSchemas() => new("schemas", "off (no schema registered)", "on (every event type's data validated against a registered schema)");
 
@@ -78,15 +84,17 @@ internal sealed class OverheadRun
 
     private async Task<(LoopResult Result, long Scrapes, int Problems)> PhaseAsync(LoadTestSettings settings, Workload workload, HttpClient http, bool on, CancellationToken cancellationToken)
     {
-        var environment = !Telemetry ? [] : on
-            ? new Dictionary<string, string> { ["Atp__Telemetry__Prometheus"] = "true" }
-            : new Dictionary<string, string> { ["Atp__Telemetry__Enabled"] = "false" };
+        var environment = Telemetry
+            ? on
+                ? new Dictionary<string, string> { ["Atp__Telemetry__Prometheus"] = "true" }
+                : new Dictionary<string, string> { ["Atp__Telemetry__Enabled"] = "false" }
+            : !Schemas && on ? new Dictionary<string, string> { ["Atp__Classification__SealEnvelopeFields"] = "true" } : [];
         var server = await ServerProcess.StartAsync(settings.ServerDll, environment, http, cancellationToken);
         await using (server.ConfigureAwait(false))
         {
             var client = new AtpClient(http, server.Url);
             var tenants = await client.CreateTenantsAsync(server.AdminKey, settings.Tenants, cancellationToken);
-            if (on && !Telemetry)
+            if (on && Schemas)
             {
                 await RegisterSchemasAsync(http, server.Url, server.AdminKey, tenants, cancellationToken);
             }
