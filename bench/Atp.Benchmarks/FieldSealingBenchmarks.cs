@@ -34,7 +34,7 @@ public class FieldSealingBenchmarks
     public void Setup()
     {
         _sealer = new FieldSealer(new DataKeyRing(new MemoryKeyProvider(), new NoStoredKeys(), capacity: 100_000));
-        _ingestion = new IngestionService(new AcceptingStore(), TimeProvider.System, _sealer);
+        _ingestion = new IngestionService(new AcceptingLogStore(), TimeProvider.System, _sealer);
         var generator = new EventGenerator(seed: 2000, dataBytes: 300);
         var buffer = new ArrayBufferWriter<byte>(Events * 1400);
         using (var writer = new Utf8JsonWriter(buffer))
@@ -140,39 +140,5 @@ public class FieldSealingBenchmarks
     private sealed class NoStoredKeys : IDataKeyStore
     {
         public Task<byte[]?> FindDataKeyAsync(string tenantId, string keyId, CancellationToken cancellationToken) => Task.FromResult<byte[]?>(null);
-    }
-
-    /// <summary>Accepts every append at once: the storage engine is not what this measures.</summary>
-    private sealed class AcceptingStore : ILogStore
-    {
-        private static readonly Task<AppendOutcome> Done = Task.FromResult<AppendOutcome>(new Appended([], Replayed: false));
-
-        public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) => Done;
-
-        public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<StorageUsage?> GetStorageUsageAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<LogEntry?> FindEventAsync(string tenantId, Guid eventId, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<IReadOnlyList<LogEntry>> ListEntriesAsync(string tenantId, ulong fromIndex, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public IMerkleNodeReader NodeReader(string tenantId) => throw new NotSupportedException();
-
-        public Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task SaveCheckpointAsync(string tenantId, ulong size, string note, DateTimeOffset createdAt, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<StoredCheckpoint?> GetCheckpointAtOrAfterAsync(string tenantId, ulong size, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public LogQuarantine Quarantine { get; } = new();
     }
 }

@@ -19,7 +19,7 @@ namespace Atp.Benchmarks;
 public class SchemaValidationBenchmarks
 {
     private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64 };
-    private readonly IngestionService _ingestion = new(new CompletingStore(), TimeProvider.System);
+    private readonly IngestionService _ingestion = new(new AcceptingLogStore(), TimeProvider.System);
     private EventSchema _schema = null!;
     private byte[] _body = [];
 
@@ -104,39 +104,5 @@ public class SchemaValidationBenchmarks
 
         var outcome = _ingestion.AppendAsync("acme", drafts, null, CancellationToken.None).GetAwaiter().GetResult();
         return outcome is Appended ? drafts.Count : -1;
-    }
-
-    /// <summary>Accepts every append at once: the storage engine is not what this measures.</summary>
-    private sealed class CompletingStore : ILogStore
-    {
-        private static readonly Task<AppendOutcome> Done = Task.FromResult<AppendOutcome>(new Appended([], Replayed: false));
-
-        public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) => Done;
-
-        public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<StorageUsage?> GetStorageUsageAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<LogEntry?> GetEntryAsync(string tenantId, ulong index, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<LogEntry?> FindEventAsync(string tenantId, Guid eventId, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<IReadOnlyList<LogEntry>> ListEntriesAsync(string tenantId, ulong fromIndex, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public IMerkleNodeReader NodeReader(string tenantId) => throw new NotSupportedException();
-
-        public Task<IReadOnlyList<UnsealedLog>> ListUnsealedAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task SaveCheckpointAsync(string tenantId, ulong size, string note, DateTimeOffset createdAt, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<StoredCheckpoint?> GetLatestCheckpointAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<StoredCheckpoint?> GetCheckpointAtOrAfterAsync(string tenantId, ulong size, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<int> PruneIdempotencyKeysAsync(DateTimeOffset before, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public Task<IReadOnlyList<LogSize>> ListLogSizesAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public LogQuarantine Quarantine { get; } = new();
     }
 }
