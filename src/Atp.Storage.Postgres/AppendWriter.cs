@@ -28,7 +28,8 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
     public NpgsqlConnection Connection => connection;
 
     /// <summary>Whether the request must read the log before it can be staged (replays and re-sends).</summary>
-    public static bool NeedsLookups(AppendRequest request) => request.Idempotency is not null || request.DataKeys.Count > 0 || request.Entries.Any(e => e.ClientAssignedId);
+    public static bool NeedsLookups(AppendRequest request) =>
+        request.Idempotency is not null || request.DataKeys.Count > 0 || request.ReplayOnly is not null || request.Entries.Any(e => e.ClientAssignedId);
 
     /// <summary>
     /// Stages a request that needs no lookup on <paramref name="tree"/> and adds its statements (savepoint, tenant,
@@ -201,6 +202,11 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         }
 
         var fresh = receipts.Count(r => r is null);
+        if (request.ReplayOnly is { } overQuota && fresh > 0)
+        {
+            return overQuota;
+        }
+
         if (fresh > 0)
         {
             rows = new EntryRows(fresh, (long)tree.Size);

@@ -234,6 +234,11 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             return conflict;
         }
 
+        if (request.ReplayOnly is { } overQuota && Array.Exists(receipts, r => r is null))
+        {
+            return overQuota;
+        }
+
         // The keys first, in the request's savepoint: no entry sealed under a key commits without it.
         foreach (var dataKey in request.DataKeys)
         {

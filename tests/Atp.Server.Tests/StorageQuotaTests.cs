@@ -113,6 +113,54 @@ public sealed class StorageQuotaTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Forbidden, (await acme.PatchAsJsonAsync("/v1/tenants/acme", new { limits = new { maxStoredEvents = 100 } })).StatusCode);
     }
 
+    [Fact]
+    public async Task A_retry_of_a_stored_request_at_the_quota_replays_its_receipts_and_only_new_events_are_refused()
+    {
+        using var admin = _server.Admin;
+        using var acme = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme"));
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync("/v1/tenants/acme", new { limits = new { maxStoredEvents = 4 } })).StatusCode);
+
+        // Fill the quota: a batch of 3 under an Idempotency-Key, then one event whose id the client assigned.
+        var batch = ServerFixture.Batch(3);
+        var first = await PostWithKeyAsync(acme, batch, "retry-at-quota");
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        var firstReceipts = await first.Content.ReadAsStringAsync();
+        var clientId = Guid.NewGuid().ToString();
+        var single = ServerFixture.Event(id: clientId);
+        var stored = await acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(single));
+        Assert.Equal(HttpStatusCode.Created, stored.StatusCode);
+        var storedReceipt = await stored.Content.ReadAsStringAsync();
+        Assert.Equal(4UL, await _server.TreeSizeAsync("acme"));
+
+        // The client lost the replies and retries both: the same receipts come back, marked as replays, not 507.
+        var replay = await PostWithKeyAsync(acme, batch, "retry-at-quota");
+        Assert.Equal(HttpStatusCode.Created, replay.StatusCode);
+        Assert.Equal("true", Assert.Single(replay.Headers.GetValues("Idempotent-Replayed")));
+        Assert.Equal(firstReceipts, await replay.Content.ReadAsStringAsync());
+        var resent = await acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(single));
+        Assert.Equal(HttpStatusCode.Created, resent.StatusCode);
+        Assert.Equal(storedReceipt, await resent.Content.ReadAsStringAsync());
+
+        // The key with another body is still the key's misuse, not a quota matter.
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await PostWithKeyAsync(acme, ServerFixture.Batch(2), "retry-at-quota")).StatusCode);
+
+        // Anything new is refused whole: a new key, a new client id, and a batch mixing a stored id with a new one.
+        await ProblemAssert.IsProblemAsync(await PostWithKeyAsync(acme, batch, "another-key"), HttpStatusCode.InsufficientStorage, "quota-exceeded");
+        await ProblemAssert.IsProblemAsync(
+            await acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(ServerFixture.Event(id: Guid.NewGuid().ToString()))), HttpStatusCode.InsufficientStorage, "quota-exceeded");
+        var mixed = "{\"events\":[" + single + "," + ServerFixture.Event(id: Guid.NewGuid().ToString()) + "]}";
+        await ProblemAssert.IsProblemAsync(await acme.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(mixed)), HttpStatusCode.InsufficientStorage, "quota-exceeded");
+        Assert.Equal(4UL, await _server.TreeSizeAsync("acme"));
+        Assert.Equal(4, (await acme.GetFromJsonAsync<JsonElement>("/v1/tenants/acme")).GetProperty("usage").GetProperty("storedEvents").GetInt64());
+    }
+
+    private static async Task<HttpResponseMessage> PostWithKeyAsync(HttpClient client, string body, string idempotencyKey)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/tenants/acme/events") { Content = ServerFixture.Json(body) };
+        request.Headers.Add("Idempotency-Key", idempotencyKey);
+        return await client.SendAsync(request);
+    }
+
     private static Task<HttpResponseMessage> PostAsync(HttpClient client, string tenant, int count) =>
         client.PostAsync($"/v1/tenants/{tenant}/events", ServerFixture.Json(ServerFixture.Batch(count)));
 

@@ -58,6 +58,42 @@ public abstract partial class LogStoreContract<TStore>
     }
 
     [Fact]
+    public async Task A_replay_only_request_replays_what_is_stored_and_is_refused_whole_if_any_entry_is_new()
+    {
+        await CreateTenantsAsync(TenantA);
+        var id = Guid.Parse("0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5d");
+        var stored = TestEntries.Create("stored", Clock.GetUtcNow(), id);
+        var storedReceipts = await AppendNewAsync(TenantA, stored);
+        var claim = new IdempotencyClaim("replay-only", Hash.Sha256("body"u8));
+        var keyed = NewEntries(2);
+        var keyedReceipts = Assert.IsType<Appended>(await AppendAsync(TenantA, keyed, claim)).Receipts;
+        var before = await Store.GetStorageUsageAsync(TenantA, CancellationToken.None);
+        var refusal = new QuotaExceeded("maxStoredEvents", 3, 3, 2);
+
+        Task<AppendOutcome> ReplayOnlyAsync(IReadOnlyList<PendingEntry> entries, IdempotencyClaim? idempotency) =>
+            Store.AppendAsync(new AppendRequest(TenantA, entries, idempotency) { ReplayOnly = refusal }, CancellationToken.None);
+
+        // What was stored comes back as a replay: by its key, and by its client-assigned id.
+        var byKey = Assert.IsType<Appended>(await ReplayOnlyAsync(keyed, claim));
+        Assert.True(byKey.Replayed);
+        Assert.Equal(keyedReceipts, byKey.Receipts);
+        var byId = Assert.IsType<Appended>(await ReplayOnlyAsync([TestEntries.Create("stored", Clock.GetUtcNow(), id)], null));
+        Assert.True(byId.Replayed);
+        Assert.Equal(storedReceipts, byId.Receipts);
+
+        // Anything new is the refusal, with nothing of the request stored: new entries, a new key, a stored id with a new one.
+        Assert.Equal(refusal, await ReplayOnlyAsync(NewEntries(1), null));
+        Assert.Equal(refusal, await ReplayOnlyAsync(NewEntries(2), new IdempotencyClaim("fresh-key", Hash.Sha256("other"u8))));
+        Assert.Equal(refusal, await ReplayOnlyAsync([TestEntries.Create("stored", Clock.GetUtcNow(), id), NewEntry(Guid.NewGuid())], null));
+
+        Assert.Equal(before, await Store.GetStorageUsageAsync(TenantA, CancellationToken.None));
+        Assert.Equal(await SumOfStoredLeavesAsync(TenantA), before);
+
+        // The refused key was not recorded: without the quota the same request is stored, not replayed.
+        Assert.False(Assert.IsType<Appended>(await AppendAsync(TenantA, NewEntries(2), new IdempotencyClaim("fresh-key", Hash.Sha256("other"u8)))).Replayed);
+    }
+
+    [Fact]
     public async Task Concurrent_appends_to_two_tenants_keep_each_counter_equal_to_its_own_leaves()
     {
         string[] tenants = [TenantA, TenantB];

@@ -122,17 +122,43 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
             }
 
             var events = (long)usage.StoredEvents;
+            QuotaExceeded? exceeded = null;
             if (quota.MaxStoredEvents > 0 && events + request.Entries.Count > quota.MaxStoredEvents)
             {
-                return new QuotaExceeded("maxStoredEvents", quota.MaxStoredEvents, events, request.Entries.Count);
+                exceeded = new QuotaExceeded("maxStoredEvents", quota.MaxStoredEvents, events, request.Entries.Count);
+            }
+            else if (quota.MaxStoredBytes > 0 && usage.StoredBytes + bytes > quota.MaxStoredBytes)
+            {
+                exceeded = new QuotaExceeded("maxStoredBytes", quota.MaxStoredBytes, usage.StoredBytes, bytes);
             }
 
-            if (quota.MaxStoredBytes > 0 && usage.StoredBytes + bytes > quota.MaxStoredBytes)
+            if (exceeded is not null)
             {
-                return new QuotaExceeded("maxStoredBytes", quota.MaxStoredBytes, usage.StoredBytes, bytes);
+                // Only a request the store can recognise as a retry can be a replay; any other is refused here, unread.
+                return CouldBeRetry(request)
+                    ? await store.AppendAsync(request with { ReplayOnly = exceeded }, cancellationToken).ConfigureAwait(false)
+                    : exceeded;
             }
         }
 
         return await store.AppendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static bool CouldBeRetry(AppendRequest request)
+    {
+        if (request.Idempotency is not null)
+        {
+            return true;
+        }
+
+        foreach (var entry in request.Entries)
+        {
+            if (entry.ClientAssignedId)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

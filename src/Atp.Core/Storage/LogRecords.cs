@@ -23,6 +23,13 @@ public sealed record AppendRequest(string TenantId, IReadOnlyList<PendingEntry> 
     /// transaction as the entries (a key already stored with the same bytes is kept; one with other bytes fails the request).
     /// </summary>
     public IReadOnlyList<Classification.WrappedDataKey> DataKeys { get; init; } = [];
+
+    /// <summary>
+    /// Set when storing the request would cross a storage quota: it may still be a client's retry of a request that
+    /// was stored (same Idempotency-Key, or the same client-assigned event ids), whose receipts must be replayed rather
+    /// than refused. The store answers a replay as usual; if any entry is new it returns this refusal and stores nothing.
+    /// </summary>
+    public QuotaExceeded? ReplayOnly { get; init; }
 }
 
 /// <summary>What an append did.</summary>
