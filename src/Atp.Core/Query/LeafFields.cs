@@ -73,7 +73,9 @@ public sealed record LeafFields(long OccurredAt, string ActorType, string ActorI
 
     private static void AppendName(StringBuilder text, Party party)
     {
-        if (party.Name is { } name)
+        // A sealed name is ciphertext: every one would add words found in no other event (bloating the full-text
+        // index and costing ingest), and no search could ever match them.
+        if (party.Name is { } name && !Classification.FieldToken.IsToken(name))
         {
             text.Append(name).Append(' ');
         }

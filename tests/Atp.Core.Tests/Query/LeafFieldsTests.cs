@@ -31,6 +31,22 @@ public sealed class LeafFieldsTests
         Assert.Equal(expected.Text, fields.Text);
     }
 
+    [Fact]
+    public void A_sealed_actor_name_gives_the_text_index_no_words()
+    {
+        var token = Atp.Core.Classification.FieldToken.Seal(
+            new Atp.Core.Classification.DataKey("acme", "k1", System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), null),
+            System.Security.Cryptography.RandomNumberGenerator.GetBytes(Atp.Core.Classification.FieldToken.NonceSize),
+            "/actor/name",
+            "\"Ada Lovelace\""u8);
+        var json = $$"""{"action":"document.view","actor":{"id":"usr_1","name":"{{token}}","type":"user"},"occurredAt":"2026-01-01T00:00:00Z","outcome":"success","targets":[{"id":"doc_1","name":"Q3 plan.md","type":"document"}]}""";
+
+        var fields = LeafFields.Read(Encoding.UTF8.GetBytes(json));
+
+        Assert.Equal("Q3 plan.md document view", fields.Text);
+        Assert.Equal("usr_1", fields.ActorId);
+    }
+
     [Theory]
     [InlineData("""{"actor":{"id":"u","type":"user"},"occurredAt":"2026-01-01T00:00:00Z","outcome":"success"}""")]
     [InlineData("""{"action":"a","actor":{"id":"u"},"occurredAt":"2026-01-01T00:00:00Z","outcome":"success"}""")]
