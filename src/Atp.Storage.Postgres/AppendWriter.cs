@@ -29,7 +29,8 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
 
     /// <summary>Whether the request must read the log before it can be staged (replays and re-sends).</summary>
     public static bool NeedsLookups(AppendRequest request) =>
-        request.Idempotency is not null || request.DataKeys.Count > 0 || request.ReplayOnly is not null || request.Entries.Any(e => e.ClientAssignedId);
+        request.Idempotency is not null || request.DataKeys.Count > 0 || request.ReplayOnly is not null || request.DestroyedDataKeys.Count > 0
+        || request.Entries.Any(e => e.ClientAssignedId);
 
     /// <summary>
     /// Stages a request that needs no lookup on <paramref name="tree"/> and adds its statements (savepoint, tenant,
@@ -255,6 +256,12 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
 
             batch.BatchCommands.Add(TenantScope.Command(
                 "INSERT INTO atp.data_keys (tenant_id, key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)", request.TenantId, key.KeyId, key.Wrapped, now));
+        }
+
+        if (request.DestroyedDataKeys.Count > 0)
+        {
+            batch.BatchCommands.Add(TenantScope.Command(
+                "DELETE FROM atp.data_keys WHERE tenant_id = $1 AND key_id = ANY($2)", request.TenantId, request.DestroyedDataKeys.ToArray()));
         }
     }
 

@@ -40,7 +40,7 @@ internal static class PostgresSchema
         ("event_schemas", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
         ("policy_versions", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
         ("policy_proposals", "SELECT, INSERT, UPDATE"),
-        ("data_keys", "SELECT, INSERT"), // written once with the append that first needs the key; erasure will be the owner's
+        ("data_keys", "SELECT, INSERT, DELETE"), // written once with the append that first needs the key; deleted by an erasure
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').

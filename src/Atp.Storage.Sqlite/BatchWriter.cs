@@ -20,6 +20,7 @@ internal sealed class BatchWriter : IDisposable
     private readonly SqliteCommand _insertKey;
     private readonly SqliteCommand _findDataKey;
     private readonly SqliteCommand _insertDataKey;
+    private readonly SqliteCommand _deleteDataKey;
     private readonly SqliteCommand _savepoint;
     private readonly SqliteCommand _release;
     private readonly SqliteCommand _rollbackTo;
@@ -39,6 +40,7 @@ internal sealed class BatchWriter : IDisposable
         _insertKey = Prepare("INSERT INTO idempotency_keys (tenant_id, key, request_hash, receipts, created_at) VALUES ($1, $2, $3, $4, $5)", 5);
         _findDataKey = Prepare("SELECT wrapped FROM data_keys WHERE tenant_id = $1 AND key_id = $2", 2);
         _insertDataKey = Prepare("INSERT INTO data_keys (tenant_id, key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)", 4);
+        _deleteDataKey = Prepare("DELETE FROM data_keys WHERE tenant_id = $1 AND key_id = $2", 2);
         _savepoint = Prepare("SAVEPOINT append_request", 0);
         _release = Prepare("RELEASE append_request", 0);
         _rollbackTo = Prepare("ROLLBACK TO append_request", 0);
@@ -145,6 +147,9 @@ internal sealed class BatchWriter : IDisposable
         Run(_insertDataKey, tenantId, key.KeyId, key.Wrapped, now);
     }
 
+    /// <summary>Destroys a data key (an erasure); the connection's secure_delete zeroes the row's bytes in its page.</summary>
+    public void DeleteDataKey(string tenantId, string keyId) => Run(_deleteDataKey, tenantId, keyId);
+
     public long? TenantNumber(string tenantId) => _tenantNumbers.Find(_connection, _transaction, tenantId);
 
     /// <summary>
@@ -192,7 +197,7 @@ internal sealed class BatchWriter : IDisposable
         }
     }
 
-    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _addStoredBytes, _findEvent, _findKey, _insertKey, _findDataKey, _insertDataKey, _savepoint, _release, _rollbackTo];
+    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _addStoredBytes, _findEvent, _findKey, _insertKey, _findDataKey, _insertDataKey, _deleteDataKey, _savepoint, _release, _rollbackTo];
 
     // Positional parameters ($1, $2, …) set by ordinal: binding by name showed up in profiles of the hot path.
     private SqliteCommand Prepare(string sql, int parameters)

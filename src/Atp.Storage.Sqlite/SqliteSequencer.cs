@@ -245,6 +245,11 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             writer.InsertDataKey(request.TenantId, dataKey, now);
         }
 
+        foreach (var keyId in request.DestroyedDataKeys)
+        {
+            writer.DeleteDataKey(request.TenantId, keyId);
+        }
+
         var tree = StagedTree(writer, request.TenantId, tenantNumber, staged);
         var firstIndex = tree.Size;
         var appended = false;

@@ -33,6 +33,38 @@ public abstract partial class LogStoreContract<TStore>
     }
 
     [Fact]
+    public async Task A_destroyed_data_key_is_gone_with_the_commit_of_its_tombstone_and_only_then()
+    {
+        await CreateTenantsAsync(TenantA, TenantB);
+        var erased = NewDataKey("erased-subject");
+        var kept = NewDataKey("kept-subject");
+        Assert.IsType<Appended>(await AppendWithKeysAsync(TenantA, NewEntries(2), erased, kept));
+        Assert.IsType<Appended>(await AppendWithKeysAsync(TenantB, NewEntries(1), erased));
+
+        // A tombstone whose append is refused destroys nothing.
+        var id = Guid.NewGuid();
+        Assert.IsType<Appended>(await AppendAsync(TenantA, [NewEntry(id)]));
+        var refused = await Store.AppendAsync(new AppendRequest(TenantA, [NewEntry(), NewEntry(id)], null) { DestroyedDataKeys = [erased.KeyId] }, CancellationToken.None);
+        Assert.IsType<EventIdConflict>(refused);
+        Assert.Equal(erased.Wrapped, await DataKeyAsync(TenantA, erased.KeyId));
+
+        // The tombstone commits: the key is gone, across a restart; the tenant's other key and the other tenant's key
+        // under the same id stay.
+        var tombstone = Assert.IsType<Appended>(await Store.AppendAsync(new AppendRequest(TenantA, [NewEntry()], null) { DestroyedDataKeys = [erased.KeyId] }, CancellationToken.None));
+        Assert.False(tombstone.Replayed);
+        await ReopenAsync();
+        Assert.Null(await DataKeyAsync(TenantA, erased.KeyId));
+        Assert.Equal(kept.Wrapped, await DataKeyAsync(TenantA, kept.KeyId));
+        Assert.Equal(erased.Wrapped, await DataKeyAsync(TenantB, erased.KeyId));
+        Assert.Equal(4UL, (await HeadAsync(TenantA)).Size);
+
+        // The subject's next event gets a new key under the same id.
+        var renewed = NewDataKey(erased.KeyId);
+        Assert.IsType<Appended>(await AppendWithKeysAsync(TenantA, NewEntries(1), renewed));
+        Assert.Equal(renewed.Wrapped, await DataKeyAsync(TenantA, erased.KeyId));
+    }
+
+    [Fact]
     public async Task Appends_carrying_the_same_key_at_once_all_commit_and_store_it_once()
     {
         await CreateTenantsAsync(TenantA);

@@ -100,6 +100,17 @@ public sealed class DataKeyRing
         }
     }
 
+    /// <summary>
+    /// Drops every copy this node holds of a subject's key (an erasure destroys it in the store): no later event is
+    /// sealed under it and no later read opens a token with it; the subject's next event gets a new key.
+    /// </summary>
+    public void Forget(string tenantId, string subject, string keyId)
+    {
+        _bySubject.TryRemove((tenantId, subject), out _);
+        _cache.TryRemove((tenantId, keyId), out _);
+        _pending.TryRemove((tenantId, keyId), out _);
+    }
+
     /// <summary>An append carrying these keys failed: forget them, so the next use reads the store again.</summary>
     public void Abandon(string tenantId, IEnumerable<WrappedDataKey> keys)
     {

@@ -74,7 +74,28 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
         return outcome;
     }
 
-    private Task<AppendOutcome> Append(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, IReadOnlyList<WrappedDataKey> dataKeys, CancellationToken cancellationToken)
+    /// <summary>
+    /// An erasure: appends its tombstone and destroys the subject's data key in the same transaction, so a crash leaves
+    /// either both or neither. The tombstone is not sealed and not held to the storage quota (it erases). The ring
+    /// forgets the key before and after, so no event sealed here meanwhile uses the key being destroyed.
+    /// </summary>
+    public async Task<AppendOutcome> AppendErasureAsync(string tenantId, EventDraft tombstone, string subject, string keyId, Submitter? submittedBy, CancellationToken cancellationToken)
+    {
+        sealer?.Ring.Forget(tenantId, subject, keyId);
+        var outcome = await Append(tenantId, [tombstone], idempotency: null, submittedBy, StorageQuota.Unlimited, [], cancellationToken, destroyedDataKeys: [keyId]).ConfigureAwait(false);
+        sealer?.Ring.Forget(tenantId, subject, keyId);
+        return outcome;
+    }
+
+    private Task<AppendOutcome> Append(
+        string tenantId,
+        IReadOnlyList<EventDraft> drafts,
+        IdempotencyClaim? idempotency,
+        Submitter? submittedBy,
+        StorageQuota quota,
+        IReadOnlyList<WrappedDataKey> dataKeys,
+        CancellationToken cancellationToken,
+        IReadOnlyList<string>? destroyedDataKeys = null)
     {
         ArgumentNullException.ThrowIfNull(quota);
         ArgumentNullException.ThrowIfNull(drafts);
@@ -106,7 +127,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
             entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, leafHash, contentHash, receivedAt);
         }
 
-        var request = new AppendRequest(tenantId, entries, idempotency) { DataKeys = dataKeys };
+        var request = new AppendRequest(tenantId, entries, idempotency) { DataKeys = dataKeys, DestroyedDataKeys = destroyedDataKeys ?? [] };
         return quota.IsUnlimited ? store.AppendAsync(request, cancellationToken) : AppendWithinQuotaAsync(request, quota, cancellationToken);
     }
 

@@ -30,6 +30,12 @@ public sealed record AppendRequest(string TenantId, IReadOnlyList<PendingEntry> 
     /// than refused. The store answers a replay as usual; if any entry is new it returns this refusal and stores nothing.
     /// </summary>
     public QuotaExceeded? ReplayOnly { get; init; }
+
+    /// <summary>
+    /// Ids of data keys to destroy in the same transaction as the entries (an erasure and its tombstone): once the
+    /// append commits, no token sealed under them can be opened again; if it does not, nothing is destroyed.
+    /// </summary>
+    public IReadOnlyList<string> DestroyedDataKeys { get; init; } = [];
 }
 
 /// <summary>What an append did.</summary>
