@@ -140,5 +140,7 @@ public class FieldSealingBenchmarks
     private sealed class NoStoredKeys : IDataKeyStore
     {
         public Task<byte[]?> FindDataKeyAsync(string tenantId, string keyId, CancellationToken cancellationToken) => Task.FromResult<byte[]?>(null);
+
+        public Task<bool> ScrubDestroyedKeysAsync(CancellationToken cancellationToken) => Task.FromResult(true);
     }
 }

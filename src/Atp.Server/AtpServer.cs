@@ -123,6 +123,7 @@ public static class AtpServer
         app.MapEventEndpoints();
         app.MapSchemaEndpoints();
         Policy.PolicyEndpoints.MapPolicyEndpoints(app);
+        Erasure.ErasureEndpoints.MapErasureEndpoints(app);
         app.MapLogEndpoints();
         app.MapExportEndpoints();
         app.MapAtpTelemetry();

@@ -14,4 +14,21 @@ public sealed partial class SqliteStore : IDataKeyStore
         command.Parameters.AddWithValue("$key", keyId);
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as byte[];
     }
+
+    // The deleted row is zeroed in its page (secure_delete), but the WAL still holds the frame that inserted it until
+    // it is copied back and truncated; readers holding an old snapshot keep the checkpoint busy, so it is retried.
+    public async Task<bool> ScrubDestroyedKeysAsync(CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            if (await TruncateWalAsync(_writeConnection, cancellationToken).ConfigureAwait(false))
+            {
+                return true;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
+        }
+
+        return false;
+    }
 }

@@ -92,7 +92,7 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
         Assert.Contains(FieldToken.Prefix, search, StringComparison.Ordinal);
         Assert.DoesNotContain(marker + "-agent", search, StringComparison.Ordinal);
 
-        var dump = TestStorage.IsPostgres ? await DumpDatabaseAsync() : null;
+        var dump = TestStorage.IsPostgres ? await DumpDatabaseAsync(_server) : null;
         await _server.StopAsync();
         var forms = secrets.SelectMany(Forms).Distinct().ToArray();
         foreach (var path in Directory.EnumerateFiles(_server.DataDirectory, "*", SearchOption.AllDirectories))
@@ -114,53 +114,8 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
     /// </summary>
     internal static async Task<int> AssertEveryTokenHasItsKeyAsync(string dataDirectory, IReadOnlyList<string> storageArguments)
     {
-        var leaves = new List<byte[]>();
-        var keyIds = new HashSet<string>(StringComparer.Ordinal);
-        if (storageArguments.FirstOrDefault(a => a.StartsWith("--ConnectionStrings:AtpAdmin=", StringComparison.Ordinal)) is { } owner)
-        {
-            // As the throwaway server's superuser: row-level security would hide every tenant's rows from anyone else.
-            var builder = new NpgsqlConnectionStringBuilder(owner["--ConnectionStrings:AtpAdmin=".Length..]) { Username = "postgres", Password = null };
-            await using var connection = new NpgsqlConnection(builder.ConnectionString);
-            await connection.OpenAsync();
-            await using (var read = new NpgsqlCommand("SELECT leaf FROM atp.log_entries", connection))
-            await using (var reader = await read.ExecuteReaderAsync())
-            {
-                while (await reader.ReadAsync())
-                {
-                    leaves.Add((byte[])reader[0]);
-                }
-            }
-
-            await using var keys = new NpgsqlCommand("SELECT key_id FROM atp.data_keys", connection);
-            await using var keyReader = await keys.ExecuteReaderAsync();
-            while (await keyReader.ReadAsync())
-            {
-                keyIds.Add(keyReader.GetString(0));
-            }
-        }
-        else
-        {
-            await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDirectory, "atp.db")};Mode=ReadOnly;Pooling=False");
-            await connection.OpenAsync();
-            await using (var read = connection.CreateCommand())
-            {
-                read.CommandText = "SELECT leaf FROM log_entries";
-                await using var reader = await read.ExecuteReaderAsync();
-                while (await reader.ReadAsync())
-                {
-                    leaves.Add((byte[])reader[0]);
-                }
-            }
-
-            await using var keys = connection.CreateCommand();
-            keys.CommandText = "SELECT key_id FROM data_keys";
-            await using var keyReader = await keys.ExecuteReaderAsync();
-            while (await keyReader.ReadAsync())
-            {
-                keyIds.Add(keyReader.GetString(0));
-            }
-        }
-
+        var (leaves, keys) = await ReadStoredAsync(dataDirectory, storageArguments);
+        var keyIds = keys.Keys.ToHashSet(StringComparer.Ordinal);
         var tokens = 0;
         foreach (var leaf in leaves)
         {
@@ -181,6 +136,52 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
         }
 
         return tokens;
+    }
+
+    /// <summary>
+    /// Every stored leaf and every stored wrapped data key (key id → wrapped bytes), read straight from the storage
+    /// (SQLite read-only, or PostgreSQL as the throwaway server's superuser: row-level security would hide rows from
+    /// anyone else).
+    /// </summary>
+    internal static async Task<(List<byte[]> Leaves, Dictionary<string, byte[]> Keys)> ReadStoredAsync(string dataDirectory, IReadOnlyList<string> storageArguments)
+    {
+        var leaves = new List<byte[]>();
+        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        System.Data.Common.DbConnection connection;
+        if (storageArguments.FirstOrDefault(a => a.StartsWith("--ConnectionStrings:AtpAdmin=", StringComparison.Ordinal)) is { } owner)
+        {
+            var builder = new NpgsqlConnectionStringBuilder(owner["--ConnectionStrings:AtpAdmin=".Length..]) { Username = "postgres", Password = null };
+            connection = new NpgsqlConnection(builder.ConnectionString);
+        }
+        else
+        {
+            connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDirectory, "atp.db")};Mode=ReadOnly;Pooling=False");
+        }
+
+        var schema = connection is NpgsqlConnection ? "atp." : "";
+        await using (connection)
+        {
+            await connection.OpenAsync();
+            await using (var read = connection.CreateCommand())
+            {
+                read.CommandText = $"SELECT leaf FROM {schema}log_entries";
+                await using var reader = await read.ExecuteReaderAsync();
+                while (await reader.ReadAsync())
+                {
+                    leaves.Add((byte[])reader[0]);
+                }
+            }
+
+            await using var keyRead = connection.CreateCommand();
+            keyRead.CommandText = $"SELECT key_id, wrapped FROM {schema}data_keys";
+            await using var keyReader = await keyRead.ExecuteReaderAsync();
+            while (await keyReader.ReadAsync())
+            {
+                keys[keyReader.GetString(0)] = (byte[])keyReader[1];
+            }
+        }
+
+        return (leaves, keys);
     }
 
     private static string EventJson(string? id, string actorId, string name, string ip, string agent) =>
@@ -220,9 +221,9 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
 
     // The whole database as pg_dump writes it (schema and every row), as the throwaway server's superuser (row-level
     // security would hide rows from anyone else).
-    private async Task<byte[]> DumpDatabaseAsync()
+    internal static async Task<byte[]> DumpDatabaseAsync(ServerFixture server)
     {
-        var owner = _server.StorageArguments.Single(a => a.StartsWith("--ConnectionStrings:AtpAdmin=", StringComparison.Ordinal));
+        var owner = server.StorageArguments.Single(a => a.StartsWith("--ConnectionStrings:AtpAdmin=", StringComparison.Ordinal));
         var builder = new NpgsqlConnectionStringBuilder(owner["--ConnectionStrings:AtpAdmin=".Length..]);
         var pgDump = Directory.EnumerateDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin", "pg_dump")).First(File.Exists);
         var start = new ProcessStartInfo(pgDump)

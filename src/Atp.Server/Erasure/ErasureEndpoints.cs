@@ -1,0 +1,135 @@
+using System.Text.Json;
+using Atp.Core.Classification;
+using Atp.Core.Events;
+using Atp.Core.Ingestion;
+using Atp.Core.Keys;
+using Atp.Core.Storage;
+using Atp.Server.Audit;
+using Atp.Server.Classification;
+using Atp.Server.Events;
+using Atp.Server.Gateway;
+using Atp.Server.OpenApi;
+using Atp.Server.Problems;
+using Microsoft.Extensions.Options;
+
+namespace Atp.Server.Erasure;
+
+/// <summary>
+/// Erasure of a data subject by crypto-shredding (docs/classification.md, "Erasure"): the subject's data key is
+/// destroyed in the same transaction that appends a tombstone to the tenant's log, so every token sealed under it
+/// can never be opened again while every leaf, proof and checkpoint stays as it was.
+/// </summary>
+internal static class ErasureEndpoints
+{
+    /// <summary>The tombstone's event type in the tenant's log.</summary>
+    public const string TombstoneType = "atp.erasure.v1";
+
+    private const int MaxBodyBytes = 8 * 1024;
+    private const int MaxSubjectLength = 256;
+    private const int MaxReasonLength = 1024;
+
+    public static IEndpointRouteBuilder MapErasureEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/tenants/{tenant}/erasures", EraseAsync)
+            .WithTags("Erasure")
+            .RequireTenantAccess()
+            .RequireAuthorization(Scopes.TenantAdmin)
+            .WithSummary("Erase a data subject: destroy the subject's data key and append a tombstone (tenant admin)")
+            .WithDescription("The subject is the actor id whose sealed fields (actor name, IP, user agent) are to become unreadable. Its data key is destroyed in the same transaction that appends a tombstone event (type atp.erasure.v1: the subject's key id, never the subject, the reason and who asked) to the tenant's log; the leaves, proofs and checkpoints are unchanged and still verify. 409 erasure-unavailable: this cell does not seal personal fields (Atp:Classification:SealEnvelopeFields), so there is no key to destroy. Erasing a subject without a key still records the tombstone (keyDestroyed false).")
+            .WithName("eraseSubject")
+            .WithJsonBody<ErasureRequest>()
+            .Produces<ErasureResponse>(StatusCodes.Status201Created)
+            .ProducesProblems(StatusCodes.Status409Conflict);
+        return app;
+    }
+
+    private static async Task<IResult> EraseAsync(
+        HttpContext context,
+        IngestionService ingestion,
+        FieldSealer sealer,
+        IDataKeyStore dataKeys,
+        IOptions<ClassificationOptions> classification,
+        PlatformAuditLog audit,
+        TimeProvider clock,
+        CancellationToken cancellationToken)
+    {
+        var (request, problem) = await JsonBody.ReadAsync<ErasureRequest>(context, MaxBodyBytes, cancellationToken).ConfigureAwait(false);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        if (string.IsNullOrWhiteSpace(request!.Subject) || request.Subject.Length > MaxSubjectLength)
+        {
+            return Problem.Validation($"subject: required, the actor id of the data subject, 1 to {MaxSubjectLength} characters; nothing was erased.");
+        }
+
+        if (string.IsNullOrWhiteSpace(request.Reason) || request.Reason.Length > MaxReasonLength)
+        {
+            return Problem.Validation($"reason: required, 1 to {MaxReasonLength} characters (it is stored in the tenant's log: name the request, not the person); nothing was erased.");
+        }
+
+        if (!classification.Value.SealEnvelopeFields)
+        {
+            return Problem.Conflict(
+                "erasure-unavailable",
+                "This cell does not seal personal fields (Atp:Classification:SealEnvelopeFields is off): they are stored as sent and no key can be destroyed; nothing was erased.");
+        }
+
+        var tenant = TenantAccessFilter.Current(context);
+        var keyId = await sealer.Ring.KeyIdOfAsync(tenant.Id, request.Subject, cancellationToken).ConfigureAwait(false);
+        var keyExisted = await dataKeys.FindDataKeyAsync(tenant.Id, keyId, cancellationToken).ConfigureAwait(false) is not null;
+        var tombstone = Tombstone(context, keyId, request.Reason, keyExisted, clock.GetUtcNow());
+        AppendOutcome outcome;
+        try
+        {
+            outcome = await ingestion.AppendErasureAsync(tenant.Id, tombstone, request.Subject, keyId, AtpClaims.SubmitterOf(context.User), cancellationToken).ConfigureAwait(false);
+        }
+        catch (LogQuarantinedException)
+        {
+            return Problem.LogQuarantined();
+        }
+        catch (StorageFullException)
+        {
+            return Problem.StorageFull("The log store's disk is full; nothing was erased. Retry later.");
+        }
+        catch (StoreUnavailableException)
+        {
+            return Problem.Unavailable("The log store could not record the erasure; nothing was erased. Retry.");
+        }
+
+        if (outcome is not Appended { Receipts: [var receipt] })
+        {
+            throw new InvalidOperationException($"An erasure's tombstone was not appended: {outcome.GetType().Name}.");
+        }
+
+        // After the commit, so a busy WAL never holds the erasure back; reported, and retried by the next erasure.
+        var scrubbed = keyExisted && await dataKeys.ScrubDestroyedKeysAsync(cancellationToken).ConfigureAwait(false);
+        audit.Report(PlatformEvents.AdminAction(context, "subject.erased", tenant.Id, new Dictionary<string, string>
+        {
+            ["subjectKeyId"] = keyId,
+            ["keyDestroyed"] = keyExisted ? "true" : "false",
+            ["tombstoneIndex"] = receipt.Index.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }));
+        return TypedResults.Json(
+            new ErasureResponse(keyId, keyExisted, scrubbed, new ReceiptDto(receipt.Id, receipt.Index, receipt.LeafHash.ToBase64())),
+            statusCode: StatusCodes.Status201Created);
+    }
+
+    // Names the subject only by its key id (a keyed hash); the requester's address and agent are left out, since the
+    // tombstone itself is never sealed.
+    private static EventDraft Tombstone(HttpContext context, string keyId, string reason, bool keyDestroyed, DateTimeOffset now)
+    {
+        var data = JsonSerializer.SerializeToElement(new ErasureRecord(keyId, reason, keyDestroyed), ErasureJson.Default.ErasureRecord);
+        return new EventDraft(
+            null,
+            TombstoneType,
+            now,
+            PlatformEvents.ActorOf(context),
+            "subject.erase",
+            [new Party("data-subject", keyId, null)],
+            EventOutcome.Success,
+            new EventContext(null, null, context.TraceIdentifier),
+            data);
+    }
+}

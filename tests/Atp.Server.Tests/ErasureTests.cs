@@ -1,0 +1,156 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Atp.Core.Classification;
+using Atp.Core.Keys;
+using Atp.Integrity;
+
+namespace Atp.Server.Tests;
+
+/// <summary>
+/// Erasure by crypto-shredding over real Kestrel and the configured engine: the subject's data key is destroyed with
+/// a tombstone appended in the same transaction; every earlier checkpoint, inclusion and consistency proof still
+/// verifies with the leaves unchanged; the other subjects' keys stay; the old key's bytes are gone from the store.
+/// </summary>
+public sealed class ErasureTests : IAsyncLifetime
+{
+    private ServerFixture _server = null!;
+
+    public async Task InitializeAsync() =>
+        _server = await ServerFixture.StartAsync(settings: new Dictionary<string, string?> { ["Atp:Classification:SealEnvelopeFields"] = "true" });
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task Erasing_a_subject_destroys_its_key_with_a_tombstone_and_every_earlier_proof_still_verifies()
+    {
+        using var admin = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme"));
+        using var writer = _server.ClientWithKey(await _server.CreateKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead));
+        var marker = Guid.NewGuid().ToString("N")[..10];
+        var erased = $"subject-{marker}-s";
+        var kept = $"subject-{marker}-t";
+        var batch = Enumerable.Range(0, 8).Select(i => Event(i % 2 == 0 ? erased : kept, $"Person {marker} {i}"));
+        Assert.Equal(HttpStatusCode.Created, (await writer.PostAsync("/v1/tenants/acme/events", ServerFixture.Json("{\"events\":[" + string.Join(',', batch) + "]}"))).StatusCode);
+        var firstNote = await ServerFixture.WaitForCheckpointAsync(admin, "acme", 8);
+        var leavesBefore = new List<byte[]>();
+        for (var i = 0; i < 8; i++)
+        {
+            leavesBefore.Add(await admin.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{i}"));
+        }
+
+        var erasedKeyId = KeyIdOf(leavesBefore[0]);
+        var keptKeyId = KeyIdOf(leavesBefore[1]);
+        var (_, keysBefore) = await ClassifiedFieldTests.ReadStoredAsync(_server.DataDirectory, _server.StorageArguments);
+        var erasedWrapped = keysBefore[erasedKeyId];
+
+        // Refused with nothing appended: not a tenant admin, no subject, no reason.
+        Assert.Equal(HttpStatusCode.Forbidden, (await writer.PostAsJsonAsync("/v1/tenants/acme/erasures", new { subject = erased, reason = "r" })).StatusCode);
+        await ProblemAssert.IsProblemAsync(await admin.PostAsJsonAsync("/v1/tenants/acme/erasures", new { reason = "r" }), HttpStatusCode.BadRequest, "validation");
+        await ProblemAssert.IsProblemAsync(await admin.PostAsJsonAsync("/v1/tenants/acme/erasures", new { subject = erased }), HttpStatusCode.BadRequest, "validation");
+        Assert.Equal(8UL, await _server.TreeSizeAsync("acme"));
+
+        var response = await admin.PostAsJsonAsync("/v1/tenants/acme/erasures", new { subject = erased, reason = "GDPR art. 17 request #4711" });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var erasure = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(erasedKeyId, erasure.GetProperty("subjectKeyId").GetString());
+        Assert.True(erasure.GetProperty("keyDestroyed").GetBoolean());
+        Assert.Equal(8UL, erasure.GetProperty("tombstone").GetProperty("index").GetUInt64());
+
+        // The tombstone names the key id, the reason and who asked; never the subject.
+        var tombstoneLeaf = await admin.GetByteArrayAsync("/v1/tenants/acme/log/entries/8");
+        Assert.DoesNotContain(erased, Encoding.UTF8.GetString(tombstoneLeaf), StringComparison.Ordinal);
+        using (var tombstone = JsonDocument.Parse(tombstoneLeaf))
+        {
+            Assert.Equal("atp.erasure.v1", tombstone.RootElement.GetProperty("type").GetString());
+            Assert.Equal(erasedKeyId, tombstone.RootElement.GetProperty("data").GetProperty("subjectKeyId").GetString());
+            Assert.Equal("GDPR art. 17 request #4711", tombstone.RootElement.GetProperty("data").GetProperty("reason").GetString());
+            Assert.Equal("api-key", tombstone.RootElement.GetProperty("actor").GetProperty("type").GetString());
+        }
+
+        // A subject without a key: the tombstone is recorded, no key destroyed.
+        var unknown = await (await admin.PostAsJsonAsync("/v1/tenants/acme/erasures", new { subject = "never-seen", reason = "request #4712" })).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.False(unknown.GetProperty("keyDestroyed").GetBoolean());
+        Assert.Equal(9UL, unknown.GetProperty("tombstone").GetProperty("index").GetUInt64());
+
+        // Every earlier checkpoint is consistent with the new one; every earlier leaf is unchanged and included.
+        var verifier = NoteVerifier.Parse((await admin.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!);
+        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(firstNote), [verifier], out var before).IsValid);
+        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(await ServerFixture.WaitForCheckpointAsync(admin, "acme", 10)), [verifier], out var after).IsValid);
+        var consistency = await admin.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/log/proof/consistency?from={before!.Size}&to={after!.Size}");
+        Assert.True(ConsistencyProof.Verify(before.Size, after.Size, ProofJson.Hashes(consistency), before.Root, after.Root).IsValid);
+        for (var i = 0; i < 8; i++)
+        {
+            var leaf = await admin.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{i}");
+            Assert.Equal(leavesBefore[i], leaf);
+            var proof = await admin.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/log/proof/inclusion?index={i}&size={after.Size}");
+            Assert.True(InclusionProof.Verify((ulong)i, after.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(proof), after.Root).IsValid, $"inclusion of {i}");
+        }
+
+        // The destroyed key's bytes are in no file of the data directory (SQLite; read while the server runs, before
+        // anything new is written over them) and in no dump of the database (PostgreSQL keeps the dead row until
+        // VACUUM: docs/classification.md says what that guarantees).
+        if (TestStorage.IsPostgres)
+        {
+            var dump = Encoding.UTF8.GetString(await ClassifiedFieldTests.DumpDatabaseAsync(_server));
+            Assert.DoesNotContain(Convert.ToHexStringLower(erasedWrapped), dump, StringComparison.Ordinal);
+            Assert.Contains(Convert.ToHexStringLower(keysBefore[keptKeyId]), dump, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.True(erasure.GetProperty("filesScrubbed").GetBoolean());
+            var found = 0;
+            foreach (var path in Directory.EnumerateFiles(_server.DataDirectory, "*", SearchOption.AllDirectories))
+            {
+                using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                using var content = new MemoryStream();
+                await file.CopyToAsync(content);
+                Assert.True(content.GetBuffer().AsSpan(0, (int)content.Length).IndexOf(erasedWrapped) < 0, $"{path} still holds the erased subject's data key");
+                found += content.GetBuffer().AsSpan(0, (int)content.Length).IndexOf(keysBefore[keptKeyId]) >= 0 ? 1 : 0;
+            }
+
+            Assert.True(found > 0, "the kept subject's key was not found in any file: the scan looked in the wrong place");
+        }
+
+        // The subject's next event gets a new key under the same id; the other subject's key is the one it had.
+        Assert.Equal(HttpStatusCode.Created, (await writer.PostAsync("/v1/tenants/acme/events", ServerFixture.Json(Event(erased, "A new name")))).StatusCode);
+        var (_, keysAfter) = await ClassifiedFieldTests.ReadStoredAsync(_server.DataDirectory, _server.StorageArguments);
+        Assert.Equal(keysBefore[keptKeyId], keysAfter[keptKeyId]);
+        Assert.NotEqual(erasedWrapped, keysAfter[erasedKeyId]);
+
+        // The platform audit log records it (appended from a queue, then projected: waited for).
+        using (var platformAdmin = _server.Admin)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (!(await platformAdmin.GetStringAsync("/v1/tenants/atp-platform/events?limit=200&action=subject.erased")).Contains(erasedKeyId, StringComparison.Ordinal))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no subject.erased record in the platform audit log within 20 s");
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_cell_that_does_not_seal_has_nothing_to_erase_and_says_so()
+    {
+        await using var plain = await ServerFixture.StartAsync();
+        using var admin = plain.ClientWithKey(await plain.CreateTenantWithKeyAsync("acme"));
+
+        await ProblemAssert.IsProblemAsync(
+            await admin.PostAsJsonAsync("/v1/tenants/acme/erasures", new { subject = "user-1", reason = "request" }), HttpStatusCode.Conflict, "erasure-unavailable");
+        Assert.Equal(0UL, await plain.TreeSizeAsync("acme"));
+    }
+
+    private static string KeyIdOf(byte[] leaf)
+    {
+        using var parsed = JsonDocument.Parse(leaf);
+        Assert.True(FieldToken.TryParse(parsed.RootElement.GetProperty("actor").GetProperty("name").GetString(), out var keyId, out _));
+        return keyId;
+    }
+
+    private static string Event(string actorId, string name) =>
+        "{\"type\":\"app.audit\",\"occurredAt\":\"2026-11-26T10:15:30Z\","
+        + $"\"actor\":{{\"type\":\"user\",\"id\":\"{actorId}\",\"name\":{JsonSerializer.Serialize(name)}}},"
+        + "\"action\":\"document.update\",\"targets\":[{\"type\":\"document\",\"id\":\"doc-1\"}],\"outcome\":\"success\","
+        + "\"context\":{\"ip\":\"203.0.113.9\"}}";
+}
