@@ -129,11 +129,15 @@ public sealed class FieldOpener(DataKeyRing ring)
                 root.WriteTo(writer);
             }
 
-            using var document = JsonDocument.Parse(buffer.WrittenMemory);
+            JsonElement shown;
+            using (var document = JsonDocument.Parse(buffer.WrittenMemory))
+            {
+                shown = document.RootElement.Clone();
+            }
 
             // The clear text leaves with the response; no second copy is left in a buffer for the collector.
             buffer.Clear();
-            return new OpenedEvent(document.RootElement.Clone(), opened ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), unopened ?? (IReadOnlyList<UnopenedField>)[]);
+            return new OpenedEvent(shown, opened ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), unopened ?? (IReadOnlyList<UnopenedField>)[]);
         }
 
         private async ValueTask<(JsonNode? Clear, UnopenedReason Reason)> OpenAsync(string pointer, string token, CancellationToken cancellationToken)
