@@ -250,6 +250,27 @@ public sealed class PiiReadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_data_key_that_no_longer_unwraps_leaves_its_fields_sealed_and_the_read_succeeds()
+    {
+        using var acme = _server.ClientWithKey(_admin);
+        var id = await IngestAsync(acme, "acme", PersonalEvent(0));
+        using var globex = _server.ClientWithKey(await _server.CreateKeyAsync("globex", Scopes.EventsWrite));
+        await IngestAsync(globex, "globex", PersonalEvent(1));
+
+        // A fault on purpose: acme's key file now holds globex's KEK, so acme's stored data key does not unwrap.
+        await _server.StopAsync();
+        var keys = Path.Combine(_server.DataDirectory, "keys", "tenants");
+        File.Copy(Path.Combine(keys, "globex.key"), Path.Combine(keys, "acme.key"), overwrite: true);
+        await _server.RestartAsync();
+
+        using var piiReader = _server.ClientWithKey(await _server.CreateKeyAsync("acme", Scopes.EventsRead, Scopes.PiiRead));
+        var item = await ItemAsync(piiReader, $"/v1/tenants/acme/events/{id}");
+        Assert.StartsWith(FieldToken.Prefix, item["event"]!["actor"]!["name"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Null(item["sealed"]);
+        Assert.DoesNotContain(_marker, item.ToJsonString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_tenant_key_can_be_given_pii_read_and_the_scope_is_listed()
     {
         using var admin = _server.ClientWithKey(_admin);
