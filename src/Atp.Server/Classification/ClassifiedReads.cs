@@ -14,7 +14,9 @@ namespace Atp.Server.Classification;
 /// </summary>
 /// <remarks>
 /// A token that does not open for the reader (its key is gone, it was altered, or it belongs to another tenant or
-/// field) stays in place and is counted and logged by reason, never with its value: a read never fails for it.
+/// field) stays in place and is counted and logged by reason, never with its value: a read never fails for it. The log
+/// line is written once per response for each pointer and reason, so a page of an erased subject's events is one line
+/// per field, not one per event.
 /// </remarks>
 internal sealed partial class ClassifiedReads
 {
@@ -40,6 +42,8 @@ internal sealed partial class ClassifiedReads
     /// <summary>One response's reads of one tenant's events by a <c>pii:read</c> caller.</summary>
     internal sealed class Reader(ClassifiedReads reads, FieldOpener.Pass pass, string tenantId)
     {
+        private readonly HashSet<(string Pointer, UnopenedReason Reason)> _logged = [];
+
         /// <summary>The event to show for <paramref name="leaf"/> (parsed as <paramref name="stored"/>) and the tokens its clear values replace, if any.</summary>
         public async ValueTask<(JsonElement Event, IReadOnlyDictionary<string, string>? Sealed)> ShowAsync(ReadOnlyMemory<byte> leaf, JsonElement stored, CancellationToken cancellationToken)
         {
@@ -48,12 +52,12 @@ internal sealed partial class ClassifiedReads
                 return (stored, null);
             }
 
-            reads.Record(tenantId, opened);
+            reads.Record(tenantId, opened, _logged);
             return opened.Sealed.Count == 0 ? (stored, null) : (opened.Event, opened.Sealed);
         }
     }
 
-    private void Record(string tenantId, OpenedEvent opened)
+    private void Record(string tenantId, OpenedEvent opened, HashSet<(string Pointer, UnopenedReason Reason)> logged)
     {
         if (opened.Sealed.Count > 0)
         {
@@ -64,7 +68,10 @@ internal sealed partial class ClassifiedReads
         {
             var reason = ReasonName(field.Reason);
             _unopened.Add(1, new KeyValuePair<string, object?>("atp.reason", reason));
-            LogUnopened(tenantId, field.Location, reason);
+            if (logged.Add((field.Location, field.Reason)))
+            {
+                LogUnopened(tenantId, field.Location, reason);
+            }
         }
     }
 
@@ -77,6 +84,6 @@ internal sealed partial class ClassifiedReads
         _ => "malformed",
     };
 
-    [LoggerMessage(EventId = 1801, Level = LogLevel.Warning, Message = "A sealed field of tenant {Tenant} at {Pointer} stayed sealed for a pii:read caller: {Reason}")]
+    [LoggerMessage(EventId = 1801, Level = LogLevel.Warning, Message = "Sealed fields of tenant {Tenant} at {Pointer} stayed sealed for a pii:read caller: {Reason} (logged once per response)")]
     private partial void LogUnopened(string tenant, string pointer, string reason);
 }
