@@ -2,6 +2,7 @@ using System.Buffers;
 using System.CommandLine;
 using System.Text;
 using System.Text.Json;
+using Atp.Core.Classification;
 using Atp.Integrity;
 
 namespace Atp.Cli.Verify;
@@ -10,6 +11,9 @@ namespace Atp.Cli.Verify;
 /// <c>atp verify events</c>: checks a verify-on-read response (<c>GET …/events?verify=true</c> or
 /// <c>GET …/events/{id}?verify=true</c>) offline: the checkpoint's signature with the trusted keys, then for every
 /// event its leaf hash recomputed from the event's JCS form and its inclusion proof against the checkpoint's root.
+/// A response read with <c>pii:read</c> shows classified fields in clear and carries the leaf's tokens in each item's
+/// <c>sealed</c> (JSON pointer → token): the tokens are put back before hashing, so what is verified is what the log
+/// committed to; the clear text beside them cannot be checked without the tenant's keys.
 /// </summary>
 internal static class VerifyEventsCommand
 {
@@ -57,6 +61,7 @@ internal static class VerifyEventsCommand
 
         var seen = new Dictionary<ulong, int>();
         var leaf = new ArrayBufferWriter<byte>(1024);
+        var sealedFields = 0;
         for (var k = 0; k < response.Entries.Count; k++)
         {
             var entry = reader.ReadEntry(response.Entries[k]);
@@ -66,6 +71,8 @@ internal static class VerifyEventsCommand
                 return await VerifyCommand.FailAsync(error, $"{label}: {failure}").ConfigureAwait(false);
             }
 
+            sealedFields += entry.Sealed?.Count ?? 0;
+
             if ((k + 1) % ProgressEvery == 0)
             {
                 await error.WriteLineAsync($"verified {k + 1} of {response.Entries.Count} events…").ConfigureAwait(false);
@@ -73,6 +80,10 @@ internal static class VerifyEventsCommand
         }
 
         await output.WriteLineAsync($"verified: {response.Entries.Count} events against checkpoint {checkpoint.Origin} size {checkpoint.Size}").ConfigureAwait(false);
+        if (sealedFields > 0)
+        {
+            await output.WriteLineAsync($"{sealedFields} classified fields were verified as the sealed tokens the log holds (\"sealed\"); the clear values shown in their place were not checked (opening a token needs the tenant's keys)").ConfigureAwait(false);
+        }
         return ExitCodes.Success;
     }
 
@@ -92,7 +103,21 @@ internal static class VerifyEventsCommand
         leaf.ResetWrittenCount();
         try
         {
-            JsonCanonicalizer.Write(entry.Event, leaf);
+            if (entry.Sealed is { Count: > 0 } sealedFields)
+            {
+                // The leaf holds the tokens, not the clear values shown to a pii:read reader: hash what it holds.
+                var withTokens = new ArrayBufferWriter<byte>(1024);
+                if (SealedFields.TryPutBack(entry.Event, sealedFields, withTokens) is { } unusable)
+                {
+                    return unusable;
+                }
+
+                JsonCanonicalizer.Canonicalize(withTokens.WrittenMemory, leaf);
+            }
+            else
+            {
+                JsonCanonicalizer.Write(entry.Event, leaf);
+            }
         }
         catch (JsonException e)
         {
@@ -124,7 +149,11 @@ internal static class VerifyEventsCommand
     /// <summary>One event object (<c>{index, leafHash, event}</c>) and where its inclusion proof is, if it has one.</summary>
     private sealed record RawEntry(JsonElement Item, string Path, JsonElement? Inclusion, string InclusionPath);
 
-    private sealed record Entry(ulong Index, Hash LeafHash, JsonElement Event, Proof? Proof);
+    private sealed record Entry(ulong Index, Hash LeafHash, JsonElement Event, Proof? Proof)
+    {
+        /// <summary>The item's <c>sealed</c> map (JSON pointer → token), present when it was read with <c>pii:read</c>.</summary>
+        public List<KeyValuePair<string, string>>? Sealed { get; init; }
+    }
 
     private sealed record Proof(ulong Index, ulong TreeSize, Hash? LeafHash, List<byte[]> Hashes);
 
@@ -177,9 +206,10 @@ internal static class VerifyEventsCommand
             var index = Index(raw.Item, raw.Path);
             var leafHash = LeafHash(Member(raw.Item, "leafHash", JsonValueKind.String, raw.Path).GetString(), $"{raw.Path}.leafHash");
             var item = Member(raw.Item, "event", JsonValueKind.Object, raw.Path);
+            var sealedFields = Sealed(raw.Item, raw.Path);
             if (raw.Inclusion is not { } inclusion)
             {
-                return IsPending(raw.Item) ? new Entry(index, leafHash, item, null) : throw Unusable(raw.Path, "has no \"inclusion\" proof (was it fetched with ?verify=true?)");
+                return IsPending(raw.Item) ? new Entry(index, leafHash, item, null) { Sealed = sealedFields } : throw Unusable(raw.Path, "has no \"inclusion\" proof (was it fetched with ?verify=true?)");
             }
 
             InclusionProofFile parsed;
@@ -199,7 +229,24 @@ internal static class VerifyEventsCommand
 
             Hash? proofLeafHash = parsed.LeafHash is null ? null : LeafHash(parsed.LeafHash, $"{raw.InclusionPath}.leafHash");
             var hashes = ProofFiles.DecodeHashes(parsed.Hashes, Describe(raw.InclusionPath));
-            return new Entry(index, leafHash, item, new Proof(proofIndex, treeSize, proofLeafHash, hashes));
+            return new Entry(index, leafHash, item, new Proof(proofIndex, treeSize, proofLeafHash, hashes)) { Sealed = sealedFields };
+        }
+
+        private List<KeyValuePair<string, string>>? Sealed(JsonElement item, string path)
+        {
+            if (OptionalMember(item, "sealed", JsonValueKind.Object, path) is not { } map)
+            {
+                return null;
+            }
+
+            var fields = new List<KeyValuePair<string, string>>();
+            foreach (var field in map.EnumerateObject())
+            {
+                Expect(field.Value, JsonValueKind.String, $"{path}.sealed[\"{field.Name}\"]");
+                fields.Add(KeyValuePair.Create(field.Name, field.Value.GetString()!));
+            }
+
+            return fields;
         }
 
         private static bool IsPending(JsonElement element) =>

@@ -50,6 +50,12 @@ public static class Scopes
     /// <summary>Create and cancel export jobs (reading them and their files needs <see cref="EventsRead"/>).</summary>
     public const string ExportsCreate = "exports:create";
 
+    /// <summary>
+    /// See classified fields (docs/classification.md) in clear on every read path. Only changes what a reader with
+    /// <see cref="EventsRead"/> sees; implied by no other scope (not even <see cref="TenantAdmin"/> or <see cref="PlatformAdmin"/>).
+    /// </summary>
+    public const string PiiRead = "pii:read";
+
     /// <summary>Scopes a tenant key may be given (platform:admin is only for platform keys).</summary>
-    public static IReadOnlySet<string> TenantScopes { get; } = new HashSet<string>([EventsWrite, EventsRead, TenantAdmin, ExportsCreate], StringComparer.Ordinal);
+    public static IReadOnlySet<string> TenantScopes { get; } = new HashSet<string>([EventsWrite, EventsRead, TenantAdmin, ExportsCreate, PiiRead], StringComparer.Ordinal);
 }

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Options;
 
 namespace Atp.Server.Classification;
 
-/// <summary>Registration of field classification: the key provider, the data key ring and the sealer.</summary>
+/// <summary>Registration of field classification: the key provider, the data key ring, the sealer and the opener for <c>pii:read</c>.</summary>
 internal static class ClassificationExtensions
 {
     public static IServiceCollection AddAtpClassification(this IServiceCollection services)
@@ -13,6 +13,8 @@ internal static class ClassificationExtensions
         services.AddSingleton(sp => new DataKeyRing(
             sp.GetRequiredService<IKeyProvider>(), sp.GetRequiredService<IDataKeyStore>(), sp.GetRequiredService<IOptions<ClassificationOptions>>().Value.DataKeyCacheSize));
         services.AddSingleton<FieldSealer>();
+        services.AddSingleton<FieldOpener>();
+        services.AddSingleton<ClassifiedReads>();
         return services;
     }
 }

@@ -38,7 +38,7 @@ internal static class EventEndpoints
         events.MapGet("/", SearchAsync)
             .RequireAuthorization(Scopes.EventsRead)
             .WithReadCost(ReadCost.Search)
-            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event; an item whose stored bytes fail their leaf hash or are not JSON is marked quarantined with integrityFailure set and no event")
+            .WithSummary("Search: from, to, actor, actorType, action (exact or prefix*), targetType, targetId, outcome, q (full text), order, limit, cursor; verify=true adds the checkpoint and an inclusion proof per event; an item whose stored bytes fail their leaf hash or are not JSON is marked quarantined with integrityFailure set and no event; callers holding pii:read see classified fields in clear, with the committed tokens in each item's sealed (JSON pointer → token)")
             .WithName("searchEvents")
             .WithSearchParameters()
             .Produces<SearchResponse>()
@@ -47,7 +47,7 @@ internal static class EventEndpoints
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
             .WithReadCost(ReadCost.Event)
-            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof; 500 integrity-failure if the stored bytes no longer match the leaf hash")
+            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof; 500 integrity-failure if the stored bytes no longer match the leaf hash; callers holding pii:read see classified fields in clear, with the committed tokens in event.sealed (JSON pointer → token)")
             .WithName("getEvent")
             .WithParameter("verify", "Add the latest checkpoint and the event's inclusion proof; `proofPending` and `Retry-After` when no checkpoint covers it yet.", Microsoft.OpenApi.JsonSchemaType.Boolean, example: "true")
             .WithParameter("proof", "The same as verify.", Microsoft.OpenApi.JsonSchemaType.Boolean)
@@ -252,7 +252,7 @@ internal static class EventEndpoints
         return TypedResults.Json(new ReceiptsResponse(receipts), statusCode: StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, bool? verify, ILogStore store, StoredLeafCheck leafCheck, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> GetAsync(HttpContext context, string id, bool? proof, bool? verify, ILogStore store, StoredLeafCheck leafCheck, Classification.ClassifiedReads classified, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         proof = proof == true || verify == true;
         if (!Guid.TryParseExact(id, "D", out var eventId))
@@ -295,14 +295,21 @@ internal static class EventEndpoints
             return Problem.IntegrityFailure($"Entry {entry.Index} of this tenant's log is stored as bytes that are not valid JSON; it is not served. Its leaf hash is {entry.LeafHash.ToBase64()}.");
         }
 
-        return TypedResults.Ok(new EventResponse(new EventItem(entry.Index, entry.LeafHash.ToBase64(), leaf), proofDto, pending ? true : null));
+        var item = new EventItem(entry.Index, entry.LeafHash.ToBase64(), leaf);
+        if (classified.ReaderFor(context.User, tenant.Id) is { } reader)
+        {
+            var (shown, sealedFields) = await reader.ShowAsync(entry.Leaf, leaf, cancellationToken).ConfigureAwait(false);
+            item = item with { Event = shown, Sealed = sealedFields };
+        }
+
+        return TypedResults.Ok(new EventResponse(item, proofDto, pending ? true : null));
     }
 
     private const string IntegrityFailureType = "https://atp.dev/problems/integrity-failure";
 
     private static readonly string[] CursorErrors = ["cursor: not a cursor of this search (cursors are bound to the tenant and the filters)"];
 
-    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, StoredLeafCheck leafCheck, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> SearchAsync(HttpContext context, IEventQueryStore search, ILogStore store, QueryCursor cursors, StoredLeafCheck leafCheck, Classification.ClassifiedReads classified, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         // A page stops early rather than exceed this many bytes of leaves; the cursor continues from where it stopped.
         var maxResponseBytes = options.Value.Query.MaxResponseBytes;
@@ -379,6 +386,7 @@ internal static class EventEndpoints
         var bytes = 0L;
         var hasMore = page.HasMore;
         var proofs = checkpoint is null ? null : new ProofBuilder(store.NodeReader(tenant.Id));
+        var reader = classified.ReaderFor(context.User, tenant.Id);
         foreach (var hit in page.Hits)
         {
             bytes += hit.Entry.Leaf.Length;
@@ -410,9 +418,16 @@ internal static class EventEndpoints
 
             // An entry stored as bytes that are no longer JSON is marked, not served, and the page goes on.
             var leaf = TryParseLeaf(hit.Entry);
+            IReadOnlyDictionary<string, string>? sealedFields = null;
+            if (leaf is { } stored && reader is not null)
+            {
+                (leaf, sealedFields) = await reader.ShowAsync(hit.Entry.Leaf, stored, cancellationToken).ConfigureAwait(false);
+            }
+
             items.Add(new SearchItem(hit.Entry.Index, hit.Entry.LeafHash.ToBase64(), leaf, inclusion)
             {
                 Position = hit.Position,
+                Sealed = sealedFields,
                 Quarantined = leaf is null ? true : null,
                 Error = leaf is null ? "The stored entry is not valid JSON; it is not served (integrity-failure)." : null,
                 IntegrityFailure = leaf is null ? IntegrityFailureType : null,
@@ -528,7 +543,15 @@ internal sealed record ReceiptDto(Guid Id, ulong Index, string LeafHash);
 
 internal sealed record ReceiptsResponse(IReadOnlyList<ReceiptDto> Receipts);
 
-internal sealed record EventItem(ulong Index, string LeafHash, JsonElement Event);
+/// <summary>
+/// An event with its place in the log. <see cref="Sealed"/> (only for callers holding <c>pii:read</c>, only when a
+/// classified field was shown in clear): the token the leaf holds at each such JSON pointer. Beside the event, not in
+/// it: <see cref="Event"/> with each token put back at its pointer is the leaf, so its leaf hash recomputes.
+/// </summary>
+internal sealed record EventItem(ulong Index, string LeafHash, JsonElement Event)
+{
+    public IReadOnlyDictionary<string, string>? Sealed { get; init; }
+}
 
 /// <summary>
 /// A search hit; <see cref="Inclusion"/> only with verify=true. An entry whose stored bytes are no longer JSON comes
@@ -538,6 +561,9 @@ internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement? Eve
 {
     [System.Text.Json.Serialization.JsonIgnore]
     public Atp.Core.Query.QueryPosition Position { get; init; }
+
+    /// <summary>As <see cref="EventItem.Sealed"/>: the leaf's tokens where <see cref="Event"/> shows clear values to a <c>pii:read</c> caller.</summary>
+    public IReadOnlyDictionary<string, string>? Sealed { get; init; }
 
     public bool? Quarantined { get; init; }
 

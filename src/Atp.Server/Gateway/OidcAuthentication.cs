@@ -23,6 +23,9 @@ internal static class OidcAuthentication
     public const string AuditorRole = "atp.auditor";
     public const string WriterRole = "atp.writer";
 
+    /// <summary>Classified fields in clear (<c>pii:read</c>); granted only by this role, reading still needs another.</summary>
+    public const string PiiReaderRole = "atp.pii-reader";
+
     private const string FailureItem = "atp.oidc.failure";
 
     public static AuthenticationBuilder AddAtpOidc(this AuthenticationBuilder builder, OidcOptions oidc) =>
@@ -123,6 +126,9 @@ internal static class OidcAuthentication
                     break;
                 case WriterRole:
                     scopes.Add(Scopes.EventsWrite);
+                    break;
+                case PiiReaderRole:
+                    scopes.Add(Scopes.PiiRead);
                     break;
             }
         }

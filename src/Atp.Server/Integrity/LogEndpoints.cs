@@ -18,7 +18,7 @@ internal static class LogEndpoints
         log.MapGet("/checkpoint", GetCheckpointAsync).WithSummary("Latest signed checkpoint (C2SP tlog-checkpoint in a signed note), text/plain")
             .WithName("getCheckpoint")
             .Produces<string>(StatusCodes.Status200OK, "text/plain");
-        log.MapGet("/entries/{index}", GetEntryAsync).WithSummary("The exact leaf bytes of entry {index}; 500 integrity-failure if they no longer match the stored leaf hash")
+        log.MapGet("/entries/{index}", GetEntryAsync).WithSummary("The exact leaf bytes of entry {index} (classified fields as their sealed tokens, for every caller, pii:read included); 500 integrity-failure if they no longer match the stored leaf hash")
             .WithName("getEntry")
             .Produces<Stream>(StatusCodes.Status200OK, "application/json")
             .ProducesProblem(StatusCodes.Status500InternalServerError);
