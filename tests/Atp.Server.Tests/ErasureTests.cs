@@ -39,6 +39,13 @@ public sealed class ErasureTests : IAsyncLifetime
             leavesBefore.Add(await admin.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{i}"));
         }
 
+        // Before: a pii:read caller sees both subjects' names in clear (so the check after the erasure can fail).
+        using var piiReader = _server.ClientWithKey(await _server.CreateKeyAsync("acme", Scopes.EventsRead, Scopes.PiiRead));
+        await ServerFixture.WaitForProjectionAsync(piiReader, "acme");
+        var page = await piiReader.GetStringAsync("/v1/tenants/acme/events?limit=50");
+        Assert.Contains($"Person {marker} 0", page, StringComparison.Ordinal);
+        Assert.Contains($"Person {marker} 1", page, StringComparison.Ordinal);
+
         var erasedKeyId = KeyIdOf(leavesBefore[0]);
         var keptKeyId = KeyIdOf(leavesBefore[1]);
         var (_, keysBefore) = await ClassifiedFieldTests.ReadStoredAsync(_server.DataDirectory, _server.StorageArguments);
@@ -56,6 +63,23 @@ public sealed class ErasureTests : IAsyncLifetime
         Assert.Equal(erasedKeyId, erasure.GetProperty("subjectKeyId").GetString());
         Assert.True(erasure.GetProperty("keyDestroyed").GetBoolean());
         Assert.Equal(8UL, erasure.GetProperty("tombstone").GetProperty("index").GetUInt64());
+
+        // After: the erased subject's fields stay sealed for every caller, pii:read included; the other subject's are
+        // still shown in clear; every read succeeds.
+        await ServerFixture.WaitForProjectionAsync(piiReader, "acme");
+        var afterPage = await piiReader.GetStringAsync("/v1/tenants/acme/events?limit=50");
+        foreach (var i in new[] { 0, 2, 4, 6 })
+        {
+            Assert.DoesNotContain($"Person {marker} {i}", afterPage, StringComparison.Ordinal);
+            var single = await piiReader.GetStringAsync($"/v1/tenants/acme/events/{JsonDocument.Parse(leavesBefore[i]).RootElement.GetProperty("id").GetString()}?verify=true");
+            Assert.DoesNotContain($"Person {marker}", single, StringComparison.Ordinal);
+            Assert.Contains(FieldToken.Prefix, single, StringComparison.Ordinal);
+        }
+
+        foreach (var i in new[] { 1, 3, 5, 7 })
+        {
+            Assert.Contains($"Person {marker} {i}", afterPage, StringComparison.Ordinal);
+        }
 
         // The tombstone names the key id, the reason and who asked; never the subject.
         var tombstoneLeaf = await admin.GetByteArrayAsync("/v1/tenants/acme/log/entries/8");
