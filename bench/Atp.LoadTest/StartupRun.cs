@@ -1,0 +1,298 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Atp.LoadTest;
+
+/// <summary>A server build and runtime settings to start: a label, its Atp.Server.dll (null: the build output) and environment.</summary>
+internal sealed record StartupVariant(string Label, string? ServerDll, IReadOnlyDictionary<string, string> Environment)
+{
+    /// <summary>Parses <c>LABEL=PATH[;NAME=VALUE…]</c>; an empty PATH means the build output of src/Atp.Server.</summary>
+    public static (StartupVariant? Variant, string? Error) Parse(string text)
+    {
+        var parts = text.Split(';');
+        var head = parts[0].Split('=', 2);
+        if (head.Length != 2 || head[0].Length == 0)
+        {
+            return (null, $"--variant {text}: LABEL=PATH[;NAME=VALUE...], e.g. r2r=/tmp/atp-r2r/Atp.Server.dll or tc=;DOTNET_TieredPGO=0.");
+        }
+
+        var dll = head[1].Length == 0 ? null : head[1];
+        if (dll is not null && !File.Exists(dll))
+        {
+            return (null, $"--variant {head[0]}: no file {dll}.");
+        }
+
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in parts.Skip(1))
+        {
+            var nameValue = pair.Split('=', 2);
+            if (nameValue.Length != 2 || nameValue[0].Length == 0)
+            {
+                return (null, $"--variant {head[0]}: {pair} is not NAME=VALUE.");
+            }
+
+            environment[nameValue[0]] = nameValue[1];
+        }
+
+        return (new StartupVariant(head[0], dll, environment), null);
+    }
+}
+
+/// <summary>
+/// Start-up (issue 22, "steady throughput within 3 s of start"): for each repetition and each variant, a child server on
+/// a fresh data directory (embedded engine, search on: the README's first command's configuration) and then, after a
+/// clean stop, a second server on the directory the first one filled (start-up work such as recovery and the projector's
+/// reconciliation grows with the data). Time zero is the moment the process is started. The clients (batch 100 × 8 by
+/// default) send from then on and each event is counted in the 250 ms bucket in which its request completed. On a fresh
+/// store the tenants and keys can only be created through the API once /readyz answers; on a restart the clients reuse
+/// the first run's keys and send from time zero. Requests that fail before the first 201 are the server not being up
+/// yet, not errors.
+/// </summary>
+internal static class StartupRun
+{
+    private const int BucketsPerSecond = 4;
+    private const int SteadyFromSecond = 10;
+    private const int SteadyToSecond = 20;
+    private const double SteadyShare = 0.9;
+    private const double TargetSeconds = 3;
+    private static readonly TimeSpan ProbeEvery = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan RetryEvery = TimeSpan.FromMilliseconds(25);
+
+    public static async Task<int> RunAsync(LoadTestSettings settings, IReadOnlyList<StartupVariant> variants, int repeat, string[] args, CancellationToken cancellationToken)
+    {
+        var commandLine = LoadTestRun.CommandLine(args);
+        Console.WriteLine($"ATP start-up run: {commandLine}");
+        Console.WriteLine($"  {settings.Clients} clients × batch {settings.Batch}, {settings.Tenants} tenants, {settings.DurationSeconds} s from process start per run, {repeat} repetitions of {string.Join(", ", variants.Select(v => v.Label))} (fresh store, then restart on it); machine {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}");
+        var workload = Workload.Create(settings.Tenants, settings.Batch, settings.EventBytes);
+        using var http = AtpClient.CreateHttpClient(settings.Clients);
+        var samples = new List<StartupSample>();
+        for (var repetition = 1; repetition <= repeat; repetition++)
+        {
+            // Variants in turn within each repetition, rotating the order, so drift of the shared machine favours none.
+            for (var v = 0; v < variants.Count; v++)
+            {
+                var variant = variants[(v + repetition - 1) % variants.Count];
+                var data = Directory.CreateTempSubdirectory("atp-loadtest-startup-");
+                try
+                {
+                    var fresh = await RunOnceAsync(settings, variant, workload, http, data, tenants: null, repetition, heldEvents: 0, cancellationToken);
+                    samples.Add(fresh);
+                    Report(fresh);
+                    var restart = await RunOnceAsync(settings, variant, workload, http, data, fresh.Tenants, repetition, fresh.Events, cancellationToken);
+                    samples.Add(restart);
+                    Report(restart);
+                }
+                finally
+                {
+                    ServerProcess.TryDelete(data);
+                }
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine(Markdown(settings, variants, repeat, commandLine, samples));
+        return samples.Any(s => s.Errors > 0) ? LoadTestCommand.ExitRequestErrors : LoadTestCommand.ExitOk;
+    }
+
+    private static async Task<StartupSample> RunOnceAsync(
+        LoadTestSettings settings, StartupVariant variant, Workload workload, HttpClient http, DirectoryInfo data, LoadTenant[]? tenants, int repetition, long heldEvents, CancellationToken cancellationToken)
+    {
+        var phase = tenants is null ? "fresh" : "restart";
+        var bucketTicks = Stopwatch.Frequency / BucketsPerSecond;
+        var buckets = new long[settings.DurationSeconds * BucketsPerSecond];
+        var server = ServerProcess.Launch(variant.ServerDll, variant.Environment, data, adminKey: null);
+        await using (server.ConfigureAwait(false))
+        {
+            var t0 = server.StartedAt;
+            var end = t0 + (settings.DurationSeconds * Stopwatch.Frequency);
+            var ready = Task.Run(async () =>
+            {
+                await server.WaitUntilReadyAsync(http, ProbeEvery, cancellationToken);
+                return Stopwatch.GetTimestamp();
+            }, cancellationToken);
+            var tenantsReady = tenants is null
+                ? Task.Run(async () =>
+                {
+                    await ready;
+                    var created = await new AtpClient(http, server.Url).CreateTenantsAsync(server.AdminKey, settings.Tenants, cancellationToken);
+                    return (created, (long?)Stopwatch.GetTimestamp());
+                }, cancellationToken)
+                : Task.FromResult((tenants, (long?)null));
+            var cpuAtTarget = Task.Run(async () =>
+            {
+                await Task.Delay(Remaining(t0 + (long)(TargetSeconds * Stopwatch.Frequency)), cancellationToken);
+                return server.CpuTime();
+            }, cancellationToken);
+
+            // A failure before the server's first 201 is the server not being up yet (connection refused, 503): those go
+            // to a client whose problems are not reported, and the request is retried shortly.
+            var starting = new AtpClient(http, server.Url);
+            var client = new AtpClient(http, server.Url);
+            var firstEvent = 0L;
+            var errors = 0L;
+            var stored = 0L;
+            var workers = Enumerable.Range(0, settings.Clients).Select(worker => Task.Run(async () =>
+            {
+                var (targets, _) = await tenantsReady;
+                var tenant = worker % targets.Length;
+                var receiptsChecked = false;
+                for (long i = 0; Stopwatch.GetTimestamp() < end; i++)
+                {
+                    var up = Interlocked.Read(ref firstEvent) != 0;
+                    var body = workload.Tenants[tenant].BodyFor(worker, i);
+                    var result = await (up ? client : starting).SendAsync(targets[tenant], body, workload.Batch, checkReceipts: !receiptsChecked, cancellationToken);
+                    var completed = Stopwatch.GetTimestamp();
+                    if (result.Ok)
+                    {
+                        receiptsChecked = true;
+                        Interlocked.Add(ref stored, result.Units);
+                        Interlocked.CompareExchange(ref firstEvent, completed, 0);
+                        var bucket = (completed - t0) / bucketTicks;
+                        if (bucket < buckets.Length)
+                        {
+                            Interlocked.Add(ref buckets[bucket], result.Units);
+                        }
+                    }
+                    else if (up)
+                    {
+                        Interlocked.Increment(ref errors);
+                    }
+                    else
+                    {
+                        await Task.Delay(RetryEvery, cancellationToken);
+                    }
+                }
+            }, cancellationToken)).ToArray();
+
+            await Task.WhenAll(workers);
+            var readyAt = await ready;
+            var (runTenants, tenantsAt) = await tenantsReady;
+            var cpu = await cpuAtTarget;
+            if (server.HasExited)
+            {
+                throw new InvalidOperationException($"The server exited during the {phase} run; its output:\n{server.LogTail(30)}");
+            }
+
+            await server.StopAsync(cancellationToken);
+            foreach (var problem in client.Problems)
+            {
+                Console.WriteLine($"  failed request: {problem}");
+            }
+
+            var events = Interlocked.Read(ref stored) + heldEvents;
+            return new StartupSample(
+                variant.Label, phase, repetition, heldEvents, events, runTenants,
+                Ms(readyAt - t0), firstEvent == 0 ? null : Ms(firstEvent - t0), tenantsAt is { } at ? Ms(at - t0) : null,
+                cpu?.TotalSeconds, buckets, Interlocked.Read(ref errors));
+        }
+    }
+
+    private static TimeSpan Remaining(long timestamp)
+    {
+        var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), timestamp);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+    }
+
+    private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+
+    private static void Report(StartupSample s)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {s.Variant} #{s.Repetition} {s.Phase,-7} (store held {s.HeldEvents:N0} events): ready {s.ReadyMs:0} ms, first 201 {Format(s.FirstEventMs, "0")} ms{(s.TenantsMs is { } t ? $" (tenants and keys created by {t:0} ms)" : "")}, steady {s.SteadyPerSecond:N0} events/s, ≥ 90 % held from {Format(s.SteadyAfterSeconds, "0.00")} s, first 3 s {s.ShareOfSteadyInTarget * 100:0} % of steady, server CPU by 3 s {Format(s.CpuSecondsAtTarget, "0.00")} s, errors {s.Errors}"));
+        Console.WriteLine($"    events/s per 250 ms (k): {Series(s)}");
+    }
+
+    private static string Series(StartupSample s) =>
+        string.Join(' ', s.Buckets.Select(b => (b * BucketsPerSecond / 1000.0).ToString("0.#", CultureInfo.InvariantCulture)));
+
+    private static string Format(double? value, string format) => value is { } v ? v.ToString(format, CultureInfo.InvariantCulture) : "—";
+
+    private static double? Median(IEnumerable<double?> values)
+    {
+        var known = values.OfType<double>().Order().ToArray();
+        return known.Length == 0 ? null : known.Length % 2 == 1 ? known[known.Length / 2] : (known[(known.Length / 2) - 1] + known[known.Length / 2]) / 2;
+    }
+
+    private static string Markdown(LoadTestSettings settings, IReadOnlyList<StartupVariant> variants, int repeat, string commandLine, List<StartupSample> samples)
+    {
+        var md = new StringBuilder();
+        md.AppendLine("```markdown");
+        md.AppendLine(CultureInfo.InvariantCulture, $"#### ATP start-up, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Command: `{commandLine}`");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}; child server, embedded engine, search on; load generator on the same machine. {settings.Clients} clients × batch {settings.Batch}, {settings.Tenants} tenants, event data ≈ {settings.EventBytes} B. Time zero is the process start; steady = median of seconds {SteadyFromSecond}–{SteadyToSecond}. Medians of {repeat} repetitions.");
+        md.AppendLine();
+        md.AppendLine("| variant | store | ready ms | first 201 ms | steady events/s | ≥ 90 % of steady held from s | first 3 s, share of steady | server CPU s by 3 s | errors |");
+        md.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var variant in variants)
+        {
+            foreach (var phase in new[] { "fresh", "restart" })
+            {
+                var runs = samples.Where(s => s.Variant == variant.Label && s.Phase == phase).ToList();
+                var held = phase == "fresh" ? "fresh" : $"restart ({Median(runs.Select(r => (double?)r.HeldEvents)):N0} events)";
+                md.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {variant.Label} | {held} | {Format(Median(runs.Select(r => (double?)r.ReadyMs)), "0")} | {Format(Median(runs.Select(r => r.FirstEventMs)), "0")} | {Median(runs.Select(r => (double?)r.SteadyPerSecond)):N0} | {Format(Median(runs.Select(r => r.SteadyAfterSeconds)), "0.00")} ({string.Join(" / ", runs.Select(r => Format(r.SteadyAfterSeconds, "0.00")))}) | {Median(runs.Select(r => (double?)r.ShareOfSteadyInTarget)) * 100:0} % | {Format(Median(runs.Select(r => r.CpuSecondsAtTarget)), "0.00")} | {runs.Sum(r => r.Errors)} |"));
+            }
+        }
+
+        md.AppendLine();
+        md.AppendLine("Events/s per 250 ms (thousands), first repetition:");
+        md.AppendLine();
+        foreach (var s in samples.Where(s => s.Repetition == 1))
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"- {s.Variant} {s.Phase}: {Series(s)}");
+        }
+
+        md.Append("```");
+        return md.ToString();
+    }
+
+    /// <summary>One start-up run: its timings from process start and the events per 250 ms bucket; Events is what the store holds after it.</summary>
+    private sealed record StartupSample(
+        string Variant,
+        string Phase,
+        int Repetition,
+        long HeldEvents,
+        long Events,
+        LoadTenant[] Tenants,
+        double ReadyMs,
+        double? FirstEventMs,
+        double? TenantsMs,
+        double? CpuSecondsAtTarget,
+        long[] Buckets,
+        long Errors)
+    {
+        /// <summary>The median of the per-second rates of seconds 10–20, when the start-up is long over.</summary>
+        public double SteadyPerSecond => Median(
+            Enumerable.Range(SteadyFromSecond, Math.Max(0, Math.Min(SteadyToSecond, Buckets.Length / BucketsPerSecond) - SteadyFromSecond))
+                .Select(second => (double?)Buckets.Skip(second * BucketsPerSecond).Take(BucketsPerSecond).Sum())) ?? 0;
+
+        /// <summary>
+        /// The start of the first whole second in which every 250 ms bucket ran at ≥ 90 % of the steady rate: a second's
+        /// average would let one fast bucket hide a stall.
+        /// </summary>
+        public double? SteadyAfterSeconds
+        {
+            get
+            {
+                var threshold = SteadyShare * SteadyPerSecond / BucketsPerSecond;
+                for (var i = 0; i + BucketsPerSecond <= Buckets.Length; i++)
+                {
+                    if (SteadyPerSecond > 0 && Buckets.Skip(i).Take(BucketsPerSecond).All(b => b >= threshold))
+                    {
+                        return (double)i / BucketsPerSecond;
+                    }
+                }
+
+                return null;
+            }
+        }
+
+        /// <summary>Events in the first 3 s against what the steady rate would have carried in them.</summary>
+        public double ShareOfSteadyInTarget =>
+            SteadyPerSecond > 0 ? Buckets.Take((int)(TargetSeconds * BucketsPerSecond)).Sum() / (SteadyPerSecond * TargetSeconds) : 0;
+    }
+}
