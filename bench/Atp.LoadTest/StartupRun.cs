@@ -119,7 +119,7 @@ internal static class StartupRun
                     var created = await new AtpClient(http, server.Url).CreateTenantsAsync(server.AdminKey, settings.Tenants, cancellationToken);
                     return (created, (long?)Stopwatch.GetTimestamp());
                 }, cancellationToken)
-                : Task.FromResult((tenants, (long?)null));
+                : Task.FromResult<(LoadTenant[], long?)>(([.. tenants.Select(t => t with { EventsUri = new Uri(server.Url, $"v1/tenants/{t.Id}/events") })], null));
             var cpuAtTarget = Task.Run(async () =>
             {
                 await Task.Delay(Remaining(t0 + (long)(TargetSeconds * Stopwatch.Frequency)), cancellationToken);
@@ -176,7 +176,8 @@ internal static class StartupRun
             }
 
             await server.StopAsync(cancellationToken);
-            foreach (var problem in client.Problems)
+            // With no 201 at all, the failures while starting are the only clue.
+            foreach (var problem in firstEvent == 0 ? starting.Problems : client.Problems)
             {
                 Console.WriteLine($"  failed request: {problem}");
             }
