@@ -103,6 +103,8 @@ internal static class StartupRun
         var bucketTicks = Stopwatch.Frequency / BucketsPerSecond;
         var buckets = new long[settings.DurationSeconds * BucketsPerSecond];
         var server = ServerProcess.Launch(variant.ServerDll, variant.Environment, data, adminKey: null);
+        var machineAtStart = MachineCpu.BusyTime();
+        var ownAtStart = Environment.CpuUsage.TotalTime;
         await using (server.ConfigureAwait(false))
         {
             var t0 = server.StartedAt;
@@ -110,25 +112,33 @@ internal static class StartupRun
             var ready = Task.Run(async () =>
             {
                 await server.WaitUntilReadyAsync(http, ProbeEvery, cancellationToken);
-                return Stopwatch.GetTimestamp();
+                return (At: Stopwatch.GetTimestamp(), Cpu: server.CpuTime()?.TotalSeconds);
             }, cancellationToken);
             var tenantsReady = tenants is null
                 ? Task.Run(async () =>
                 {
-                    await ready;
+                    _ = await ready;
                     var created = await new AtpClient(http, server.Url).CreateTenantsAsync(server.AdminKey, settings.Tenants, cancellationToken);
                     return (created, (long?)Stopwatch.GetTimestamp());
                 }, cancellationToken)
                 : Task.FromResult<(LoadTenant[], long?)>(([.. tenants.Select(t => t with { EventsUri = new Uri(server.Url, $"v1/tenants/{t.Id}/events") })], null));
-            var cpuAtTarget = Task.Run(async () =>
+
+            // The server's CPU time at every bucket boundary: CPU per event does not stretch when other processes take
+            // the cores, so it shows the warm-up (JIT, caches) where the event rate shows mostly the machine's load.
+            var serverCpu = new double?[buckets.Length + 1];
+            serverCpu[0] = 0;
+            var cpuSampler = Task.Run(async () =>
             {
-                await Task.Delay(Remaining(t0 + (long)(TargetSeconds * Stopwatch.Frequency)), cancellationToken);
-                return server.CpuTime();
+                for (var k = 1; k < serverCpu.Length; k++)
+                {
+                    await Task.Delay(Remaining(t0 + (k * bucketTicks)), cancellationToken);
+                    serverCpu[k] = server.CpuTime()?.TotalSeconds;
+                }
             }, cancellationToken);
 
             // A failure before the server's first 201 is the server not being up yet (connection refused, 503): those go
             // to a client whose problems are not reported, and the request is retried shortly.
-            var starting = new AtpClient(http, server.Url);
+            var starting = new AtpClient(http, server.Url, announceFirstProblem: false);
             var client = new AtpClient(http, server.Url);
             var firstEvent = 0L;
             var errors = 0L;
@@ -167,9 +177,14 @@ internal static class StartupRun
             }, cancellationToken)).ToArray();
 
             await Task.WhenAll(workers);
-            var readyAt = await ready;
+            var (readyAt, cpuAtReady) = await ready;
             var (runTenants, tenantsAt) = await tenantsReady;
-            var cpu = await cpuAtTarget;
+            await cpuSampler;
+
+            // What other processes took of the machine over the run: on a shared machine, the figures' caveat.
+            var otherCores = MachineCpu.BusyTime() - machineAtStart - (Environment.CpuUsage.TotalTime - ownAtStart) - server.CpuTime() is { } other
+                ? other.TotalSeconds / Stopwatch.GetElapsedTime(t0).TotalSeconds
+                : (double?)null;
             if (server.HasExited)
             {
                 throw new InvalidOperationException($"The server exited during the {phase} run; its output:\n{server.LogTail(30)}");
@@ -186,7 +201,7 @@ internal static class StartupRun
             return new StartupSample(
                 variant.Label, phase, repetition, heldEvents, events, runTenants,
                 Ms(readyAt - t0), firstEvent == 0 ? null : Ms(firstEvent - t0), tenantsAt is { } at ? Ms(at - t0) : null,
-                cpu?.TotalSeconds, buckets, Interlocked.Read(ref errors));
+                cpuAtReady, serverCpu, otherCores, buckets, Interlocked.Read(ref errors));
         }
     }
 
@@ -201,9 +216,15 @@ internal static class StartupRun
     private static void Report(StartupSample s)
     {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  {s.Variant} #{s.Repetition} {s.Phase,-7} (store held {s.HeldEvents:N0} events): ready {s.ReadyMs:0} ms, first 201 {Format(s.FirstEventMs, "0")} ms{(s.TenantsMs is { } t ? $" (tenants and keys created by {t:0} ms)" : "")}, steady {s.SteadyPerSecond:N0} events/s, ≥ 90 % for a second from {Format(s.SteadyAfterSeconds, "0.00")} s (every 250 ms bucket: {Format(s.EveryBucketSteadyAfterSeconds, "0.00")} s), first 3 s {s.ShareOfSteadyInTarget * 100:0} % of steady, server CPU by 3 s {Format(s.CpuSecondsAtTarget, "0.00")} s, errors {s.Errors}"));
+            $"  {s.Variant} #{s.Repetition} {s.Phase,-7} (store held {s.HeldEvents:N0} events): ready {s.ReadyMs:0} ms, first 201 {Format(s.FirstEventMs, "0")} ms{(s.TenantsMs is { } t ? $" (tenants and keys created by {t:0} ms)" : "")}, steady {s.SteadyPerSecond:N0} events/s, ≥ 90 % for a second from {Format(s.SteadyAfterSeconds, "0.00")} s (every 250 ms bucket: {Format(s.EveryBucketSteadyAfterSeconds, "0.00")} s), first 3 s {s.ShareOfSteadyInTarget * 100:0} % of steady; server CPU at ready {Format(s.CpuSecondsAtReady, "0.00")} s, by 3 s {Format(s.CpuSecondsAtTarget, "0.00")} s, µs/event in the first second of 201s {Format(s.FirstSecondCpuPerEvent, "0")} against {Format(s.SteadyCpuPerEvent, "0")} steady, within 110 % from {Format(s.CpuWarmAfterSeconds, "0.00")} s; other processes {Format(s.OtherCores, "0.00")} cores, errors {s.Errors}"));
         Console.WriteLine($"    events/s per 250 ms (k): {Series(s)}");
+        Console.WriteLine($"    server CPU µs/event per 250 ms: {CpuSeries(s)}");
     }
+
+    private static string CpuSeries(StartupSample s) =>
+        string.Join(' ', Enumerable.Range(0, s.Buckets.Length).Select(i => s.Buckets[i] > 0 && s.ServerCpu[i + 1] is { } end && s.ServerCpu[i] is { } start
+            ? ((end - start) / s.Buckets[i] * 1_000_000).ToString("0", CultureInfo.InvariantCulture)
+            : "—"));
 
     private static string Series(StartupSample s) =>
         string.Join(' ', s.Buckets.Select(b => (b * BucketsPerSecond / 1000.0).ToString("0.#", CultureInfo.InvariantCulture)));
@@ -226,8 +247,8 @@ internal static class StartupRun
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}; child server, embedded engine, search on; load generator on the same machine. {settings.Clients} clients × batch {settings.Batch}, {settings.Tenants} tenants, event data ≈ {settings.EventBytes} B. Time zero is the process start; steady = median of seconds {SteadyFromSecond}–{SteadyToSecond}. Medians of {repeat} repetitions.");
         md.AppendLine();
-        md.AppendLine("| variant | store | ready ms | first 201 ms | steady events/s | ≥ 90 % of steady for 1 s, from s (each run) | same, every 250 ms bucket | first 3 s, share of steady | server CPU s by 3 s | errors |");
-        md.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        md.AppendLine("| variant | store | ready ms | first 201 ms | steady events/s | ≥ 90 % of steady for 1 s, from s (each run) | same, every 250 ms bucket | first 3 s, share of steady | server CPU s at ready | server CPU s by 3 s | CPU µs/event, first second of 201s | steady | within 110 % from s | other processes, cores | errors |");
+        md.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var variant in variants)
         {
             foreach (var phase in new[] { "fresh", "restart" })
@@ -235,7 +256,7 @@ internal static class StartupRun
                 var runs = samples.Where(s => s.Variant == variant.Label && s.Phase == phase).ToList();
                 var held = phase == "fresh" ? "fresh" : $"restart ({Median(runs.Select(r => (double?)r.HeldEvents)):N0} events)";
                 md.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {variant.Label} | {held} | {Format(Median(runs.Select(r => (double?)r.ReadyMs)), "0")} | {Format(Median(runs.Select(r => r.FirstEventMs)), "0")} | {Median(runs.Select(r => (double?)r.SteadyPerSecond)):N0} | {Format(Median(runs.Select(r => r.SteadyAfterSeconds)), "0.00")} ({string.Join(" / ", runs.Select(r => Format(r.SteadyAfterSeconds, "0.00")))}) | {Format(Median(runs.Select(r => r.EveryBucketSteadyAfterSeconds)), "0.00")} | {Median(runs.Select(r => (double?)r.ShareOfSteadyInTarget)) * 100:0} % | {Format(Median(runs.Select(r => r.CpuSecondsAtTarget)), "0.00")} | {runs.Sum(r => r.Errors)} |"));
+                    $"| {variant.Label} | {held} | {Format(Median(runs.Select(r => (double?)r.ReadyMs)), "0")} | {Format(Median(runs.Select(r => r.FirstEventMs)), "0")} | {Median(runs.Select(r => (double?)r.SteadyPerSecond)):N0} | {Format(Median(runs.Select(r => r.SteadyAfterSeconds)), "0.00")} ({string.Join(" / ", runs.Select(r => Format(r.SteadyAfterSeconds, "0.00")))}) | {Format(Median(runs.Select(r => r.EveryBucketSteadyAfterSeconds)), "0.00")} | {Median(runs.Select(r => (double?)r.ShareOfSteadyInTarget)) * 100:0} % | {Format(Median(runs.Select(r => r.CpuSecondsAtReady)), "0.00")} | {Format(Median(runs.Select(r => r.CpuSecondsAtTarget)), "0.00")} | {Format(Median(runs.Select(r => r.FirstSecondCpuPerEvent)), "0")} | {Format(Median(runs.Select(r => r.SteadyCpuPerEvent)), "0")} | {Format(Median(runs.Select(r => r.CpuWarmAfterSeconds)), "0.00")} | {Format(Median(runs.Select(r => r.OtherCores)), "0.00")} | {runs.Sum(r => r.Errors)} |"));
             }
         }
 
@@ -245,6 +266,7 @@ internal static class StartupRun
         foreach (var s in samples.Where(s => s.Repetition == 1))
         {
             md.AppendLine(CultureInfo.InvariantCulture, $"- {s.Variant} {s.Phase}: {Series(s)}");
+            md.AppendLine(CultureInfo.InvariantCulture, $"  server CPU µs/event: {CpuSeries(s)}");
         }
 
         md.Append("```");
@@ -262,7 +284,9 @@ internal static class StartupRun
         double ReadyMs,
         double? FirstEventMs,
         double? TenantsMs,
-        double? CpuSecondsAtTarget,
+        double? CpuSecondsAtReady,
+        double?[] ServerCpu,
+        double? OtherCores,
         long[] Buckets,
         long Errors)
     {
@@ -292,6 +316,53 @@ internal static class StartupRun
             }
 
             return null;
+        }
+
+        /// <summary>The server's CPU seconds at 3 s from start.</summary>
+        public double? CpuSecondsAtTarget => ServerCpu[(int)(TargetSeconds * BucketsPerSecond)];
+
+        /// <summary>Server CPU µs per event over seconds 10–20.</summary>
+        public double? SteadyCpuPerEvent => CpuPerEvent(SteadyFromSecond * BucketsPerSecond, Math.Min(SteadyToSecond * BucketsPerSecond, Buckets.Length));
+
+        /// <summary>
+        /// The start of the first whole second (sliding by 250 ms) in which the server spent at most 110 % of its steady
+        /// CPU per event: the warm-up as the server's own cost, whatever share of the cores it got.
+        /// </summary>
+        public double? CpuWarmAfterSeconds
+        {
+            get
+            {
+                if (SteadyCpuPerEvent is not { } steady)
+                {
+                    return null;
+                }
+
+                for (var i = 0; i + BucketsPerSecond <= Buckets.Length; i++)
+                {
+                    if (CpuPerEvent(i, i + BucketsPerSecond) is { } cost && cost <= 1.1 * steady)
+                    {
+                        return (double)i / BucketsPerSecond;
+                    }
+                }
+
+                return null;
+            }
+        }
+
+        /// <summary>Server CPU µs per event in the first second after the first 201.</summary>
+        public double? FirstSecondCpuPerEvent
+        {
+            get
+            {
+                var first = Array.FindIndex(Buckets, b => b > 0);
+                return first < 0 ? null : CpuPerEvent(first, Math.Min(first + BucketsPerSecond, Buckets.Length));
+            }
+        }
+
+        private double? CpuPerEvent(int fromBucket, int toBucket)
+        {
+            var events = Buckets[fromBucket..toBucket].Sum();
+            return events > 0 && ServerCpu[toBucket] is { } end && ServerCpu[fromBucket] is { } start ? (end - start) / events * 1_000_000 : null;
         }
 
         /// <summary>Events in the first 3 s against what the steady rate would have carried in them.</summary>
