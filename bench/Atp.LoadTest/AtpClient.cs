@@ -17,7 +17,7 @@ internal enum AuthMode
 }
 
 /// <summary>The HTTP side: tenant and key set-up, and one ingestion request as a closed-loop operation.</summary>
-internal sealed class AtpClient(HttpClient http, Uri baseUrl)
+internal sealed class AtpClient(HttpClient http, Uri baseUrl, bool announceFirstProblem = true)
 {
     private const int MaxReportedProblems = 5;
     private readonly object _problemLock = new();
@@ -187,7 +187,7 @@ internal sealed class AtpClient(HttpClient http, Uri baseUrl)
             if (_problems.Count < MaxReportedProblems)
             {
                 _problems.Add(problem);
-                if (_problems.Count == 1)
+                if (_problems.Count == 1 && announceFirstProblem)
                 {
                     Console.WriteLine($"  ! first failed request: {problem}");
                 }

@@ -65,7 +65,10 @@ internal static class LoadTestCommand
         var root = new RootCommand("ATP end-to-end load generator: creates tenants and write keys, drives POST /v1/tenants/{t}/events from concurrent clients, then runs a plain SQLite insert baseline with the same durability settings and prints a Markdown summary.");
         var schemaOverhead = new Option<bool>("--schema-overhead") { Description = "Instead of the usual run: compare ingest with no schema registered against the generator's data schema registered for every event type (every event validated), a fresh server per phase, four rounds in alternating order (--warmup and --duration seconds per phase)." };
         var sealingOverhead = new Option<bool>("--sealing-overhead") { Description = "Instead of the usual run: compare ingest with the envelope's personal fields stored in clear against sealed at ingest (Atp:Classification:SealEnvelopeFields=true), a fresh server per phase, four rounds in alternating order (--warmup and --duration seconds per phase)." };
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, sealingOverhead, spread, tenantMemory })
+        var startup = new Option<bool>("--startup") { Description = "Instead of the usual run: start a child server on a fresh data directory and drive ingest from the moment the process starts, counting events per 250 ms; report the time to ready, to the first 201 and until ≥ 90 % of the steady rate (median of seconds 10–20) holds for a whole second; then the same after a clean restart on the directory the first run filled. --duration seconds per run (at least 20), --repeat times, median reported." };
+        var repeat = new Option<int>("--repeat") { Description = "With --startup: repetitions (each a fresh run and a restart per variant, variants in rotating order).", DefaultValueFactory = _ => 3 };
+        var variant = new Option<string[]>("--variant") { Description = "With --startup, repeatable: a server to compare, LABEL=PATH[;NAME=VALUE...] (its Atp.Server.dll, empty for the build output, and environment variables for it, e.g. DOTNET_TieredPGO=0). Default: the build output (or --server-dll) alone." };
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, sealingOverhead, spread, tenantMemory, startup, repeat, variant })
         {
             root.Options.Add(option);
         }
@@ -113,6 +116,18 @@ internal static class LoadTestCommand
 
             try
             {
+                if (parse.GetValue(startup))
+                {
+                    var (variants, startupError) = ValidateStartup(settings, parse.GetValue(variant) ?? [], parse.GetValue(repeat));
+                    if (variants is null)
+                    {
+                        await Console.Error.WriteLineAsync($"atp-loadtest: {startupError}");
+                        return ExitBadInput;
+                    }
+
+                    return await StartupRun.RunAsync(settings, variants, parse.GetValue(repeat), args, cancellationToken);
+                }
+
                 return parse.GetValue(tenantMemory) ? await TenantMemoryRun.RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(telemetryOverhead) ? await OverheadRun.ForTelemetry().RunAsync(settings, args, cancellationToken)
                     : parse.GetValue(schemaOverhead) ? await OverheadRun.ForSchemas().RunAsync(settings, args, cancellationToken)
@@ -131,6 +146,48 @@ internal static class LoadTestCommand
         // Ctrl+C cancels the run; leave enough time to stop the child server and delete the temporary directories.
         var configuration = new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
         return await root.Parse(args).InvokeAsync(configuration);
+    }
+
+    private static (IReadOnlyList<StartupVariant>? Variants, string? Error) ValidateStartup(LoadTestSettings settings, string[] variantTexts, int repeat)
+    {
+        if (settings.Url is not null || settings.Engine != "sqlite")
+        {
+            return (null, "--startup starts its own child servers on the embedded engine: not with --url or --engine postgres.");
+        }
+
+        if (settings.DurationSeconds < 20)
+        {
+            return (null, "--startup: --duration at least 20 (the steady rate is the median of seconds 10–20).");
+        }
+
+        if (repeat is < 1 or > 20)
+        {
+            return (null, "--repeat: 1 to 20.");
+        }
+
+        if (variantTexts.Length == 0)
+        {
+            return ([new StartupVariant("build", settings.ServerDll, new Dictionary<string, string>())], null);
+        }
+
+        var variants = new List<StartupVariant>();
+        foreach (var text in variantTexts)
+        {
+            var (parsed, error) = StartupVariant.Parse(text);
+            if (parsed is null)
+            {
+                return (null, error);
+            }
+
+            if (variants.Any(v => v.Label == parsed.Label))
+            {
+                return (null, $"--variant: the label {parsed.Label} is used twice.");
+            }
+
+            variants.Add(parsed with { ServerDll = parsed.ServerDll ?? settings.ServerDll });
+        }
+
+        return (variants, null);
     }
 
     private static (LoadTestSettings? Settings, string? Error) ValidateEngine(LoadTestSettings settings, string engine, string? connection, string? adminConnection, bool marten)

@@ -406,7 +406,7 @@ internal static class LoadTestRun
     private static string Ms(double? value) => value is { } v && !double.IsNaN(v) ? v.ToString("0.0", CultureInfo.InvariantCulture) : "—";
 
     /// <summary>The command that reproduces this run; the admin key is never echoed.</summary>
-    private static string CommandLine(string[] args)
+    internal static string CommandLine(string[] args)
     {
         var parts = new List<string>();
         for (var i = 0; i < args.Length; i++)

@@ -9,8 +9,8 @@ using Atp.Core.Keys;
 namespace Atp.LoadTest;
 
 /// <summary>
-/// An ATP server started as a child process on a free loopback port, with a temporary data directory and a fresh
-/// platform-admin key; killed and cleaned up on dispose (and on process exit, as a last resort).
+/// An ATP server started as a child process on a free loopback port, with a temporary data directory (or one the caller
+/// owns) and a fresh platform-admin key; killed and cleaned up on dispose (and on process exit, as a last resort).
 /// </summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
@@ -20,15 +20,18 @@ internal sealed class ServerProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _log = new();
     private readonly object _logLock = new();
+    private readonly bool _ownsDataDirectory;
     private int _disposed;
 
-    private ServerProcess(Process process, Uri url, string adminKey, DirectoryInfo dataDirectory, string serverDll)
+    private ServerProcess(Process process, Uri url, string adminKey, DirectoryInfo dataDirectory, bool ownsDataDirectory, string serverDll, long startedAt)
     {
         _process = process;
         Url = url;
         AdminKey = adminKey;
         DataDirectory = dataDirectory;
+        _ownsDataDirectory = ownsDataDirectory;
         ServerDll = serverDll;
+        StartedAt = startedAt;
         AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
     }
 
@@ -39,6 +42,9 @@ internal sealed class ServerProcess : IAsyncDisposable
     public DirectoryInfo DataDirectory { get; }
 
     public string ServerDll { get; }
+
+    /// <summary><see cref="Stopwatch.GetTimestamp"/> just before the process was started: time zero of a start-up run.</summary>
+    public long StartedAt { get; }
 
     public bool HasExited
     {
@@ -71,9 +77,30 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public static async Task<ServerProcess> StartAsync(string? serverDllOverride, IReadOnlyDictionary<string, string> environment, HttpClient http, CancellationToken cancellationToken)
     {
+        var server = Launch(serverDllOverride, environment, dataDirectory: null, adminKey: null);
+        try
+        {
+            await server.WaitUntilReadyAsync(http, TimeSpan.FromMilliseconds(200), cancellationToken);
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Starts the server process and returns at once, without waiting for it to answer. With a
+    /// <paramref name="dataDirectory"/> the caller owns that directory (it survives dispose, so a second server can start
+    /// on what the first one wrote); otherwise a temporary one is created and deleted on dispose.
+    /// </summary>
+    public static ServerProcess Launch(string? serverDllOverride, IReadOnlyDictionary<string, string> environment, DirectoryInfo? dataDirectory, string? adminKey)
+    {
         var serverDll = LocateServer(serverDllOverride);
-        var dataDirectory = Directory.CreateTempSubdirectory("atp-loadtest-server-");
-        var adminKey = ApiKeyFormat.Generate();
+        var ownsDataDirectory = dataDirectory is null;
+        dataDirectory ??= Directory.CreateTempSubdirectory("atp-loadtest-server-");
+        adminKey ??= ApiKeyFormat.Generate();
         var port = FreeLoopbackPort();
         var url = new Uri($"http://127.0.0.1:{port}/");
 
@@ -104,36 +131,49 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         var process = new Process { StartInfo = start };
-        ServerProcess? server = null;
         try
         {
+            var startedAt = Stopwatch.GetTimestamp();
             if (!process.Start())
             {
                 throw new InvalidOperationException($"Could not start {start.FileName} {serverDll}.");
             }
 
-            server = new ServerProcess(process, url, adminKey, dataDirectory, serverDll);
+            var server = new ServerProcess(process, url, adminKey, dataDirectory, ownsDataDirectory, serverDll, startedAt);
             process.OutputDataReceived += (_, e) => server.Append(e.Data);
             process.ErrorDataReceived += (_, e) => server.Append(e.Data);
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
-            await server.WaitUntilReadyAsync(http, cancellationToken);
             return server;
         }
         catch
         {
-            if (server is not null)
+            process.Dispose();
+            if (ownsDataDirectory)
             {
-                await server.DisposeAsync();
-            }
-            else
-            {
-                process.Dispose();
                 TryDelete(dataDirectory);
             }
 
             throw;
         }
+    }
+
+    /// <summary>SIGTERM and wait for the exit: a clean shutdown, as an operator's restart does (the store is closed, not recovered).</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (HasExited)
+        {
+            return;
+        }
+
+        using (var kill = Process.Start("kill", ["-TERM", SafePid()]))
+        {
+            await kill.WaitForExitAsync(cancellationToken);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        await _process.WaitForExitAsync(timeout.Token);
     }
 
     /// <summary>Warning and error lines the server logged (console logger format: "warn: …" / "fail: …" plus the message line).</summary>
@@ -181,10 +221,14 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
 
         _process.Dispose();
-        TryDelete(DataDirectory);
+        if (_ownsDataDirectory)
+        {
+            TryDelete(DataDirectory);
+        }
     }
 
-    private async Task WaitUntilReadyAsync(HttpClient http, CancellationToken cancellationToken)
+    /// <summary>Polls <c>/readyz</c> every <paramref name="pollEvery"/> until it answers 200; throws if the process exits or takes too long.</summary>
+    public async Task WaitUntilReadyAsync(HttpClient http, TimeSpan pollEvery, CancellationToken cancellationToken)
     {
         var deadline = Stopwatch.StartNew();
         var ready = new Uri(Url, "readyz");
@@ -220,7 +264,7 @@ internal sealed class ServerProcess : IAsyncDisposable
                 throw new TimeoutException($"The server was not ready within {StartTimeout.TotalSeconds:0} s. Its output:\n{LogTail(40)}");
             }
 
-            await Task.Delay(200, cancellationToken);
+            await Task.Delay(pollEvery, cancellationToken);
         }
     }
 
@@ -251,7 +295,10 @@ internal sealed class ServerProcess : IAsyncDisposable
     private void OnProcessExit(object? sender, EventArgs e)
     {
         Kill();
-        TryDelete(DataDirectory);
+        if (_ownsDataDirectory)
+        {
+            TryDelete(DataDirectory);
+        }
     }
 
     private void Kill()
