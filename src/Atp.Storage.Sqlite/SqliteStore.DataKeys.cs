@@ -16,19 +16,8 @@ public sealed partial class SqliteStore : IDataKeyStore
     }
 
     // The deleted row is zeroed in its page (secure_delete), but the WAL still holds the frame that inserted it until
-    // it is copied back and truncated; readers holding an old snapshot keep the checkpoint busy, so it is retried.
-    public async Task<bool> ScrubDestroyedKeysAsync(CancellationToken cancellationToken)
-    {
-        for (var attempt = 0; attempt < 50; attempt++)
-        {
-            if (await TruncateWalAsync(_writeConnection, cancellationToken).ConfigureAwait(false))
-            {
-                return true;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
-        }
-
-        return false;
-    }
+    // it is copied back and truncated. One attempt: the checkpoint already waits for readers on old snapshots (up to
+    // the connection's busy timeout, appends waiting behind it as for the periodic truncation), and retrying after
+    // that would only hold appends back longer.
+    public Task<bool> ScrubDestroyedKeysAsync(CancellationToken cancellationToken) => TruncateWalAsync(_writeConnection, cancellationToken);
 }

@@ -108,7 +108,7 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
         }
     }
 
-    private static async Task WriteUntilStoppedAsync(Uri baseAddress, Dictionary<string, string> keys, int seed, ConcurrentBag<(string, Guid, ulong, string)> receipts, CancellationToken stop)
+    internal static async Task WriteUntilStoppedAsync(Uri baseAddress, Dictionary<string, string> keys, int seed, ConcurrentBag<(string, Guid, ulong, string)> receipts, CancellationToken stop)
     {
         var random = new Random(seed);
         var clients = keys.ToDictionary(k => k.Key, k => Client(baseAddress, k.Value));

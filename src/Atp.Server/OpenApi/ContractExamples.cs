@@ -116,6 +116,8 @@ internal static class ContractExamples
         [typeof(ExportListResponse)] = "{\"items\":[" + ExportJson + "],\"nextCursor\":null}",
         [typeof(RegisterSchemaRequest)] = "{\"schema\":" + PaymentSchema + ",\"compatibility\":\"BACKWARD\"}",
         [typeof(SetCompatibilityRequest)] = """{"compatibility":"FULL_TRANSITIVE"}""",
+        [typeof(Erasure.ErasureRequest)] = """{"subject":"u-17","reason":"GDPR art. 17 request #4711"}""",
+        [typeof(Erasure.ErasureResponse)] = """{"subjectKeyId":"q3dE6cUq0vH4bTqz2Yl3xw","keyDestroyed":true,"filesScrubbed":true,"tombstone":{"id":"01a24d5b-1f20-7c11-9a3e-5d2f0b7c9e11","index":3,"leafHash":"N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="}}""",
         [typeof(SchemaVersionResponse)] = "{\"type\":\"payment.captured\",\"version\":2,\"compatibility\":\"BACKWARD\",\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
         [typeof(SchemaTypeResponse)] = "{\"type\":\"payment.captured\",\"compatibility\":\"BACKWARD\",\"latestVersion\":2,\"versions\":[1,2],\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
         [typeof(SchemaTypeListResponse)] = """{"items":[{"type":"payment.captured","compatibility":"BACKWARD","latestVersion":2}]}""",
