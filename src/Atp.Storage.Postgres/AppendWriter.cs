@@ -148,6 +148,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
         if (early is null && outcome is Appended appended)
         {
             AddDataKeys(writes, request, storedKeys, now);
+            AddDestroyedDataKeys(writes, request);
             AddWrites(writes, request, appended, rows, tree, now);
         }
 
@@ -257,7 +258,11 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
             batch.BatchCommands.Add(TenantScope.Command(
                 "INSERT INTO atp.data_keys (tenant_id, key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)", request.TenantId, key.KeyId, key.Wrapped, now));
         }
+    }
 
+    // An erasure: its keys go in the transaction of its tombstone, so a crash keeps both or neither.
+    private static void AddDestroyedDataKeys(NpgsqlBatch batch, AppendRequest request)
+    {
         if (request.DestroyedDataKeys.Count > 0)
         {
             batch.BatchCommands.Add(TenantScope.Command(

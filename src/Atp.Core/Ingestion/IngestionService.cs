@@ -31,7 +31,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
     /// same time may together overshoot by at most what they carry.
     /// </summary>
     public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, CancellationToken cancellationToken) =>
-        Append(tenantId, drafts, idempotency, submittedBy, quota, [], cancellationToken);
+        Append(tenantId, drafts, idempotency, submittedBy, quota, [], [], cancellationToken);
 
     /// <summary>
     /// As above, with every classified field of a tenant's event sealed first (<see cref="FieldSealer"/>): the leaf
@@ -47,13 +47,13 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
         var sealedDrafts = await sealer.SealAsync(tenantId, drafts, cancellationToken).ConfigureAwait(false);
         if (sealedDrafts.NewKeys.Count == 0)
         {
-            return await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, [], cancellationToken).ConfigureAwait(false);
+            return await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, [], [], cancellationToken).ConfigureAwait(false);
         }
 
         AppendOutcome outcome;
         try
         {
-            outcome = await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, sealedDrafts.NewKeys, cancellationToken).ConfigureAwait(false);
+            outcome = await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, sealedDrafts.NewKeys, [], cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -82,7 +82,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
     public async Task<AppendOutcome> AppendErasureAsync(string tenantId, EventDraft tombstone, string subject, string keyId, Submitter? submittedBy, CancellationToken cancellationToken)
     {
         sealer?.Ring.Forget(tenantId, subject, keyId);
-        var outcome = await Append(tenantId, [tombstone], idempotency: null, submittedBy, StorageQuota.Unlimited, [], cancellationToken, destroyedDataKeys: [keyId]).ConfigureAwait(false);
+        var outcome = await Append(tenantId, [tombstone], idempotency: null, submittedBy, StorageQuota.Unlimited, [], [keyId], cancellationToken).ConfigureAwait(false);
         sealer?.Ring.Forget(tenantId, subject, keyId);
         return outcome;
     }
@@ -94,8 +94,8 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
         Submitter? submittedBy,
         StorageQuota quota,
         IReadOnlyList<WrappedDataKey> dataKeys,
-        CancellationToken cancellationToken,
-        IReadOnlyList<string>? destroyedDataKeys = null)
+        IReadOnlyList<string> destroyedDataKeys,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(quota);
         ArgumentNullException.ThrowIfNull(drafts);
@@ -127,7 +127,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
             entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, leafHash, contentHash, receivedAt);
         }
 
-        var request = new AppendRequest(tenantId, entries, idempotency) { DataKeys = dataKeys, DestroyedDataKeys = destroyedDataKeys ?? [] };
+        var request = new AppendRequest(tenantId, entries, idempotency) { DataKeys = dataKeys, DestroyedDataKeys = destroyedDataKeys };
         return quota.IsUnlimited ? store.AppendAsync(request, cancellationToken) : AppendWithinQuotaAsync(request, quota, cancellationToken);
     }
 
