@@ -16,7 +16,7 @@ namespace Atp.Server.Tests;
 /// </summary>
 public sealed class DataClassificationTests : IAsyncLifetime
 {
-    private const string Classification = """{"classification":{"pii":["/data/email","/data/address"]}}""";
+    private const string Classification = """{"classification":{"pii":["/data/email","/data/address","/data/phones/1","/data/a~1b"]}}""";
 
     private readonly string _marker = Guid.NewGuid().ToString("N")[..12];
     private ServerFixture _server = null!;
@@ -39,7 +39,7 @@ public sealed class DataClassificationTests : IAsyncLifetime
         var approved = await second.PostAsync($"/v1/tenants/acme/policy/proposals/{proposal}/approve", null);
         Assert.True(approved.StatusCode == HttpStatusCode.OK, await approved.Content.ReadAsStringAsync());
         var policy = await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/policy");
-        Assert.Equal(["/data/email", "/data/address"], policy.GetProperty("active").GetProperty("document").GetProperty("classification").GetProperty("pii").EnumerateArray().Select(p => p.GetString()));
+        Assert.Equal(["/data/email", "/data/address", "/data/phones/1", "/data/a~1b"], policy.GetProperty("active").GetProperty("document").GetProperty("classification").GetProperty("pii").EnumerateArray().Select(p => p.GetString()));
 
         var sealedIds = new List<string>();
         for (var i = 2; i < 5; i++)
@@ -67,6 +67,9 @@ public sealed class DataClassificationTests : IAsyncLifetime
             Assert.True(FieldToken.IsToken(data.GetProperty("email").GetString()), leaves[i]);
             Assert.True(FieldToken.IsToken(data.GetProperty("address").GetString()), "a classified object is sealed whole");
             Assert.Equal("pro", data.GetProperty("plan").GetString());
+            Assert.Equal("+33 1 00 00 00 00", data.GetProperty("phones")[0].GetString());
+            Assert.True(FieldToken.IsToken(data.GetProperty("phones")[1].GetString()), "an array element is sealed by its index");
+            Assert.True(FieldToken.IsToken(data.GetProperty("a/b").GetString()), "a member name with a slash is named by ~1");
         }
 
         Assert.DoesNotContain(FieldToken.Prefix, leaves[5], StringComparison.Ordinal);
@@ -80,7 +83,9 @@ public sealed class DataClassificationTests : IAsyncLifetime
         var opened = JsonNode.Parse(await piiReader.GetStringAsync($"/v1/tenants/acme/events/{sealedIds[0]}?verify=true"))!["event"]!;
         Assert.Equal(Email(2), opened["event"]!["data"]!["email"]!.GetValue<string>());
         Assert.Equal($"{_marker} street 2", opened["event"]!["data"]!["address"]!["street"]!.GetValue<string>());
-        Assert.Equal(["/data/address", "/data/email"], opened["sealed"]!.AsObject().Select(f => f.Key).Order(StringComparer.Ordinal));
+        Assert.Equal($"{_marker} phone", opened["event"]!["data"]!["phones"]![1]!.GetValue<string>());
+        Assert.Equal($"{_marker} slash", opened["event"]!["data"]!["a/b"]!.GetValue<string>());
+        Assert.Equal(["/data/address", "/data/a~1b", "/data/email", "/data/phones/1"], opened["sealed"]!.AsObject().Select(f => f.Key).Order(StringComparer.Ordinal));
         var page = await piiReader.GetStringAsync("/v1/tenants/acme/events?verify=true&limit=10");
         Assert.Contains(Email(3), page, StringComparison.Ordinal);
         Assert.DoesNotContain(_marker, await admin.GetStringAsync("/v1/tenants/acme/events?limit=10&actor=user-2"), StringComparison.Ordinal);
@@ -102,7 +107,7 @@ public sealed class DataClassificationTests : IAsyncLifetime
             var none = new Dictionary<string, string>();
             var verified = await AuditorTests.AtpAsync(none, "verify", "events", pageFile, "--key", verifierKey);
             Assert.True(verified.ExitCode == 0, verified.Error);
-            Assert.Contains("6 classified fields were verified as the sealed tokens the log holds", verified.Output, StringComparison.Ordinal);
+            Assert.Contains("12 classified fields were verified as the sealed tokens the log holds", verified.Output, StringComparison.Ordinal);
             var tampered = await AuditorTests.AtpAsync(none, "verify", "events", alteredFile, "--key", verifierKey);
             Assert.Equal(1, tampered.ExitCode);
         }
@@ -175,7 +180,7 @@ public sealed class DataClassificationTests : IAsyncLifetime
     private string Event(string actor, int i) =>
         "{\"type\":\"app.audit\",\"occurredAt\":\"2026-11-26T10:15:30Z\","
         + $"\"actor\":{{\"type\":\"user\",\"id\":\"{actor}\"}},\"action\":\"profile.update\","
-        + $"\"data\":{{\"email\":\"{Email(i)}\",\"address\":{{\"street\":\"{_marker} street {i}\",\"city\":\"Lyon\"}},\"plan\":\"pro\"}}}}";
+        + $"\"data\":{{\"a/b\":\"{_marker} slash\",\"phones\":[\"+33 1 00 00 00 00\",\"{_marker} phone\"],\"email\":\"{Email(i)}\",\"address\":{{\"street\":\"{_marker} street {i}\",\"city\":\"Lyon\"}},\"plan\":\"pro\"}}}}";
 
     private static async Task<string> IngestAsync(HttpClient client, string json)
     {

@@ -2,10 +2,8 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Atp.Core.Events;
 using Atp.Integrity;
-using Json.Pointer;
 
 namespace Atp.Core.Classification;
 
@@ -16,13 +14,39 @@ public sealed record SealedDrafts(IReadOnlyList<EventDraft> Drafts, IReadOnlyLis
 /// What is sealed in one tenant's events: the envelope's personal fields when the cell seals them, and the pointers into
 /// <c>data</c> the tenant's policy classifies (docs/classification.md).
 /// </summary>
-public sealed record SealingPlan(bool Envelope, IReadOnlyList<string> DataPointers)
+public sealed class SealingPlan
 {
+    private readonly HashSet<string> _classified;
+
+    // Every proper prefix of a classified pointer: the parts of the data worth walking into.
+    private readonly HashSet<string> _enclosing;
+
+    public SealingPlan(bool envelope, IReadOnlyList<string> dataPointers)
+    {
+        ArgumentNullException.ThrowIfNull(dataPointers);
+        Envelope = envelope;
+        DataPointers = dataPointers;
+        _classified = new(dataPointers, StringComparer.Ordinal);
+        _enclosing = new(dataPointers.SelectMany(p => Enumerable.Range(1, p.Length - 1).Where(i => p[i] == '/').Select(i => p[..i])), StringComparer.Ordinal);
+    }
+
     /// <summary>The envelope's personal fields only (a cell that seals them, a tenant that classifies no data field).</summary>
     public static SealingPlan EnvelopeOnly { get; } = new(true, []);
 
+    /// <summary>Whether the envelope's personal fields are sealed.</summary>
+    public bool Envelope { get; }
+
+    /// <summary>The classified pointers into <c>data</c> (each under <c>/data/</c>).</summary>
+    public IReadOnlyList<string> DataPointers { get; }
+
     /// <summary>Whether the plan seals nothing.</summary>
     public bool IsEmpty => !Envelope && DataPointers.Count == 0;
+
+    /// <summary>Whether the value at <paramref name="location"/> is sealed.</summary>
+    public bool IsClassified(string location) => _classified.Contains(location);
+
+    /// <summary>Whether a sealed value lies inside the value at <paramref name="location"/>.</summary>
+    public bool Encloses(string location) => _enclosing.Contains(location);
 }
 
 /// <summary>
@@ -66,7 +90,7 @@ public sealed class FieldSealer(DataKeyRing ring)
         {
             var draft = drafts[i];
             var envelope = plan.Envelope && (draft.Actor.Name is not null || draft.Context is { Ip: not null } or { UserAgent: not null });
-            var data = plan.DataPointers.Count > 0 ? ClassifiedData(draft, plan.DataPointers) : null;
+            var data = plan.DataPointers.Count > 0 ? ClassifiedData(draft, plan) : null;
             if (!envelope && data is null)
             {
                 result[i] = draft;
@@ -80,7 +104,7 @@ public sealed class FieldSealer(DataKeyRing ring)
             }
 
             var sealedDraft = envelope ? SealDraft(key, draft) : draft;
-            result[i] = data is null ? sealedDraft : SealData(key, sealedDraft, data.Value.Root, data.Value.Found);
+            result[i] = data is null ? sealedDraft : SealData(key, sealedDraft, data.Value.Canonical, data.Value.Found);
         }
 
         return new SealedDrafts(result, newKeys ?? (IReadOnlyList<WrappedDataKey>)[]);
@@ -106,62 +130,107 @@ public sealed class FieldSealer(DataKeyRing ring)
         return draft with { Actor = actor, Context = context };
     }
 
-    // The draft's data as a tree and the classified pointers present in it with a value other than null; null when none is.
-    private static (JsonNode Root, List<(string Pointer, JsonNode Node)> Found)? ClassifiedData(EventDraft draft, IReadOnlyList<string> pointers)
+    // The draft's canonical data and the byte ranges of the classified values in it (in order, none inside another;
+    // null values left out); null when none is present.
+    private static (ReadOnlyMemory<byte> Canonical, List<(string Pointer, int Start, int End)> Found)? ClassifiedData(EventDraft draft, SealingPlan plan)
     {
-        if (draft.Data is not { ValueKind: JsonValueKind.Object } data)
+        ReadOnlyMemory<byte> canonical;
+        if (!draft.CanonicalData.IsEmpty)
+        {
+            canonical = draft.CanonicalData;
+        }
+        else if (draft.Data is { ValueKind: JsonValueKind.Object } data)
+        {
+            var written = new ArrayBufferWriter<byte>(256);
+            JsonCanonicalizer.Write(data, written);
+            canonical = written.WrittenMemory;
+        }
+        else
         {
             return null;
         }
 
-        var root = JsonNode.Parse(data.GetRawText())!;
-        List<(string, JsonNode)>? found = null;
-        foreach (var text in pointers)
+        var found = new List<(string, int, int)>();
+        var reader = new Utf8JsonReader(canonical.Span);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
-            // Policy pointers start with /data/; the data object is the event's "data" member.
-            var pointer = JsonPointer.Parse(text[Data.Length..]);
-            if (pointer.TryEvaluate(root, out var node) && node is not null)
-            {
-                (found ??= []).Add((text, node));
-            }
+            return null;
         }
 
-        return found is null ? null : (root, found);
+        Walk(ref reader, Data, plan, found);
+        return found.Count == 0 ? null : (canonical, found);
     }
 
     private const string Data = "/data";
 
-    // Each classified value becomes the token of its canonical JSON; the data is canonicalized again around the tokens.
-    private static EventDraft SealData(DataKey key, EventDraft draft, JsonNode root, List<(string Pointer, JsonNode Node)> found)
+    // Reader on the first token of the value at pointer; leaves it on the value's last token.
+    private static void Walk(ref Utf8JsonReader reader, string pointer, SealingPlan plan, List<(string, int, int)> found)
+    {
+        if (plan.IsClassified(pointer))
+        {
+            var start = (int)reader.TokenStartIndex;
+            reader.Skip();
+            if (reader.TokenType != JsonTokenType.Null)
+            {
+                found.Add((pointer, start, (int)reader.BytesConsumed));
+            }
+
+            return;
+        }
+
+        if (!plan.Encloses(pointer))
+        {
+            reader.Skip();
+            return;
+        }
+
+        if (reader.TokenType == JsonTokenType.StartObject)
+        {
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var name = reader.GetString()!;
+                reader.Read();
+                Walk(ref reader, pointer + "/" + name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal), plan, found);
+            }
+        }
+        else if (reader.TokenType == JsonTokenType.StartArray)
+        {
+            for (var i = 0; reader.Read() && reader.TokenType != JsonTokenType.EndArray; i++)
+            {
+                Walk(ref reader, pointer + "/" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), plan, found);
+            }
+        }
+    }
+
+    // Each classified value becomes the token of its canonical JSON, spliced into the canonical data in its place: a
+    // token is ASCII with nothing to escape and no member name changes, so the result is still RFC 8785 canonical.
+    private static EventDraft SealData(DataKey key, EventDraft draft, ReadOnlyMemory<byte> canonical, List<(string Pointer, int Start, int End)> found)
     {
         Span<byte> nonce = stackalloc byte[FieldToken.NonceSize];
-        var canonical = new ArrayBufferWriter<byte>(256);
-        foreach (var (pointer, node) in found)
+        var output = new ArrayBufferWriter<byte>(canonical.Length + (found.Count * 96));
+        var source = canonical.Span;
+        var at = 0;
+        foreach (var (pointer, start, end) in found)
         {
             if (draft.Id is null)
             {
                 RandomNumberGenerator.Fill(nonce);
             }
 
-            canonical.ResetWrittenCount();
-            using (var document = JsonDocument.Parse(node.ToJsonString()))
-            {
-                JsonCanonicalizer.Write(document.RootElement, canonical);
-            }
-
-            var token = SealCanonical(key, draft.Id, pointer, canonical.WrittenSpan, nonce);
-            canonical.Clear();
-            node.ReplaceWith(JsonValue.Create(token));
+            var token = SealCanonical(key, draft.Id, pointer, source[start..end], nonce);
+            output.Write(source[at..start]);
+            output.Write("\""u8);
+            var tokenBytes = output.GetSpan(token.Length);
+            var written = Encoding.ASCII.GetBytes(token, tokenBytes);
+            output.Advance(written);
+            output.Write("\""u8);
+            at = end;
         }
 
-        var output = new ArrayBufferWriter<byte>(256);
-        using (var document = JsonDocument.Parse(root.ToJsonString()))
-        {
-            JsonCanonicalizer.Write(document.RootElement, output);
-        }
-
-        using var sealedData = JsonDocument.Parse(output.WrittenMemory);
-        return draft with { Data = sealedData.RootElement.Clone(), CanonicalData = output.WrittenMemory.ToArray() };
+        output.Write(source[at..]);
+        var sealedCanonical = output.WrittenMemory.ToArray();
+        using var sealedData = JsonDocument.Parse(sealedCanonical);
+        return draft with { Data = sealedData.RootElement.Clone(), CanonicalData = sealedCanonical };
     }
 
     private static string Seal(DataKey key, Guid? clientId, string pointer, string value, Span<byte> nonce)
