@@ -12,7 +12,7 @@ internal sealed partial class SqliteReadModels
     // in order, event_targets' primary key (tenant_num, target_id, …) sorted across the subject's target types. UNION
     // lists an event that names the subject as actor and target, or as two targets, once: (occurred_at, idx) is the
     // event. The snapshot bound is written +idx so that neither arm is steered onto a tenant-wide primary key.
-    private const string SubjectSql = """
+    internal const string SubjectSql = """
         SELECT occurred_at, idx FROM event_index
         WHERE tenant_num = $num AND actor_id = $subject AND +idx < $snapshot AND (occurred_at, idx) > ($afterAt, $afterIdx)
         UNION

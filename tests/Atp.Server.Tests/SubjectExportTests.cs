@@ -54,7 +54,7 @@ public sealed class SubjectExportTests : IAsyncLifetime
         Assert.True(export.ExitCode == 0, export.Error);
         Assert.StartsWith("exported: 8 events about the subject, each verified against checkpoint ", export.Output, StringComparison.Ordinal);
         Assert.Contains("classified fields are in clear", export.Output, StringComparison.Ordinal);
-        Assert.Contains("verified 3 events so far (1 pages)", export.Error, StringComparison.Ordinal);
+        Assert.Contains("verified 3 events so far (after page 1)", export.Error, StringComparison.Ordinal);
         using (var exported = JsonDocument.Parse(await File.ReadAllBytesAsync(file)))
         {
             var root = exported.RootElement;

@@ -186,7 +186,7 @@ internal static class SubjectsCommand
                 break;
             }
 
-            await error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"verified {events} events so far ({page} pages)…")).ConfigureAwait(false);
+            await error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"verified {events} events so far (after page {page})…")).ConfigureAwait(false);
         }
 
         writer.WriteEndArray();
