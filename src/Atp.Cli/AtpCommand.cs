@@ -5,6 +5,7 @@ using Atp.Cli.Import;
 using Atp.Cli.Keys;
 using Atp.Cli.Mirror;
 using Atp.Cli.Requests;
+using Atp.Cli.Subjects;
 using Atp.Cli.Verify;
 
 namespace Atp.Cli;
@@ -22,6 +23,7 @@ internal static class AtpCommand
         root.Subcommands.Add(MirrorCommand.Create(environment));
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(ImportCommand.Create());
+        root.Subcommands.Add(SubjectsCommand.Create(environment));
         return root;
     }
 

@@ -125,6 +125,7 @@ public static class AtpServer
         app.MapSchemaEndpoints();
         Policy.PolicyEndpoints.MapPolicyEndpoints(app);
         Erasure.ErasureEndpoints.MapErasureEndpoints(app);
+        Subjects.SubjectEndpoints.MapSubjectEndpoints(app);
         app.MapLogEndpoints();
         app.MapExportEndpoints();
         app.MapAtpTelemetry();

@@ -403,6 +403,12 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
         return _readModels.SearchAsync(query, cancellationToken);
     }
 
+    public Task<SubjectPage> ListSubjectEventsAsync(SubjectQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return _readModels.ListSubjectEventsAsync(query, cancellationToken);
+    }
+
     public Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken) => _readModels.ProjectPendingAsync(maxEntries, cancellationToken);
 
     public Task<ulong> RebuildProjectionsAsync(string tenantId, CancellationToken cancellationToken) => _readModels.RebuildAsync(tenantId, cancellationToken);

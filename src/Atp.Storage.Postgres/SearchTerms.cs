@@ -100,6 +100,13 @@ internal static class SearchTerms
         return terms.Count == 0 ? null : string.Join(" & ", terms);
     }
 
+    /// <summary>The <c>tsquery</c> of the events about a data subject: its id as the actor's, or as any target's.</summary>
+    public static string Subject(string subject)
+    {
+        ArgumentNullException.ThrowIfNull(subject);
+        return Quote("a:" + subject) + " | " + Quote("i:" + subject);
+    }
+
     /// <summary>The words of a text: maximal runs of letters and digits, in lower case.</summary>
     public static IEnumerable<string> Words(string text)
     {

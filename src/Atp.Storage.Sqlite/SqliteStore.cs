@@ -447,6 +447,12 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
         return _readModels.SearchAsync(query, cancellationToken);
     }
 
+    public Task<SubjectPage> ListSubjectEventsAsync(SubjectQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return _readModels.ListSubjectEventsAsync(query, cancellationToken);
+    }
+
     public Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken) => _readModels.ProjectPendingAsync(maxEntries, cancellationToken);
 
     public Task<ulong> RebuildProjectionsAsync(string tenantId, CancellationToken cancellationToken) => _readModels.RebuildAsync(tenantId, cancellationToken);

@@ -46,7 +46,7 @@ internal static class VerifyEventsCommand
     private static async Task<int> RunAsync(FileInfo file, List<NoteVerifier> trusted, string? expectedOrigin, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         using var document = await InputFiles.ReadJsonAsync(file, "response", MaxResponseBytes, ResponseOptions, cancellationToken).ConfigureAwait(false);
-        var reader = new ResponseReader(file);
+        var reader = new ResponseReader($"response file '{file.FullName}'");
         var response = reader.ReadShape(document.RootElement);
         if (response.PendingIndex is { } pending)
         {
@@ -85,6 +85,25 @@ internal static class VerifyEventsCommand
             await output.WriteLineAsync($"{sealedFields} classified fields were verified as the sealed tokens the log holds (\"sealed\"); the clear values shown in their place were not checked (opening a token needs the tenant's keys)").ConfigureAwait(false);
         }
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Verifies one item of a verified page (<c>{index, leafHash, event, sealed?, inclusion}</c>, as search with
+    /// verify=true and the subject listing serve it) against <paramref name="checkpoint"/>: null when it verifies, else
+    /// why not. Unusable input (a missing or mistyped member) throws <see cref="CliInputException"/> naming
+    /// <paramref name="source"/> and the item's <paramref name="path"/>. <paramref name="sealedFields"/> grows by the
+    /// tokens put back before hashing.
+    /// </summary>
+    internal static string? CheckItem(string source, JsonElement item, string path, int position, Dictionary<ulong, int> seen, ArrayBufferWriter<byte> leaf, Checkpoint checkpoint, ref int sealedFields)
+    {
+        var entry = new ResponseReader(source).ReadItem(item, path);
+        var failure = CheckEntry(entry, position, seen, leaf, checkpoint);
+        if (failure is null)
+        {
+            sealedFields += entry.Sealed?.Count ?? 0;
+        }
+
+        return failure;
     }
 
     /// <summary>Why the entry does not verify against the checkpoint, or null when it does.</summary>
@@ -158,9 +177,16 @@ internal static class VerifyEventsCommand
     private sealed record Proof(ulong Index, ulong TreeSize, Hash? LeafHash, List<byte[]> Hashes);
 
     /// <summary>Reads the two response shapes; every missing or mistyped member is unusable input naming its JSON path.</summary>
-    private sealed class ResponseReader(FileInfo file)
+    private sealed class ResponseReader(string source)
     {
-        public string Describe(string path) => $"response file '{file.FullName}': {(path.Length == 0 ? "the response" : path)}";
+        public string Describe(string path) => $"{source}: {(path.Length == 0 ? "the response" : path)}";
+
+        /// <summary>One item of a page, with its inclusion proof when it has one.</summary>
+        public Entry ReadItem(JsonElement item, string path)
+        {
+            Expect(item, JsonValueKind.Object, path);
+            return ReadEntry(new RawEntry(item, path, OptionalMember(item, "inclusion", JsonValueKind.Object, path), $"{path}.inclusion"));
+        }
 
         public Shape ReadShape(JsonElement root)
         {

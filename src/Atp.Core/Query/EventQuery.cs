@@ -98,6 +98,12 @@ public interface IEventQueryStore
     /// <summary>Runs a search; only projected entries are visible.</summary>
     Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The projected events about a data subject (as actor or as any target), each once, ascending; an entry the log
+    /// no longer holds comes without its <see cref="SubjectHit.Entry"/> rather than failing the page.
+    /// </summary>
+    Task<SubjectPage> ListSubjectEventsAsync(SubjectQuery query, CancellationToken cancellationToken);
+
     /// <summary>Projects up to <paramref name="maxEntries"/> pending entries from the outbox; returns how many entries it projected.</summary>
     Task<int> ProjectPendingAsync(int maxEntries, CancellationToken cancellationToken);
 

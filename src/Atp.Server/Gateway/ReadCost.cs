@@ -25,17 +25,22 @@ internal sealed record ReadCost(Func<HttpRequest, int> Of)
     public static ReadCost Event { get; } = new(r => IsTrue(r, "verify") || IsTrue(r, "proof") ? 2 : 1);
 
     /// <summary>A search page: 1 + limit/100 (limit 100 by default), × <see cref="ProofFactor"/> with verify=true.</summary>
-    public static ReadCost Search { get; } = new(r =>
-    {
-        var limit = int.TryParse(r.Query["limit"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var l)
-            ? Math.Clamp(l, 1, Atp.Server.Query.SearchRequest.MaxLimit)
-            : 100;
-        var cost = 1 + (limit / 100);
-        return IsTrue(r, "verify") ? cost * ProofFactor : cost;
-    });
+    public static ReadCost Search { get; } = new(r => IsTrue(r, "verify") ? PageCost(r) * ProofFactor : PageCost(r));
+
+    /// <summary>A page of a data subject's events: every item comes with its proof, so priced as a verified search page.</summary>
+    public static ReadCost SubjectEvents { get; } = new(r => PageCost(r) * ProofFactor);
 
     public static int For(HttpContext context) =>
         context.GetEndpoint()?.Metadata.GetMetadata<ReadCost>() is { } cost ? cost.Of(context.Request) : 1;
+
+    // 1 + limit/100, limit 100 by default.
+    private static int PageCost(HttpRequest request)
+    {
+        var limit = int.TryParse(request.Query["limit"].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var l)
+            ? Math.Clamp(l, 1, Atp.Server.Query.SearchRequest.MaxLimit)
+            : 100;
+        return 1 + (limit / 100);
+    }
 
     private static bool IsTrue(HttpRequest request, string name) =>
         string.Equals(request.Query[name].ToString(), "true", StringComparison.OrdinalIgnoreCase);

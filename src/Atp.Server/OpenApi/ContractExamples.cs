@@ -101,6 +101,8 @@ internal static class ContractExamples
         [typeof(SearchResponse)] = "{\"items\":[{\"index\":0,\"leafHash\":\"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=\",\"event\":" + LeafJson
             + ",\"inclusion\":" + Inclusion + "}],\"nextCursor\":\"AQAAAAAAAAAAAgjfS6ZF8V0AAAAAAAAAAAH_u7HV5B0OUSUDvt1uKx5QuuXY6znJVvxD1IMswY-KAQ\",\"checkpoint\":"
             + System.Text.Json.JsonSerializer.Serialize(Checkpoint) + ",\"snapshot\":2}",
+        [typeof(Subjects.SubjectEventsResponse)] = "{\"subject\":\"u-17\",\"items\":[{\"index\":0,\"leafHash\":\"5WVc1fCNODNIPFNr4qAhA5jp2cUJ5n//SPx/Qv9hnug=\",\"event\":" + LeafJson
+            + ",\"inclusion\":" + Inclusion + "}],\"nextCursor\":null,\"checkpoint\":" + System.Text.Json.JsonSerializer.Serialize(Checkpoint) + ",\"snapshot\":2}",
         [typeof(ProjectionStatusResponse)] = """{"projectedSize":2,"treeSize":2,"complete":true,"deadLetters":0,"rebuilding":false}""",
         [typeof(DeadLettersResponse)] = """
             {"deadLetters":[{"index":3,"error":"the stored entry is not valid JSON (JsonException at byte 17)","firstSeen":"2026-12-06T21:54:36+00:00",

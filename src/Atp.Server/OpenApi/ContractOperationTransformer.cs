@@ -26,6 +26,7 @@ internal sealed class ContractOperationTransformer(IOptions<AtpOptions> options)
         ["id"] = new("The event's id.", JsonSchemaType.String, "uuid", null, "01a24d5a-0c41-72f5-8947-c92611223a06"),
         ["index"] = new("The entry's 0-based position in the tenant's log.", JsonSchemaType.Integer, "int64", null, "1"),
         ["type"] = new("The event type (the events' `type`), 1-128 characters; a '/' in it is sent as %2F.", JsonSchemaType.String, null, "^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "payment.captured"),
+        ["subject"] = new("A data subject's id, as events name it in actor.id or a target's id: 1-256 characters; a '/' in it is sent as %2F.", JsonSchemaType.String, null, null, "u-17"),
         ["version"] = new("A version of the type's schema, numbered from 1.", JsonSchemaType.Integer, "int32", null, "2"),
         ["level"] = new("The tlog-tiles level: 0 (leaf hashes) to 63, decimal without leading zeros.", JsonSchemaType.String, null, "^(0|[1-9][0-9]?)$", "0"),
         ["tile"] = new("The tile index in tlog-tiles encoding (3-digit elements, all but the last prefixed with 'x': 1234067 is x001/x234/067), "
