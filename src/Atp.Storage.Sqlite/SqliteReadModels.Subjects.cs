@@ -22,19 +22,8 @@ internal sealed partial class SqliteReadModels
         LIMIT $limit
         """;
 
-    public async Task<SubjectPage> ListSubjectEventsAsync(SubjectQuery query, CancellationToken cancellationToken)
-    {
-        ThrowIfRebuilding();
-        try
-        {
-            return await ListSubjectEventsOnceAsync(query, cancellationToken).ConfigureAwait(false);
-        }
-        catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
-        {
-            ReportDamage(e.Message);
-            throw new ProjectionRebuildingException();
-        }
-    }
+    public Task<SubjectPage> ListSubjectEventsAsync(SubjectQuery query, CancellationToken cancellationToken) =>
+        ReadIntactAsync(() => ListSubjectEventsOnceAsync(query, cancellationToken));
 
     private async Task<SubjectPage> ListSubjectEventsOnceAsync(SubjectQuery query, CancellationToken cancellationToken)
     {

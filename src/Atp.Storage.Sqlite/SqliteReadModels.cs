@@ -610,12 +610,16 @@ internal sealed partial class SqliteReadModels(
         return (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
     }
 
-    public async Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken)
+    public Task<QueryPage> SearchAsync(EventQuery query, CancellationToken cancellationToken) =>
+        ReadIntactAsync(() => SearchOnceAsync(query, cancellationToken));
+
+    // A read of the read models: refused while they are rebuilt; a corruption it meets starts their rebuild.
+    private async Task<T> ReadIntactAsync<T>(Func<Task<T>> read)
     {
         ThrowIfRebuilding();
         try
         {
-            return await SearchOnceAsync(query, cancellationToken).ConfigureAwait(false);
+            return await read().ConfigureAwait(false);
         }
         catch (SqliteException e) when (ReadModelDamage.IsCorruption(e))
         {
