@@ -78,7 +78,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
     {
         var tables = await TenantTablesAsync();
 
-        Assert.Equal(["api_keys", "checkpoints", "data_keys", "dead_letters", "event_index", "event_schemas", "event_types", "idempotency_keys", "log_entries", "outbox", "policy_proposals", "policy_versions", "projections", "tenants", "tree_heads"], tables.Order());
+        Assert.Equal(["api_keys", "checkpoints", "data_keys", "dead_letters", "event_index", "event_schemas", "event_types", "idempotency_keys", "legal_holds", "log_entries", "outbox", "policy_proposals", "policy_versions", "projections", "tenants", "tree_heads"], tables.Order());
         foreach (var table in tables)
         {
             Assert.Equal(2L, await database.ExecuteAsOwnerAsync($"SELECT count(DISTINCT tenant_id) FROM atp.{table}"));
