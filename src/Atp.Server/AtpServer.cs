@@ -52,7 +52,8 @@ public static class AtpServer
         services.AddSingleton(sp => new IngestionService(
             sp.GetRequiredService<ILogStore>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<IOptions<ClassificationOptions>>().Value.SealEnvelopeFields ? sp.GetRequiredService<Core.Classification.FieldSealer>() : null));
+            sp.GetRequiredService<Core.Classification.FieldSealer>()));
+        services.AddSingleton<Classification.TenantClassifications>();
         services.AddOptions<Schemas.SchemaRegistryOptions>().BindConfiguration(Schemas.SchemaRegistryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<Schemas.SchemaRegistry>();
         services.AddOptions<Policy.PolicyOptions>().BindConfiguration(Policy.PolicyOptions.Section).ValidateDataAnnotations().ValidateOnStart();

@@ -99,14 +99,8 @@ public sealed class FieldOpener(DataKeyRing ring)
 
             Dictionary<string, string>? opened = null;
             List<UnopenedField>? unopened = null;
-            for (var i = 0; i < Pointers.Length; i++)
+            foreach (var (pointer, node, token) in Candidates(root))
             {
-                if (!Pointers[i].TryEvaluate(root, out var node) || node is not JsonValue value || !value.TryGetValue<string>(out var token) || !FieldToken.IsToken(token))
-                {
-                    continue;
-                }
-
-                var pointer = ClassifiedPointers[i];
                 var (clear, reason) = await OpenAsync(pointer, token, cancellationToken).ConfigureAwait(false);
                 if (clear is null)
                 {
@@ -138,6 +132,64 @@ public sealed class FieldOpener(DataKeyRing ring)
             // The clear text leaves with the response; no second copy is left in a buffer for the collector.
             buffer.Clear();
             return new OpenedEvent(shown, opened ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), unopened ?? (IReadOnlyList<UnopenedField>)[]);
+        }
+
+        // The tokens at the envelope's classified pointers, then every token in the data object: a tenant's policy
+        // classifies data fields by pointer and may change, so each token is opened where it is found; its associated
+        // data names the pointer it was sealed for, so a token moved elsewhere does not open.
+        private static List<(string Pointer, JsonNode Node, string Token)> Candidates(JsonObject root)
+        {
+            var found = new List<(string, JsonNode, string)>();
+            for (var i = 0; i < Pointers.Length; i++)
+            {
+                if (Pointers[i].TryEvaluate(root, out var node) && node is JsonValue value && value.TryGetValue<string>(out var token) && FieldToken.IsToken(token))
+                {
+                    found.Add((ClassifiedPointers[i], node, token));
+                }
+            }
+
+            if (root["data"] is JsonObject data)
+            {
+                Walk(data, "/data", found, depth: 0);
+            }
+
+            return found;
+        }
+
+        private static void Walk(JsonNode node, string pointer, List<(string, JsonNode, string)> found, int depth)
+        {
+            // Event data is at most 64 KiB and its nesting bounded by the parser's depth limit; this guards the recursion anyway.
+            if (depth > 64)
+            {
+                return;
+            }
+
+            switch (node)
+            {
+                case JsonObject members:
+                    foreach (var (name, child) in members)
+                    {
+                        if (child is not null)
+                        {
+                            Walk(child, pointer + "/" + name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal), found, depth + 1);
+                        }
+                    }
+
+                    break;
+                case JsonArray items:
+                    for (var i = 0; i < items.Count; i++)
+                    {
+                        if (items[i] is { } child)
+                        {
+                            Walk(child, pointer + "/" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), found, depth + 1);
+                        }
+                    }
+
+                    break;
+                case JsonValue value when value.TryGetValue<string>(out var token) && FieldToken.IsToken(token):
+                    found.Add((pointer, node, token));
+                    break;
+            }
         }
 
         private async ValueTask<(JsonNode? Clear, UnopenedReason Reason)> OpenAsync(string pointer, string token, CancellationToken cancellationToken)

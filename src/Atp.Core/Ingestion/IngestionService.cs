@@ -37,14 +37,19 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
     /// As above, with every classified field of a tenant's event sealed first (<see cref="FieldSealer"/>): the leaf
     /// commits to the tokens, and a data key created for them is stored in the append's own transaction.
     /// </summary>
-    public async Task<AppendOutcome> AppendClassifiedAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, CancellationToken cancellationToken)
+    public Task<AppendOutcome> AppendClassifiedAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, CancellationToken cancellationToken) =>
+        AppendClassifiedAsync(tenantId, drafts, idempotency, submittedBy, quota, SealingPlan.EnvelopeOnly, cancellationToken);
+
+    /// <summary>As above, sealing what <paramref name="plan"/> names (the cell's envelope setting and the tenant's classified data fields).</summary>
+    public async Task<AppendOutcome> AppendClassifiedAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, SealingPlan plan, CancellationToken cancellationToken)
     {
-        if (sealer is null)
+        ArgumentNullException.ThrowIfNull(plan);
+        if (sealer is null || plan.IsEmpty)
         {
             return await AppendAsync(tenantId, drafts, idempotency, submittedBy, quota, cancellationToken).ConfigureAwait(false);
         }
 
-        var sealedDrafts = await sealer.SealAsync(tenantId, drafts, cancellationToken).ConfigureAwait(false);
+        var sealedDrafts = await sealer.SealAsync(tenantId, drafts, plan, cancellationToken).ConfigureAwait(false);
         if (sealedDrafts.NewKeys.Count == 0)
         {
             return await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, [], [], cancellationToken).ConfigureAwait(false);

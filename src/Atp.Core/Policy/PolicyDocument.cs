@@ -13,6 +13,9 @@ namespace Atp.Core.Policy;
 /// <param name="RequireRegisteredTypes">Refuse events whose type has no registered schema.</param>
 public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRegisteredTypes)
 {
+    /// <summary>The tenant's classified data fields, sealed at ingest (docs/classification.md); null: none.</summary>
+    public FieldClassification? Classification { get; init; }
+
     /// <summary>The document the tenant's stored settings amount to (its first version).</summary>
     public static PolicyDocument Of(TenantSettings settings)
     {
@@ -34,6 +37,16 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartObject();
+            writer.WritePropertyName("classification");
+            if (Classification is { } classification)
+            {
+                classification.Write(writer);
+            }
+            else
+            {
+                writer.WriteNullValue();
+            }
+
             WriteNullable(writer, "requireRegisteredTypes", RequireRegisteredTypes);
             WriteNullable(writer, "requireSignedRequests", RequireSignedRequests);
             writer.WriteEndObject();
@@ -47,7 +60,9 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
     {
         using var document = JsonDocument.Parse(json);
         var root = document.RootElement;
-        return new(ReadNullable(root, "requireSignedRequests"), ReadNullable(root, "requireRegisteredTypes"));
+        // Stored documents were validated when proposed; what they classify is kept as stored, never dropped.
+        var classification = root.TryGetProperty("classification", out var stored) ? FieldClassification.Read(stored, "classification", []) : null;
+        return new(ReadNullable(root, "requireSignedRequests"), ReadNullable(root, "requireRegisteredTypes")) { Classification = classification };
     }
 
     private static void WriteNullable(Utf8JsonWriter writer, string name, bool? value)

@@ -12,8 +12,8 @@ public sealed class ClassificationOptions
     public int DataKeyCacheSize { get; set; } = 100_000;
 
     /// <summary>
-    /// Seal the envelope's personal fields (actor name, IP, user agent) at ingest. Off by default: no read path returns
-    /// the clear values yet (the <c>pii:read</c> scope is planned), so turning it on makes them readable by no API.
+    /// Seal the envelope's personal fields (actor name, IP, user agent) at ingest; callers holding <c>pii:read</c> see
+    /// them in clear. Off by default. The data fields a tenant's policy classifies are sealed either way.
     /// </summary>
     public bool SealEnvelopeFields { get; set; }
 }

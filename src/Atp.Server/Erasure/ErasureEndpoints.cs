@@ -55,6 +55,7 @@ internal static class ErasureEndpoints
         IEventQueryStore events,
         ILogStore log,
         IOptions<ClassificationOptions> classification,
+        TenantClassifications classifications,
         PlatformAuditLog audit,
         TimeProvider clock,
         CancellationToken cancellationToken)
@@ -75,11 +76,13 @@ internal static class ErasureEndpoints
             return Problem.Validation($"reason: required, 1 to {MaxReasonLength} characters (it is stored in the tenant's log: name the request, not the person); nothing was erased.");
         }
 
-        if (!classification.Value.SealEnvelopeFields)
+        // A tenant's classified data fields are sealed even where the cell leaves the envelope's fields in clear.
+        if (!classification.Value.SealEnvelopeFields
+            && (await classifications.PlanAsync(TenantAccessFilter.Current(context).Id, cancellationToken).ConfigureAwait(false)).DataPointers.Count == 0)
         {
             return Problem.Conflict(
                 "erasure-unavailable",
-                "This cell does not seal personal fields (Atp:Classification:SealEnvelopeFields is off): they are stored as sent and no key can be destroyed; nothing was erased.");
+                "This cell does not seal personal fields (Atp:Classification:SealEnvelopeFields is off) and the tenant's policy classifies no data field: they are stored as sent and no key can be destroyed; nothing was erased.");
         }
 
         var tenant = TenantAccessFilter.Current(context);

@@ -88,7 +88,7 @@ internal static class EventEndpoints
     // reported by the event reader with their pointer; a duplicate "events" array is refused below.
     private static readonly JsonDocumentOptions IngestParseOptions = new() { MaxDepth = EventReader.MaxBodyDepth };
 
-    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, Schemas.SchemaRegistry schemas, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, Telemetry.AtpMetrics metrics, IOptions<AtpOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> IngestAsync(HttpContext context, IngestionService ingestion, Schemas.SchemaRegistry schemas, Classification.TenantClassifications classifications, TenantRateLimiter rateLimiter, Audit.PlatformAuditLog audit, Telemetry.AtpMetrics metrics, IOptions<AtpOptions> options, CancellationToken cancellationToken)
     {
         if (TenantAccessFilter.Current(context).IsReplica)
         {
@@ -188,10 +188,11 @@ internal static class EventEndpoints
             }
 
             var claim = idempotencyKey.Length > 0 ? new IdempotencyClaim(idempotencyKey, Hash.Sha256(body.Span)) : null;
+            var sealing = await classifications.PlanAsync(tenant.Id, cancellationToken).ConfigureAwait(false);
             AppendOutcome outcome;
             try
             {
-                outcome = await ingestion.AppendClassifiedAsync(tenant.Id, drafts, claim, AtpClaims.SubmitterOf(context.User), StorageQuotaOf(tenant, options.Value), cancellationToken).ConfigureAwait(false);
+                outcome = await ingestion.AppendClassifiedAsync(tenant.Id, drafts, claim, AtpClaims.SubmitterOf(context.User), StorageQuotaOf(tenant, options.Value), sealing, cancellationToken).ConfigureAwait(false);
             }
             catch (LogQuarantinedException)
             {

@@ -7,10 +7,15 @@ namespace Atp.Server.Policy;
 /// <summary>A policy document; null members mean the edition's default and are always written out.</summary>
 internal sealed record PolicyDocumentDto(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireSignedRequests,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireRegisteredTypes)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireRegisteredTypes,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ClassificationDto? Classification)
 {
-    public static PolicyDocumentDto Of(PolicyDocument document) => new(document.RequireSignedRequests, document.RequireRegisteredTypes);
+    public static PolicyDocumentDto Of(PolicyDocument document) =>
+        new(document.RequireSignedRequests, document.RequireRegisteredTypes, document.Classification is { } c ? new ClassificationDto(c.Pii) : null);
 }
+
+/// <summary>The data fields a policy classifies, by JSON pointer.</summary>
+internal sealed record ClassificationDto(IReadOnlyList<string> Pii);
 
 internal sealed record PolicyVersionDto(int Version, PolicyDocumentDto Document, string? ProposalId, string? ProposedBy, string? ApprovedBy, DateTimeOffset AppliedAt)
 {

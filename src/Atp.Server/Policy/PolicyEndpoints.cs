@@ -25,7 +25,7 @@ internal static class PolicyEndpoints
     // Proposals read for GET: the pending ones and the newest closed ones of the history.
     private const int ProposalsRead = 2 * TenantPolicies.HistoryLimit;
 
-    private static readonly string[] ChangeNames = ["requireSignedRequests", "requireRegisteredTypes"];
+    private static readonly string[] ChangeNames = ["requireSignedRequests", "requireRegisteredTypes", "classification"];
 
     public static IEndpointRouteBuilder MapPolicyEndpoints(this IEndpointRouteBuilder app)
     {
@@ -39,7 +39,7 @@ internal static class PolicyEndpoints
 
         policy.MapPost("/proposals", ProposeAsync)
             .WithSummary("Propose a change of the tenant's policy; it applies only when a second, different person approves it (tenant admin, platform admin)")
-            .WithDescription("changes holds requireSignedRequests and/or requireRegisteredTypes: true, false, or null for the default. 400 validation: a member that is not one of these or not a boolean or null, no change, or no reason; nothing is stored. 409 policy-unchanged: the change would leave the active version as it is.")
+            .WithDescription("changes holds any of requireSignedRequests and requireRegisteredTypes (true, false, or null for the default) and classification ({\"pii\":[JSON pointers under /data/]}, or null for none: the data fields sealed at ingest, docs/classification.md). 400 validation: a member that is not one of these or not of its form, no change, or no reason; nothing is stored. 409 policy-unchanged: the change would leave the active version as it is.")
             .WithName("proposePolicyChange")
             .WithJsonBody<ProposePolicyRequest>()
             .Produces<PolicyProposalDto>(StatusCodes.Status201Created)
@@ -108,9 +108,9 @@ internal static class PolicyEndpoints
         var now = clock.GetUtcNow();
         var active = await TenantPolicies.ActiveAsync(store, tenant, now, cancellationToken).ConfigureAwait(false);
         var document = active.Document;
-        foreach (var (name, value) in changes)
+        foreach (var change in changes)
         {
-            document = name == "requireSignedRequests" ? document with { RequireSignedRequests = value } : document with { RequireRegisteredTypes = value };
+            document = change(document);
         }
 
         if (document == active.Document)
@@ -136,7 +136,7 @@ internal static class PolicyEndpoints
     }
 
     private static async Task<IResult> ApproveAsync(
-        HttpContext context, string id, ITenantStore store, PlatformAuditLog audit, IOptions<PolicyOptions> options, TimeProvider clock, CancellationToken cancellationToken)
+        HttpContext context, string id, ITenantStore store, Classification.TenantClassifications classifications, PlatformAuditLog audit, IOptions<PolicyOptions> options, TimeProvider clock, CancellationToken cancellationToken)
     {
         var tenant = TenantAccessFilter.Current(context);
         var now = clock.GetUtcNow();
@@ -170,6 +170,7 @@ internal static class PolicyEndpoints
                 return await ClosedProblemAsync(store, tenant.Id, id, now, cancellationToken).ConfigureAwait(false);
         }
 
+        classifications.Forget(tenant.Id);
         await audit.RecordAsync(
             PlatformEvents.AdminAction(context, "policy.approved", tenant.Id, new()
             {
@@ -254,9 +255,9 @@ internal static class PolicyEndpoints
     }
 
     // The members of changes with their new values; errors for anything else.
-    private static List<(string Name, bool? Value)> ReadChanges(JsonElement changes, List<string> errors)
+    private static List<Func<PolicyDocument, PolicyDocument>> ReadChanges(JsonElement changes, List<string> errors)
     {
-        var read = new List<(string, bool?)>();
+        var read = new List<Func<PolicyDocument, PolicyDocument>>();
         if (changes.ValueKind != JsonValueKind.Object)
         {
             errors.Add($"changes: an object with one or more of {string.Join(", ", ChangeNames)}");
@@ -267,11 +268,17 @@ internal static class PolicyEndpoints
         {
             if (!ChangeNames.Contains(member.Name, StringComparer.Ordinal))
             {
-                errors.Add($"changes.{member.Name}: unknown; a policy holds {string.Join(", ", ChangeNames)} (classification and retention are planned)");
+                errors.Add($"changes.{member.Name}: unknown; a policy holds {string.Join(", ", ChangeNames)} (retention is planned)");
+            }
+            else if (member.Name == "classification")
+            {
+                var classification = FieldClassification.Read(member.Value, "changes.classification", errors);
+                read.Add(d => d with { Classification = classification is { Pii.Count: > 0 } ? classification : null });
             }
             else if (member.Value.ValueKind is JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null)
             {
-                read.Add((member.Name, member.Value.ValueKind == JsonValueKind.Null ? null : member.Value.GetBoolean()));
+                bool? value = member.Value.ValueKind == JsonValueKind.Null ? null : member.Value.GetBoolean();
+                read.Add(member.Name == "requireSignedRequests" ? d => d with { RequireSignedRequests = value } : d => d with { RequireRegisteredTypes = value });
             }
             else
             {

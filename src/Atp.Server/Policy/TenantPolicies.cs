@@ -49,8 +49,16 @@ internal static class TenantPolicies
             changes.Add($"requireRegisteredTypes: {Text(from.RequireRegisteredTypes)} -> {Text(to.RequireRegisteredTypes)}");
         }
 
+        if (from.Classification != to.Classification)
+        {
+            changes.Add($"classification.pii: {Pointers(from.Classification)} -> {Pointers(to.Classification)}");
+        }
+
         return changes.Count == 0 ? "none" : string.Join("; ", changes);
     }
+
+    private static string Pointers(FieldClassification? classification) =>
+        classification is { Pii.Count: > 0 } c ? "[" + string.Join(", ", c.Pii) + "]" : "none";
 
     private static string Text(bool? value) => value switch { true => "true", false => "false", null => "default" };
 }

@@ -263,7 +263,7 @@ internal static class TenantEndpoints
             var now = clock.GetUtcNow();
             var active = await TenantPolicies.ActiveAsync(store, tenant, now, cancellationToken).ConfigureAwait(false);
             var person = await Persons.OfAsync(context.User, store, cancellationToken).ConfigureAwait(false);
-            if (await store.ApplyPolicyVersionAsync(tenant.Id, new PolicyVersion(active.Version + 1, policy, null, person, person, now), cancellationToken).ConfigureAwait(false) != PolicyApplyResult.Applied)
+            if (await store.ApplyPolicyVersionAsync(tenant.Id, new PolicyVersion(active.Version + 1, active.Document with { RequireSignedRequests = policy.RequireSignedRequests, RequireRegisteredTypes = policy.RequireRegisteredTypes }, null, person, person, now), cancellationToken).ConfigureAwait(false) != PolicyApplyResult.Applied)
             {
                 return Problem.Conflict("policy-conflict", "The tenant's policy changed at the same time; nothing was stored. Read the tenant and retry.");
             }

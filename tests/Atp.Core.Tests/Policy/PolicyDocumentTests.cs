@@ -1,0 +1,28 @@
+using Atp.Core.Policy;
+
+namespace Atp.Core.Tests.Policy;
+
+public sealed class PolicyDocumentTests
+{
+    [Fact]
+    public void A_classification_survives_the_stored_form_and_compares_by_its_pointers()
+    {
+        var document = new PolicyDocument(true, null) { Classification = new FieldClassification(["/data/email", "/data/a~1b"]) };
+
+        var read = PolicyDocument.FromJson(document.ToJson());
+
+        Assert.Equal(document, read);
+        Assert.Equal(["/data/email", "/data/a~1b"], read.Classification!.Pii);
+        Assert.NotEqual(document, document with { Classification = new FieldClassification(["/data/email"]) });
+        Assert.NotEqual(document, document with { Classification = null });
+    }
+
+    [Fact]
+    public void A_document_stored_before_classification_existed_reads_without_one()
+    {
+        var read = PolicyDocument.FromJson("""{"requireRegisteredTypes":true,"requireSignedRequests":null}""");
+
+        Assert.Null(read.Classification);
+        Assert.Equal(new PolicyDocument(null, true), read);
+    }
+}
