@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Atp.Cli.Admin;
 using Atp.Cli.Export;
+using Atp.Cli.Holds;
 using Atp.Cli.Import;
 using Atp.Cli.Keys;
 using Atp.Cli.Mirror;
@@ -24,6 +25,7 @@ internal static class AtpCommand
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(ImportCommand.Create());
         root.Subcommands.Add(SubjectsCommand.Create(environment));
+        root.Subcommands.Add(HoldsCommand.Create(environment));
         return root;
     }
 

@@ -57,6 +57,7 @@ public static class AtpServer
         services.AddOptions<Schemas.SchemaRegistryOptions>().BindConfiguration(Schemas.SchemaRegistryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<Schemas.SchemaRegistry>();
         services.AddOptions<Policy.PolicyOptions>().BindConfiguration(Policy.PolicyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<Holds.HoldOptions>().BindConfiguration(Holds.HoldOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddAtpSigningKeys(builder.Configuration);
         services.AddOptions<KeyRotationOptions>().BindConfiguration(KeyRotationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<SigningKeyRotation>();
@@ -126,6 +127,7 @@ public static class AtpServer
         Policy.PolicyEndpoints.MapPolicyEndpoints(app);
         Erasure.ErasureEndpoints.MapErasureEndpoints(app);
         Subjects.SubjectEndpoints.MapSubjectEndpoints(app);
+        Holds.HoldEndpoints.MapHoldEndpoints(app);
         app.MapLogEndpoints();
         app.MapExportEndpoints();
         app.MapAtpTelemetry();

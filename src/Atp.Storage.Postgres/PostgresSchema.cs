@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 13;
+    public const int CurrentVersion = 14;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -41,6 +41,7 @@ internal static class PostgresSchema
         ("policy_versions", "SELECT, INSERT"), // versions are immutable: no UPDATE or DELETE
         ("policy_proposals", "SELECT, INSERT, UPDATE"),
         ("data_keys", "SELECT, INSERT, DELETE"), // written once with the append that first needs the key; deleted by an erasure
+        ("legal_holds", "SELECT, INSERT, UPDATE"), // released, never deleted: no DELETE
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
@@ -470,6 +471,23 @@ internal static class PostgresSchema
             $f$;
         """;
 
+    // Version 14: legal holds (docs/api.md, "Legal holds"): the scope as JSON (HoldScope's members), who placed and
+    // released each hold and when; a hold is released, never deleted, so the list keeps its history.
+    private static string Version14() => """
+        CREATE TABLE atp.legal_holds (
+            tenant_id text NOT NULL REFERENCES atp.tenants (tenant_id),
+            hold_id text NOT NULL,
+            scope text NOT NULL, -- JSON
+            reason text NOT NULL,
+            issuer text NOT NULL,
+            created_at bigint NOT NULL,
+            released_at bigint NULL, -- null while active
+            released_by text NULL,
+            PRIMARY KEY (tenant_id, hold_id)
+        );
+        CREATE INDEX legal_holds_created ON atp.legal_holds (tenant_id, created_at);
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -486,7 +504,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12, Version13];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12, Version13, Version14];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

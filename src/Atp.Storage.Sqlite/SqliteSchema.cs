@@ -195,8 +195,25 @@ internal static class SqliteSchema
         ) WITHOUT ROWID;
         """;
 
+    // Version 11: legal holds (docs/api.md, "Legal holds"): the scope as JSON (HoldScope's members), who placed and
+    // released each hold and when; a hold is released, never deleted, so the list keeps its history.
+    private const string Version11 = """
+        CREATE TABLE legal_holds (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            id TEXT NOT NULL,
+            scope TEXT NOT NULL,          -- JSON
+            reason TEXT NOT NULL,
+            issuer TEXT NOT NULL,
+            created_at INTEGER NOT NULL,  -- UTC ticks
+            released_at INTEGER NULL,     -- UTC ticks; null while active
+            released_by TEXT NULL,
+            PRIMARY KEY (tenant_id, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX legal_holds_created ON legal_holds (tenant_id, created_at);
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

@@ -52,6 +52,13 @@ internal static class ContractExamples
          "proposedBy":"alice@example.com","approvedBy":"oidc:https://login.example.com#u-4711","appliedAt":"2026-12-07T09:12:00+00:00"}
         """;
 
+    private const string HoldScopeJson = """
+        {"eventTypes":["app.audit"],"targetId":"doc-8812","from":"2026-01-01T00:00:00+00:00","until":"2027-01-01T00:00:00+00:00"}
+        """;
+
+    private const string LegalHoldJson = "{\"id\":\"hold_k3m5q7s2u4w6y8a3c5e7g2i4k6\",\"scope\":" + HoldScopeJson
+        + ",\"reason\":\"Litigation hold, matter 2026-CV-0815\",\"issuer\":\"counsel@example.com\",\"createdAt\":\"2026-12-07T09:00:00+00:00\",\"active\":true}";
+
     private const string PolicyProposalJson = """
         {"id":"pp_5b0e8f1c2d3a4b5c6d7e8f90","baseVersion":1,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"]}},
          "reason":"SOC 2 CC6.1: signed requests for every integration","state":"pending","proposedBy":"alice@example.com",
@@ -119,6 +126,11 @@ internal static class ContractExamples
         [typeof(RegisterSchemaRequest)] = "{\"schema\":" + PaymentSchema + ",\"compatibility\":\"BACKWARD\"}",
         [typeof(SetCompatibilityRequest)] = """{"compatibility":"FULL_TRANSITIVE"}""",
         [typeof(Erasure.ErasureRequest)] = """{"subject":"u-17","reason":"GDPR art. 17 request #4711"}""",
+        [typeof(Holds.HoldScopeDto)] = HoldScopeJson,
+        [typeof(Holds.PlaceHoldRequest)] = "{\"scope\":" + HoldScopeJson + ",\"reason\":\"Litigation hold, matter 2026-CV-0815\"}",
+        [typeof(Holds.ReleaseHoldRequest)] = """{"reason":"Matter 2026-CV-0815 settled; counsel released the hold"}""",
+        [typeof(Holds.LegalHoldDto)] = LegalHoldJson,
+        [typeof(Holds.LegalHoldListResponse)] = "{\"items\":[" + LegalHoldJson + "]}",
         [typeof(Erasure.ErasureResponse)] = """{"subjectKeyId":"q3dE6cUq0vH4bTqz2Yl3xw","keyDestroyed":true,"filesScrubbed":true,"tombstone":{"id":"01a24d5b-1f20-7c11-9a3e-5d2f0b7c9e11","index":3,"leafHash":"N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="}}""",
         [typeof(SchemaVersionResponse)] = "{\"type\":\"payment.captured\",\"version\":2,\"compatibility\":\"BACKWARD\",\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
         [typeof(SchemaTypeResponse)] = "{\"type\":\"payment.captured\",\"compatibility\":\"BACKWARD\",\"latestVersion\":2,\"versions\":[1,2],\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
