@@ -68,7 +68,8 @@ internal static class LoadTestCommand
         var startup = new Option<bool>("--startup") { Description = "Instead of the usual run: start a child server on a fresh data directory and drive ingest from the moment the process starts, counting events per 250 ms; report the time to ready, to the first 201 and until ≥ 90 % of the steady rate (median of seconds 10–20) holds for a whole second; then the same after a clean restart on the directory the first run filled. --duration seconds per run (at least 20), --repeat times, median reported." };
         var repeat = new Option<int>("--repeat") { Description = "With --startup: repetitions (each a fresh run and a restart per variant, variants in rotating order).", DefaultValueFactory = _ => 3 };
         var variant = new Option<string[]>("--variant") { Description = "With --startup, repeatable: a server to compare, LABEL=PATH[;NAME=VALUE...] (its Atp.Server.dll, empty for the build output, and environment variables for it, e.g. DOTNET_TieredPGO=0). Default: the build output (or --server-dll) alone." };
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, sealingOverhead, spread, tenantMemory, startup, repeat, variant })
+        var erasure = new Option<int>("--erasure") { Description = "Instead of the usual run: host the server in this process (envelope sealing on), ingest N events of each of three data subjects and as many of other actors, and time POST …/erasures for each subject (the last with a legal hold naming no party in place). N: events per subject, e.g. 10000.", DefaultValueFactory = _ => 0 };
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, sealingOverhead, spread, tenantMemory, startup, repeat, variant, erasure })
         {
             root.Options.Add(option);
         }
@@ -126,6 +127,11 @@ internal static class LoadTestCommand
                     }
 
                     return await StartupRun.RunAsync(settings, variants, parse.GetValue(repeat), args, cancellationToken);
+                }
+
+                if (parse.GetValue(erasure) is > 0 and var subjectEvents)
+                {
+                    return await ErasureRun.RunAsync(settings, subjectEvents, args, cancellationToken);
                 }
 
                 return parse.GetValue(tenantMemory) ? await TenantMemoryRun.RunAsync(settings, args, cancellationToken)
