@@ -7,12 +7,15 @@ namespace Atp.Core.Policy;
 /// <summary>
 /// A tenant's policy: the settings that weaken or strengthen what the tenant's data is protected by, changed only
 /// through proposals a second person approves (docs/policy.md). Null means the edition's default. Only settings that
-/// something enforces are here; classification, retention and holds join when they exist.
+/// something enforces are here; classification and holds join when they exist.
 /// </summary>
 /// <param name="RequireSignedRequests">Refuse requests authenticated only by a bearer API key.</param>
 /// <param name="RequireRegisteredTypes">Refuse events whose type has no registered schema.</param>
 public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRegisteredTypes)
 {
+    /// <summary>How long entries keep their content; null: for ever. Lives only in the policy versions, not in the tenant's settings.</summary>
+    public RetentionPolicy? Retention { get; init; }
+
     /// <summary>The document the tenant's stored settings amount to (its first version).</summary>
     public static PolicyDocument Of(TenantSettings settings)
     {
@@ -36,6 +39,16 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
             writer.WriteStartObject();
             WriteNullable(writer, "requireRegisteredTypes", RequireRegisteredTypes);
             WriteNullable(writer, "requireSignedRequests", RequireSignedRequests);
+            if (Retention is { } retention)
+            {
+                writer.WritePropertyName("retention");
+                retention.WriteTo(writer);
+            }
+            else
+            {
+                writer.WriteNull("retention");
+            }
+
             writer.WriteEndObject();
         }
 
@@ -47,7 +60,11 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
     {
         using var document = JsonDocument.Parse(json);
         var root = document.RootElement;
-        return new(ReadNullable(root, "requireSignedRequests"), ReadNullable(root, "requireRegisteredTypes"));
+        // Documents stored before retention existed have no such member: no retention.
+        var retention = root.TryGetProperty("retention", out var stored) && stored.ValueKind == JsonValueKind.Object
+            ? RetentionPolicy.Read(stored, "retention", [])
+            : null;
+        return new(ReadNullable(root, "requireSignedRequests"), ReadNullable(root, "requireRegisteredTypes")) { Retention = retention };
     }
 
     private static void WriteNullable(Utf8JsonWriter writer, string name, bool? value)

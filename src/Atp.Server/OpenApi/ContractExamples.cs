@@ -48,12 +48,12 @@ internal static class ContractExamples
         """;
 
     private const string PolicyVersionJson = """
-        {"version":2,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null},"proposalId":"pp_5b0e8f1c2d3a4b5c6d7e8f90",
+        {"version":2,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"retention":null},"proposalId":"pp_5b0e8f1c2d3a4b5c6d7e8f90",
          "proposedBy":"alice@example.com","approvedBy":"oidc:https://login.example.com#u-4711","appliedAt":"2026-12-07T09:12:00+00:00"}
         """;
 
     private const string PolicyProposalJson = """
-        {"id":"pp_5b0e8f1c2d3a4b5c6d7e8f90","baseVersion":1,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null},
+        {"id":"pp_5b0e8f1c2d3a4b5c6d7e8f90","baseVersion":1,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"retention":null},
          "reason":"SOC 2 CC6.1: signed requests for every integration","state":"pending","proposedBy":"alice@example.com",
          "createdAt":"2026-12-07T09:00:00+00:00","expiresAt":"2026-12-14T09:00:00+00:00"}
         """;
@@ -124,11 +124,12 @@ internal static class ContractExamples
         [typeof(CompatibilityResponse)] = """{"type":"payment.captured","compatibility":"FULL_TRANSITIVE","latestVersion":2}""",
         [typeof(ProposePolicyRequest)] = """{"changes":{"requireSignedRequests":true},"reason":"SOC 2 CC6.1: signed requests for every integration"}""",
         [typeof(RejectProposalRequest)] = """{"reason":"wait until the billing integration signs its requests"}""",
-        [typeof(PolicyDocumentDto)] = """{"requireSignedRequests":true,"requireRegisteredTypes":null}""",
+        [typeof(PolicyDocumentDto)] = """{"requireSignedRequests":true,"requireRegisteredTypes":null,"retention":{"days":400,"types":{"app.debug":30}}}""",
+        [typeof(RetentionDto)] = """{"days":400,"types":{"app.debug":30}}""",
         [typeof(PolicyVersionDto)] = PolicyVersionJson,
         [typeof(PolicyProposalDto)] = PolicyProposalJson,
-        [typeof(PolicyHistoryDto)] = """{"versions":[{"version":1,"document":{"requireSignedRequests":null,"requireRegisteredTypes":null},"appliedAt":"2026-12-06T21:54:35+00:00"}],"proposals":[]}""",
-        [typeof(PolicyResponse)] = "{\"active\":" + PolicyVersionJson + ",\"pending\":[],\"history\":{\"versions\":[{\"version\":1,\"document\":{\"requireSignedRequests\":null,\"requireRegisteredTypes\":null},\"appliedAt\":\"2026-12-06T21:54:35+00:00\"}],\"proposals\":[]}}",
+        [typeof(PolicyHistoryDto)] = """{"versions":[{"version":1,"document":{"requireSignedRequests":null,"requireRegisteredTypes":null,"retention":null},"appliedAt":"2026-12-06T21:54:35+00:00"}],"proposals":[]}""",
+        [typeof(PolicyResponse)] = "{\"active\":" + PolicyVersionJson + ",\"pending\":[],\"history\":{\"versions\":[{\"version\":1,\"document\":{\"requireSignedRequests\":null,\"requireRegisteredTypes\":null,\"retention\":null},\"appliedAt\":\"2026-12-06T21:54:35+00:00\"}],\"proposals\":[]}}",
         [typeof(ProblemDetails)] = """
             {"type":"https://atp.dev/problems/validation","title":"The request is not valid","status":400,
              "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}],

@@ -7,9 +7,18 @@ namespace Atp.Server.Policy;
 /// <summary>A policy document; null members mean the edition's default and are always written out.</summary>
 internal sealed record PolicyDocumentDto(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireSignedRequests,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireRegisteredTypes)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireRegisteredTypes,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] RetentionDto? Retention)
 {
-    public static PolicyDocumentDto Of(PolicyDocument document) => new(document.RequireSignedRequests, document.RequireRegisteredTypes);
+    public static PolicyDocumentDto Of(PolicyDocument document) =>
+        new(document.RequireSignedRequests, document.RequireRegisteredTypes, document.Retention is { } retention ? RetentionDto.Of(retention) : null);
+}
+
+/// <summary>How long entries keep their content: days for every type (null: for ever) and days per event type (these win).</summary>
+internal sealed record RetentionDto([property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] int? Days, IReadOnlyDictionary<string, int> Types)
+{
+    public static RetentionDto Of(RetentionPolicy retention) =>
+        new(retention.Days, new SortedDictionary<string, int>(retention.Types.ToDictionary(), StringComparer.Ordinal));
 }
 
 internal sealed record PolicyVersionDto(int Version, PolicyDocumentDto Document, string? ProposalId, string? ProposedBy, string? ApprovedBy, DateTimeOffset AppliedAt)

@@ -25,7 +25,7 @@ internal static class PolicyEndpoints
     // Proposals read for GET: the pending ones and the newest closed ones of the history.
     private const int ProposalsRead = 2 * TenantPolicies.HistoryLimit;
 
-    private static readonly string[] ChangeNames = ["requireSignedRequests", "requireRegisteredTypes"];
+    private static readonly string[] ChangeNames = ["requireSignedRequests", "requireRegisteredTypes", "retention"];
 
     public static IEndpointRouteBuilder MapPolicyEndpoints(this IEndpointRouteBuilder app)
     {
@@ -93,7 +93,7 @@ internal static class PolicyEndpoints
         }
 
         var errors = new List<string>();
-        var changes = ReadChanges(request!.Changes, errors);
+        var changes = ReadChanges(request!.Changes, errors, out var retentionNamed, out var retention);
         if (!DisplayNames.IsValid(request.Reason))
         {
             errors.Add("reason: why the change is needed, 1-200 characters of printable text");
@@ -111,6 +111,11 @@ internal static class PolicyEndpoints
         foreach (var (name, value) in changes)
         {
             document = name == "requireSignedRequests" ? document with { RequireSignedRequests = value } : document with { RequireRegisteredTypes = value };
+        }
+
+        if (retentionNamed)
+        {
+            document = document with { Retention = retention };
         }
 
         if (document == active.Document)
@@ -254,9 +259,11 @@ internal static class PolicyEndpoints
     }
 
     // The members of changes with their new values; errors for anything else.
-    private static List<(string Name, bool? Value)> ReadChanges(JsonElement changes, List<string> errors)
+    private static List<(string Name, bool? Value)> ReadChanges(JsonElement changes, List<string> errors, out bool retentionNamed, out RetentionPolicy? retention)
     {
         var read = new List<(string, bool?)>();
+        retentionNamed = false;
+        retention = null;
         if (changes.ValueKind != JsonValueKind.Object)
         {
             errors.Add($"changes: an object with one or more of {string.Join(", ", ChangeNames)}");
@@ -267,7 +274,14 @@ internal static class PolicyEndpoints
         {
             if (!ChangeNames.Contains(member.Name, StringComparer.Ordinal))
             {
-                errors.Add($"changes.{member.Name}: unknown; a policy holds {string.Join(", ", ChangeNames)} (classification and retention are planned)");
+                errors.Add($"changes.{member.Name}: unknown; a policy holds {string.Join(", ", ChangeNames)} (classification is planned)");
+            }
+            else if (member.Name == "retention")
+            {
+                // An object that expires nothing is the same policy as none, so it is stored as null.
+                var policy = member.Value.ValueKind == JsonValueKind.Null ? null : RetentionPolicy.Read(member.Value, "changes.retention", errors);
+                retention = policy is { Days: null, Types.Count: 0 } ? null : policy;
+                retentionNamed = true;
             }
             else if (member.Value.ValueKind is JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null)
             {
@@ -279,7 +293,7 @@ internal static class PolicyEndpoints
             }
         }
 
-        if (read.Count == 0 && errors.Count == 0)
+        if (read.Count == 0 && !retentionNamed && errors.Count == 0)
         {
             errors.Add($"changes: name one or more of {string.Join(", ", ChangeNames)}");
         }

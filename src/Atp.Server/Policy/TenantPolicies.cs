@@ -49,8 +49,17 @@ internal static class TenantPolicies
             changes.Add($"requireRegisteredTypes: {Text(from.RequireRegisteredTypes)} -> {Text(to.RequireRegisteredTypes)}");
         }
 
+        if (!Equals(from.Retention, to.Retention))
+        {
+            changes.Add($"retention: {Text(from.Retention)} -> {Text(to.Retention)}");
+        }
+
         return changes.Count == 0 ? "none" : string.Join("; ", changes);
     }
+
+    private static string Text(RetentionPolicy? retention) => retention is null
+        ? "none"
+        : $"days {retention.Days?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, {retention.Types.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)} types";
 
     private static string Text(bool? value) => value switch { true => "true", false => "false", null => "default" };
 }
