@@ -80,6 +80,7 @@ public static class AtpServer
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddHostedService<QuarantineAlarm>();
         services.AddAtpExports();
+        Retention.RetentionExtensions.AddAtpRetention(services);
         builder.AddAtpTelemetry();
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Problem.UseAtpType);
         services.AddExceptionHandler<Problems.StorageFullExceptionHandler>();
@@ -124,6 +125,7 @@ public static class AtpServer
         app.MapSchemaEndpoints();
         Policy.PolicyEndpoints.MapPolicyEndpoints(app);
         Erasure.ErasureEndpoints.MapErasureEndpoints(app);
+        Retention.RetentionEndpoints.MapRetentionEndpoints(app);
         app.MapLogEndpoints();
         app.MapExportEndpoints();
         app.MapAtpTelemetry();
