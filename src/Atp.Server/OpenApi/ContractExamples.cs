@@ -125,7 +125,7 @@ internal static class ContractExamples
         [typeof(ProposePolicyRequest)] = """{"changes":{"requireSignedRequests":true},"reason":"SOC 2 CC6.1: signed requests for every integration"}""",
         [typeof(RejectProposalRequest)] = """{"reason":"wait until the billing integration signs its requests"}""",
         [typeof(PolicyDocumentDto)] = """{"requireSignedRequests":true,"requireRegisteredTypes":null,"retention":{"days":400,"types":{"app.debug":30}}}""",
-        [typeof(Retention.RetentionRunResponse)] = """{"policyVersion":3,"purged":1840,"retainedByHold":12,"purgeRecords":[{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"retainedByHold":12}]}""",
+        [typeof(Retention.RetentionRunResponse)] = """{"policyVersion":3,"purged":1840,"retainedByHold":12,"purgeRecords":[{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"retainedByHold":12}],"filesScrubbed":true}""",
         [typeof(Retention.PurgeRecordSummary)] = """{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"retainedByHold":12}""",
         [typeof(Retention.PurgeRecordDto)] = """{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"policyVersion":3,"purgedAt":"2026-12-07T10:00:00+00:00"}""",
         [typeof(RetentionDto)] = """{"days":400,"types":{"app.debug":30}}""",

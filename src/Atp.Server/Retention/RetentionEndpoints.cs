@@ -1,3 +1,4 @@
+using Atp.Core.Classification;
 using Atp.Core.Keys;
 using Atp.Core.Retention;
 using Atp.Core.Storage;
@@ -28,7 +29,7 @@ internal static class RetentionEndpoints
         return app;
     }
 
-    private static async Task<IResult> RunAsync(HttpContext context, RetentionPass pass, PlatformAuditLog audit, CancellationToken cancellationToken)
+    private static async Task<IResult> RunAsync(HttpContext context, RetentionPass pass, IDataKeyStore store, PlatformAuditLog audit, CancellationToken cancellationToken)
     {
         var tenant = TenantAccessFilter.Current(context);
         if (tenant.IsReplica)
@@ -60,11 +61,14 @@ internal static class RetentionEndpoints
             return Problem.Conflict("retention-not-configured", "The tenant's active policy sets no retention (policy member retention), so nothing expires; nothing was purged.");
         }
 
+        var scrubbed = false;
         if (outcome.Purged > 0)
         {
+            // After the commits, as an erasure does: the store's WAL still holds the frames that wrote the old leaves.
+            scrubbed = await store.ScrubDestroyedKeysAsync(cancellationToken).ConfigureAwait(false);
             audit.Report(RetentionService.Purged(actor, PlatformEvents.ContextOf(context), tenant.Id, outcome));
         }
 
-        return TypedResults.Ok(RetentionRunResponse.Of(outcome));
+        return TypedResults.Ok(RetentionRunResponse.Of(outcome, scrubbed));
     }
 }

@@ -14,6 +14,7 @@ namespace Atp.Server.Retention;
 internal sealed partial class RetentionService(
     RetentionPass pass,
     ILogStore log,
+    Core.Classification.IDataKeyStore store,
     ITenantStore tenants,
     PlatformAuditLog audit,
     IOptions<RetentionOptions> options,
@@ -54,6 +55,7 @@ internal sealed partial class RetentionService(
             if (await pass.RunAsync(tenantId, Actor, null, cancellationToken).ConfigureAwait(false) is { Purged: > 0 } outcome)
             {
                 LogPurged(logger, tenantId, outcome.Purged, outcome.Records.Count, outcome.RetainedByHold);
+                await store.ScrubDestroyedKeysAsync(cancellationToken).ConfigureAwait(false);
                 audit.Report(Purged(Actor, null, tenantId, outcome));
             }
         }
