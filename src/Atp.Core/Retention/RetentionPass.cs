@@ -113,6 +113,9 @@ public sealed class RetentionPass(ILogStore log, ITenantStore tenants, Ingestion
                     case Decision.Purge:
                         batch.Purge(entry);
                         break;
+                    case Decision.Never:
+                        // Never purged, so no later pass needs to see it again: it does not hold the starting point back.
+                        break;
                     case Decision.Held:
                         batch.RetainedByHold++;
                         retainedByHold++;
@@ -145,7 +148,12 @@ public sealed class RetentionPass(ILogStore log, ITenantStore tenants, Ingestion
         var type = root.GetProperty("type").GetString()!;
 
         // ATP's own records (purge records, erasure tombstones) explain what happened to the log: never purged.
-        if (type.StartsWith("atp.", StringComparison.Ordinal) || retention.DaysFor(type) is not { } days || entry.ReceivedAt > now.AddDays(-days))
+        if (type.StartsWith("atp.", StringComparison.Ordinal))
+        {
+            return Decision.Never;
+        }
+
+        if (retention.DaysFor(type) is not { } days || entry.ReceivedAt > now.AddDays(-days))
         {
             return Decision.Keep;
         }
@@ -185,6 +193,7 @@ public sealed class RetentionPass(ILogStore log, ITenantStore tenants, Ingestion
 
     private enum Decision
     {
+        Never,
         Keep,
         Held,
         Purge,
