@@ -82,6 +82,7 @@ public static class AtpServer
         services.AddHostedService(sp => sp.GetRequiredService<PlatformAuditLog>());
         services.AddHostedService<QuarantineAlarm>();
         services.AddAtpExports();
+        Retention.RetentionExtensions.AddAtpRetention(services);
         builder.AddAtpTelemetry();
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Problem.UseAtpType);
         services.AddExceptionHandler<Problems.StorageFullExceptionHandler>();
@@ -128,6 +129,7 @@ public static class AtpServer
         Erasure.ErasureEndpoints.MapErasureEndpoints(app);
         Subjects.SubjectEndpoints.MapSubjectEndpoints(app);
         Holds.HoldEndpoints.MapHoldEndpoints(app);
+        Retention.RetentionEndpoints.MapRetentionEndpoints(app);
         app.MapLogEndpoints();
         app.MapExportEndpoints();
         app.MapAtpTelemetry();

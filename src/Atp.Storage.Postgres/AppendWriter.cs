@@ -29,7 +29,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
 
     /// <summary>Whether the request must read the log before it can be staged (replays and re-sends).</summary>
     public static bool NeedsLookups(AppendRequest request) =>
-        request.Idempotency is not null || request.DataKeys.Count > 0 || request.ReplayOnly is not null || request.DestroyedDataKeys.Count > 0
+        request.Idempotency is not null || request.DataKeys.Count > 0 || request.ReplayOnly is not null || request.DestroyedDataKeys.Count > 0 || request.Purge is not null
         || request.Entries.Any(e => e.ClientAssignedId);
 
     /// <summary>
@@ -150,6 +150,7 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
             AddDataKeys(writes, request, storedKeys, now);
             AddDestroyedDataKeys(writes, request);
             AddWrites(writes, request, appended, rows, tree, now);
+            AddPurge(writes, request, appended);
         }
 
         writes.BatchCommands.Add(new NpgsqlBatchCommand(Release));
@@ -261,6 +262,23 @@ internal sealed class AppendWriter(NpgsqlConnection connection)
     }
 
     // An erasure: its keys go in the transaction of its tombstone, so a crash keeps both or neither.
+    // After the purge record's INSERT, in the request's savepoint: a purge and its record commit together or not at all.
+    private static void AddPurge(NpgsqlBatch batch, AppendRequest request, Appended appended)
+    {
+        if (request.Purge is not { } purge || appended.Replayed)
+        {
+            return;
+        }
+
+        if (appended.Receipts is not [var record])
+        {
+            throw new InvalidOperationException("A purge is appended with exactly one new entry, its purge record.");
+        }
+
+        batch.BatchCommands.Add(TenantScope.Command(
+            "SELECT atp.purge_entries($1, $2, $3, $4)", request.TenantId, purge.Indexes.Select(i => (long)i).ToArray(), (long)record.Index, purge.Bytes));
+    }
+
     private static void AddDestroyedDataKeys(NpgsqlBatch batch, AppendRequest request)
     {
         if (request.DestroyedDataKeys.Count > 0)

@@ -76,7 +76,7 @@ public sealed class PostgresAuditSource : ILogAuditSource
 
         return ReadAsync(
             tenantId,
-            "SELECT idx, leaf, leaf_hash, nodes FROM atp.log_entries WHERE tenant_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+            "SELECT idx, CASE WHEN octet_length(leaf) = 0 AND purged_by IS NULL THEN '\\x00'::bytea ELSE leaf END, leaf_hash, nodes FROM atp.log_entries WHERE tenant_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
             [tenantId, (long)fromIndex, (long)Math.Min(toIndex, long.MaxValue)],
             reader => visit(
                 (ulong)reader.GetInt64(0),

@@ -241,22 +241,30 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
         }
 
         var entries = new Dictionary<long, LogEntry>(positions.Count);
+        var purgedHits = new HashSet<long>();
         if (positions.Count > 0)
         {
             await using var read = new NpgsqlCommand(
-                "SELECT idx, event_id, leaf, leaf_hash, received_at FROM atp.log_entries WHERE tenant_id = $1 AND idx = ANY($2)", connection, transaction);
+                "SELECT idx, event_id, leaf, leaf_hash, received_at, purged_by FROM atp.log_entries WHERE tenant_id = $1 AND idx = ANY($2)", connection, transaction);
             read.Parameters.Add(new NpgsqlParameter { Value = query.TenantId });
             read.Parameters.Add(new NpgsqlParameter { Value = positions.Select(p => p.Index).ToArray() });
             await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
+                if (!reader.IsDBNull(5))
+                {
+                    // Purged, its row not yet deleted by the projector (it deletes it when it projects the purge record).
+                    purgedHits.Add(reader.GetInt64(0));
+                    continue;
+                }
+
                 entries[reader.GetInt64(0)] = new LogEntry(
                     (ulong)reader.GetInt64(0), reader.GetGuid(1), (byte[])reader[2], new Hash((byte[])reader[3]), new DateTimeOffset(reader.GetInt64(4), TimeSpan.Zero));
             }
         }
 
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        var hits = positions.Select(p => new QueryHit(
+        var hits = positions.Where(p => !purgedHits.Contains(p.Index)).Select(p => new QueryHit(
             entries.TryGetValue(p.Index, out var entry) ? entry : throw new InvalidOperationException($"The read model names entry {p.Index} of tenant {query.TenantId}, which the log does not have."),
             new QueryPosition(p.Occurred, (ulong)p.Index))).ToList();
         return new QueryPage(hits, hasMore);
@@ -309,7 +317,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
         if (positions.Count > 0)
         {
             await using var read = new NpgsqlCommand(
-                "SELECT idx, event_id, leaf, leaf_hash, received_at FROM atp.log_entries WHERE tenant_id = $1 AND idx = ANY($2)", connection, transaction);
+                "SELECT idx, event_id, leaf, leaf_hash, received_at FROM atp.log_entries WHERE tenant_id = $1 AND idx = ANY($2) AND purged_by IS NULL", connection, transaction);
             read.Parameters.Add(new NpgsqlParameter { Value = query.TenantId });
             read.Parameters.Add(new NpgsqlParameter { Value = positions.Select(p => (long)p.Index).ToArray() });
             await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -322,7 +330,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
 
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
 
-        // Retention may remove an entry's content after the read models listed it: that hit comes without its entry.
+        // Retention may purge an entry's content before the projector drops its rows: that hit comes without its entry.
         return new SubjectPage(positions.Select(p => new SubjectHit(p, entries.GetValueOrDefault(p.Index))).ToList(), hasMore);
     }
 
@@ -395,7 +403,8 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
         }
         else
         {
-            await using var read = new NpgsqlCommand("SELECT idx, leaf FROM atp.log_entries WHERE tenant_id = $1 AND idx BETWEEN $2 AND $3 ORDER BY idx", connection, transaction);
+            // A purged entry (retention) has nothing to index and is no dead letter.
+            await using var read = new NpgsqlCommand("SELECT idx, leaf FROM atp.log_entries WHERE tenant_id = $1 AND idx BETWEEN $2 AND $3 AND purged_by IS NULL ORDER BY idx", connection, transaction);
             read.Parameters.Add(new NpgsqlParameter { Value = tenantId });
             read.Parameters.Add(new NpgsqlParameter { Value = first });
             read.Parameters.Add(new NpgsqlParameter { Value = last });
@@ -408,6 +417,18 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
 
         var projected = await InsertRowsAsync(connection, transaction, tenantId, rows, failed, belowPrefix: false, cancellationToken).ConfigureAwait(false);
         await RecordDeadLettersAsync(connection, transaction, tenantId, failed, nowTicks, cancellationToken).ConfigureAwait(false);
+
+        // Purge records in the range: the entries they purged (committed with them) leave the read models; on a
+        // redelivery there is nothing left to delete.
+        await using (var purged = new NpgsqlCommand(
+            "DELETE FROM atp.event_index WHERE tenant_id = $1 AND idx IN (SELECT idx FROM atp.log_entries WHERE tenant_id = $1 AND purged_by BETWEEN $2 AND $3)", connection, transaction))
+        {
+            purged.Parameters.Add(new NpgsqlParameter { Value = tenantId });
+            purged.Parameters.Add(new NpgsqlParameter { Value = first });
+            purged.Parameters.Add(new NpgsqlParameter { Value = last });
+            await purged.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         return projected;
     }
 

@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 14;
+    public const int CurrentVersion = 15;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -29,7 +29,9 @@ internal static class PostgresSchema
         ("tenants", "SELECT, INSERT, UPDATE"),
         ("api_keys", "SELECT, INSERT, UPDATE"),
         ("tree_heads", "SELECT, INSERT, UPDATE"),
-        ("log_entries", "SELECT, INSERT"), // append-only: no UPDATE or DELETE, not even of the tenant's own rows
+        // Append-only: no DELETE, and no UPDATE but retention's of the content (leaf, purged_by); leaf hashes and nodes
+        // cannot be changed, not even of the tenant's own rows.
+        ("log_entries", "SELECT, INSERT, UPDATE (leaf, purged_by)"),
         ("checkpoints", "SELECT, INSERT"),
         ("outbox", "SELECT, INSERT, UPDATE, DELETE"),
         ("idempotency_keys", "SELECT, INSERT"),
@@ -488,6 +490,31 @@ internal static class PostgresSchema
         CREATE INDEX legal_holds_created ON atp.legal_holds (tenant_id, created_at);
         """;
 
+    // Version 15: retention (docs/operations.md, "Retention"): a purged entry keeps its leaf hash and nodes, loses its
+    // leaf (empty) and names the purge record that removed it. atp.purge_entries runs as the caller (the application
+    // role, under its tenant's row-level security) and fails the whole request if any entry was purged already, so no
+    // two purge records ever claim one entry.
+    private static string Version15() => """
+        ALTER TABLE atp.log_entries ADD COLUMN purged_by bigint NULL;
+        CREATE INDEX log_entries_purged ON atp.log_entries (tenant_id, purged_by) WHERE purged_by IS NOT NULL;
+        CREATE FUNCTION atp.purge_entries(p_tenant text, p_indexes bigint[], p_purged_by bigint, p_bytes bigint) RETURNS void
+            LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+            AS $f$
+            DECLARE
+                purged bigint;
+            BEGIN
+                UPDATE atp.log_entries SET leaf = ''::bytea, purged_by = p_purged_by
+                WHERE tenant_id = p_tenant AND idx = ANY (p_indexes) AND idx < p_purged_by AND purged_by IS NULL;
+                GET DIAGNOSTICS purged = ROW_COUNT;
+                IF purged <> cardinality(p_indexes) THEN
+                    RAISE EXCEPTION 'retention: % of % entries are purged already or not before the purge record', cardinality(p_indexes) - purged, cardinality(p_indexes)
+                        USING ERRCODE = 'AT002';
+                END IF;
+                UPDATE atp.tree_heads SET stored_bytes = stored_bytes - p_bytes WHERE tenant_id = p_tenant;
+            END
+            $f$;
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -504,7 +531,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12, Version13, Version14];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12, Version13, Version14, Version15];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

@@ -20,7 +20,7 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
 {
     private const string ApiKeyColumns = "key_id, tenant_id, name, scopes, key_hash, created_at, expires_at, revoked_at, sealed_signing_secret, owner";
     private const string ApiKeyReadColumns = ApiKeyColumns + ", last_region";
-    private const string EntryColumns = "idx, event_id, leaf, leaf_hash, received_at";
+    private const string EntryColumns = "idx, event_id, leaf, leaf_hash, received_at, purged_by";
 
     // Advisory lock namespace of the sealer ('atp-seal'); the second key is the tenant's hash.
     private const int SealLock = 0x61_74_70_73;
@@ -491,7 +491,10 @@ public sealed partial class PostgresStore : ITenantStore, ILogStore, IEventQuery
         };
 
     private static LogEntry ReadEntry(NpgsqlDataReader reader) =>
-        new((ulong)reader.GetInt64(0), reader.GetGuid(1), (byte[])reader[2], new Hash((byte[])reader[3]), Ticks(reader, 4)!.Value);
+        new((ulong)reader.GetInt64(0), reader.GetGuid(1), (byte[])reader[2], new Hash((byte[])reader[3]), Ticks(reader, 4)!.Value)
+        {
+            PurgedBy = reader.IsDBNull(5) ? null : (ulong)reader.GetInt64(5),
+        };
 
     private static DateTimeOffset? Ticks(NpgsqlDataReader reader, int ordinal) =>
         reader.IsDBNull(ordinal) ? null : new DateTimeOffset(reader.GetInt64(ordinal), TimeSpan.Zero);

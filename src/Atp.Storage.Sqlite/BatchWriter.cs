@@ -21,6 +21,7 @@ internal sealed class BatchWriter : IDisposable
     private readonly SqliteCommand _findDataKey;
     private readonly SqliteCommand _insertDataKey;
     private readonly SqliteCommand _deleteDataKey;
+    private readonly SqliteCommand _purgeEntry;
     private readonly SqliteCommand _savepoint;
     private readonly SqliteCommand _release;
     private readonly SqliteCommand _rollbackTo;
@@ -41,6 +42,7 @@ internal sealed class BatchWriter : IDisposable
         _findDataKey = Prepare("SELECT wrapped FROM data_keys WHERE tenant_id = $1 AND key_id = $2", 2);
         _insertDataKey = Prepare("INSERT INTO data_keys (tenant_id, key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)", 4);
         _deleteDataKey = Prepare("DELETE FROM data_keys WHERE tenant_id = $1 AND key_id = $2", 2);
+        _purgeEntry = Prepare("UPDATE log_entries SET leaf = X'', purged_by = $2 WHERE id = $1 AND purged_by IS NULL", 2);
         _savepoint = Prepare("SAVEPOINT append_request", 0);
         _release = Prepare("RELEASE append_request", 0);
         _rollbackTo = Prepare("ROLLBACK TO append_request", 0);
@@ -150,6 +152,16 @@ internal sealed class BatchWriter : IDisposable
     /// <summary>Destroys a data key (an erasure); the connection's secure_delete zeroes the row's bytes in its page.</summary>
     public void DeleteDataKey(string tenantId, string keyId) => Run(_deleteDataKey, tenantId, keyId);
 
+    /// <summary>
+    /// Removes an entry's content (retention): an empty leaf and the purge record's index; the leaf hash and nodes stay,
+    /// and secure_delete zeroes the old bytes in the page. False when the entry is purged already (or not stored).
+    /// </summary>
+    public bool PurgeEntry(long tenantNumber, ulong index, ulong purgedBy)
+    {
+        SetParameters(_purgeEntry, LogRowId.Of(tenantNumber, index), (long)purgedBy);
+        return _purgeEntry.ExecuteNonQuery() == 1;
+    }
+
     public long? TenantNumber(string tenantId) => _tenantNumbers.Find(_connection, _transaction, tenantId);
 
     /// <summary>
@@ -197,7 +209,7 @@ internal sealed class BatchWriter : IDisposable
         }
     }
 
-    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _addStoredBytes, _findEvent, _findKey, _insertKey, _findDataKey, _insertDataKey, _deleteDataKey, _savepoint, _release, _rollbackTo];
+    private SqliteCommand[] Commands() => [_insertOutbox, _deleteOutbox, _updateHead, _addStoredBytes, _findEvent, _findKey, _insertKey, _findDataKey, _insertDataKey, _deleteDataKey, _purgeEntry, _savepoint, _release, _rollbackTo];
 
     // Positional parameters ($1, $2, …) set by ordinal: binding by name showed up in profiles of the hot path.
     private SqliteCommand Prepare(string sql, int parameters)

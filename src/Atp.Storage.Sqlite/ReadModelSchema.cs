@@ -75,5 +75,13 @@ internal static class ReadModelSchema
         ) WITHOUT ROWID;
         """;
 
-    public static void Migrate(SqliteConnection connection) => SqliteSchema.Migrate(connection, [Version1, Version2]);
+    // Version 3: retention. A purge record's projection deletes the rows of the entries it purged: targets are found by
+    // entry (one more index on a projected target), and the full-text index drops a deleted row's tokens from its
+    // segments at once (FTS5 secure-delete) instead of keeping them until segments merge.
+    private const string Version3 = """
+        CREATE INDEX event_targets_entry ON event_targets (tenant_num, idx);
+        INSERT INTO event_text (event_text, rank) VALUES ('secure-delete', 1);
+        """;
+
+    public static void Migrate(SqliteConnection connection) => SqliteSchema.Migrate(connection, [Version1, Version2, Version3]);
 }

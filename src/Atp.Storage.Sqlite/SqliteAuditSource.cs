@@ -187,11 +187,14 @@ public sealed class SqliteAuditSource : ILogAuditSource
         return connection;
     }
 
-    // One statement stepping the rowid range in key order (no sort); each row's blobs are handed on as spans over
+    // One statement stepping the rowid range in key order (no sort); an empty leaf not marked purged (retention) is
+    // handed on as one byte, so that the leaf check fails it rather than take it for a purged entry; each row's blobs are handed on as spans over
     // SQLite's own memory (the mapped page, for a row without overflow), so nothing is copied.
     private static void Scan(sqlite3 db, long first, long last, StoredRowVisitor visit, CancellationToken cancellationToken)
     {
-        Check(db, raw.sqlite3_prepare_v2(db, "SELECT id, leaf, leaf_hash, nodes FROM log_entries WHERE id BETWEEN ?1 AND ?2 ORDER BY id", out var statement));
+        // A file written before retention (schema version 12) has no purged_by column, and no purged entry.
+        var leaf = HasPurgedBy(db) ? "CASE WHEN length(leaf) = 0 AND purged_by IS NULL THEN X'00' ELSE leaf END" : "leaf";
+        Check(db, raw.sqlite3_prepare_v2(db, $"SELECT id, {leaf}, leaf_hash, nodes FROM log_entries WHERE id BETWEEN ?1 AND ?2 ORDER BY id", out var statement));
         try
         {
             Check(db, raw.sqlite3_bind_int64(statement, 1, first));
@@ -201,6 +204,19 @@ public sealed class SqliteAuditSource : ILogAuditSource
             {
                 Check(db, step);
             }
+        }
+        finally
+        {
+            raw.sqlite3_finalize(statement);
+        }
+    }
+
+    private static bool HasPurgedBy(sqlite3 db)
+    {
+        Check(db, raw.sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('log_entries') WHERE name = 'purged_by'", out var statement));
+        try
+        {
+            return raw.sqlite3_step(statement) == raw.SQLITE_ROW;
         }
         finally
         {

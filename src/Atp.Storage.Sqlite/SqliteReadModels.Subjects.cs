@@ -61,7 +61,7 @@ internal sealed partial class SqliteReadModels
 
         var hits = new List<SubjectHit>(positions.Count);
         using var entry = connection.CreateCommand();
-        entry.CommandText = "SELECT event_id, leaf, leaf_hash, received_at FROM log_entries WHERE id = $id";
+        entry.CommandText = "SELECT event_id, leaf, leaf_hash, received_at FROM log_entries WHERE id = $id AND purged_by IS NULL";
         var id = entry.Parameters.Add("$id", SqliteType.Integer);
         foreach (var position in positions)
         {
@@ -69,7 +69,7 @@ internal sealed partial class SqliteReadModels
             using var reader = await entry.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                // Retention may remove an entry's content after the read models listed it; the page goes on.
+                // Retention may purge an entry's content before the projector drops its rows; the page goes on.
                 hits.Add(new SubjectHit(position, null));
                 continue;
             }

@@ -127,7 +127,7 @@ internal sealed partial class SqliteReadModels
         using var probes = new IndexProbes(connection, snapshot, num);
         var checkedRows = 0;
         using var entries = logConnection.CreateCommand();
-        entries.CommandText = "SELECT id, event_id, leaf, leaf_hash FROM log_entries WHERE id BETWEEN $first AND $last ORDER BY id";
+        entries.CommandText = "SELECT id, event_id, leaf, leaf_hash FROM log_entries WHERE id BETWEEN $first AND $last AND purged_by IS NULL ORDER BY id";
         entries.Parameters.AddWithValue("$first", LogRowId.Of(num, fromIndex));
         entries.Parameters.AddWithValue("$last", LogRowId.Of(num, last));
         using (var reader = await entries.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))

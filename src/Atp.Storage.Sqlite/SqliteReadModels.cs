@@ -126,6 +126,11 @@ internal sealed partial class SqliteReadModels(
                     projected += writer.Project(entry);
                 }
 
+                foreach (var (num, rowId) in pending.PurgedRows)
+                {
+                    writer.Remove(num, rowId);
+                }
+
                 foreach (var (tenantId, ranges) in pending.HandledRanges)
                 {
                     sizes[tenantId] = HandledRanges.Advance(turn.Connection, transaction, tenantId, ranges);
@@ -656,7 +661,7 @@ internal sealed partial class SqliteReadModels(
 
         var hits = new List<QueryHit>(rows.Count);
         using var entry = connection.CreateCommand();
-        entry.CommandText = "SELECT event_id, leaf, leaf_hash, received_at FROM log_entries WHERE id = $id";
+        entry.CommandText = "SELECT event_id, leaf, leaf_hash, received_at, purged_by FROM log_entries WHERE id = $id";
         var id = entry.Parameters.Add("$id", SqliteType.Integer);
         foreach (var row in rows)
         {
@@ -667,6 +672,12 @@ internal sealed partial class SqliteReadModels(
             {
                 ReportDamage($"the read models name entry {index} of tenant {query.TenantId}, which the log does not have");
                 throw new ProjectionRebuildingException();
+            }
+
+            if (!reader.IsDBNull(4))
+            {
+                // Purged, its rows not yet deleted by the projector (it deletes them when it projects the purge record).
+                continue;
             }
 
             var logEntry = new LogEntry(
@@ -833,16 +844,38 @@ internal sealed partial class SqliteReadModels(
             }
 
             pending.HandledRanges[tenant.Key.TenantId] = merged;
+            foreach (var (first, last) in merged)
+            {
+                await ReadPurgedAsync(connection, snapshot, tenant.Key.Num, first, last, pending.PurgedRows, cancellationToken).ConfigureAwait(false);
+            }
         }
 
         return pending;
+    }
+
+    // The entries purged by purge records in [first, last]: they commit with their record, so they are visible in the
+    // snapshot that reads the record. Their rows are deleted on every delivery of the record (idempotent).
+    private static async Task ReadPurgedAsync(SqliteConnection connection, SqliteTransaction snapshot, long num, long first, long last, List<(long Num, long RowId)> purged, CancellationToken cancellationToken)
+    {
+        using var read = connection.CreateCommand();
+        read.Transaction = snapshot;
+        read.CommandText = "SELECT id FROM log_entries WHERE purged_by BETWEEN $first AND $last AND id BETWEEN $from AND $to";
+        read.Parameters.AddWithValue("$first", first);
+        read.Parameters.AddWithValue("$last", last);
+        read.Parameters.AddWithValue("$from", LogRowId.First(num));
+        read.Parameters.AddWithValue("$to", LogRowId.Last(num));
+        using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            purged.Add((num, reader.GetInt64(0)));
+        }
     }
 
     private static SqliteCommand ReadEntriesCommand(SqliteConnection connection, SqliteTransaction transaction, long num, long first, long last)
     {
         var read = connection.CreateCommand();
         read.Transaction = transaction;
-        read.CommandText = "SELECT id, event_id, leaf FROM log_entries WHERE id BETWEEN $first AND $last ORDER BY id";
+        read.CommandText = "SELECT id, event_id, leaf, purged_by FROM log_entries WHERE id BETWEEN $first AND $last ORDER BY id";
         read.Parameters.AddWithValue("$first", LogRowId.Of(num, (ulong)first));
         read.Parameters.AddWithValue("$last", LogRowId.Of(num, (ulong)last));
         return read;
@@ -852,6 +885,12 @@ internal sealed partial class SqliteReadModels(
     private static ProjectedEntry ReadEntry(SqliteDataReader reader, string tenantId, long num)
     {
         var rowId = reader.GetInt64(0);
+        if (!reader.IsDBNull(3))
+        {
+            // Purged (retention): nothing of it is indexed, and it is no dead letter.
+            return new ProjectedEntry(tenantId, num, rowId, (byte[])reader[1], null, null);
+        }
+
         try
         {
             return new ProjectedEntry(tenantId, num, rowId, (byte[])reader[1], LeafFields.Read((byte[])reader[2]), null);
@@ -862,6 +901,7 @@ internal sealed partial class SqliteReadModels(
         }
     }
 
+    // Fields null: Error says why it is a dead letter, or it is null for a purged entry.
     private sealed record ProjectedEntry(string TenantId, long TenantNumber, long RowId, byte[] EventId, LeafFields? Fields, string? Error);
 
     private sealed class PendingProjection(long? lastOutboxId)
@@ -869,6 +909,9 @@ internal sealed partial class SqliteReadModels(
         public long? LastOutboxId { get; } = lastOutboxId;
 
         public List<ProjectedEntry> Entries { get; } = [];
+
+        /// <summary>Entries purged by purge records this turn handles: their rows are deleted.</summary>
+        public List<(long Num, long RowId)> PurgedRows { get; } = [];
 
         /// <summary>Per tenant, the index ranges this turn handles.</summary>
         public Dictionary<string, List<(long First, long Last)>> HandledRanges { get; } = new(StringComparer.Ordinal);
@@ -880,6 +923,9 @@ internal sealed partial class SqliteReadModels(
         private readonly RawInsert _index = new(connection, "INSERT OR IGNORE INTO event_index (tenant_num, idx, event_id, occurred_at, actor_type, actor_id, action, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
         private readonly RawInsert _target = new(connection, "INSERT OR IGNORE INTO event_targets (tenant_num, target_id, target_type, occurred_at, idx) VALUES (?1, ?2, ?3, ?4, ?5)");
         private readonly RawInsert _text = new(connection, "INSERT INTO event_text (rowid, body) VALUES (?1, ?2)");
+        private readonly RawInsert _removeIndex = new(connection, "DELETE FROM event_index WHERE tenant_num = ?1 AND idx = ?2");
+        private readonly RawInsert _removeTargets = new(connection, "DELETE FROM event_targets WHERE tenant_num = ?1 AND idx = ?2");
+        private readonly RawInsert _removeText = new(connection, "DELETE FROM event_text WHERE rowid = ?1");
         private readonly RawInsert _deadLetter = new(connection, """
             INSERT INTO dead_letters (tenant_id, idx, error, first_seen, last_seen, attempts) VALUES (?1, ?2, ?3, ?4, ?4, 1)
             ON CONFLICT (tenant_id, idx) DO UPDATE SET error = excluded.error, last_seen = excluded.last_seen, attempts = attempts + 1
@@ -894,6 +940,11 @@ internal sealed partial class SqliteReadModels(
             var index = (long)LogRowId.IndexOf(entry.RowId);
             if (entry.Fields is not { } fields)
             {
+                if (entry.Error is null)
+                {
+                    return 0;
+                }
+
                 _deadLetter.Text(1, entry.TenantId).Int64(2, index).Text(3, entry.Error!).Int64(4, nowTicks).Execute();
                 return 0;
             }
@@ -914,8 +965,20 @@ internal sealed partial class SqliteReadModels(
             return 1;
         }
 
+        /// <summary>Deletes a purged entry's rows (none when they are gone already: a redelivered purge record).</summary>
+        public void Remove(long tenantNumber, long rowId)
+        {
+            var index = (long)LogRowId.IndexOf(rowId);
+            _removeIndex.Int64(1, tenantNumber).Int64(2, index).Execute();
+            _removeTargets.Int64(1, tenantNumber).Int64(2, index).Execute();
+            _removeText.Int64(1, rowId).Execute();
+        }
+
         public void Dispose()
         {
+            _removeIndex.Dispose();
+            _removeTargets.Dispose();
+            _removeText.Dispose();
             _index.Dispose();
             _target.Dispose();
             _text.Dispose();

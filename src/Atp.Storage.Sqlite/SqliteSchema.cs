@@ -212,8 +212,16 @@ internal static class SqliteSchema
         CREATE INDEX legal_holds_created ON legal_holds (tenant_id, created_at);
         """;
 
+    // Version 12: retention (docs/operations.md, "Retention"): a purged entry keeps its leaf hash and nodes, loses its
+    // leaf (an empty blob) and names the purge record that removed it; the partial index lets the projector find the
+    // entries a purge record purged (few rows: only purged ones are in it).
+    private const string Version12 = """
+        ALTER TABLE log_entries ADD COLUMN purged_by INTEGER NULL;
+        CREATE INDEX log_entries_purged ON log_entries (purged_by, id) WHERE purged_by IS NOT NULL;
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

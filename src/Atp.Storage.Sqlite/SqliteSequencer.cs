@@ -277,6 +277,11 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
             writer.AddStoredBytes(request.TenantId, bytes);
         }
 
+        if (request.Purge is { } purge && appended)
+        {
+            Purge(writer, request, purge, tenantNumber, receipts);
+        }
+
         var result = receipts.Select(r => r!).ToArray();
         if (request.Idempotency is { } newClaim)
         {
@@ -284,6 +289,26 @@ internal sealed partial class SqliteSequencer : IAsyncDisposable
         }
 
         return new Appended(result, Replayed: !appended);
+    }
+
+    // In the request's savepoint, after its one entry (the purge record) is appended: an entry purged already (a
+    // concurrent pass) fails the request, so no record ever claims an entry another record purged.
+    private static void Purge(BatchWriter writer, AppendRequest request, EntryPurge purge, long tenantNumber, Receipt?[] receipts)
+    {
+        if (receipts is not [{ } record] || request.Entries.Count != 1)
+        {
+            throw new InvalidOperationException("A purge is appended with exactly one new entry, its purge record.");
+        }
+
+        foreach (var index in purge.Indexes)
+        {
+            if (index >= record.Index || !writer.PurgeEntry(tenantNumber, index, record.Index))
+            {
+                throw new InvalidOperationException($"Entry {index} is purged already or is not before the purge record; nothing of this purge was stored.");
+            }
+        }
+
+        writer.AddStoredBytes(request.TenantId, -purge.Bytes);
     }
 
     private CompactRange StagedTree(BatchWriter writer, string tenantId, long tenantNumber, Dictionary<string, CompactRange> staged)

@@ -553,8 +553,8 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
 
         using var command = connection.CreateCommand();
         command.CommandText = eventId is null
-            ? "SELECT id, event_id, leaf, leaf_hash, received_at FROM log_entries WHERE id BETWEEN $from AND $last ORDER BY id LIMIT $limit"
-            : "SELECT id, event_id, leaf, leaf_hash, received_at FROM log_entries WHERE event_id = $event AND id BETWEEN $from AND $last LIMIT $limit";
+            ? "SELECT id, event_id, leaf, leaf_hash, received_at, purged_by FROM log_entries WHERE id BETWEEN $from AND $last ORDER BY id LIMIT $limit"
+            : "SELECT id, event_id, leaf, leaf_hash, received_at, purged_by FROM log_entries WHERE event_id = $event AND id BETWEEN $from AND $last LIMIT $limit";
         command.Parameters.AddWithValue("$from", LogRowId.Of(tenantNumber, fromIndex));
         command.Parameters.AddWithValue("$last", LogRowId.Last(tenantNumber));
         command.Parameters.AddWithValue("$limit", limit);
@@ -569,7 +569,8 @@ public sealed partial class SqliteStore : ITenantStore, ILogStore, IEventQuerySt
         {
             entries.Add(new LogEntry(
                 LogRowId.IndexOf(reader.GetInt64(0)), new Guid((byte[])reader[1], bigEndian: true), (byte[])reader[2], new Hash((byte[])reader[3]),
-                new DateTimeOffset(reader.GetInt64(4), TimeSpan.Zero)));
+                new DateTimeOffset(reader.GetInt64(4), TimeSpan.Zero))
+            { PurgedBy = reader.IsDBNull(5) ? null : (ulong)reader.GetInt64(5) });
         }
 
         return entries;

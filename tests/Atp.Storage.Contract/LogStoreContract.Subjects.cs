@@ -80,4 +80,21 @@ public abstract partial class LogStoreContract<TStore>
         Assert.Equal(all, await SubjectIndexesAsync(TenantA, "s'1\\x", limit: 5));
         Assert.Equal(new ulong[] { 0, 1, 3, 4, 6, 7 }, await SubjectIndexesAsync(TenantA, "s'1\\x", limit: 5, snapshot: 9));
     }
+
+    [Fact]
+    public async Task A_purged_entry_the_projector_has_not_dropped_yet_is_listed_without_its_entry_never_as_damage()
+    {
+        await CreateTenantsAsync(TenantA);
+        await AppendAboutAsync(TenantA, Clock.GetUtcNow(), ("s-1", ["d-1"]), ("s-1", ["d-2"]));
+        await ProjectAllAsync();
+        var purged = await Store.GetEntryAsync(TenantA, 0, None);
+
+        // The purge record is appended but not projected: the read models still list entry 0.
+        Assert.IsType<Appended>(await Store.AppendAsync(new AppendRequest(TenantA, [NewEntry()], null) { Purge = new EntryPurge([0], purged!.Leaf.Length) }, None));
+        var page = await Store.ListSubjectEventsAsync(new SubjectQuery(TenantA, "s-1") { Limit = 10, SnapshotSize = ulong.MaxValue }, None);
+
+        Assert.Equal(new ulong[] { 0, 1 }, page.Hits.Select(h => h.Position.Index));
+        Assert.Null(page.Hits[0].Entry);
+        Assert.Equal(1UL, page.Hits[1].Entry!.Index);
+    }
 }

@@ -135,6 +135,8 @@ public sealed class PostgresStoreTests : IAsyncLifetime
             ALTER TABLE atp.tenants DROP COLUMN require_registered_types;
             ALTER TABLE atp.tenants DROP COLUMN max_stored_events, DROP COLUMN max_stored_bytes;
             ALTER TABLE atp.tree_heads DROP COLUMN stored_bytes;
+            DROP FUNCTION atp.purge_entries;
+            ALTER TABLE atp.log_entries DROP COLUMN purged_by;
             ALTER TABLE atp.tenants DROP COLUMN ingest_events_per_second, DROP COLUMN ingest_bytes_per_second, DROP COLUMN read_cost_per_second,
                 DROP COLUMN max_concurrent_exports, DROP COLUMN max_daily_export_bytes, DROP COLUMN export_job_max_bytes;
             CREATE TABLE atp.event_index (tenant_id text NOT NULL, idx bigint NOT NULL, event_id uuid NOT NULL, occurred_at bigint NOT NULL,

@@ -138,6 +138,32 @@ public sealed class SqliteStoreAuditTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task A_purged_entry_passes_the_leaf_check_and_an_emptied_leaf_not_marked_purged_fails_it()
+    {
+        // Retention leaves an empty leaf marked with its purge record; tampering that empties a leaf without the mark
+        // must still be found.
+        Execute(5, "leaf = X'', purged_by = 40");
+        Execute(7, "leaf = X''");
+
+        var (result, findings) = await AuditAsync(null);
+
+        var finding = Assert.Single(findings);
+        Assert.Equal((AuditFindingKind.Leaf, 7UL), (finding.Kind, finding.Index));
+        Assert.Equal(Size, result.Entries);
+    }
+
+    private void Execute(ulong index, string assignments)
+    {
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(_directory, "atp.db"), Pooling = false }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT num FROM tenants WHERE id = 'acme'";
+        var rowId = LogRowId.Of((long)command.ExecuteScalar()!, index);
+        command.CommandText = $"UPDATE log_entries SET {assignments} WHERE id = {rowId}";
+        Assert.Equal(1, command.ExecuteNonQuery());
+    }
+
     private async Task<(StoreAuditResult Result, List<AuditFinding> Findings)> AuditAsync(IProgress<AuditProgress>? progress)
     {
         var findings = new List<AuditFinding>();

@@ -109,6 +109,8 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             ALTER TABLE tenants DROP COLUMN max_stored_bytes;
             ALTER TABLE tree_heads DROP COLUMN stored_bytes;
             DROP TABLE data_keys;
+            DROP INDEX log_entries_purged;
+            ALTER TABLE log_entries DROP COLUMN purged_by;
             DROP TABLE legal_holds;
             DELETE FROM schema_version WHERE version > 1;
             """);
@@ -122,7 +124,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(11L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(12L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     [Fact]

@@ -7,7 +7,7 @@ public interface IDataKeyStore
     Task<byte[]?> FindDataKeyAsync(string tenantId, string keyId, CancellationToken cancellationToken);
 
     /// <summary>
-    /// After an erasure: removes what the engine can of destroyed keys' old bytes from its files (the embedded engine
+    /// After an erasure (or a retention purge): removes what the engine can of destroyed keys' (purged leaves') old bytes from its files (the embedded engine
     /// copies its WAL back and truncates it). True when done; false when it could not be (readers kept it busy) or
     /// the engine cannot (PostgreSQL: see docs/classification.md, "Erasure").
     /// </summary>

@@ -356,6 +356,13 @@ public sealed class BundleWriter
 
     private static async Task WriteLineAsync(string tenantId, LogEntry entry, FileStream output, CancellationToken cancellationToken)
     {
+        // A bundle proves each line against its leaf hash; a purged entry has no bytes that would (docs/export-bundle.md).
+        if (entry.PurgedBy is { } purgeRecord)
+        {
+            throw new EntryPurgedException(
+                $"Entry {entry.Index} of tenant {tenantId} was purged by retention (purge record {purgeRecord}); a bundle cannot carry it. Export a range that starts after the purged entries.");
+        }
+
         // Leaf bytes are JCS, which escapes control characters, so a raw newline means the store holds something else.
         if (entry.Leaf.AsSpan().Contains((byte)'\n') || entry.Leaf.Length > BundleManifest.MaxLineBytes)
         {
@@ -451,3 +458,6 @@ public sealed class BundleWriter
         await tar.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
     }
 }
+
+/// <summary>A bundle would have to carry an entry whose content retention removed; nothing of the bundle is kept.</summary>
+public sealed class EntryPurgedException(string message) : InvalidOperationException(message);

@@ -31,7 +31,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
     /// same time may together overshoot by at most what they carry.
     /// </summary>
     public Task<AppendOutcome> AppendAsync(string tenantId, IReadOnlyList<EventDraft> drafts, IdempotencyClaim? idempotency, Submitter? submittedBy, StorageQuota quota, CancellationToken cancellationToken) =>
-        Append(tenantId, drafts, idempotency, submittedBy, quota, [], [], cancellationToken);
+        Append(tenantId, drafts, idempotency, submittedBy, quota, [], [], null, cancellationToken);
 
     /// <summary>
     /// As above, with every classified field of a tenant's event sealed first (<see cref="FieldSealer"/>): the leaf
@@ -52,13 +52,13 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
         var sealedDrafts = await sealer.SealAsync(tenantId, drafts, plan, cancellationToken).ConfigureAwait(false);
         if (sealedDrafts.NewKeys.Count == 0)
         {
-            return await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, [], [], cancellationToken).ConfigureAwait(false);
+            return await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, [], [], null, cancellationToken).ConfigureAwait(false);
         }
 
         AppendOutcome outcome;
         try
         {
-            outcome = await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, sealedDrafts.NewKeys, [], cancellationToken).ConfigureAwait(false);
+            outcome = await Append(tenantId, sealedDrafts.Drafts, idempotency, submittedBy, quota, sealedDrafts.NewKeys, [], null, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -87,10 +87,18 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
     public async Task<AppendOutcome> AppendErasureAsync(string tenantId, EventDraft tombstone, string subject, string keyId, Submitter? submittedBy, CancellationToken cancellationToken)
     {
         sealer?.Ring.Forget(tenantId, subject, keyId);
-        var outcome = await Append(tenantId, [tombstone], idempotency: null, submittedBy, StorageQuota.Unlimited, [], [keyId], cancellationToken).ConfigureAwait(false);
+        var outcome = await Append(tenantId, [tombstone], idempotency: null, submittedBy, StorageQuota.Unlimited, [], [keyId], null, cancellationToken).ConfigureAwait(false);
         sealer?.Ring.Forget(tenantId, subject, keyId);
         return outcome;
     }
+
+    /// <summary>
+    /// A retention purge: appends its purge record and removes the content of the entries in <paramref name="purge"/>
+    /// in the same transaction, so a crash leaves either both or neither. The record is not sealed and not held to the
+    /// storage quota (it frees space).
+    /// </summary>
+    public Task<AppendOutcome> AppendPurgeAsync(string tenantId, EventDraft record, EntryPurge purge, Submitter? submittedBy, CancellationToken cancellationToken) =>
+        Append(tenantId, [record], idempotency: null, submittedBy, StorageQuota.Unlimited, [], [], purge, cancellationToken);
 
     private Task<AppendOutcome> Append(
         string tenantId,
@@ -100,6 +108,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
         StorageQuota quota,
         IReadOnlyList<WrappedDataKey> dataKeys,
         IReadOnlyList<string> destroyedDataKeys,
+        EntryPurge? purge,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(quota);
@@ -132,7 +141,7 @@ public sealed class IngestionService(ILogStore store, TimeProvider clock, FieldS
             entries[i] = new PendingEntry(auditEvent.Id, d.Id is not null, leaf, leafHash, contentHash, receivedAt);
         }
 
-        var request = new AppendRequest(tenantId, entries, idempotency) { DataKeys = dataKeys, DestroyedDataKeys = destroyedDataKeys };
+        var request = new AppendRequest(tenantId, entries, idempotency) { DataKeys = dataKeys, DestroyedDataKeys = destroyedDataKeys, Purge = purge };
         return quota.IsUnlimited ? store.AppendAsync(request, cancellationToken) : AppendWithinQuotaAsync(request, quota, cancellationToken);
     }
 

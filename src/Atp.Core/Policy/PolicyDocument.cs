@@ -7,7 +7,7 @@ namespace Atp.Core.Policy;
 /// <summary>
 /// A tenant's policy: the settings that weaken or strengthen what the tenant's data is protected by, changed only
 /// through proposals a second person approves (docs/policy.md). Null means the edition's default. Only settings that
-/// something enforces are here; classification, retention and holds join when they exist.
+/// something enforces are here; classification and holds join when they exist.
 /// </summary>
 /// <param name="RequireSignedRequests">Refuse requests authenticated only by a bearer API key.</param>
 /// <param name="RequireRegisteredTypes">Refuse events whose type has no registered schema.</param>
@@ -15,6 +15,9 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
 {
     /// <summary>The tenant's classified data fields, sealed at ingest (docs/classification.md); null: none.</summary>
     public FieldClassification? Classification { get; init; }
+
+    /// <summary>How long entries keep their content; null: for ever. Lives only in the policy versions, not in the tenant's settings.</summary>
+    public RetentionPolicy? Retention { get; init; }
 
     /// <summary>The document the tenant's stored settings amount to (its first version).</summary>
     public static PolicyDocument Of(TenantSettings settings)
@@ -49,6 +52,16 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
 
             WriteNullable(writer, "requireRegisteredTypes", RequireRegisteredTypes);
             WriteNullable(writer, "requireSignedRequests", RequireSignedRequests);
+            if (Retention is { } retention)
+            {
+                writer.WritePropertyName("retention");
+                retention.WriteTo(writer);
+            }
+            else
+            {
+                writer.WriteNull("retention");
+            }
+
             writer.WriteEndObject();
         }
 
@@ -61,8 +74,13 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
         using var document = JsonDocument.Parse(json);
         var root = document.RootElement;
         // Stored documents were validated when proposed; what they classify is kept as stored, never dropped.
-        var classification = root.TryGetProperty("classification", out var stored) ? FieldClassification.Read(stored, "classification", []) : null;
-        return new(ReadNullable(root, "requireSignedRequests"), ReadNullable(root, "requireRegisteredTypes")) { Classification = classification };
+        var classification = root.TryGetProperty("classification", out var classified) ? FieldClassification.Read(classified, "classification", []) : null;
+
+        // Documents stored before retention existed have no such member: no retention.
+        var retention = root.TryGetProperty("retention", out var stored) && stored.ValueKind == JsonValueKind.Object
+            ? RetentionPolicy.Read(stored, "retention", [])
+            : null;
+        return new(ReadNullable(root, "requireSignedRequests"), ReadNullable(root, "requireRegisteredTypes")) { Classification = classification, Retention = retention };
     }
 
     private static void WriteNullable(Utf8JsonWriter writer, string name, bool? value)

@@ -36,7 +36,17 @@ public sealed record AppendRequest(string TenantId, IReadOnlyList<PendingEntry> 
     /// append commits, no token sealed under them can be opened again; if it does not, nothing is destroyed.
     /// </summary>
     public IReadOnlyList<string> DestroyedDataKeys { get; init; } = [];
+
+    /// <summary>
+    /// Entries whose content a retention pass removes in the same transaction as its purge record, the request's only
+    /// entry (docs/operations.md, "Retention"): each gets an empty leaf and the record's index as <see cref="LogEntry.PurgedBy"/>;
+    /// leaf hashes and nodes stay. If any of them is purged already the request fails and nothing is stored.
+    /// </summary>
+    public EntryPurge? Purge { get; init; }
 }
+
+/// <summary>Entries of the request's tenant to purge, and the sum of their leaves' byte lengths (taken off the stored bytes).</summary>
+public sealed record EntryPurge(IReadOnlyList<ulong> Indexes, long Bytes);
 
 /// <summary>What an append did.</summary>
 public abstract record AppendOutcome
@@ -66,7 +76,14 @@ public sealed record LeafTooLarge(int Position, int Bytes) : AppendOutcome;
 public sealed record QuotaExceeded(string Quota, long Limit, long Usage, long Requested) : AppendOutcome;
 
 /// <summary>One stored log entry.</summary>
-public sealed record LogEntry(ulong Index, Guid EventId, byte[] Leaf, Hash LeafHash, DateTimeOffset ReceivedAt);
+public sealed record LogEntry(ulong Index, Guid EventId, byte[] Leaf, Hash LeafHash, DateTimeOffset ReceivedAt)
+{
+    /// <summary>
+    /// The index of the purge record that removed the entry's content (then <see cref="Leaf"/> is empty and only
+    /// <see cref="LeafHash"/> stands for it); null while the content is stored.
+    /// </summary>
+    public ulong? PurgedBy { get; init; }
+}
 
 /// <summary>The size and root of a tenant's tree as committed.</summary>
 public sealed record TreeHead(ulong Size, Hash Root);

@@ -47,11 +47,12 @@ internal static class EventEndpoints
         events.MapGet("/{id}", GetAsync)
             .RequireAuthorization(Scopes.EventsRead)
             .WithReadCost(ReadCost.Event)
-            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof; 500 integrity-failure if the stored bytes no longer match the leaf hash; callers holding pii:read see classified fields in clear, with the committed tokens in event.sealed (JSON pointer → token)")
+            .WithSummary("One event with its index and leaf hash; ?verify=true (or proof=true) adds a checkpoint and an inclusion proof; 500 integrity-failure if the stored bytes no longer match the leaf hash; callers holding pii:read see classified fields in clear, with the committed tokens in event.sealed (JSON pointer → token); 410 purged (with the purge record) once retention removed its content")
             .WithName("getEvent")
             .WithParameter("verify", "Add the latest checkpoint and the event's inclusion proof; `proofPending` and `Retry-After` when no checkpoint covers it yet.", Microsoft.OpenApi.JsonSchemaType.Boolean, example: "true")
             .WithParameter("proof", "The same as verify.", Microsoft.OpenApi.JsonSchemaType.Boolean)
             .Produces<EventResponse>()
+            .ProducesProblem(StatusCodes.Status410Gone)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
 
         var projection = app.MapGroup("/v1/tenants/{tenant}/projection").WithTags("Events").RequireTenantAccess();
@@ -266,6 +267,11 @@ internal static class EventEndpoints
         if (entry is null)
         {
             return Problem.NotFound($"No event {eventId} in this tenant's log.");
+        }
+
+        if (entry.PurgedBy is not null)
+        {
+            return await Retention.PurgedEntries.ProblemAsync(store, tenant.Id, entry, cancellationToken).ConfigureAwait(false);
         }
 
         if (!leafCheck.IsIntact(tenant.Id, entry))

@@ -194,6 +194,10 @@ internal sealed partial class ExportWorker(
         {
             await FailAsync(job, e.Message, stoppingToken).ConfigureAwait(false);
         }
+        catch (Core.Export.EntryPurgedException e)
+        {
+            await FailAsync(job, e.Message, stoppingToken).ConfigureAwait(false);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or StoreUnavailableException or InvalidOperationException)
         {
             LogJobError(e, job.Id, job.Tenant);
@@ -262,6 +266,12 @@ internal sealed partial class ExportWorker(
                 var written = 0;
                 await foreach (var entry in EntriesAsync(job, matches, first, count, cancellationToken).ConfigureAwait(false))
                 {
+                    // Purged by retention: no content is left to export (a line export carries no proof, so nothing is lost).
+                    if (entry.PurgedBy is not null)
+                    {
+                        continue;
+                    }
+
                     if (!leafCheck.IsIntact(job.Tenant, entry))
                     {
                         throw new ExportFailedException($"Entry {entry.Index} failed its leaf hash (integrity-failure); the export was stopped rather than carry altered bytes.");

@@ -18,9 +18,10 @@ internal static class LogEndpoints
         log.MapGet("/checkpoint", GetCheckpointAsync).WithSummary("Latest signed checkpoint (C2SP tlog-checkpoint in a signed note), text/plain")
             .WithName("getCheckpoint")
             .Produces<string>(StatusCodes.Status200OK, "text/plain");
-        log.MapGet("/entries/{index}", GetEntryAsync).WithSummary("The exact leaf bytes of entry {index} (classified fields as their sealed tokens, for every caller, pii:read included); 500 integrity-failure if they no longer match the stored leaf hash")
+        log.MapGet("/entries/{index}", GetEntryAsync).WithSummary("The exact leaf bytes of entry {index} (classified fields as their sealed tokens, for every caller, pii:read included); 500 integrity-failure if they no longer match the stored leaf hash; 410 purged (with the purge record) once retention removed its content")
             .WithName("getEntry")
             .Produces<Stream>(StatusCodes.Status200OK, "application/json")
+            .ProducesProblem(StatusCodes.Status410Gone)
             .ProducesProblem(StatusCodes.Status500InternalServerError);
         log.MapGet("/proof/inclusion", GetInclusionAsync).WithReadCost(ReadCost.Proof).WithSummary("Inclusion proof of entry index in the tree of size (default: latest checkpoint)")
             .WithName("getInclusionProof")
@@ -88,6 +89,12 @@ internal static class LogEndpoints
         if (entry is null)
         {
             return Problem.NotFound($"The log has no entry {position}.");
+        }
+
+        if (entry.PurgedBy is not null)
+        {
+            context.Response.Headers["Leaf-Hash"] = entry.LeafHash.ToBase64();
+            return await Retention.PurgedEntries.ProblemAsync(store, tenant.Id, entry, cancellationToken).ConfigureAwait(false);
         }
 
         if (!leafCheck.IsIntact(tenant.Id, entry))

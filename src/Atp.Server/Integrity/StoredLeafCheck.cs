@@ -23,10 +23,18 @@ internal sealed partial class StoredLeafCheck(PlatformAuditLog audit, IntegrityM
     private const int MaxRemembered = 100_000;
     private readonly ConcurrentDictionary<(string Tenant, string Kind, ulong Index), byte> _alerted = new();
 
-    /// <summary>True when the entry's bytes hash to its stored leaf hash; otherwise reports it and returns false.</summary>
+    /// <summary>
+    /// True when the entry's bytes hash to its stored leaf hash, or when it was purged (retention: no bytes, its leaf
+    /// hash stands for it; callers that serve bytes answer 410 for it); otherwise reports it and returns false.
+    /// </summary>
     public bool IsIntact(string tenantId, LogEntry entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
+        if (entry is { PurgedBy: not null, Leaf.Length: 0 })
+        {
+            return true;
+        }
+
         var computed = MerkleHasher.HashLeaf(entry.Leaf);
         if (computed == entry.LeafHash)
         {

@@ -94,6 +94,13 @@ internal static class TilesEndpoints
                 throw new InvalidOperationException($"Entry {index} of tenant '{tenant.Id}' is within a signed checkpoint but not stored.");
             }
 
+            // A purged entry has no bytes a client could hash to the tile's leaf hash: the bundle is refused rather than
+            // served with bytes that fail verification (the tiles of hashes still carry its leaf hash).
+            if (entries[i].PurgedBy is not null)
+            {
+                return await Retention.PurgedEntries.ProblemAsync(store, tenant.Id, entries[i], cancellationToken).ConfigureAwait(false);
+            }
+
             if (!leafCheck.IsIntact(tenant.Id, entries[i]))
             {
                 return StoredLeafCheck.Problem(index);

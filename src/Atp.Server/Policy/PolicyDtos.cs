@@ -8,10 +8,22 @@ namespace Atp.Server.Policy;
 internal sealed record PolicyDocumentDto(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireSignedRequests,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireRegisteredTypes,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ClassificationDto? Classification)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ClassificationDto? Classification,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] RetentionDto? Retention)
 {
     public static PolicyDocumentDto Of(PolicyDocument document) =>
-        new(document.RequireSignedRequests, document.RequireRegisteredTypes, document.Classification is { } c ? new ClassificationDto(c.Pii) : null);
+        new(
+            document.RequireSignedRequests,
+            document.RequireRegisteredTypes,
+            document.Classification is { } c ? new ClassificationDto(c.Pii) : null,
+            document.Retention is { } retention ? RetentionDto.Of(retention) : null);
+}
+
+/// <summary>How long entries keep their content: days for every type (null: for ever) and days per event type (these win).</summary>
+internal sealed record RetentionDto([property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] int? Days, IReadOnlyDictionary<string, int> Types)
+{
+    public static RetentionDto Of(RetentionPolicy retention) =>
+        new(retention.Days, new SortedDictionary<string, int>(retention.Types.ToDictionary(), StringComparer.Ordinal));
 }
 
 /// <summary>The data fields a policy classifies, by JSON pointer.</summary>

@@ -25,7 +25,7 @@ internal static class PolicyEndpoints
     // Proposals read for GET: the pending ones and the newest closed ones of the history.
     private const int ProposalsRead = 2 * TenantPolicies.HistoryLimit;
 
-    private static readonly string[] ChangeNames = ["requireSignedRequests", "requireRegisteredTypes", "classification"];
+    private static readonly string[] ChangeNames = ["requireSignedRequests", "requireRegisteredTypes", "classification", "retention"];
 
     public static IEndpointRouteBuilder MapPolicyEndpoints(this IEndpointRouteBuilder app)
     {
@@ -268,12 +268,19 @@ internal static class PolicyEndpoints
         {
             if (!ChangeNames.Contains(member.Name, StringComparer.Ordinal))
             {
-                errors.Add($"changes.{member.Name}: unknown; a policy holds {string.Join(", ", ChangeNames)} (retention is planned)");
+                errors.Add($"changes.{member.Name}: unknown; a policy holds {string.Join(", ", ChangeNames)}");
             }
             else if (member.Name == "classification")
             {
                 var classification = FieldClassification.Read(member.Value, "changes.classification", errors);
                 read.Add(d => d with { Classification = classification is { Pii.Count: > 0 } ? classification : null });
+            }
+            else if (member.Name == "retention")
+            {
+                // An object that expires nothing is the same policy as none, so it is stored as null.
+                var policy = member.Value.ValueKind == JsonValueKind.Null ? null : RetentionPolicy.Read(member.Value, "changes.retention", errors);
+                var retention = policy is { Days: null, Types.Count: 0 } ? null : policy;
+                read.Add(d => d with { Retention = retention });
             }
             else if (member.Value.ValueKind is JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null)
             {

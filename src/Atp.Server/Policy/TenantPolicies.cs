@@ -54,11 +54,20 @@ internal static class TenantPolicies
             changes.Add($"classification.pii: {Pointers(from.Classification)} -> {Pointers(to.Classification)}");
         }
 
+        if (!Equals(from.Retention, to.Retention))
+        {
+            changes.Add($"retention: {Text(from.Retention)} -> {Text(to.Retention)}");
+        }
+
         return changes.Count == 0 ? "none" : string.Join("; ", changes);
     }
 
     private static string Pointers(FieldClassification? classification) =>
         classification is { Pii.Count: > 0 } c ? "[" + string.Join(", ", c.Pii) + "]" : "none";
+
+    private static string Text(RetentionPolicy? retention) => retention is null
+        ? "none"
+        : $"days {retention.Days?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, {retention.Types.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)} types";
 
     private static string Text(bool? value) => value switch { true => "true", false => "false", null => "default" };
 }

@@ -114,6 +114,14 @@ internal static class Problem
         }
     }
 
+    /// <summary>410 <c>purged</c>: a retention pass removed the entry's content; <paramref name="purgeRecord"/> names the record that did.</summary>
+    public static ProblemHttpResult Purged(string detail, object purgeRecord)
+    {
+        var problem = new ProblemDetails { Status = 410, Type = TypeBase + "purged", Title = "The entry's content was purged by retention", Detail = detail };
+        problem.Extensions["purgeRecord"] = purgeRecord;
+        return TypedResults.Problem(problem);
+    }
+
     public static ProblemHttpResult Create(int status, string slug, string title, string detail, object? errors = null)
     {
         var problem = new ProblemDetails { Status = status, Type = TypeBase + slug, Title = title, Detail = detail };
