@@ -199,6 +199,56 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
         Assert.Equal("atp-retention", record.RootElement.GetProperty("actor").GetProperty("id").GetString());
     }
 
+    [Fact]
+    public async Task An_entry_a_legal_hold_covers_keeps_its_content_until_the_hold_is_released_and_every_proof_verifies()
+    {
+        using var writer = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead));
+        using var alice = _server.ClientWithKey(await TenantAdminAsync("acme", "alice@example.com"));
+        using var bob = _server.ClientWithKey(await TenantAdminAsync("acme", "bob@example.com"));
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        string[] values = [$"a{marker}", $"held{marker}", $"c{marker}"];
+        await IngestAsync(writer, 0, ("app.debug", values[0]), ("app.debug", values[1]), ("app.debug", values[2]));
+        var leaves = new List<byte[]>();
+        for (var i = 0; i < 3; i++)
+        {
+            leaves.Add(await writer.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{i}"));
+        }
+
+        var proposal = await OkAsync(await alice.PostAsync("/v1/tenants/acme/policy/proposals", Proposal("""{"days":5}""")), HttpStatusCode.Created);
+        await OkAsync(await bob.PostAsync($"/v1/tenants/acme/policy/proposals/{proposal.GetProperty("id").GetString()}/approve", null));
+        var hold = await OkAsync(
+            await alice.PostAsJsonAsync("/v1/tenants/acme/holds", new { scope = new { actorId = $"u-1-{values[1]}" }, reason = "matter 2026-117" }), HttpStatusCode.Created);
+
+        // Day 10: all three are past their 5 days; the one the hold covers keeps its content.
+        _clock.Advance(TimeSpan.FromDays(10));
+        var first = await OkAsync(await alice.PostAsync("/v1/tenants/acme/retention/run", null));
+        Assert.Equal(2, first.GetProperty("purged").GetInt32());
+        Assert.Equal(1, first.GetProperty("retainedByHold").GetInt32());
+        var firstRecord = Assert.Single(first.GetProperty("purgeRecords").EnumerateArray()).GetProperty("index").GetUInt64();
+        Assert.Equal(HttpStatusCode.Gone, (await writer.GetAsync("/v1/tenants/acme/log/entries/0")).StatusCode);
+        Assert.Equal(HttpStatusCode.Gone, (await writer.GetAsync("/v1/tenants/acme/log/entries/2")).StatusCode);
+        Assert.Equal(leaves[1], await writer.GetByteArrayAsync("/v1/tenants/acme/log/entries/1"));
+        using (var record = JsonDocument.Parse(await writer.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{firstRecord}")))
+        {
+            Assert.Equal(1, record.RootElement.GetProperty("data").GetProperty("retainedByHold").GetInt32());
+        }
+
+        // Released, the held entry goes with the next pass.
+        await OkAsync(await alice.PostAsJsonAsync($"/v1/tenants/acme/holds/{hold.GetProperty("id").GetString()}/release", new { reason = "matter closed" }));
+        var second = await OkAsync(await alice.PostAsync("/v1/tenants/acme/retention/run", null));
+        Assert.Equal(1, second.GetProperty("purged").GetInt32());
+        Assert.Equal(HttpStatusCode.Gone, (await writer.GetAsync("/v1/tenants/acme/log/entries/1")).StatusCode);
+
+        // Every entry, purged with or without the hold, is still included under its old leaf hash.
+        var verifier = NoteVerifier.Parse((await writer.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!);
+        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(await ServerFixture.WaitForCheckpointAsync(writer, "acme", 5)), [verifier], out var after).IsValid);
+        for (var i = 0; i < 3; i++)
+        {
+            var proof = await writer.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/log/proof/inclusion?index={i}&size={after!.Size}");
+            Assert.True(InclusionProof.Verify((ulong)i, after.Size, MerkleHasher.HashLeaf(leaves[i]), ProofJson.Hashes(proof), after.Root).IsValid, $"inclusion of {i}");
+        }
+    }
+
     private static async Task AssertPurgedAsync(HttpClient client, int index, string eventId, ulong recordIndex, int policyVersion)
     {
         foreach (var path in new[] { $"/v1/tenants/acme/log/entries/{index}", $"/v1/tenants/acme/events/{eventId}" })
