@@ -92,18 +92,7 @@ internal sealed partial class SqliteReadModels
 
     private static bool IsAbout(LogEntry entry, string subject, long occurredAt)
     {
-        if (!MerkleHasher.HashLeaf(entry.Leaf).Equals(entry.LeafHash))
-        {
-            // The log entry itself is altered: that is the log's damage, reported where the entry is served.
-            return true;
-        }
-
-        LeafFields fields;
-        try
-        {
-            fields = LeafFields.Read(entry.Leaf);
-        }
-        catch (Exception e) when (ProjectionErrors.IsEntryFailure(e))
+        if (ComparableFields(entry) is not { } fields)
         {
             return true;
         }

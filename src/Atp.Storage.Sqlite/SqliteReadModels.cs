@@ -694,6 +694,25 @@ internal sealed partial class SqliteReadModels(
         return new QueryPage(hits, hasMore);
     }
 
+    // The fields a read-model row is checked against; null when the log entry itself is altered or unreadable: that is
+    // the log's damage, reported where the entry is served, not the read models'.
+    private static LeafFields? ComparableFields(LogEntry entry)
+    {
+        if (!MerkleHasher.HashLeaf(entry.Leaf).Equals(entry.LeafHash))
+        {
+            return null;
+        }
+
+        try
+        {
+            return LeafFields.Read(entry.Leaf);
+        }
+        catch (Exception e) when (ProjectionErrors.IsEntryFailure(e))
+        {
+            return null;
+        }
+    }
+
     // A row of event_index as a search read it, checked against the log entry it names before it is served: a byte
     // flip inside the file that SQLite's own checks miss still shows as a row that disagrees with its entry. Only the
     // columns of the covering time index are read (actor_id would cost a lookup per row and change the plans).
@@ -701,18 +720,7 @@ internal sealed partial class SqliteReadModels(
     {
         public bool Agrees(LogEntry entry)
         {
-            if (!MerkleHasher.HashLeaf(entry.Leaf).Equals(entry.LeafHash))
-            {
-                // The log entry itself is altered: that is the log's damage, reported where the entry is served.
-                return true;
-            }
-
-            LeafFields fields;
-            try
-            {
-                fields = LeafFields.Read(entry.Leaf);
-            }
-            catch (Exception e) when (ProjectionErrors.IsEntryFailure(e))
+            if (ComparableFields(entry) is not { } fields)
             {
                 return true;
             }
