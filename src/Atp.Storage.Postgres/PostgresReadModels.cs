@@ -1,5 +1,6 @@
 using System.Text;
 using Atp.Core.Query;
+using Atp.Core.Retention;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Npgsql;
@@ -420,9 +421,10 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
 
         // Purge records in the range: the entries they purged (committed with them) leave the read models; on a
         // redelivery there is nothing left to delete.
-        await using (var purged = new NpgsqlCommand(
-            "DELETE FROM atp.event_index WHERE tenant_id = $1 AND idx IN (SELECT idx FROM atp.log_entries WHERE tenant_id = $1 AND purged_by BETWEEN $2 AND $3)", connection, transaction))
+        if (rows.MayHoldPurgeRecord)
         {
+            await using var purged = new NpgsqlCommand(
+                "DELETE FROM atp.event_index WHERE tenant_id = $1 AND idx IN (SELECT idx FROM atp.log_entries WHERE tenant_id = $1 AND purged_by BETWEEN $2 AND $3)", connection, transaction);
             purged.Parameters.Add(new NpgsqlParameter { Value = tenantId });
             purged.Parameters.Add(new NpgsqlParameter { Value = first });
             purged.Parameters.Add(new NpgsqlParameter { Value = last });
@@ -536,6 +538,12 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
 
         public int Count => Indexes.Count;
 
+        /// <summary>
+        /// Whether an entry has the purge records' action: only then can the range have purged entries to drop, so a
+        /// range without one costs no query (a client event with that action costs one query and deletes nothing).
+        /// </summary>
+        public bool MayHoldPurgeRecord { get; private set; }
+
         /// <summary>Adds the entry's row, or its failure when the leaf cannot be indexed.</summary>
         public void TryAdd(long index, byte[] leaf, List<(long Index, string Error)> failed)
         {
@@ -556,6 +564,7 @@ internal sealed class PostgresReadModels(NpgsqlDataSource dataSource, RecentLeav
                 return;
             }
 
+            MayHoldPurgeRecord |= fields.Action == RetentionPass.PurgeAction;
             Indexes.Add(index);
             OccurredAt.Add(fields.OccurredAt);
             ActorTypes.Add(fields.ActorType);

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Atp.Core.Query;
+using Atp.Core.Retention;
 using Atp.Core.Storage;
 using Atp.Integrity;
 using Microsoft.Data.Sqlite;
@@ -843,19 +844,27 @@ internal sealed partial class SqliteReadModels(
 
             foreach (var (first, last) in merged)
             {
-                using var read = ReadEntriesCommand(connection, snapshot, tenant.Key.Num, first, last);
-                using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                var mayHoldPurgeRecord = false;
+                using (var read = ReadEntriesCommand(connection, snapshot, tenant.Key.Num, first, last))
+                using (var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    pending.Entries.Add(ReadEntry(reader, tenant.Key.TenantId, tenant.Key.Num));
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        var entry = ReadEntry(reader, tenant.Key.TenantId, tenant.Key.Num);
+                        mayHoldPurgeRecord |= entry.Fields?.Action == RetentionPass.PurgeAction;
+                        pending.Entries.Add(entry);
+                    }
+                }
+
+                // Only a range holding a purge record can have purged entries to drop (a client event with the purge
+                // records' action costs one query that finds nothing).
+                if (mayHoldPurgeRecord)
+                {
+                    await ReadPurgedAsync(connection, snapshot, tenant.Key.Num, first, last, pending.PurgedRows, cancellationToken).ConfigureAwait(false);
                 }
             }
 
             pending.HandledRanges[tenant.Key.TenantId] = merged;
-            foreach (var (first, last) in merged)
-            {
-                await ReadPurgedAsync(connection, snapshot, tenant.Key.Num, first, last, pending.PurgedRows, cancellationToken).ConfigureAwait(false);
-            }
         }
 
         return pending;
