@@ -14,18 +14,26 @@ public sealed class ConnectionPoolTests : IDisposable
     // twice in about one wave of a thousand; on a loaded one it may not show in this time at all.
     private static readonly TimeSpan Duration = TimeSpan.FromSeconds(10);
 
-    private readonly string _directory = Directory.CreateTempSubdirectory("atp-pool-").FullName;
+    private readonly string _directory;
+    private readonly SqliteConnections _connections;
 
+    public ConnectionPoolTests()
+    {
+        _directory = Directory.CreateTempSubdirectory("atp-pool-").FullName;
+        _connections = new SqliteConnections(Path.Combine(_directory, "atp.db"));
+    }
+
+    // Only this file's pool: clearing every pool of the process would reach the other tests' stores.
     public void Dispose()
     {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _connections.ClearPool();
         Directory.Delete(_directory, recursive: true);
     }
 
     [Fact]
     public void Concurrent_opens_never_hand_one_native_connection_to_two_holders()
     {
-        var connections = new SqliteConnections(Path.Combine(_directory, "atp.db"));
+        var connections = _connections;
         connections.Open().Dispose();
         var shared = 0;
         var waves = 0;
