@@ -77,6 +77,20 @@ public sealed class ErasureTests : IAsyncLifetime
             var single = await piiReader.GetStringAsync($"/v1/tenants/acme/events/{JsonDocument.Parse(leavesBefore[i]).RootElement.GetProperty("id").GetString()}?verify=true");
             Assert.DoesNotContain($"Person {marker}", single, StringComparison.Ordinal);
             Assert.Contains(FieldToken.Prefix, single, StringComparison.Ordinal);
+
+            // The reader is told which fields stayed sealed and why: the key is gone.
+            var unopened = JsonDocument.Parse(single).RootElement.GetProperty("event").GetProperty("unopened");
+            foreach (var pointer in new[] { "/actor/name", "/context/ip", "/context/userAgent" })
+            {
+                Assert.Equal("key-missing", unopened.GetProperty(pointer).GetString());
+            }
+        }
+
+        using (var keptPage = JsonDocument.Parse(afterPage))
+        {
+            var keptItems = keptPage.RootElement.GetProperty("items").EnumerateArray().Where(item => item.TryGetProperty("sealed", out _)).ToList();
+            Assert.Equal(4, keptItems.Count);
+            Assert.All(keptItems, item => Assert.False(item.TryGetProperty("unopened", out _)));
         }
 
         foreach (var i in new[] { 1, 3, 5, 7 })

@@ -44,18 +44,27 @@ internal sealed partial class ClassifiedReads
     {
         private readonly HashSet<(string Pointer, UnopenedReason Reason)> _logged = [];
 
-        /// <summary>The event to show for <paramref name="leaf"/> (parsed as <paramref name="stored"/>) and the tokens its clear values replace, if any.</summary>
-        public async ValueTask<(JsonElement Event, IReadOnlyDictionary<string, string>? Sealed)> ShowAsync(ReadOnlyMemory<byte> leaf, JsonElement stored, CancellationToken cancellationToken)
+        /// <summary>
+        /// The event to show for <paramref name="leaf"/> (parsed as <paramref name="stored"/>), the tokens its clear
+        /// values replace, and the tokens that stayed sealed with why (<c>key-missing</c>: the subject was erased), if any.
+        /// </summary>
+        public async ValueTask<ShownEvent> ShowAsync(ReadOnlyMemory<byte> leaf, JsonElement stored, CancellationToken cancellationToken)
         {
             if (await pass.OpenAsync(leaf, cancellationToken).ConfigureAwait(false) is not { } opened)
             {
-                return (stored, null);
+                return new(stored, null, null);
             }
 
             reads.Record(tenantId, opened, _logged);
-            return opened.Sealed.Count == 0 ? (stored, null) : (opened.Event, opened.Sealed);
+            var unopened = opened.Unopened.Count == 0
+                ? null
+                : opened.Unopened.GroupBy(f => f.Location, StringComparer.Ordinal).ToDictionary(g => g.Key, g => ReasonName(g.First().Reason), StringComparer.Ordinal);
+            return opened.Sealed.Count == 0 ? new(stored, null, unopened) : new(opened.Event, opened.Sealed, unopened);
         }
     }
+
+    /// <summary>What a <c>pii:read</c> caller is shown of one event: see <see cref="Reader.ShowAsync"/>.</summary>
+    internal readonly record struct ShownEvent(JsonElement Event, IReadOnlyDictionary<string, string>? Sealed, IReadOnlyDictionary<string, string>? Unopened);
 
     private void Record(string tenantId, OpenedEvent opened, HashSet<(string Pointer, UnopenedReason Reason)> logged)
     {

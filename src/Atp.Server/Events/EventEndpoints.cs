@@ -305,8 +305,8 @@ internal static class EventEndpoints
         var item = new EventItem(entry.Index, entry.LeafHash.ToBase64(), leaf);
         if (classified.ReaderFor(context.User, tenant.Id) is { } reader)
         {
-            var (shown, sealedFields) = await reader.ShowAsync(entry.Leaf, leaf, cancellationToken).ConfigureAwait(false);
-            item = item with { Event = shown, Sealed = sealedFields };
+            var shown = await reader.ShowAsync(entry.Leaf, leaf, cancellationToken).ConfigureAwait(false);
+            item = item with { Event = shown.Event, Sealed = shown.Sealed, Unopened = shown.Unopened };
         }
 
         return TypedResults.Ok(new EventResponse(item, proofDto, pending ? true : null));
@@ -426,15 +426,18 @@ internal static class EventEndpoints
             // An entry stored as bytes that are no longer JSON is marked, not served, and the page goes on.
             var leaf = TryParseLeaf(hit.Entry);
             IReadOnlyDictionary<string, string>? sealedFields = null;
+            IReadOnlyDictionary<string, string>? unopened = null;
             if (leaf is { } stored && reader is not null)
             {
-                (leaf, sealedFields) = await reader.ShowAsync(hit.Entry.Leaf, stored, cancellationToken).ConfigureAwait(false);
+                var shown = await reader.ShowAsync(hit.Entry.Leaf, stored, cancellationToken).ConfigureAwait(false);
+                (leaf, sealedFields, unopened) = (shown.Event, shown.Sealed, shown.Unopened);
             }
 
             items.Add(new SearchItem(hit.Entry.Index, hit.Entry.LeafHash.ToBase64(), leaf, inclusion)
             {
                 Position = hit.Position,
                 Sealed = sealedFields,
+                Unopened = unopened,
                 Quarantined = leaf is null ? true : null,
                 Error = leaf is null ? "The stored entry is not valid JSON; it is not served (integrity-failure)." : null,
                 IntegrityFailure = leaf is null ? IntegrityFailureType : null,
@@ -558,6 +561,13 @@ internal sealed record ReceiptsResponse(IReadOnlyList<ReceiptDto> Receipts);
 internal sealed record EventItem(ulong Index, string LeafHash, JsonElement Event)
 {
     public IReadOnlyDictionary<string, string>? Sealed { get; init; }
+
+    /// <summary>
+    /// For a <c>pii:read</c> caller, the tokens that stayed sealed in <see cref="Event"/>, by JSON pointer, with why:
+    /// <c>key-missing</c> (the subject was erased, or the token was not sealed by this tenant), <c>key-unwrap-failed</c>,
+    /// <c>does-not-open</c> (altered, or moved from another field), <c>malformed</c>, <c>not-json</c>.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Unopened { get; init; }
 }
 
 /// <summary>
@@ -571,6 +581,9 @@ internal sealed record SearchItem(ulong Index, string LeafHash, JsonElement? Eve
 
     /// <summary>As <see cref="EventItem.Sealed"/>: the leaf's tokens where <see cref="Event"/> shows clear values to a <c>pii:read</c> caller.</summary>
     public IReadOnlyDictionary<string, string>? Sealed { get; init; }
+
+    /// <summary>As <see cref="EventItem.Unopened"/>.</summary>
+    public IReadOnlyDictionary<string, string>? Unopened { get; init; }
 
     public bool? Quarantined { get; init; }
 

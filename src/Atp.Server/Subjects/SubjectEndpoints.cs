@@ -193,13 +193,13 @@ internal static class SubjectEndpoints
             };
         }
 
-        IReadOnlyDictionary<string, string>? sealedFields = null;
-        if (reader is not null)
+        if (reader is null)
         {
-            (leaf, sealedFields) = await reader.ShowAsync(entry.Leaf, leaf.Value, cancellationToken).ConfigureAwait(false);
+            return new SearchItem(entry.Index, entry.LeafHash.ToBase64(), leaf, inclusion) { Position = position };
         }
 
-        return new SearchItem(entry.Index, entry.LeafHash.ToBase64(), leaf, inclusion) { Position = position, Sealed = sealedFields };
+        var shown = await reader.ShowAsync(entry.Leaf, leaf.Value, cancellationToken).ConfigureAwait(false);
+        return new SearchItem(entry.Index, entry.LeafHash.ToBase64(), shown.Event, inclusion) { Position = position, Sealed = shown.Sealed, Unopened = shown.Unopened };
     }
 
     // Every problem names its parameter; an unknown parameter is an error, as in search (a typo must not go unnoticed).
