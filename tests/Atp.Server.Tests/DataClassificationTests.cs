@@ -189,6 +189,65 @@ public sealed class DataClassificationTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task A_secret_field_is_replaced_by_a_keyed_fingerprint_at_ingest_and_never_stored_or_shown()
+    {
+        using var admin = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme"));
+        using var writer = _server.ClientWithKey(await _server.CreateKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead));
+        using var piiReader = _server.ClientWithKey(await _server.CreateKeyAsync("acme", Scopes.EventsRead, Scopes.PiiRead));
+        string Secret(int i) => $"hunter2-{_marker}-{i}";
+        string SecretEvent(int i, int secret) =>
+            "{\"type\":\"app.audit\",\"occurredAt\":\"2026-11-26T10:15:30Z\",\"actor\":{\"type\":\"user\",\"id\":\"user-1\"},"
+            + $"\"action\":\"session.login\",\"data\":{{\"password\":\"{Secret(secret)}\",\"note\":\"{_marker} note {i}\"}}}}";
+
+        // Stored as sent before the policy applies (so the store scan below can fail).
+        _ = await IngestAsync(writer, SecretEvent(9, 9));
+        var proposal = await PolicySteps.ProposeAsync(admin, "acme", """{"classification":{"secret":["/data/password"]}}""");
+        using var second = _server.ClientWithKey(await PolicySteps.PlatformKeyAsync(_server, "second-approver"));
+        var approved = await second.PostAsync($"/v1/tenants/acme/policy/proposals/{proposal}/approve", null);
+        Assert.True(approved.StatusCode == HttpStatusCode.OK, await approved.Content.ReadAsStringAsync());
+        var classification = (await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/policy")).GetProperty("active").GetProperty("document").GetProperty("classification");
+        Assert.Equal(["/data/password"], classification.GetProperty("secret").EnumerateArray().Select(p => p.GetString()));
+
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            ids.Add(await IngestAsync(writer, SecretEvent(i, i % 2)));
+        }
+
+        await ServerFixture.WaitForCheckpointAsync(admin, "acme", 4);
+        var fingerprints = new List<string>();
+        for (var i = 1; i < 4; i++)
+        {
+            using var leaf = JsonDocument.Parse(await admin.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{i}"));
+            var data = leaf.RootElement.GetProperty("data");
+            Assert.StartsWith(FieldSealer.SecretPrefix, data.GetProperty("password").GetString(), StringComparison.Ordinal);
+            Assert.Equal($"{_marker} note {i - 1}", data.GetProperty("note").GetString());
+            fingerprints.Add(data.GetProperty("password").GetString()!);
+        }
+
+        // Equal secrets, equal fingerprints; different secrets, different ones.
+        Assert.Equal(fingerprints[0], fingerprints[2]);
+        Assert.NotEqual(fingerprints[0], fingerprints[1]);
+
+        // No reader sees the value, pii:read included; it is in no file of the store (or dump), the one sent before is.
+        foreach (var id in ids)
+        {
+            var shown = await piiReader.GetStringAsync($"/v1/tenants/acme/events/{id}");
+            Assert.DoesNotContain("hunter2", shown, StringComparison.Ordinal);
+            Assert.Contains(FieldSealer.SecretPrefix, shown, StringComparison.Ordinal);
+        }
+
+        var stored = await StoredBytesAsync();
+        Assert.False(Holds(stored, Secret(0)), "the store holds a secret value");
+        Assert.False(Holds(stored, Secret(1)), "the store holds a secret value");
+        Assert.True(Holds(stored, Secret(9)), "the value stored before the classification was not found: the scan looked in the wrong place");
+
+        // A secret names no subject: it does not make erasure available by itself.
+        await ProblemAssert.IsProblemAsync(
+            await admin.PostAsJsonAsync("/v1/tenants/acme/erasures", new { subject = "user-1", reason = "request" }), HttpStatusCode.Conflict, "erasure-unavailable");
+    }
+
     [Theory]
     [InlineData("""{"pii":["/actor/name"]}""")]
     [InlineData("""{"pii":["data/email"]}""")]
@@ -196,7 +255,9 @@ public sealed class DataClassificationTests : IAsyncLifetime
     [InlineData("""{"pii":["/data/a~2b"]}""")]
     [InlineData("""{"pii":["/data/email","/data/email"]}""")]
     [InlineData("""{"pii":"/data/email"}""")]
-    [InlineData("""{"secret":["/data/password"]}""")]
+    [InlineData("""{"sensitive":["/data/password"]}""")]
+    [InlineData("""{"pii":["/data/user"],"secret":["/data/user/password"]}""")]
+    [InlineData("""{"pii":["/data/password"],"secret":["/data/password"]}""")]
     [InlineData("""["/data/email"]""")]
     [InlineData("""{"pii":["/data/email"],"subjectTargetType":""}""")]
     [InlineData("""{"pii":["/data/email"],"subjectTargetType":7}""")]

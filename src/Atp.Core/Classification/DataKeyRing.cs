@@ -2,6 +2,8 @@ using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.Compliance.Redaction;
+using Microsoft.Extensions.Options;
 
 namespace Atp.Core.Classification;
 
@@ -32,6 +34,7 @@ public sealed class DataKeyRing
     // Stored keys by subject as well, so the hot path skips the key id's HMAC; same bound as the cache.
     private readonly ConcurrentDictionary<(string Tenant, string Subject), DataKey> _bySubject = new();
     private readonly ConcurrentDictionary<string, byte[]> _blindIndexKeys = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Redactor> _secretRedactors = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim[] _locks = [.. Enumerable.Range(0, Stripes).Select(_ => new SemaphoreSlim(1, 1))];
 
     public DataKeyRing(IKeyProvider keys, IDataKeyStore store, int capacity)
@@ -178,6 +181,25 @@ public sealed class DataKeyRing
         }
 
         _cache[(tenantId, key.KeyId)] = key;
+    }
+
+    /// <summary>
+    /// The tenant's redactor of <c>secret</c> values: HMAC-SHA256 (Microsoft.Extensions.Compliance.Redaction's
+    /// <see cref="HmacRedactor"/>) under a key derived from the tenant's blind-index key, so equal secrets of one tenant
+    /// get equal fingerprints and nothing else can be learnt from them.
+    /// </summary>
+    public async ValueTask<Redactor> SecretRedactorAsync(string tenantId, CancellationToken cancellationToken)
+    {
+        if (_secretRedactors.TryGetValue(tenantId, out var redactor))
+        {
+            return redactor;
+        }
+
+        var blindKey = await BlindIndexKeyAsync(tenantId, cancellationToken).ConfigureAwait(false);
+        var key = HMACSHA256.HashData(blindKey, "secret-fingerprint\0"u8);
+        redactor = new HmacRedactor(Options.Create(new HmacRedactorOptions { Key = Convert.ToBase64String(key), KeyId = 1 }));
+        CryptographicOperations.ZeroMemory(key);
+        return _secretRedactors.GetOrAdd(tenantId, redactor);
     }
 
     private async ValueTask<byte[]> BlindIndexKeyAsync(string tenantId, CancellationToken cancellationToken)

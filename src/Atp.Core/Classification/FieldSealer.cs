@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Atp.Core.Events;
 using Atp.Integrity;
+using Microsoft.Extensions.Compliance.Redaction;
 
 namespace Atp.Core.Classification;
 
@@ -17,19 +18,30 @@ public sealed record SealedDrafts(IReadOnlyList<EventDraft> Drafts, IReadOnlyLis
 public sealed class SealingPlan
 {
     private readonly HashSet<string> _classified;
+    private readonly HashSet<string> _secret;
 
     // Every proper prefix of a classified pointer: the parts of the data worth walking into.
     private readonly HashSet<string> _enclosing;
 
-    public SealingPlan(bool envelope, IReadOnlyList<string> dataPointers, string? subjectTargetType = null)
+    public SealingPlan(bool envelope, IReadOnlyList<string> dataPointers, string? subjectTargetType = null, IReadOnlyList<string>? secretPointers = null)
     {
         ArgumentNullException.ThrowIfNull(dataPointers);
         Envelope = envelope;
         DataPointers = dataPointers;
+        SecretPointers = secretPointers ?? [];
         SubjectTargetType = subjectTargetType;
         _classified = new(dataPointers, StringComparer.Ordinal);
-        _enclosing = new(dataPointers.SelectMany(p => Enumerable.Range(1, p.Length - 1).Where(i => p[i] == '/').Select(i => p[..i])), StringComparer.Ordinal);
+        _secret = new(SecretPointers, StringComparer.Ordinal);
+        _enclosing = new(
+            dataPointers.Concat(SecretPointers).SelectMany(p => Enumerable.Range(1, p.Length - 1).Where(i => p[i] == '/').Select(i => p[..i])),
+            StringComparer.Ordinal);
     }
+
+    /// <summary>The <c>secret</c> pointers into <c>data</c>: their values are replaced by keyed fingerprints, never stored.</summary>
+    public IReadOnlyList<string> SecretPointers { get; }
+
+    /// <summary>Whether the value at <paramref name="location"/> is a secret (fingerprinted, not sealed).</summary>
+    public bool IsSecret(string location) => _secret.Contains(location);
 
     /// <summary>The envelope's personal fields only (a cell that seals them, a tenant that classifies no data field).</summary>
     public static SealingPlan EnvelopeOnly { get; } = new(true, []);
@@ -62,7 +74,7 @@ public sealed class SealingPlan
     }
 
     /// <summary>Whether the plan seals nothing.</summary>
-    public bool IsEmpty => !Envelope && DataPointers.Count == 0;
+    public bool IsEmpty => !Envelope && DataPointers.Count == 0 && SecretPointers.Count == 0;
 
     /// <summary>Whether the value at <paramref name="location"/> is sealed.</summary>
     public bool IsClassified(string location) => _classified.Contains(location);
@@ -115,7 +127,7 @@ public sealed class FieldSealer(DataKeyRing ring)
         {
             var draft = drafts[i];
             var envelope = plan.Envelope && (draft.Actor.Name is not null || draft.Context is { Ip: not null } or { UserAgent: not null });
-            var data = plan.DataPointers.Count > 0 ? ClassifiedData(draft, plan) : null;
+            var data = plan.DataPointers.Count > 0 || plan.SecretPointers.Count > 0 ? ClassifiedData(draft, plan) : null;
             if (!envelope && data is null)
             {
                 result[i] = draft;
@@ -125,9 +137,19 @@ public sealed class FieldSealer(DataKeyRing ring)
             // The envelope's fields are the actor's; the data fields are the subject's the plan names (the actor's too
             // unless the policy names a target type and the event has such a target).
             var sealedDraft = envelope ? SealDraft(await KeyOfAsync(tenantId, draft.Actor.Id, newKeys ??= [], cancellationToken).ConfigureAwait(false), draft) : draft;
-            result[i] = data is null
-                ? sealedDraft
-                : SealData(await KeyOfAsync(tenantId, plan.DataSubjectOf(draft), newKeys ??= [], cancellationToken).ConfigureAwait(false), sealedDraft, data.Value.Canonical, data.Value.Found);
+            if (data is null)
+            {
+                result[i] = sealedDraft;
+                continue;
+            }
+
+            // A data key only when a personal value is sealed; secrets are fingerprinted under the tenant's key.
+            var found = data.Value.Found;
+            var key = found.Exists(f => !plan.IsSecret(f.Pointer))
+                ? await KeyOfAsync(tenantId, plan.DataSubjectOf(draft), newKeys ??= [], cancellationToken).ConfigureAwait(false)
+                : null;
+            var secrets = found.Exists(f => plan.IsSecret(f.Pointer)) ? await ring.SecretRedactorAsync(tenantId, cancellationToken).ConfigureAwait(false) : null;
+            result[i] = SealData(key, secrets, plan, sealedDraft, data.Value.Canonical, found);
         }
 
         return new SealedDrafts(result, newKeys ?? (IReadOnlyList<WrappedDataKey>)[]);
@@ -201,7 +223,7 @@ public sealed class FieldSealer(DataKeyRing ring)
     // Reader on the first token of the value at pointer; leaves it on the value's last token.
     private static void Walk(ref Utf8JsonReader reader, string pointer, SealingPlan plan, List<(string, int, int)> found)
     {
-        if (plan.IsClassified(pointer))
+        if (plan.IsClassified(pointer) || plan.IsSecret(pointer))
         {
             var start = (int)reader.TokenStartIndex;
             reader.Skip();
@@ -239,7 +261,7 @@ public sealed class FieldSealer(DataKeyRing ring)
 
     // Each classified value becomes the token of its canonical JSON, spliced into the canonical data in its place: a
     // token is ASCII with nothing to escape and no member name changes, so the result is still RFC 8785 canonical.
-    private static EventDraft SealData(DataKey key, EventDraft draft, ReadOnlyMemory<byte> canonical, List<(string Pointer, int Start, int End)> found)
+    private static EventDraft SealData(DataKey? key, Redactor? secrets, SealingPlan plan, EventDraft draft, ReadOnlyMemory<byte> canonical, List<(string Pointer, int Start, int End)> found)
     {
         Span<byte> nonce = stackalloc byte[FieldToken.NonceSize];
         var output = new ArrayBufferWriter<byte>(canonical.Length + (found.Count * 96));
@@ -252,7 +274,9 @@ public sealed class FieldSealer(DataKeyRing ring)
                 RandomNumberGenerator.Fill(nonce);
             }
 
-            var token = SealCanonical(key, draft.Id, pointer, source[start..end], nonce);
+            var token = plan.IsSecret(pointer)
+                ? Fingerprint(secrets!, source[start..end])
+                : SealCanonical(key!, draft.Id, pointer, source[start..end], nonce);
             output.Write(source[at..start]);
             output.Write("\""u8);
             var tokenBytes = output.GetSpan(token.Length);
@@ -266,6 +290,17 @@ public sealed class FieldSealer(DataKeyRing ring)
         var sealedCanonical = output.WrittenMemory.ToArray();
         using var sealedData = JsonDocument.Parse(sealedCanonical);
         return draft with { Data = sealedData.RootElement.Clone(), CanonicalData = sealedCanonical };
+    }
+
+    /// <summary>The prefix of a secret's fingerprint in a leaf: <c>atp:hmac:v1:</c>, then the redactor's key id and HMAC.</summary>
+    public const string SecretPrefix = "atp:hmac:v1:";
+
+    // The fingerprint of a secret's canonical JSON: the same for the same value in the tenant's every event, so equal
+    // secrets can be recognised, while the value itself is never written anywhere.
+    private static string Fingerprint(Redactor secrets, ReadOnlySpan<byte> canonicalValue)
+    {
+        var text = Encoding.UTF8.GetString(canonicalValue);
+        return SecretPrefix + secrets.Redact(text);
     }
 
     private static string Seal(DataKey key, Guid? clientId, string pointer, string value, Span<byte> nonce)

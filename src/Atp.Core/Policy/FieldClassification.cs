@@ -17,6 +17,12 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
     public const int MaxTargetTypeLength = 64;
 
     /// <summary>
+    /// Pointers under <c>/data/</c> whose values are <c>secret</c> (passwords, tokens): never stored, not even sealed.
+    /// Each is replaced at ingest by a keyed fingerprint (docs/classification.md, "Secret fields").
+    /// </summary>
+    public IReadOnlyList<string> Secret { get; init; } = [];
+
+    /// <summary>
     /// Whose personal data the classified fields are: null, the event's actor; else the first target of this type
     /// (its id is the data subject whose key seals them, so erasing that subject shreds them). An event without such a
     /// target seals them under its actor's key.
@@ -27,13 +33,16 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
     public const int MaxPointerLength = 256;
 
     public bool Equals(FieldClassification? other) =>
-        other is not null && Pii.SequenceEqual(other.Pii, StringComparer.Ordinal) && string.Equals(SubjectTargetType, other.SubjectTargetType, StringComparison.Ordinal);
+        other is not null
+        && Pii.SequenceEqual(other.Pii, StringComparer.Ordinal)
+        && Secret.SequenceEqual(other.Secret, StringComparer.Ordinal)
+        && string.Equals(SubjectTargetType, other.SubjectTargetType, StringComparison.Ordinal);
 
     public override int GetHashCode()
     {
         var hash = default(HashCode);
         hash.Add(SubjectTargetType, StringComparer.Ordinal);
-        foreach (var pointer in Pii)
+        foreach (var pointer in Pii.Concat(Secret))
         {
             hash.Add(pointer, StringComparer.Ordinal);
         }
@@ -57,6 +66,7 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
         }
 
         var pointers = new List<string>();
+        var secrets = new List<string>();
         string? subjectTargetType = null;
         foreach (var member in value.EnumerateObject())
         {
@@ -72,15 +82,21 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
                 continue;
             }
 
-            if (member.Name != "pii")
+            var list = member.Name switch
             {
-                errors.Add($"{name}.{member.Name}: unknown; a classification holds pii and subjectTargetType (secret and sensitive are planned)");
+                "pii" => pointers,
+                "secret" => secrets,
+                _ => null,
+            };
+            if (list is null)
+            {
+                errors.Add($"{name}.{member.Name}: unknown; a classification holds pii, secret and subjectTargetType (sensitive is planned)");
                 continue;
             }
 
             if (member.Value.ValueKind != JsonValueKind.Array)
             {
-                errors.Add($"{name}.pii: an array of JSON pointers under /data/");
+                errors.Add($"{name}.{member.Name}: an array of JSON pointers under /data/");
                 continue;
             }
 
@@ -89,25 +105,34 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
                 var pointer = item.ValueKind == JsonValueKind.String ? item.GetString()! : null;
                 if (Problem(pointer) is { } problem)
                 {
-                    errors.Add($"{name}.pii[{pointers.Count}]: {problem}");
+                    errors.Add($"{name}.{member.Name}[{list.Count}]: {problem}");
                 }
 
-                pointers.Add(pointer ?? "");
+                list.Add(pointer ?? "");
             }
         }
 
-        if (pointers.Count > MaxPointers)
+        if (pointers.Count + secrets.Count > MaxPointers)
         {
-            errors.Add($"{name}.pii: at most {MaxPointers} pointers");
+            errors.Add($"{name}: at most {MaxPointers} pointers in pii and secret together");
         }
 
-        if (pointers.Distinct(StringComparer.Ordinal).Count() != pointers.Count)
+        var all = pointers.Concat(secrets).ToList();
+        if (all.Distinct(StringComparer.Ordinal).Count() != all.Count)
         {
-            errors.Add($"{name}.pii: a pointer is listed twice");
+            errors.Add($"{name}: a pointer is listed twice (in pii, in secret, or in both)");
         }
 
-        return new FieldClassification(pointers) { SubjectTargetType = subjectTargetType };
+        // A secret inside a sealed value, or a sealed value inside a secret, would be both at once.
+        if (secrets.Any(secret => all.Any(other => Nested(secret, other) || Nested(other, secret))))
+        {
+            errors.Add($"{name}.secret: a secret pointer lies inside another classified value, or another inside it; classify the enclosing value or the parts");
+        }
+
+        return new FieldClassification(pointers) { Secret = secrets, SubjectTargetType = subjectTargetType };
     }
+
+    private static bool Nested(string outer, string inner) => inner.StartsWith(outer + "/", StringComparison.Ordinal);
 
     private static string? Problem(string? pointer)
     {
@@ -150,6 +175,17 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
         }
 
         writer.WriteEndArray();
+        if (Secret.Count > 0)
+        {
+            writer.WriteStartArray("secret");
+            foreach (var pointer in Secret)
+            {
+                writer.WriteStringValue(pointer);
+            }
+
+            writer.WriteEndArray();
+        }
+
         if (SubjectTargetType is { } targetType)
         {
             writer.WriteString("subjectTargetType", targetType);

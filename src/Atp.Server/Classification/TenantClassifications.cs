@@ -31,9 +31,10 @@ internal sealed class TenantClassifications(ITenantStore store, TimeProvider clo
 
         var plan = _envelopeOnly;
         if (await store.ListPolicyVersionsAsync(tenantId, 1, cancellationToken).ConfigureAwait(false) is [var active]
-            && active.Document.Classification is { Pii.Count: > 0 } classification)
+            && active.Document.Classification is { } classification
+            && (classification.Pii.Count > 0 || classification.Secret.Count > 0))
         {
-            plan = new SealingPlan(_envelopeOnly.Envelope, classification.Pii, classification.SubjectTargetType);
+            plan = new SealingPlan(_envelopeOnly.Envelope, classification.Pii, classification.SubjectTargetType, classification.Secret);
         }
 
         if (_plans.Count >= MaxTenants)

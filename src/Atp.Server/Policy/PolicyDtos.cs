@@ -15,7 +15,7 @@ internal sealed record PolicyDocumentDto(
         new(
             document.RequireSignedRequests,
             document.RequireRegisteredTypes,
-            document.Classification is { } c ? new ClassificationDto(c.Pii, c.SubjectTargetType) : null,
+            document.Classification is { } c ? new ClassificationDto(c.Pii, c.Secret, c.SubjectTargetType) : null,
             document.Retention is { } retention ? RetentionDto.Of(retention) : null);
 }
 
@@ -27,7 +27,7 @@ internal sealed record RetentionDto([property: JsonIgnore(Condition = JsonIgnore
 }
 
 /// <summary>The data fields a policy classifies, by JSON pointer, and whose they are: the first target of <see cref="SubjectTargetType"/> (null: the actor).</summary>
-internal sealed record ClassificationDto(IReadOnlyList<string> Pii, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? SubjectTargetType);
+internal sealed record ClassificationDto(IReadOnlyList<string> Pii, IReadOnlyList<string> Secret, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? SubjectTargetType);
 
 internal sealed record PolicyVersionDto(int Version, PolicyDocumentDto Document, string? ProposalId, string? ProposedBy, string? ApprovedBy, DateTimeOffset AppliedAt)
 {

@@ -273,7 +273,8 @@ internal static class PolicyEndpoints
             else if (member.Name == "classification")
             {
                 var classification = FieldClassification.Read(member.Value, "changes.classification", errors);
-                read.Add(d => d with { Classification = classification is { Pii.Count: > 0 } ? classification : null });
+                // A classification that names no field is the same policy as none, so it is stored as null.
+                read.Add(d => d with { Classification = classification is not null && classification.Pii.Count + classification.Secret.Count > 0 ? classification : null });
             }
             else if (member.Name == "retention")
             {

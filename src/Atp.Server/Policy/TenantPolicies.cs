@@ -63,8 +63,9 @@ internal static class TenantPolicies
     }
 
     private static string Pointers(FieldClassification? classification) =>
-        classification is { Pii.Count: > 0 } c
+        classification is { } c && c.Pii.Count + c.Secret.Count > 0
             ? "[" + string.Join(", ", c.Pii) + "]" + (c.SubjectTargetType is { } type ? $" of the first target of type {type}" : "")
+              + (c.Secret.Count > 0 ? " secret [" + string.Join(", ", c.Secret) + "]" : "")
             : "none";
 
     private static string Text(RetentionPolicy? retention) => retention is null

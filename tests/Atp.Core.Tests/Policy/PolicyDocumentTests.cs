@@ -31,6 +31,23 @@ public sealed class PolicyDocumentTests
     }
 
     [Fact]
+    public void Secret_pointers_survive_the_stored_form_and_one_inside_another_classified_value_is_refused()
+    {
+        var document = new PolicyDocument(null, null) { Classification = new FieldClassification(["/data/email"]) { Secret = ["/data/password"] } };
+
+        var read = PolicyDocument.FromJson(document.ToJson());
+
+        Assert.Equal(["/data/password"], read.Classification!.Secret);
+        Assert.Equal(document, read);
+        Assert.NotEqual(document, document with { Classification = new FieldClassification(["/data/email"]) });
+
+        var errors = new List<string>();
+        using var nested = System.Text.Json.JsonDocument.Parse("""{"pii":["/data/user"],"secret":["/data/user/password"]}""");
+        FieldClassification.Read(nested.RootElement, "classification", errors);
+        Assert.Contains(errors, e => e.StartsWith("classification.secret:", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_document_stored_before_classification_existed_reads_without_one()
     {
         var read = PolicyDocument.FromJson("""{"requireRegisteredTypes":true,"requireSignedRequests":null}""");
