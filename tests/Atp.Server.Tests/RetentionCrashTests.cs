@@ -267,6 +267,9 @@ public sealed class RetentionCrashTests(Xunit.Abstractions.ITestOutputHelper out
     private static async Task RunUntilStoppedAsync(Uri baseAddress, string key, ConcurrentBag<int> answered, CancellationToken stop)
     {
         using var client = CrashTests.Client(baseAddress, key);
+
+        // The first pass purges hundreds of old entries, ten per record: on a busy machine it may take longer than 10 s.
+        client.Timeout = TimeSpan.FromSeconds(60);
         while (!stop.IsCancellationRequested)
         {
             try
