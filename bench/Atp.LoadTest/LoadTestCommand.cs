@@ -69,7 +69,8 @@ internal static class LoadTestCommand
         var repeat = new Option<int>("--repeat") { Description = "With --startup: repetitions (each a fresh run and a restart per variant, variants in rotating order).", DefaultValueFactory = _ => 3 };
         var variant = new Option<string[]>("--variant") { Description = "With --startup, repeatable: a server to compare, LABEL=PATH[;NAME=VALUE...] (its Atp.Server.dll, empty for the build output, and environment variables for it, e.g. DOTNET_TieredPGO=0). Default: the build output (or --server-dll) alone." };
         var erasure = new Option<int>("--erasure") { Description = "Instead of the usual run: host the server in this process (envelope sealing on), ingest N events of each of three data subjects and as many of other actors, and time POST …/erasures for each subject (the last with a legal hold naming no party in place). N: events per subject, e.g. 10000.", DefaultValueFactory = _ => 0 };
-        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, sealingOverhead, spread, tenantMemory, startup, repeat, variant, erasure })
+        var retention = new Option<int>("--retention") { Description = "Instead of the usual run: host the server in this process (--engine sqlite or postgres), build a tenant log of N entries received 400 days ago straight through the store's append path, set a 30-day retention (two-person approval) and time POST …/retention/run: the pass that purges them all, a second pass at once and one after a restart (nothing expired). N: entries, e.g. 10000000.", DefaultValueFactory = _ => 0 };
+        foreach (var option in new Option[] { url, adminKey, tenants, clients, batch, eventBytes, duration, warmup, baselineOnly, noBaseline, serverDll, progress, engine, pgConnection, pgAdminConnection, marten, noProjector, rounds, authOverhead, fairness, telemetryOverhead, schemaOverhead, sealingOverhead, spread, tenantMemory, startup, repeat, variant, erasure, retention })
         {
             root.Options.Add(option);
         }
@@ -132,6 +133,11 @@ internal static class LoadTestCommand
                 if (parse.GetValue(erasure) is > 0 and var subjectEvents)
                 {
                     return await ErasureRun.RunAsync(settings, subjectEvents, args, cancellationToken);
+                }
+
+                if (parse.GetValue(retention) is > 0 and var expired)
+                {
+                    return await RetentionRun.RunAsync(settings, expired, args, cancellationToken);
                 }
 
                 return parse.GetValue(tenantMemory) ? await TenantMemoryRun.RunAsync(settings, args, cancellationToken)

@@ -154,7 +154,7 @@ public sealed class CrashTests(Xunit.Abstractions.ITestOutputHelper output)
         }
     }
 
-    private static async Task PollCheckpointsAsync(Uri baseAddress, Dictionary<string, string> keys, ConcurrentBag<(string, string)> checkpoints, CancellationToken stop)
+    internal static async Task PollCheckpointsAsync(Uri baseAddress, Dictionary<string, string> keys, ConcurrentBag<(string, string)> checkpoints, CancellationToken stop)
     {
         var clients = keys.ToDictionary(k => k.Key, k => Client(baseAddress, k.Value));
         try
