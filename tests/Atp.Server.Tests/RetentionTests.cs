@@ -317,7 +317,8 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
     private static StringContent Proposal(string retention) =>
         ServerFixture.Json($$"""{"changes":{"retention":{{retention}}},"reason":"keep debug events 5 days"}""");
 
-    private static async Task PumpAsync(ManualClock clock, CancellationToken stop)
+    /// <summary>Moves the clock 100 ms every 20 ms until stopped, so the sealer's and the projector's waits end.</summary>
+    internal static async Task PumpAsync(ManualClock clock, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {
