@@ -8,7 +8,14 @@ internal sealed class AcceptingLogStore : ILogStore
 {
     private static readonly Task<AppendOutcome> Done = Task.FromResult<AppendOutcome>(new Appended([], Replayed: false));
 
-    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken) => Done;
+    /// <summary>The last request accepted (a benchmark that needs the leaves the ingest path made reads them here).</summary>
+    public AppendRequest? LastRequest { get; private set; }
+
+    public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
+    {
+        LastRequest = request;
+        return Done;
+    }
 
     public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
 

@@ -124,7 +124,7 @@ public class FieldSealingBenchmarks
     }
 
     /// <summary>A KEK in memory: the provider is only asked on a cache miss, which the steady state measured here never has.</summary>
-    private sealed class MemoryKeyProvider : IKeyProvider
+    internal sealed class MemoryKeyProvider : IKeyProvider
     {
         private readonly byte[] _kek = RandomNumberGenerator.GetBytes(32);
         private readonly ConcurrentDictionary<string, byte[]> _blind = new();
@@ -150,7 +150,7 @@ public class FieldSealingBenchmarks
             ValueTask.FromResult(_blind.GetOrAdd(tenantId, _ => RandomNumberGenerator.GetBytes(32)));
     }
 
-    private sealed class NoStoredKeys : IDataKeyStore
+    internal sealed class NoStoredKeys : IDataKeyStore
     {
         public Task<byte[]?> FindDataKeyAsync(string tenantId, string keyId, CancellationToken cancellationToken) => Task.FromResult<byte[]?>(null);
 

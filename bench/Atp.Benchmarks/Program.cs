@@ -37,4 +37,10 @@ if (args.Length > 0 && args[0] == "fieldenc")
     return;
 }
 
+if (args.Length > 0 && args[0] == "fieldopen")
+{
+    FieldOpeningBenchmarks.Print(Console.Out);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(AppendBenchmarks).Assembly).Run(args);

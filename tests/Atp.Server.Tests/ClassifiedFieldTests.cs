@@ -200,13 +200,14 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
         + "\"action\":\"document.update\",\"targets\":[{\"type\":\"document\",\"id\":\"doc-1\"}],\"outcome\":\"success\","
         + $"\"context\":{{\"ip\":\"{ip}\",\"userAgent\":{JsonSerializer.Serialize(agent)},\"requestId\":\"req-1\"}},\"data\":{{\"n\":1}}}}";
 
-    // UTF-8, UTF-16LE, JSON-escaped (default and relaxed encoders) and base64 (standard and URL-safe, at each of the
-    // three alignments a value can have inside a longer base64 text).
-    private static IEnumerable<byte[]> Forms(string value)
+    // UTF-8, UTF-16LE, JSON-escaped (default and relaxed encoders), hex (how pg_dump writes bytea) and base64 (standard
+    // and URL-safe, at each of the three alignments a value can have inside a longer base64 text).
+    internal static IEnumerable<byte[]> Forms(string value)
     {
         var utf8 = Encoding.UTF8.GetBytes(value);
         yield return utf8;
         yield return Encoding.Unicode.GetBytes(value);
+        yield return Encoding.ASCII.GetBytes(Convert.ToHexStringLower(utf8));
         yield return Encoding.UTF8.GetBytes(JsonSerializer.Serialize(value)[1..^1]);
         yield return Encoding.UTF8.GetBytes(JsonSerializer.Serialize(value, Relaxed)[1..^1]);
         for (var shift = 0; shift < 3; shift++)
@@ -220,11 +221,11 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
         }
     }
 
-    private static void AssertAbsent(string where, byte[] content, byte[][] forms)
+    internal static void AssertAbsent(string where, ReadOnlySpan<byte> content, byte[][] forms)
     {
         foreach (var form in forms)
         {
-            Assert.True(content.AsSpan().IndexOf(form) < 0, $"{where} holds a classified value in clear ({Encoding.UTF8.GetString(form)})");
+            Assert.True(content.IndexOf(form) < 0, $"{where} holds a classified value in clear ({Encoding.UTF8.GetString(form)})");
         }
     }
 

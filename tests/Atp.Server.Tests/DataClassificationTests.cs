@@ -134,6 +134,61 @@ public sealed class DataClassificationTests : IAsyncLifetime
         Assert.Contains(Email(4), await piiReader.GetStringAsync($"/v1/tenants/acme/events/{sealedIds[2]}"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Data_fields_about_a_target_the_policy_names_are_sealed_under_that_subjects_key_and_erased_with_it()
+    {
+        using var admin = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme"));
+        using var writer = _server.ClientWithKey(await _server.CreateKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead));
+        using var piiReader = _server.ClientWithKey(await _server.CreateKeyAsync("acme", Scopes.EventsRead, Scopes.PiiRead));
+        var proposal = await PolicySteps.ProposeAsync(admin, "acme", """{"classification":{"pii":["/data/email"],"subjectTargetType":"customer"}}""");
+        using var second = _server.ClientWithKey(await PolicySteps.PlatformKeyAsync(_server, "second-approver"));
+        var approved = await second.PostAsync($"/v1/tenants/acme/policy/proposals/{proposal}/approve", null);
+        Assert.True(approved.StatusCode == HttpStatusCode.OK, await approved.Content.ReadAsStringAsync());
+        var classification = (await admin.GetFromJsonAsync<JsonElement>("/v1/tenants/acme/policy")).GetProperty("active").GetProperty("document").GetProperty("classification");
+        Assert.Equal("customer", classification.GetProperty("subjectTargetType").GetString());
+
+        // An agent changes customer S's email (S is the data subject, not the agent); S changes it itself; the agent
+        // changes customer T's; the agent changes something with no customer target (its own data: the actor's key).
+        string[] ids =
+        [
+            await IngestAsync(writer, TargetEvent("agent-1", "customer", "cust-s", 0)),
+            await IngestAsync(writer, TargetEvent("cust-s", "document", "doc-1", 1)),
+            await IngestAsync(writer, TargetEvent("agent-1", "customer", "cust-t", 2)),
+            await IngestAsync(writer, TargetEvent("agent-1", "document", "doc-2", 3)),
+        ];
+        await ServerFixture.WaitForCheckpointAsync(admin, "acme", 4);
+        var keyIds = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var leaf = JsonDocument.Parse(await admin.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{i}"));
+            Assert.True(FieldToken.TryParse(leaf.RootElement.GetProperty("data").GetProperty("email").GetString(), out var keyId, out _), $"entry {i}'s email is not sealed");
+            keyIds.Add(keyId);
+        }
+
+        Assert.Equal(keyIds[0], keyIds[1]);
+        Assert.Equal(4 - 1, keyIds.Distinct().Count());
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.Contains(Email(i), await piiReader.GetStringAsync($"/v1/tenants/acme/events/{ids[i]}"), StringComparison.Ordinal);
+        }
+
+        // Erasing customer S destroys the key of both its emails, the one the agent's event holds included.
+        var erasure = await admin.PostAsJsonAsync("/v1/tenants/acme/erasures", new { subject = "cust-s", reason = "request #2" });
+        Assert.Equal(HttpStatusCode.Created, erasure.StatusCode);
+        Assert.Equal(keyIds[0], (await erasure.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("subjectKeyId").GetString());
+        foreach (var i in new[] { 0, 1 })
+        {
+            var shown = await piiReader.GetStringAsync($"/v1/tenants/acme/events/{ids[i]}");
+            Assert.DoesNotContain(Email(i), shown, StringComparison.Ordinal);
+            Assert.Contains(FieldToken.Prefix, shown, StringComparison.Ordinal);
+        }
+
+        foreach (var i in new[] { 2, 3 })
+        {
+            Assert.Contains(Email(i), await piiReader.GetStringAsync($"/v1/tenants/acme/events/{ids[i]}"), StringComparison.Ordinal);
+        }
+    }
+
     [Theory]
     [InlineData("""{"pii":["/actor/name"]}""")]
     [InlineData("""{"pii":["data/email"]}""")]
@@ -143,6 +198,8 @@ public sealed class DataClassificationTests : IAsyncLifetime
     [InlineData("""{"pii":"/data/email"}""")]
     [InlineData("""{"secret":["/data/password"]}""")]
     [InlineData("""["/data/email"]""")]
+    [InlineData("""{"pii":["/data/email"],"subjectTargetType":""}""")]
+    [InlineData("""{"pii":["/data/email"],"subjectTargetType":7}""")]
     public async Task A_classification_that_is_not_a_list_of_pointers_into_data_is_refused_with_nothing_stored(string classification)
     {
         using var admin = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme"));
@@ -181,6 +238,11 @@ public sealed class DataClassificationTests : IAsyncLifetime
         "{\"type\":\"app.audit\",\"occurredAt\":\"2026-11-26T10:15:30Z\","
         + $"\"actor\":{{\"type\":\"user\",\"id\":\"{actor}\"}},\"action\":\"profile.update\","
         + $"\"data\":{{\"a/b\":\"{_marker} slash\",\"phones\":[\"+33 1 00 00 00 00\",\"{_marker} phone\"],\"email\":\"{Email(i)}\",\"address\":{{\"street\":\"{_marker} street {i}\",\"city\":\"Lyon\"}},\"plan\":\"pro\"}}}}";
+
+    private string TargetEvent(string actor, string targetType, string targetId, int i) =>
+        "{\"type\":\"app.audit\",\"occurredAt\":\"2026-11-26T10:15:30Z\","
+        + $"\"actor\":{{\"type\":\"user\",\"id\":\"{actor}\"}},\"action\":\"profile.update\","
+        + $"\"targets\":[{{\"type\":\"{targetType}\",\"id\":\"{targetId}\"}}],\"data\":{{\"email\":\"{Email(i)}\"}}}}";
 
     private static async Task<string> IngestAsync(HttpClient client, string json)
     {

@@ -30,7 +30,10 @@ public sealed class ErasureTests : IAsyncLifetime
         var marker = Guid.NewGuid().ToString("N")[..10];
         var erased = $"subject-{marker}-s";
         var kept = $"subject-{marker}-t";
-        var batch = Enumerable.Range(0, 8).Select(i => Event(i % 2 == 0 ? erased : kept, $"Person {marker} {i}"));
+        var batch = Enumerable.Range(0, 8).Select(i => Event(i % 2 == 0 ? erased : kept, $"Person {marker} {i}", AgentOf(marker, i)));
+
+        // Every sealed value of the erased subject, in each encoding a byte search must not find it in afterwards.
+        var erasedForms = new[] { 0, 2, 4, 6 }.SelectMany(i => new[] { $"Person {marker} {i}", AgentOf(marker, i) }).SelectMany(ClassifiedFieldTests.Forms).ToArray();
         Assert.Equal(HttpStatusCode.Created, (await writer.PostAsync("/v1/tenants/acme/events", ServerFixture.Json("{\"events\":[" + string.Join(',', batch) + "]}"))).StatusCode);
         var firstNote = await ServerFixture.WaitForCheckpointAsync(admin, "acme", 8);
         var leavesBefore = new List<byte[]>();
@@ -99,12 +102,14 @@ public sealed class ErasureTests : IAsyncLifetime
 
         await AssertEarlierProofsVerifyAsync(admin, "acme", firstNote, leavesBefore, 10);
 
-        // The destroyed key's bytes are in no file of the data directory (SQLite; read while the server runs, before
-        // anything new is written over them) and in no dump of the database (PostgreSQL keeps the dead row until
-        // VACUUM: docs/classification.md says what that guarantees).
+        // Neither the erased subject's values (in any encoding) nor the destroyed key's bytes are in any file of the data
+        // directory (SQLite; read while the server runs, before anything new is written over them) or in a dump of the
+        // database (PostgreSQL keeps the dead key row until VACUUM: docs/classification.md says what that guarantees).
         if (TestStorage.IsPostgres)
         {
-            var dump = Encoding.UTF8.GetString(await ClassifiedFieldTests.DumpDatabaseAsync(_server));
+            var dumped = await ClassifiedFieldTests.DumpDatabaseAsync(_server);
+            ClassifiedFieldTests.AssertAbsent("pg_dump", dumped, erasedForms);
+            var dump = Encoding.UTF8.GetString(dumped);
             Assert.DoesNotContain(Convert.ToHexStringLower(erasedWrapped), dump, StringComparison.Ordinal);
             Assert.Contains(Convert.ToHexStringLower(keysBefore[keptKeyId]), dump, StringComparison.Ordinal);
         }
@@ -118,6 +123,7 @@ public sealed class ErasureTests : IAsyncLifetime
                 using var content = new MemoryStream();
                 await file.CopyToAsync(content);
                 Assert.True(content.GetBuffer().AsSpan(0, (int)content.Length).IndexOf(erasedWrapped) < 0, $"{path} still holds the erased subject's data key");
+                ClassifiedFieldTests.AssertAbsent(path, content.GetBuffer().AsSpan(0, (int)content.Length), erasedForms);
                 found += content.GetBuffer().AsSpan(0, (int)content.Length).IndexOf(keysBefore[keptKeyId]) >= 0 ? 1 : 0;
             }
 
@@ -180,9 +186,12 @@ public sealed class ErasureTests : IAsyncLifetime
         return keyId;
     }
 
-    internal static string Event(string actorId, string name) =>
+    internal static string Event(string actorId, string name, string? agent = null) =>
         "{\"type\":\"app.audit\",\"occurredAt\":\"2026-11-26T10:15:30Z\","
         + $"\"actor\":{{\"type\":\"user\",\"id\":\"{actorId}\",\"name\":{JsonSerializer.Serialize(name)}}},"
         + "\"action\":\"document.update\",\"targets\":[{\"type\":\"document\",\"id\":\"doc-1\"}],\"outcome\":\"success\","
-        + "\"context\":{\"ip\":\"203.0.113.9\"}}";
+        + $"\"context\":{{\"ip\":\"203.0.113.9\",\"userAgent\":{JsonSerializer.Serialize(agent ?? "probe/1.0")}}}}}";
+
+    // A sealed value of the erased subject that is not ASCII, so its UTF-16 and JSON-escaped forms differ from its UTF-8.
+    private static string AgentOf(string marker, int i) => $"Navigateur Zoë «{marker}» {i}";
 }

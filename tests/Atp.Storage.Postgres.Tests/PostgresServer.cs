@@ -105,7 +105,8 @@ public sealed class PostgresServer
         return server;
     }
 
-    private string DataDirectory => Path.Combine(_directory, "data");
+    /// <summary>The cluster's data directory (PGDATA), for tests that look at what the server's files hold.</summary>
+    public string DataDirectory => Path.Combine(_directory, "data");
 
     private void CreateRolesAndTemplate()
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Atp.Core.Classification;
 using Atp.Core.Events;
 using Atp.Core.Ingestion;
 using Atp.Core.Storage;
@@ -455,6 +456,45 @@ public sealed class PostgresStoreTests : IAsyncLifetime
         // The next pass seals what was left.
         Assert.Equal(1, await store.SealManyAsync(tenants, Sign, DateTimeOffset.UnixEpoch, None));
         Assert.Equal("note acme 1", (await store.GetLatestCheckpointAsync("acme", None))!.Note);
+    }
+
+    [Fact]
+    public async Task A_destroyed_data_keys_bytes_leave_the_tables_files_with_VACUUM_FULL_while_the_other_keys_stay()
+    {
+        var store = Open(admin: true);
+        Assert.True(await store.TryCreateTenantAsync(NewTenant("acme"), None));
+        var erased = new WrappedDataKey("erased-subject", System.Security.Cryptography.RandomNumberGenerator.GetBytes(60));
+        var kept = new WrappedDataKey("kept-subject", System.Security.Cryptography.RandomNumberGenerator.GetBytes(60));
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("a", DateTimeOffset.UnixEpoch)], null) { DataKeys = [erased, kept] }, None));
+        Assert.IsType<Appended>(await store.AppendAsync(new AppendRequest("acme", [TestEntries.Create("tombstone", DateTimeOffset.UnixEpoch)], null) { DestroyedDataKeys = [erased.KeyId] }, None));
+        Assert.Null(await store.FindDataKeyAsync("acme", erased.KeyId, None));
+
+        // Writes the table's pages out (as the superuser: CHECKPOINT) and reads its heap file from the data directory.
+        async Task<byte[]> HeapAsync()
+        {
+            await using var connection = new NpgsqlConnection(_server.ConnectionString(_database, "postgres"));
+            await connection.OpenAsync();
+            await using var checkpoint = new NpgsqlCommand("CHECKPOINT", connection);
+            await checkpoint.ExecuteNonQueryAsync();
+            await using var path = new NpgsqlCommand("SELECT pg_relation_filepath('atp.data_keys')", connection);
+            return await File.ReadAllBytesAsync(Path.Combine(_server.DataDirectory, (string)(await path.ExecuteScalarAsync())!));
+        }
+
+        // Deleted, the row is gone from every query but its bytes are still in the table's file.
+        var deleted = await HeapAsync();
+        Assert.True(deleted.AsSpan().IndexOf(erased.Wrapped) >= 0, "the deleted key's bytes were not in the table's file before VACUUM: the scan looks in the wrong place");
+        Assert.True(deleted.AsSpan().IndexOf(kept.Wrapped) >= 0);
+
+        // A VACUUM by the owner prunes the page (PostgreSQL 15, as the tests run it: the freed space no longer holds
+        // them); a VACUUM FULL writes the table to a new file. The other key stays readable and in the file throughout.
+        foreach (var vacuum in new[] { "VACUUM atp.data_keys", "VACUUM FULL atp.data_keys" })
+        {
+            await OwnerScalarAsync(vacuum);
+            var heap = await HeapAsync();
+            Assert.True(heap.AsSpan().IndexOf(erased.Wrapped) < 0, $"after {vacuum} the table's file still holds the destroyed key");
+            Assert.True(heap.AsSpan().IndexOf(kept.Wrapped) >= 0, $"after {vacuum} the kept key is not in the table's file");
+            Assert.Equal(kept.Wrapped, await store.FindDataKeyAsync("acme", kept.KeyId, None));
+        }
     }
 
     private PostgresStore Open(bool admin = false, string? connectionString = null, int writers = 1)

@@ -1,8 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using System.Text.Json;
-using System.Text.Json.Nodes;
-using Json.Pointer;
 
 namespace Atp.Core.Classification;
 
@@ -53,7 +51,7 @@ public sealed class FieldOpener(DataKeyRing ring)
     /// <summary>The pointers where sealed values are opened: those <see cref="FieldSealer"/> seals.</summary>
     public static IReadOnlyList<string> ClassifiedPointers => FieldSealer.DefaultPii;
 
-    private static readonly JsonPointer[] Pointers = [.. FieldSealer.DefaultPii.Select(p => JsonPointer.Parse(p))];
+    private static readonly byte[] TokenPrefix = System.Text.Encoding.UTF8.GetBytes(FieldToken.Prefix);
 
     /// <summary>Starts the opening of one response's events of <paramref name="tenantId"/>.</summary>
     public Pass Begin(string tenantId) => new(ring, tenantId);
@@ -82,117 +80,195 @@ public sealed class FieldOpener(DataKeyRing ring)
                 return null;
             }
 
-            JsonObject? root;
+            List<Candidate> candidates;
             try
             {
-                root = JsonNode.Parse(leaf.Span) as JsonObject;
+                candidates = Candidates(leaf.Span);
             }
             catch (JsonException)
             {
                 return null;
             }
 
-            if (root is null)
+            if (candidates.Count == 0)
             {
                 return null;
             }
 
+            // Each token that opens is replaced in the leaf's bytes by the JSON value it sealed (its RFC 8785 form, so
+            // it stands as is), and the result is parsed once: no tree of the whole event is built and written again.
+            var spliced = ArrayPool<byte>.Shared.Rent(leaf.Length + 256);
+            var length = 0;
+            var copied = 0;
             Dictionary<string, string>? opened = null;
             List<UnopenedField>? unopened = null;
-            foreach (var (pointer, node, token) in Candidates(root))
+            try
             {
-                var (clear, reason) = await OpenAsync(pointer, token, cancellationToken).ConfigureAwait(false);
-                if (clear is null)
+                foreach (var candidate in candidates)
                 {
-                    (unopened ??= []).Add(new UnopenedField(pointer, reason));
-                    continue;
+                    var (clear, reason) = await OpenAsync(candidate.Pointer, candidate.Token, cancellationToken).ConfigureAwait(false);
+                    if (clear is null)
+                    {
+                        (unopened ??= []).Add(new UnopenedField(candidate.Pointer, reason));
+                        continue;
+                    }
+
+                    try
+                    {
+                        var before = leaf.Span[copied..candidate.Start];
+                        EnsureRoom(ref spliced, length, before.Length + clear.Length);
+                        before.CopyTo(spliced.AsSpan(length));
+                        length += before.Length;
+                        clear.CopyTo(spliced.AsSpan(length));
+                        length += clear.Length;
+                        copied = candidate.End;
+                    }
+                    finally
+                    {
+                        CryptographicOperations.ZeroMemory(clear);
+                    }
+
+                    (opened ??= new(StringComparer.Ordinal))[candidate.Pointer] = candidate.Token;
                 }
 
-                node.ReplaceWith(clear);
-                (opened ??= new(StringComparer.Ordinal))[pointer] = token;
-            }
+                if (opened is null && unopened is null)
+                {
+                    return null;
+                }
 
-            if (opened is null && unopened is null)
+                var rest = leaf.Span[copied..];
+                EnsureRoom(ref spliced, length, rest.Length);
+                rest.CopyTo(spliced.AsSpan(length));
+                length += rest.Length;
+                var reader = new Utf8JsonReader(spliced.AsSpan(0, length));
+                var shown = JsonElement.ParseValue(ref reader);
+                return new OpenedEvent(shown, opened ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), unopened ?? (IReadOnlyList<UnopenedField>)[]);
+            }
+            finally
             {
-                return null;
+                // The clear text leaves with the response; no copy is left in a pooled buffer.
+                CryptographicOperations.ZeroMemory(spliced.AsSpan(0, length));
+                ArrayPool<byte>.Shared.Return(spliced);
             }
-
-            var buffer = new ArrayBufferWriter<byte>(leaf.Length + 256);
-            using (var writer = new Utf8JsonWriter(buffer))
-            {
-                root.WriteTo(writer);
-            }
-
-            JsonElement shown;
-            using (var document = JsonDocument.Parse(buffer.WrittenMemory))
-            {
-                shown = document.RootElement.Clone();
-            }
-
-            // The clear text leaves with the response; no second copy is left in a buffer for the collector.
-            buffer.Clear();
-            return new OpenedEvent(shown, opened ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), unopened ?? (IReadOnlyList<UnopenedField>)[]);
         }
 
-        // The tokens at the envelope's classified pointers, then every token in the data object: a tenant's policy
-        // classifies data fields by pointer and may change, so each token is opened where it is found; its associated
-        // data names the pointer it was sealed for, so a token moved elsewhere does not open.
-        private static List<(string Pointer, JsonNode Node, string Token)> Candidates(JsonObject root)
+        private static void EnsureRoom(ref byte[] buffer, int used, int more)
         {
-            var found = new List<(string, JsonNode, string)>();
-            for (var i = 0; i < Pointers.Length; i++)
+            if (used + more <= buffer.Length)
             {
-                if (Pointers[i].TryEvaluate(root, out var node) && node is JsonValue value && value.TryGetValue<string>(out var token) && FieldToken.IsToken(token))
-                {
-                    found.Add((ClassifiedPointers[i], node, token));
-                }
+                return;
             }
 
-            if (root["data"] is JsonObject data)
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(buffer.Length * 2, used + more));
+            buffer.AsSpan(0, used).CopyTo(larger);
+            CryptographicOperations.ZeroMemory(buffer.AsSpan(0, used));
+            ArrayPool<byte>.Shared.Return(buffer);
+            buffer = larger;
+        }
+
+        /// <summary>A token in the leaf: the pointer it is at and the byte range of its JSON string, quotes included.</summary>
+        private readonly record struct Candidate(string Pointer, string Token, int Start, int End);
+
+        // The tokens at the envelope's classified pointers and every token in the data object, in the leaf's order: a
+        // tenant's policy classifies data fields by pointer and may change, so each token is opened where it is found;
+        // its associated data names the pointer it was sealed for, so a token moved elsewhere does not open. One
+        // forward pass of a reader that keeps the path to the value it is on.
+        private static List<Candidate> Candidates(ReadOnlySpan<byte> leaf)
+        {
+            var found = new List<Candidate>();
+            var path = new List<Step>(8);
+            var reader = new Utf8JsonReader(leaf, new JsonReaderOptions { MaxDepth = 64 });
+            while (reader.Read())
             {
-                Walk(data, "/data", found, depth: 0);
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.PropertyName:
+                        path[^1] = path[^1] with { Name = reader.GetString() };
+                        break;
+                    case JsonTokenType.StartObject:
+                    case JsonTokenType.StartArray:
+                        NextItem(path);
+                        path.Add(new Step(reader.TokenType == JsonTokenType.StartArray, -1, null));
+                        break;
+                    case JsonTokenType.EndObject:
+                    case JsonTokenType.EndArray:
+                        path.RemoveAt(path.Count - 1);
+                        break;
+                    case JsonTokenType.String:
+                        NextItem(path);
+                        if (!reader.ValueIsEscaped && !reader.HasValueSequence && reader.ValueSpan.StartsWith(TokenPrefix) && PointerOf(path) is { } pointer)
+                        {
+                            var start = (int)reader.TokenStartIndex;
+                            found.Add(new Candidate(pointer, reader.GetString()!, start, start + reader.ValueSpan.Length + 2));
+                        }
+
+                        break;
+                    default:
+                        NextItem(path);
+                        break;
+                }
             }
 
             return found;
         }
 
-        private static void Walk(JsonNode node, string pointer, List<(string, JsonNode, string)> found, int depth)
+        private static void NextItem(List<Step> path)
         {
-            // Event data is at most 64 KiB and its nesting bounded by the parser's depth limit; this guards the recursion anyway.
-            if (depth > 64)
+            if (path.Count > 0 && path[^1].InArray)
             {
-                return;
-            }
-
-            switch (node)
-            {
-                case JsonObject members:
-                    foreach (var (name, child) in members)
-                    {
-                        if (child is not null)
-                        {
-                            Walk(child, pointer + "/" + name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal), found, depth + 1);
-                        }
-                    }
-
-                    break;
-                case JsonArray items:
-                    for (var i = 0; i < items.Count; i++)
-                    {
-                        if (items[i] is { } child)
-                        {
-                            Walk(child, pointer + "/" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), found, depth + 1);
-                        }
-                    }
-
-                    break;
-                case JsonValue value when value.TryGetValue<string>(out var token) && FieldToken.IsToken(token):
-                    found.Add((pointer, node, token));
-                    break;
+                path[^1] = path[^1] with { Index = path[^1].Index + 1 };
             }
         }
 
-        private async ValueTask<(JsonNode? Clear, UnopenedReason Reason)> OpenAsync(string pointer, string token, CancellationToken cancellationToken)
+        // The pointer of the value the reader is on, when it is one tokens are opened at: an envelope pointer of
+        // FieldSealer's, or anything inside the data object. Null elsewhere (a token-like string a client put in
+        // another field stays as it is).
+        private static string? PointerOf(List<Step> path)
+        {
+            if (path.Count < 2 || path[0].InArray || path[1].InArray)
+            {
+                return null;
+            }
+
+            var top = path[0].Name;
+            if (top == "data")
+            {
+                var pointer = new System.Text.StringBuilder("/data");
+                for (var i = 1; i < path.Count; i++)
+                {
+                    pointer.Append('/');
+                    if (path[i].InArray)
+                    {
+                        pointer.Append(path[i].Index.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                    else
+                    {
+                        pointer.Append(path[i].Name!.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal));
+                    }
+                }
+
+                return pointer.ToString();
+            }
+
+            if (path.Count != 2)
+            {
+                return null;
+            }
+
+            return (top, path[1].Name) switch
+            {
+                ("actor", "name") => FieldSealer.ActorName,
+                ("context", "ip") => FieldSealer.ContextIp,
+                ("context", "userAgent") => FieldSealer.ContextUserAgent,
+                _ => null,
+            };
+        }
+
+        /// <summary>One level of the path: an object (the member the reader is in) or an array (the index it is at).</summary>
+        private readonly record struct Step(bool InArray, int Index, string? Name);
+
+        // The sealed JSON value's bytes (the caller zeroes them), or why the token stays.
+        private async ValueTask<(byte[]? Clear, UnopenedReason Reason)> OpenAsync(string pointer, string token, CancellationToken cancellationToken)
         {
             if (!FieldToken.TryParse(token, out var keyId, out var sealedBytes))
             {
@@ -210,17 +286,31 @@ public sealed class FieldOpener(DataKeyRing ring)
                 return (null, UnopenedReason.DoesNotOpen);
             }
 
+            if (IsOneJsonValue(plaintext))
+            {
+                return (plaintext, UnopenedReason.NotJson);
+            }
+
+            CryptographicOperations.ZeroMemory(plaintext);
+            return (null, UnopenedReason.NotJson);
+        }
+
+        private static bool IsOneJsonValue(ReadOnlySpan<byte> bytes)
+        {
             try
             {
-                return (JsonNode.Parse(plaintext), UnopenedReason.NotJson);
+                var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 64 });
+                if (!reader.Read())
+                {
+                    return false;
+                }
+
+                reader.Skip();
+                return !reader.Read();
             }
             catch (JsonException)
             {
-                return (null, UnopenedReason.NotJson);
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(plaintext);
+                return false;
             }
         }
 

@@ -21,11 +21,12 @@ public sealed class SealingPlan
     // Every proper prefix of a classified pointer: the parts of the data worth walking into.
     private readonly HashSet<string> _enclosing;
 
-    public SealingPlan(bool envelope, IReadOnlyList<string> dataPointers)
+    public SealingPlan(bool envelope, IReadOnlyList<string> dataPointers, string? subjectTargetType = null)
     {
         ArgumentNullException.ThrowIfNull(dataPointers);
         Envelope = envelope;
         DataPointers = dataPointers;
+        SubjectTargetType = subjectTargetType;
         _classified = new(dataPointers, StringComparer.Ordinal);
         _enclosing = new(dataPointers.SelectMany(p => Enumerable.Range(1, p.Length - 1).Where(i => p[i] == '/').Select(i => p[..i])), StringComparer.Ordinal);
     }
@@ -38,6 +39,27 @@ public sealed class SealingPlan
 
     /// <summary>The classified pointers into <c>data</c> (each under <c>/data/</c>).</summary>
     public IReadOnlyList<string> DataPointers { get; }
+
+    /// <summary>The target type whose first target in an event is the subject of its classified data fields; null: the actor.</summary>
+    public string? SubjectTargetType { get; }
+
+    /// <summary>The data subject whose key seals the draft's classified data fields.</summary>
+    public string DataSubjectOf(EventDraft draft)
+    {
+        ArgumentNullException.ThrowIfNull(draft);
+        if (SubjectTargetType is { } type)
+        {
+            foreach (var target in draft.Targets)
+            {
+                if (string.Equals(target.Type, type, StringComparison.Ordinal))
+                {
+                    return target.Id;
+                }
+            }
+        }
+
+        return draft.Actor.Id;
+    }
 
     /// <summary>Whether the plan seals nothing.</summary>
     public bool IsEmpty => !Envelope && DataPointers.Count == 0;
@@ -79,7 +101,10 @@ public sealed class FieldSealer(DataKeyRing ring)
     public ValueTask<SealedDrafts> SealAsync(string tenantId, IReadOnlyList<EventDraft> drafts, CancellationToken cancellationToken) =>
         SealAsync(tenantId, drafts, SealingPlan.EnvelopeOnly, cancellationToken);
 
-    /// <summary>Seals what <paramref name="plan"/> names in each draft, every value under the data key of the draft's actor.</summary>
+    /// <summary>
+    /// Seals what <paramref name="plan"/> names in each draft: the envelope's fields under the data key of the draft's
+    /// actor, the classified data fields under that of the plan's data subject (<see cref="SealingPlan.DataSubjectOf"/>).
+    /// </summary>
     public async ValueTask<SealedDrafts> SealAsync(string tenantId, IReadOnlyList<EventDraft> drafts, SealingPlan plan, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(drafts);
@@ -97,17 +122,27 @@ public sealed class FieldSealer(DataKeyRing ring)
                 continue;
             }
 
-            var key = await ring.ForSubjectAsync(tenantId, draft.Actor.Id, cancellationToken).ConfigureAwait(false);
-            if (key.NewlyWrapped is { } wrapped && (newKeys ??= []).TrueForAll(k => k.KeyId != wrapped.KeyId))
-            {
-                newKeys.Add(wrapped);
-            }
-
-            var sealedDraft = envelope ? SealDraft(key, draft) : draft;
-            result[i] = data is null ? sealedDraft : SealData(key, sealedDraft, data.Value.Canonical, data.Value.Found);
+            // The envelope's fields are the actor's; the data fields are the subject's the plan names (the actor's too
+            // unless the policy names a target type and the event has such a target).
+            var sealedDraft = envelope ? SealDraft(await KeyOfAsync(tenantId, draft.Actor.Id, newKeys ??= [], cancellationToken).ConfigureAwait(false), draft) : draft;
+            result[i] = data is null
+                ? sealedDraft
+                : SealData(await KeyOfAsync(tenantId, plan.DataSubjectOf(draft), newKeys ??= [], cancellationToken).ConfigureAwait(false), sealedDraft, data.Value.Canonical, data.Value.Found);
         }
 
         return new SealedDrafts(result, newKeys ?? (IReadOnlyList<WrappedDataKey>)[]);
+    }
+
+    // The subject's data key; a key made for this request joins the keys the append must store (once each).
+    private async ValueTask<DataKey> KeyOfAsync(string tenantId, string subject, List<WrappedDataKey> newKeys, CancellationToken cancellationToken)
+    {
+        var key = await ring.ForSubjectAsync(tenantId, subject, cancellationToken).ConfigureAwait(false);
+        if (key.NewlyWrapped is { } wrapped && newKeys.TrueForAll(k => k.KeyId != wrapped.KeyId))
+        {
+            newKeys.Add(wrapped);
+        }
+
+        return key;
     }
 
     // One random draw for the event's three nonces (unused for a client-assigned id, whose nonces are synthetic).

@@ -6,21 +6,33 @@ namespace Atp.Core.Policy;
 /// <summary>
 /// A tenant's classification of the fields of its events' <c>data</c>: the JSON pointers (RFC 6901, each under
 /// <c>/data/</c>) whose values are personal data (<c>pii</c>) and are sealed at ingest like the envelope's own personal
-/// fields. Equal when the same pointers are listed in the same order.
+/// fields. Equal when the same pointers are listed in the same order and name the same subject.
 /// </summary>
 public sealed record FieldClassification(IReadOnlyList<string> Pii)
 {
     /// <summary>The most pointers one policy may classify.</summary>
     public const int MaxPointers = 100;
 
+    /// <summary>The longest target type a classification may name as its subject.</summary>
+    public const int MaxTargetTypeLength = 64;
+
+    /// <summary>
+    /// Whose personal data the classified fields are: null, the event's actor; else the first target of this type
+    /// (its id is the data subject whose key seals them, so erasing that subject shreds them). An event without such a
+    /// target seals them under its actor's key.
+    /// </summary>
+    public string? SubjectTargetType { get; init; }
+
     /// <summary>The longest pointer accepted.</summary>
     public const int MaxPointerLength = 256;
 
-    public bool Equals(FieldClassification? other) => other is not null && Pii.SequenceEqual(other.Pii, StringComparer.Ordinal);
+    public bool Equals(FieldClassification? other) =>
+        other is not null && Pii.SequenceEqual(other.Pii, StringComparer.Ordinal) && string.Equals(SubjectTargetType, other.SubjectTargetType, StringComparison.Ordinal);
 
     public override int GetHashCode()
     {
         var hash = default(HashCode);
+        hash.Add(SubjectTargetType, StringComparer.Ordinal);
         foreach (var pointer in Pii)
         {
             hash.Add(pointer, StringComparer.Ordinal);
@@ -45,11 +57,24 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
         }
 
         var pointers = new List<string>();
+        string? subjectTargetType = null;
         foreach (var member in value.EnumerateObject())
         {
+            if (member.Name == "subjectTargetType")
+            {
+                subjectTargetType = member.Value.ValueKind == JsonValueKind.String ? member.Value.GetString() : null;
+                if (member.Value.ValueKind != JsonValueKind.Null
+                    && (subjectTargetType is null || subjectTargetType.Length == 0 || subjectTargetType.Length > MaxTargetTypeLength || subjectTargetType.Any(char.IsControl)))
+                {
+                    errors.Add($"{name}.subjectTargetType: a target type of 1 to {MaxTargetTypeLength} characters (the first target of that type is the data subject), or null for the actor");
+                }
+
+                continue;
+            }
+
             if (member.Name != "pii")
             {
-                errors.Add($"{name}.{member.Name}: unknown; a classification holds pii (secret and sensitive are planned)");
+                errors.Add($"{name}.{member.Name}: unknown; a classification holds pii and subjectTargetType (secret and sensitive are planned)");
                 continue;
             }
 
@@ -81,7 +106,7 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
             errors.Add($"{name}.pii: a pointer is listed twice");
         }
 
-        return new FieldClassification(pointers);
+        return new FieldClassification(pointers) { SubjectTargetType = subjectTargetType };
     }
 
     private static string? Problem(string? pointer)
@@ -113,7 +138,7 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
         return JsonPointer.TryParse(pointer, out _) ? null : "not a JSON pointer (RFC 6901)";
     }
 
-    /// <summary>Writes <c>{"pii":[…]}</c>.</summary>
+    /// <summary>Writes <c>{"pii":[…]}</c>, with <c>subjectTargetType</c> when one is named.</summary>
     public void Write(Utf8JsonWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);
@@ -125,6 +150,11 @@ public sealed record FieldClassification(IReadOnlyList<string> Pii)
         }
 
         writer.WriteEndArray();
+        if (SubjectTargetType is { } targetType)
+        {
+            writer.WriteString("subjectTargetType", targetType);
+        }
+
         writer.WriteEndObject();
     }
 }

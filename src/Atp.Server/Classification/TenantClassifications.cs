@@ -33,7 +33,7 @@ internal sealed class TenantClassifications(ITenantStore store, TimeProvider clo
         if (await store.ListPolicyVersionsAsync(tenantId, 1, cancellationToken).ConfigureAwait(false) is [var active]
             && active.Document.Classification is { Pii.Count: > 0 } classification)
         {
-            plan = new SealingPlan(_envelopeOnly.Envelope, classification.Pii);
+            plan = new SealingPlan(_envelopeOnly.Envelope, classification.Pii, classification.SubjectTargetType);
         }
 
         if (_plans.Count >= MaxTenants)

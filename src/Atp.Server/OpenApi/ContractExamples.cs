@@ -48,7 +48,7 @@ internal static class ContractExamples
         """;
 
     private const string PolicyVersionJson = """
-        {"version":2,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"]},"retention":null,"requireErasureApproval":null},"proposalId":"pp_5b0e8f1c2d3a4b5c6d7e8f90",
+        {"version":2,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"],"subjectTargetType":null},"retention":null,"requireErasureApproval":null},"proposalId":"pp_5b0e8f1c2d3a4b5c6d7e8f90",
          "proposedBy":"alice@example.com","approvedBy":"oidc:https://login.example.com#u-4711","appliedAt":"2026-12-07T09:12:00+00:00"}
         """;
 
@@ -65,7 +65,7 @@ internal static class ContractExamples
         + ",\"reason\":\"Litigation hold, matter 2026-CV-0815\",\"issuer\":\"counsel@example.com\",\"createdAt\":\"2026-12-07T09:00:00+00:00\",\"active\":true}";
 
     private const string PolicyProposalJson = """
-        {"id":"pp_5b0e8f1c2d3a4b5c6d7e8f90","baseVersion":1,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"]},"retention":null,"requireErasureApproval":null},
+        {"id":"pp_5b0e8f1c2d3a4b5c6d7e8f90","baseVersion":1,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"],"subjectTargetType":null},"retention":null,"requireErasureApproval":null},
          "reason":"SOC 2 CC6.1: signed requests for every integration","state":"pending","proposedBy":"alice@example.com",
          "createdAt":"2026-12-07T09:00:00+00:00","expiresAt":"2026-12-14T09:00:00+00:00"}
         """;
@@ -146,8 +146,8 @@ internal static class ContractExamples
         [typeof(CompatibilityResponse)] = """{"type":"payment.captured","compatibility":"FULL_TRANSITIVE","latestVersion":2}""",
         [typeof(ProposePolicyRequest)] = """{"changes":{"requireSignedRequests":true},"reason":"SOC 2 CC6.1: signed requests for every integration"}""",
         [typeof(RejectProposalRequest)] = """{"reason":"wait until the billing integration signs its requests"}""",
-        [typeof(PolicyDocumentDto)] = """{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email","/data/customer/address"]},"retention":{"days":400,"types":{"app.debug":30}},"requireErasureApproval":true}""",
-        [typeof(ClassificationDto)] = """{"pii":["/data/email","/data/customer/address"]}""",
+        [typeof(PolicyDocumentDto)] = """{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email","/data/customer/address"],"subjectTargetType":"customer"},"retention":{"days":400,"types":{"app.debug":30}},"requireErasureApproval":true}""",
+        [typeof(ClassificationDto)] = """{"pii":["/data/email","/data/customer/address"],"subjectTargetType":"customer"}""",
         [typeof(Retention.RetentionRunResponse)] = """{"policyVersion":3,"purged":1840,"retainedByHold":12,"purgeRecords":[{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"retainedByHold":12}],"filesScrubbed":true}""",
         [typeof(Retention.PurgeRecordSummary)] = """{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"retainedByHold":12}""",
         [typeof(Retention.PurgeRecordDto)] = """{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"policyVersion":3,"purgedAt":"2026-12-07T10:00:00+00:00"}""",

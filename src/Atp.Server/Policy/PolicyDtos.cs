@@ -16,7 +16,7 @@ internal sealed record PolicyDocumentDto(
         new(
             document.RequireSignedRequests,
             document.RequireRegisteredTypes,
-            document.Classification is { } c ? new ClassificationDto(c.Pii) : null,
+            document.Classification is { } c ? new ClassificationDto(c.Pii, c.SubjectTargetType) : null,
             document.Retention is { } retention ? RetentionDto.Of(retention) : null,
             document.RequireErasureApproval);
 }
@@ -28,8 +28,8 @@ internal sealed record RetentionDto([property: JsonIgnore(Condition = JsonIgnore
         new(retention.Days, new SortedDictionary<string, int>(retention.Types.ToDictionary(), StringComparer.Ordinal));
 }
 
-/// <summary>The data fields a policy classifies, by JSON pointer.</summary>
-internal sealed record ClassificationDto(IReadOnlyList<string> Pii);
+/// <summary>The data fields a policy classifies, by JSON pointer, and whose they are: the first target of <see cref="SubjectTargetType"/> (null: the actor).</summary>
+internal sealed record ClassificationDto(IReadOnlyList<string> Pii, [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? SubjectTargetType);
 
 internal sealed record PolicyVersionDto(int Version, PolicyDocumentDto Document, string? ProposalId, string? ProposedBy, string? ApprovedBy, DateTimeOffset AppliedAt)
 {

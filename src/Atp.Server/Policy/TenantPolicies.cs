@@ -68,7 +68,9 @@ internal static class TenantPolicies
     }
 
     private static string Pointers(FieldClassification? classification) =>
-        classification is { Pii.Count: > 0 } c ? "[" + string.Join(", ", c.Pii) + "]" : "none";
+        classification is { Pii.Count: > 0 } c
+            ? "[" + string.Join(", ", c.Pii) + "]" + (c.SubjectTargetType is { } type ? $" of the first target of type {type}" : "")
+            : "none";
 
     private static string Text(RetentionPolicy? retention) => retention is null
         ? "none"

@@ -18,6 +18,19 @@ public sealed class PolicyDocumentTests
     }
 
     [Fact]
+    public void A_classifications_data_subject_survives_the_stored_form_and_takes_part_in_equality()
+    {
+        var byTarget = new PolicyDocument(null, null) { Classification = new FieldClassification(["/data/email"]) { SubjectTargetType = "customer" } };
+
+        var read = PolicyDocument.FromJson(byTarget.ToJson());
+
+        Assert.Equal("customer", read.Classification!.SubjectTargetType);
+        Assert.Equal(byTarget, read);
+        Assert.NotEqual(byTarget, byTarget with { Classification = new FieldClassification(["/data/email"]) });
+        Assert.Null(PolicyDocument.FromJson(new PolicyDocument(null, null) { Classification = new FieldClassification(["/data/email"]) }.ToJson()).Classification!.SubjectTargetType);
+    }
+
+    [Fact]
     public void A_document_stored_before_classification_existed_reads_without_one()
     {
         var read = PolicyDocument.FromJson("""{"requireRegisteredTypes":true,"requireSignedRequests":null}""");
