@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Atp.Cli.Admin;
 using Atp.Cli.Export;
+using Atp.Cli.Erasures;
 using Atp.Cli.Holds;
 using Atp.Cli.Import;
 using Atp.Cli.Keys;
@@ -26,6 +27,7 @@ internal static class AtpCommand
         root.Subcommands.Add(ImportCommand.Create());
         root.Subcommands.Add(SubjectsCommand.Create(environment));
         root.Subcommands.Add(HoldsCommand.Create(environment));
+        root.Subcommands.Add(ErasuresCommand.Create(environment));
         return root;
     }
 

@@ -58,6 +58,8 @@ public static class AtpServer
         services.AddSingleton<Schemas.SchemaRegistry>();
         services.AddOptions<Policy.PolicyOptions>().BindConfiguration(Policy.PolicyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<Holds.HoldOptions>().BindConfiguration(Holds.HoldOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<Erasure.ErasureOptions>().BindConfiguration(Erasure.ErasureOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<Erasure.SubjectEraser>();
         services.AddAtpSigningKeys(builder.Configuration);
         services.AddOptions<KeyRotationOptions>().BindConfiguration(KeyRotationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<SigningKeyRotation>();

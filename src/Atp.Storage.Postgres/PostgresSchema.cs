@@ -15,7 +15,7 @@ namespace Atp.Storage.Postgres;
 /// </remarks>
 internal static class PostgresSchema
 {
-    public const int CurrentVersion = 15;
+    public const int CurrentVersion = 16;
 
     /// <summary>The SQLSTATE <c>atp.lock_head</c> raises when the head is no longer where the writer's cached tree ends.</summary>
     public const string HeadMovedState = "AT001";
@@ -44,6 +44,7 @@ internal static class PostgresSchema
         ("policy_proposals", "SELECT, INSERT, UPDATE"),
         ("data_keys", "SELECT, INSERT, DELETE"), // written once with the append that first needs the key; deleted by an erasure
         ("legal_holds", "SELECT, INSERT, UPDATE"), // released, never deleted: no DELETE
+        ("erasure_requests", "SELECT, INSERT, UPDATE"), // closed, never deleted: no DELETE
     ];
 
     // Lock id serialising migrations of one database when several nodes start at once ('atp-migrate').
@@ -515,6 +516,30 @@ internal static class PostgresSchema
             $f$;
         """;
 
+    // Version 16: erasure requests awaiting a second person (docs/classification.md, "Erasure"): the subject is kept
+    // only while pending (overwritten with NULL when the request leaves pending); approved, rejected, expired or failed
+    // requests stay listed, never deleted. The second index finds the tenant's pending requests (bounded per tenant).
+    private static string Version16() => """
+        CREATE TABLE atp.erasure_requests (
+            tenant_id text NOT NULL REFERENCES atp.tenants (tenant_id),
+            request_id text NOT NULL,
+            subject text NULL, -- null once the request left pending
+            subject_key_id text NOT NULL,
+            reason text NOT NULL,
+            requested_by text NOT NULL,
+            created_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            state text NOT NULL,
+            closed_by text NULL,
+            closed_at bigint NULL,
+            close_reason text NULL,
+            tombstone_index bigint NULL,
+            PRIMARY KEY (tenant_id, request_id)
+        );
+        CREATE INDEX erasure_requests_created ON atp.erasure_requests (tenant_id, created_at);
+        CREATE INDEX erasure_requests_state ON atp.erasure_requests (tenant_id, state, expires_at);
+        """;
+
     /// <summary>
     /// Creates or upgrades the schema and (re)grants the application role; run with the owner role's connection.
     /// Idempotent; serialised by an advisory lock so nodes starting together do not race.
@@ -531,7 +556,7 @@ internal static class PostgresSchema
         var current = ReadVersion(owner);
         RefuseNewer(current);
 
-        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12, Version13, Version14, Version15];
+        Func<string>[] steps = [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12, Version13, Version14, Version15, Version16];
         for (var version = current + 1; version <= CurrentVersion; version++)
         {
             Execute(owner, steps[version - 1]());

@@ -21,6 +21,7 @@ public static class PostgresStorageExtensions
         services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<PostgresStore>());
         services.AddSingleton<Atp.Core.Schemas.ISchemaStore>(sp => sp.GetRequiredService<PostgresStore>());
         services.AddSingleton<Atp.Core.Holds.ILegalHoldStore>(sp => sp.GetRequiredService<PostgresStore>());
+        services.AddSingleton<Atp.Core.Erasure.IErasureRequestStore>(sp => sp.GetRequiredService<PostgresStore>());
         services.AddSingleton<ILogStore>(sp => sp.GetRequiredService<PostgresStore>());
         services.AddSingleton<Atp.Core.Query.IEventQueryStore>(sp => sp.GetRequiredService<PostgresStore>());
         return services;

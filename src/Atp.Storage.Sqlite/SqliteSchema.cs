@@ -220,8 +220,32 @@ internal static class SqliteSchema
         CREATE INDEX log_entries_purged ON log_entries (purged_by, id) WHERE purged_by IS NOT NULL;
         """;
 
+    // Version 13: erasure requests awaiting a second person (docs/classification.md, "Erasure"): the subject is kept
+    // only while pending (overwritten with NULL when the request leaves pending); approved, rejected, expired or failed
+    // requests stay listed, never deleted. The index finds the tenant's pending requests (bounded per tenant).
+    private const string Version13 = """
+        CREATE TABLE erasure_requests (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            id TEXT NOT NULL,
+            subject TEXT NULL,              -- null once the request left pending
+            subject_key_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL,    -- UTC ticks
+            expires_at INTEGER NOT NULL,    -- UTC ticks
+            state TEXT NOT NULL,
+            closed_by TEXT NULL,
+            closed_at INTEGER NULL,         -- UTC ticks
+            close_reason TEXT NULL,
+            tombstone_index INTEGER NULL,
+            PRIMARY KEY (tenant_id, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX erasure_requests_created ON erasure_requests (tenant_id, created_at);
+        CREATE INDEX erasure_requests_state ON erasure_requests (tenant_id, state, expires_at);
+        """;
+
     /// <summary>Creates or upgrades the schema; refuses a database written by a newer ATP.</summary>
-    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12]);
+    public static void Migrate(SqliteConnection connection) => Migrate(connection, [Version1, Version2, Version3, Version4, Version5, Version6, Version7, Version8, Version9, Version10, Version11, Version12, Version13]);
 
     /// <summary>Applies the steps after the file's version, each with its version row in one transaction.</summary>
     public static void Migrate(SqliteConnection connection, string[] steps)

@@ -21,6 +21,7 @@ public static class SqliteStorageExtensions
         services.AddSingleton<ITenantStore>(sp => sp.GetRequiredService<SqliteStore>());
         services.AddSingleton<Atp.Core.Schemas.ISchemaStore>(sp => sp.GetRequiredService<SqliteStore>());
         services.AddSingleton<Atp.Core.Holds.ILegalHoldStore>(sp => sp.GetRequiredService<SqliteStore>());
+        services.AddSingleton<Atp.Core.Erasure.IErasureRequestStore>(sp => sp.GetRequiredService<SqliteStore>());
         services.AddSingleton<Atp.Core.Query.IEventQueryStore>(sp => sp.GetRequiredService<SqliteStore>());
         services.AddSingleton<ILogStore>(sp => sp.GetRequiredService<SqliteStore>());
         return services;

@@ -6,13 +6,10 @@ namespace Atp.Cli.Tests;
 /// <summary><c>atp holds place|list|release</c> against a real loopback HTTP listener: what was sent, and what the caller sees.</summary>
 public sealed class HoldsCommandTests : IDisposable
 {
-    private const string ApiKey = "atp_test_tenant_admin_key";
+    private const string ApiKey = TenantAdminEnvironment.ApiKey;
     private readonly LoopbackServer _server = new();
 
-    private static CliEnvironment Environment(string? apiKey = ApiKey) => new(
-        name => name == "ATP_API_KEY" ? apiKey : null,
-        () => new MemoryStream(),
-        TimeProvider.System);
+    private static CliEnvironment Environment(string? apiKey = ApiKey) => TenantAdminEnvironment.With(apiKey);
 
     [Fact]
     public async Task Place_sends_the_scope_and_reason_with_the_bearer_key_and_prints_the_hold()

@@ -147,21 +147,9 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
     {
         var leaves = new List<byte[]>();
         var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        System.Data.Common.DbConnection connection;
-        if (storageArguments.FirstOrDefault(a => a.StartsWith("--ConnectionStrings:AtpAdmin=", StringComparison.Ordinal)) is { } owner)
-        {
-            var builder = new NpgsqlConnectionStringBuilder(owner["--ConnectionStrings:AtpAdmin=".Length..]) { Username = "postgres", Password = null };
-            connection = new NpgsqlConnection(builder.ConnectionString);
-        }
-        else
-        {
-            connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDirectory, "atp.db")};Mode=ReadOnly;Pooling=False");
-        }
-
-        var schema = connection is NpgsqlConnection ? "atp." : "";
+        var (connection, schema) = await OpenStoreAsync(dataDirectory, storageArguments);
         await using (connection)
         {
-            await connection.OpenAsync();
             await using (var read = connection.CreateCommand())
             {
                 read.CommandText = $"SELECT leaf FROM {schema}log_entries";
@@ -182,6 +170,27 @@ public sealed class ClassifiedFieldTests : IAsyncLifetime
         }
 
         return (leaves, keys);
+    }
+
+    /// <summary>
+    /// A connection straight to the server's storage (SQLite read-only, or PostgreSQL as the throwaway server's
+    /// superuser: row-level security would hide rows from anyone else), open, with the prefix of its tables' names.
+    /// </summary>
+    internal static async Task<(System.Data.Common.DbConnection Connection, string Schema)> OpenStoreAsync(string dataDirectory, IReadOnlyList<string> storageArguments)
+    {
+        System.Data.Common.DbConnection connection;
+        if (storageArguments.FirstOrDefault(a => a.StartsWith("--ConnectionStrings:AtpAdmin=", StringComparison.Ordinal)) is { } owner)
+        {
+            var builder = new NpgsqlConnectionStringBuilder(owner["--ConnectionStrings:AtpAdmin=".Length..]) { Username = "postgres", Password = null };
+            connection = new NpgsqlConnection(builder.ConnectionString);
+        }
+        else
+        {
+            connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDirectory, "atp.db")};Mode=ReadOnly;Pooling=False");
+        }
+
+        await connection.OpenAsync();
+        return (connection, connection is NpgsqlConnection ? "atp." : "");
     }
 
     private static string EventJson(string? id, string actorId, string name, string ip, string agent) =>

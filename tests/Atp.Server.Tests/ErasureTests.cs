@@ -114,19 +114,7 @@ public sealed class ErasureTests : IAsyncLifetime
         Assert.False(unknown.GetProperty("keyDestroyed").GetBoolean());
         Assert.Equal(9UL, unknown.GetProperty("tombstone").GetProperty("index").GetUInt64());
 
-        // Every earlier checkpoint is consistent with the new one; every earlier leaf is unchanged and included.
-        var verifier = NoteVerifier.Parse((await admin.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!);
-        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(firstNote), [verifier], out var before).IsValid);
-        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(await ServerFixture.WaitForCheckpointAsync(admin, "acme", 10)), [verifier], out var after).IsValid);
-        var consistency = await admin.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/log/proof/consistency?from={before!.Size}&to={after!.Size}");
-        Assert.True(ConsistencyProof.Verify(before.Size, after.Size, ProofJson.Hashes(consistency), before.Root, after.Root).IsValid);
-        for (var i = 0; i < 8; i++)
-        {
-            var leaf = await admin.GetByteArrayAsync($"/v1/tenants/acme/log/entries/{i}");
-            Assert.Equal(leavesBefore[i], leaf);
-            var proof = await admin.GetFromJsonAsync<JsonElement>($"/v1/tenants/acme/log/proof/inclusion?index={i}&size={after.Size}");
-            Assert.True(InclusionProof.Verify((ulong)i, after.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(proof), after.Root).IsValid, $"inclusion of {i}");
-        }
+        await AssertEarlierProofsVerifyAsync(admin, "acme", firstNote, leavesBefore, 10);
 
         // Neither the erased subject's values (in any encoding) nor the destroyed key's bytes are in any file of the data
         // directory (SQLite; read while the server runs, before anything new is written over them) or in a dump of the
@@ -185,14 +173,34 @@ public sealed class ErasureTests : IAsyncLifetime
         Assert.Equal(0UL, await plain.TreeSizeAsync("acme"));
     }
 
-    private static string KeyIdOf(byte[] leaf)
+    /// <summary>
+    /// Every earlier checkpoint (<paramref name="firstNote"/>) is consistent with the one of <paramref name="size"/>
+    /// leaves; every earlier leaf is unchanged and included in it.
+    /// </summary>
+    internal static async Task AssertEarlierProofsVerifyAsync(HttpClient reader, string tenant, string firstNote, IReadOnlyList<byte[]> leavesBefore, ulong size)
+    {
+        var verifier = NoteVerifier.Parse((await reader.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!);
+        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(firstNote), [verifier], out var before).IsValid);
+        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(await ServerFixture.WaitForCheckpointAsync(reader, tenant, size)), [verifier], out var after).IsValid);
+        var consistency = await reader.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/log/proof/consistency?from={before!.Size}&to={after!.Size}");
+        Assert.True(ConsistencyProof.Verify(before.Size, after.Size, ProofJson.Hashes(consistency), before.Root, after.Root).IsValid);
+        for (var i = 0; i < leavesBefore.Count; i++)
+        {
+            var leaf = await reader.GetByteArrayAsync($"/v1/tenants/{tenant}/log/entries/{i}");
+            Assert.Equal(leavesBefore[i], leaf);
+            var proof = await reader.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/log/proof/inclusion?index={i}&size={after.Size}");
+            Assert.True(InclusionProof.Verify((ulong)i, after.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(proof), after.Root).IsValid, $"inclusion of {i}");
+        }
+    }
+
+    internal static string KeyIdOf(byte[] leaf)
     {
         using var parsed = JsonDocument.Parse(leaf);
         Assert.True(FieldToken.TryParse(parsed.RootElement.GetProperty("actor").GetProperty("name").GetString(), out var keyId, out _));
         return keyId;
     }
 
-    private static string Event(string actorId, string name, string? agent = null) =>
+    internal static string Event(string actorId, string name, string? agent = null) =>
         "{\"type\":\"app.audit\",\"occurredAt\":\"2026-11-26T10:15:30Z\","
         + $"\"actor\":{{\"type\":\"user\",\"id\":\"{actorId}\",\"name\":{JsonSerializer.Serialize(name)}}},"
         + "\"action\":\"document.update\",\"targets\":[{\"type\":\"document\",\"id\":\"doc-1\"}],\"outcome\":\"success\","

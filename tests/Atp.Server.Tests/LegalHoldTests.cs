@@ -268,13 +268,7 @@ public sealed class LegalHoldTests : IAsyncLifetime
         Assert.Equal(1UL, await ingestOnly.TreeSizeAsync("lagging"));
     }
 
-    private async Task<string> OwnedAdminKeyAsync(string tenant, string owner)
-    {
-        using var platform = _server.Admin;
-        var response = await platform.PostAsJsonAsync($"/v1/tenants/{tenant}/api-keys", new { name = "admin", scopes = new[] { Scopes.TenantAdmin }, owner });
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!;
-    }
+    private Task<string> OwnedAdminKeyAsync(string tenant, string owner) => PolicySteps.TenantAdminKeyAsync(_server, tenant, owner);
 
     private static async Task<string> PlaceAsync(HttpClient admin, string tenant, object scope) =>
         (await CreatedAsync(await admin.PostAsJsonAsync($"/v1/tenants/{tenant}/holds", new { scope, reason = "matter" }))).GetProperty("id").GetString()!;

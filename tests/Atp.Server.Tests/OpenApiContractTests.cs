@@ -25,7 +25,7 @@ public sealed partial class OpenApiContractTests : IAsyncLifetime
     private const string ProblemMediaType = "application/problem+json";
 
     // Writes that take no body; every other POST, PUT or PATCH must declare its request schema.
-    private static readonly HashSet<string> BodilessWrites = new(StringComparer.Ordinal) { "POST /v1/tenants/{tenant}/projection/rebuild", "POST /v1/tenants/{tenant}/projection/dead-letters/retry", "POST /v1/tenants/{tenant}/exports/{id}/cancel", "POST /v1/log/keys/{keyId}/retire", "POST /v1/admin/kek/rotate", "POST /v1/admin/kek/rewrap", "POST /v1/tenants/{tenant}/policy/proposals/{id}/approve", "POST /v1/tenants/{tenant}/retention/run" };
+    private static readonly HashSet<string> BodilessWrites = new(StringComparer.Ordinal) { "POST /v1/tenants/{tenant}/projection/rebuild", "POST /v1/tenants/{tenant}/projection/dead-letters/retry", "POST /v1/tenants/{tenant}/exports/{id}/cancel", "POST /v1/log/keys/{keyId}/retire", "POST /v1/admin/kek/rotate", "POST /v1/admin/kek/rewrap", "POST /v1/tenants/{tenant}/policy/proposals/{id}/approve", "POST /v1/tenants/{tenant}/retention/run", "POST /v1/tenants/{tenant}/erasures/{id}/approve" };
 
     private ServerFixture _server = null!;
 

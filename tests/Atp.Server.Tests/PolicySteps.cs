@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Atp.Core.Keys;
 
 namespace Atp.Server.Tests;
 
@@ -14,6 +15,15 @@ internal static class PolicySteps
         var created = await admin.PostAsJsonAsync("/v1/admin/keys", new { name = $"admin of {owner}", owner });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         return (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!;
+    }
+
+    /// <summary>A new tenant-admin key of <paramref name="tenant"/> belonging to <paramref name="owner"/>.</summary>
+    public static async Task<string> TenantAdminKeyAsync(ServerFixture server, string tenant, string owner)
+    {
+        using var platform = server.Admin;
+        var response = await platform.PostAsJsonAsync($"/v1/tenants/{tenant}/api-keys", new { name = "admin", scopes = new[] { Scopes.TenantAdmin }, owner });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!;
     }
 
     /// <summary>Proposes <paramref name="changesJson"/> with <paramref name="proposer"/>; the proposal's id.</summary>

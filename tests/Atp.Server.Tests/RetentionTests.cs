@@ -17,26 +17,20 @@ namespace Atp.Server.Tests;
 /// </summary>
 public sealed class RetentionTests : IAsyncLifetime, IDisposable
 {
-    private readonly ManualClock _clock = new(DateTimeOffset.UtcNow);
-    private readonly CancellationTokenSource _stopPump = new();
+    private readonly PumpedClock _pumped = new(DateTimeOffset.UtcNow);
     private ServerFixture _server = null!;
-    private Task _pump = Task.CompletedTask;
 
     public async Task InitializeAsync()
     {
         // The sealer and the projector measure time on the manual clock: it moves 100 ms every 20 ms meanwhile.
-        _pump = PumpAsync(_clock, _stopPump.Token);
-        _server = await ServerFixture.StartAsync(clock: _clock, settings: new Dictionary<string, string?> { ["Atp:Retention:Enabled"] = "false" });
+        _server = await ServerFixture.StartAsync(clock: Clock, settings: new Dictionary<string, string?> { ["Atp:Retention:Enabled"] = "false" });
     }
 
-    public async Task DisposeAsync()
-    {
-        await _stopPump.CancelAsync();
-        await _pump;
-        await _server.DisposeAsync();
-    }
+    public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    public void Dispose() => _stopPump.Dispose();
+    public void Dispose() => _pumped.Dispose();
+
+    private ManualClock Clock => _pumped.Clock;
 
     [Fact]
     public async Task Expired_entries_lose_their_content_with_a_purge_record_and_every_proof_still_verifies()
@@ -49,7 +43,7 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
         // Day 0: entries 0-2 (debug: 5 days, audit: the 30-day default, keep: 365 days); day 10: entries 3-5.
         string[] values = [$"dbg0{marker}", $"aud0{marker}", $"kep0{marker}", $"dbg1{marker}", $"aud1{marker}", $"kep1{marker}"];
         await IngestAsync(writer, 0, ("app.debug", values[0]), ("app.audit", values[1]), ("app.keep", values[2]));
-        _clock.Advance(TimeSpan.FromDays(10));
+        Clock.Advance(TimeSpan.FromDays(10));
         await IngestAsync(writer, 3, ("app.debug", values[3]), ("app.audit", values[4]), ("app.keep", values[5]));
         var firstNote = await ServerFixture.WaitForCheckpointAsync(writer, "acme", 6);
         var leaves = new List<byte[]>();
@@ -90,7 +84,7 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
 
         // Day 35: the day-0 audit entry (30 days) and the day-10 debug entry (5 days) go; the keep entries and the
         // day-10 audit entry stay. A second pass at once finds nothing more.
-        _clock.Advance(TimeSpan.FromDays(25));
+        Clock.Advance(TimeSpan.FromDays(25));
         var second = await OkAsync(await alice.PostAsync("/v1/tenants/acme/retention/run", null));
         Assert.Equal(2, second.GetProperty("purged").GetInt32());
         var secondRecord = Assert.Single(second.GetProperty("purgeRecords").EnumerateArray());
@@ -176,12 +170,12 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task The_background_service_purges_on_its_own_each_interval()
     {
-        await using var server = await ServerFixture.StartAsync(clock: _clock, settings: new Dictionary<string, string?> { ["Atp:Retention:Interval"] = "00:00:01" });
+        await using var server = await ServerFixture.StartAsync(clock: Clock, settings: new Dictionary<string, string?> { ["Atp:Retention:Interval"] = "00:00:01" });
         using var writer = server.ClientWithKey(await server.CreateTenantWithKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead));
         using var alice = server.ClientWithKey(await TenantAdminAsync(server, "acme", "alice@example.com"));
         using var bob = server.ClientWithKey(await TenantAdminAsync(server, "acme", "bob@example.com"));
         await IngestAsync(writer, 0, ("app.debug", "old"));
-        _clock.Advance(TimeSpan.FromDays(3));
+        Clock.Advance(TimeSpan.FromDays(3));
         await IngestAsync(writer, 1, ("app.debug", "new"));
         var proposal = await OkAsync(await alice.PostAsync("/v1/tenants/acme/policy/proposals", Proposal("""{"days":2}""")), HttpStatusCode.Created);
         await OkAsync(await bob.PostAsync($"/v1/tenants/acme/policy/proposals/{proposal.GetProperty("id").GetString()}/approve", null));
@@ -220,7 +214,7 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
             await alice.PostAsJsonAsync("/v1/tenants/acme/holds", new { scope = new { actorId = $"u-1-{values[1]}" }, reason = "matter 2026-117" }), HttpStatusCode.Created);
 
         // Day 10: all three are past their 5 days; the one the hold covers keeps its content.
-        _clock.Advance(TimeSpan.FromDays(10));
+        Clock.Advance(TimeSpan.FromDays(10));
         var first = await OkAsync(await alice.PostAsync("/v1/tenants/acme/retention/run", null));
         Assert.Equal(2, first.GetProperty("purged").GetInt32());
         Assert.Equal(1, first.GetProperty("retainedByHold").GetInt32());
@@ -316,13 +310,4 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
 
     private static StringContent Proposal(string retention) =>
         ServerFixture.Json($$"""{"changes":{"retention":{{retention}}},"reason":"keep debug events 5 days"}""");
-
-    private static async Task PumpAsync(ManualClock clock, CancellationToken stop)
-    {
-        while (!stop.IsCancellationRequested)
-        {
-            clock.Advance(TimeSpan.FromMilliseconds(100));
-            await Task.Delay(20, CancellationToken.None);
-        }
-    }
 }

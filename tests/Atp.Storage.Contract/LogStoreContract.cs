@@ -15,7 +15,7 @@ namespace Atp.Storage.Contract;
 /// Idempotency-Keys); times are whole milliseconds so every engine can store them exactly.
 /// </remarks>
 public abstract partial class LogStoreContract<TStore> : IAsyncLifetime, IAsyncDisposable
-    where TStore : class, ITenantStore, ILogStore, Atp.Core.Query.IEventQueryStore, Atp.Core.Schemas.ISchemaStore, Atp.Core.Classification.IDataKeyStore, Atp.Core.Holds.ILegalHoldStore, IAsyncDisposable
+    where TStore : class, ITenantStore, ILogStore, Atp.Core.Query.IEventQueryStore, Atp.Core.Schemas.ISchemaStore, Atp.Core.Classification.IDataKeyStore, Atp.Core.Holds.ILegalHoldStore, Atp.Core.Erasure.IErasureRequestStore, IAsyncDisposable
 {
     protected const string TenantA = "tenant-a";
     protected const string TenantB = "tenant-b";

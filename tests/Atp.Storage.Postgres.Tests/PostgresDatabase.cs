@@ -28,7 +28,7 @@ public sealed class PostgresDatabase : IAsyncLifetime
     /// <summary>Empties every ATP table (as the owner): the next store opens on empty storage.</summary>
     public async Task TruncateAsync()
     {
-        await ExecuteAsOwnerAsync("TRUNCATE atp.tenants, atp.api_keys, atp.tree_heads, atp.log_entries, atp.checkpoints, atp.outbox, atp.idempotency_keys, atp.event_index, atp.projections, atp.event_types, atp.event_schemas, atp.policy_versions, atp.policy_proposals, atp.data_keys, atp.legal_holds, atp.dead_letters");
+        await ExecuteAsOwnerAsync("TRUNCATE atp.tenants, atp.api_keys, atp.tree_heads, atp.log_entries, atp.checkpoints, atp.outbox, atp.idempotency_keys, atp.event_index, atp.projections, atp.event_types, atp.event_schemas, atp.policy_versions, atp.policy_proposals, atp.data_keys, atp.legal_holds, atp.erasure_requests, atp.dead_letters");
     }
 
     public async Task<object?> ExecuteAsOwnerAsync(string sql)

@@ -127,6 +127,7 @@ public sealed class PostgresStoreTests : IAsyncLifetime
             DROP FUNCTION atp.list_log_sizes;
             DROP FUNCTION atp.outbox_backlog;
             DROP TABLE atp.legal_holds;
+            DROP TABLE atp.erasure_requests;
             DROP TABLE atp.policy_proposals;
             DROP TABLE atp.policy_versions;
             DROP FUNCTION atp.create_platform_api_key(text, text, text[], bytea, bigint, bigint, bigint, bytea, text);

@@ -48,6 +48,8 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
                 tenant, new Atp.Core.Policy.PolicyProposal($"p-{tenant}", 1, new Atp.Core.Policy.PolicyDocument(true, null), "r", "alice", clock.GetUtcNow(), clock.GetUtcNow().AddDays(7)), default);
             await store.CreateHoldAsync(
                 new Atp.Core.Holds.LegalHold($"hold-{tenant}", tenant, new Atp.Core.Holds.HoldScope(null, null, null, null, null), "r", "alice", clock.GetUtcNow(), null, null), default);
+            Assert.True(await store.CreateErasureRequestAsync(
+                new Atp.Core.Erasure.ErasureApprovalRequest($"era-{tenant}", tenant, $"{tenant}-user-0", $"key-of-{tenant}", "r", "alice", clock.GetUtcNow(), clock.GetUtcNow().AddDays(7)), 1000, default));
             Assert.IsType<Appended>(await ingestion.AppendAsync(tenant, Drafts(tenant, 2), null, default));
             Assert.Equal(2, await store.ProjectPendingAsync(1, default));
 
@@ -80,7 +82,7 @@ public sealed class RowLevelSecurityTests(PostgresDatabase database) : IClassFix
     {
         var tables = await TenantTablesAsync();
 
-        Assert.Equal(["api_keys", "checkpoints", "data_keys", "dead_letters", "event_index", "event_schemas", "event_types", "idempotency_keys", "legal_holds", "log_entries", "outbox", "policy_proposals", "policy_versions", "projections", "tenants", "tree_heads"], tables.Order());
+        Assert.Equal(["api_keys", "checkpoints", "data_keys", "dead_letters", "erasure_requests", "event_index", "event_schemas", "event_types", "idempotency_keys", "legal_holds", "log_entries", "outbox", "policy_proposals", "policy_versions", "projections", "tenants", "tree_heads"], tables.Order());
         foreach (var table in tables)
         {
             Assert.Equal(2L, await database.ExecuteAsOwnerAsync($"SELECT count(DISTINCT tenant_id) FROM atp.{table}"));

@@ -112,6 +112,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
             DROP INDEX log_entries_purged;
             ALTER TABLE log_entries DROP COLUMN purged_by;
             DROP TABLE legal_holds;
+            DROP TABLE erasure_requests;
             DELETE FROM schema_version WHERE version > 1;
             """);
 
@@ -124,7 +125,7 @@ public sealed class SqliteStoreTests : IAsyncLifetime, IAsyncDisposable
         Assert.True(await Store.UpdateTenantSettingsAsync("acme", new TenantSettings(true, 10, 5), CancellationToken.None));
 
         Assert.Equal(new TenantSettings(true, 10, 5), (await Store.GetTenantAsync("acme", CancellationToken.None))!.Settings);
-        Assert.Equal(12L, Scalar("SELECT MAX(version) FROM schema_version"));
+        Assert.Equal(13L, Scalar("SELECT MAX(version) FROM schema_version"));
     }
 
     [Fact]

@@ -1,7 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Net.Http.Headers;
-using System.Text;
 using System.Text.Json.Nodes;
 using Atp.Cli.Requests;
 
@@ -18,9 +16,9 @@ internal static class HoldsCommand
     {
         var holds = new Command("holds", $"Legal holds of a tenant on a running cell (your tenant-admin key from ${RequestCommand.ApiKeyVariable}).");
 
-        var placeUrl = UrlOption();
-        var placeTenant = TenantOption();
-        var reason = ReasonOption("Why: the matter or case, 1-1024 characters");
+        var placeUrl = TenantAdminApi.UrlOption();
+        var placeTenant = TenantAdminApi.TenantOption();
+        var reason = TenantAdminApi.ReasonOption("Why: the matter or case, 1-1024 characters");
         var types = new Option<string[]>("--event-type") { Description = "Hold events of this type (repeatable; default: every type)", Arity = ArgumentArity.OneOrMore };
         var actor = new Option<string>("--actor") { Description = "Hold events whose actor has this id" };
         var target = new Option<string>("--target") { Description = "Hold events with a target of this id" };
@@ -47,18 +45,18 @@ internal static class HoldsCommand
         });
         holds.Subcommands.Add(place);
 
-        var listUrl = UrlOption();
-        var listTenant = TenantOption();
+        var listUrl = TenantAdminApi.UrlOption();
+        var listTenant = TenantAdminApi.TenantOption();
         var includeReleased = new Option<bool>("--include-released") { Description = "Also list released holds" };
         var list = new Command("list", "List the tenant's active legal holds, newest first.") { listUrl, listTenant, includeReleased };
         list.SetAction((parse, ct) => CallAsync(
             environment, HttpMethod.Get, parse.GetValue(listUrl)!, parse.GetValue(listTenant)!, parse.GetValue(includeReleased) ? "?includeReleased=true" : "", null, parse, ct));
         holds.Subcommands.Add(list);
 
-        var releaseUrl = UrlOption();
-        var releaseTenant = TenantOption();
+        var releaseUrl = TenantAdminApi.UrlOption();
+        var releaseTenant = TenantAdminApi.TenantOption();
         var holdId = new Argument<string>("hold-id") { Description = "The hold to release" };
-        var releaseReason = ReasonOption("Why the hold no longer applies, 1-1024 characters (recorded in the platform audit log)");
+        var releaseReason = TenantAdminApi.ReasonOption("Why the hold no longer applies, 1-1024 characters (recorded in the platform audit log)");
         var release = new Command("release", "Release an active legal hold.") { releaseUrl, releaseTenant, holdId, releaseReason };
         release.SetAction((parse, ct) => CallAsync(
             environment, HttpMethod.Post, parse.GetValue(releaseUrl)!, parse.GetValue(releaseTenant)!,
@@ -68,12 +66,6 @@ internal static class HoldsCommand
         return holds;
     }
 
-    private static Option<string> UrlOption() => new("--url") { Description = "The cell's base URL, e.g. http://127.0.0.1:8080", Required = true };
-
-    private static Option<string> TenantOption() => new("--tenant") { Description = "The tenant id", Required = true };
-
-    private static Option<string> ReasonOption(string description) => new("--reason") { Description = description, Required = true };
-
     private static void Add(JsonObject scope, string name, string? value)
     {
         if (value is not null)
@@ -82,41 +74,7 @@ internal static class HoldsCommand
         }
     }
 
-    private static async Task<int> CallAsync(
-        CliEnvironment environment, HttpMethod method, string baseUrl, string tenant, string suffix, string? json, ParseResult parse, CancellationToken cancellationToken)
-    {
-        var output = parse.InvocationConfiguration.Output;
-        var error = parse.InvocationConfiguration.Error;
-        if (!Uri.TryCreate($"{baseUrl.TrimEnd('/')}/v1/tenants/{Uri.EscapeDataString(tenant)}/holds{suffix}", UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-        {
-            throw new CliInputException($"'{baseUrl}' is not an absolute http:// or https:// URL");
-        }
-
-        var apiKey = environment.Variable(RequestCommand.ApiKeyVariable);
-        if (string.IsNullOrWhiteSpace(apiKey))
-        {
-            throw new CliInputException($"set {RequestCommand.ApiKeyVariable} to a tenant-admin or platform-admin API key (it is never taken from an argument)");
-        }
-
-        using var request = new HttpRequestMessage(method, uri);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey.Trim());
-        if (json is not null)
-        {
-            request.Content = new StringContent(json, Encoding.UTF8, "application/json");
-        }
-
-        using var client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false });
-        try
-        {
-            using var response = await client.SendAsync(request, cancellationToken).ConfigureAwait(false);
-            var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-            await error.WriteLineAsync($"HTTP {(int)response.StatusCode} {response.ReasonPhrase}".TrimEnd()).ConfigureAwait(false);
-            await output.WriteLineAsync(text).ConfigureAwait(false);
-            return response.IsSuccessStatusCode ? ExitCodes.Success : ExitCodes.HttpError;
-        }
-        catch (HttpRequestException e)
-        {
-            throw new CliInputException($"no response from {uri}: {e.Message}");
-        }
-    }
+    private static Task<int> CallAsync(
+        CliEnvironment environment, HttpMethod method, string baseUrl, string tenant, string suffix, string? json, ParseResult parse, CancellationToken cancellationToken) =>
+        TenantAdminApi.CallAsync(environment, method, baseUrl, tenant, "holds" + suffix, json, parse, cancellationToken);
 }

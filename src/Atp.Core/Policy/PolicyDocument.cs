@@ -19,6 +19,12 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
     /// <summary>How long entries keep their content; null: for ever. Lives only in the policy versions, not in the tenant's settings.</summary>
     public RetentionPolicy? Retention { get; init; }
 
+    /// <summary>
+    /// Whether an erasure waits for a second person's approval (docs/classification.md, "Erasure"); null: no, it runs
+    /// at once. Lives only in the policy versions, not in the tenant's settings.
+    /// </summary>
+    public bool? RequireErasureApproval { get; init; }
+
     /// <summary>The document the tenant's stored settings amount to (its first version).</summary>
     public static PolicyDocument Of(TenantSettings settings)
     {
@@ -50,6 +56,7 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
                 writer.WriteNullValue();
             }
 
+            WriteNullable(writer, "requireErasureApproval", RequireErasureApproval);
             WriteNullable(writer, "requireRegisteredTypes", RequireRegisteredTypes);
             WriteNullable(writer, "requireSignedRequests", RequireSignedRequests);
             if (Retention is { } retention)
@@ -80,7 +87,13 @@ public sealed record PolicyDocument(bool? RequireSignedRequests, bool? RequireRe
         var retention = root.TryGetProperty("retention", out var stored) && stored.ValueKind == JsonValueKind.Object
             ? RetentionPolicy.Read(stored, "retention", [])
             : null;
-        return new(ReadNullable(root, "requireSignedRequests"), ReadNullable(root, "requireRegisteredTypes")) { Classification = classification, Retention = retention };
+        // Documents stored before erasure approval existed have no such member: null, erasures run at once.
+        return new(ReadNullable(root, "requireSignedRequests"), ReadNullable(root, "requireRegisteredTypes"))
+        {
+            Classification = classification,
+            Retention = retention,
+            RequireErasureApproval = ReadNullable(root, "requireErasureApproval"),
+        };
     }
 
     private static void WriteNullable(Utf8JsonWriter writer, string name, bool? value)

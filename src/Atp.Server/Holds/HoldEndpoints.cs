@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Atp.Core.Holds;
 using Atp.Core.Keys;
@@ -95,7 +94,7 @@ internal static class HoldEndpoints
         }
 
         var issuer = await Persons.OfAsync(context.User, tenants, cancellationToken).ConfigureAwait(false) ?? "";
-        var hold = new LegalHold(NewId(), tenant.Id, scope!, reason!, issuer, clock.GetUtcNow(), null, null);
+        var hold = new LegalHold(ResourceIds.New("hold_"), tenant.Id, scope!, reason!, issuer, clock.GetUtcNow(), null, null);
         await holds.CreateHoldAsync(hold, cancellationToken).ConfigureAwait(false);
         await audit.RecordAsync(
             PlatformEvents.AdminAction(context, "hold.placed", tenant.Id, new()
@@ -164,27 +163,4 @@ internal static class HoldEndpoints
     }
 
     private static Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult NotFound(string id) => Problem.NotFound($"The tenant has no legal hold '{id}'.");
-
-    // hold_ and 26 characters of RFC 4648 base32 (lowercase): 128 random bits, as ATP's other ids.
-    private static string NewId()
-    {
-        const string Alphabet = "abcdefghijklmnopqrstuvwxyz234567";
-        Span<byte> random = stackalloc byte[16];
-        RandomNumberGenerator.Fill(random);
-        Span<char> id = stackalloc char[26];
-        int buffer = 0, bits = 0, written = 0;
-        foreach (var b in random)
-        {
-            buffer = ((buffer << 8) | b) & 0xFFFF;
-            bits += 8;
-            while (bits >= 5)
-            {
-                bits -= 5;
-                id[written++] = Alphabet[(buffer >> bits) & 31];
-            }
-        }
-
-        id[written] = Alphabet[(buffer << (5 - bits)) & 31];
-        return "hold_" + new string(id);
-    }
 }

@@ -48,7 +48,7 @@ internal static class ContractExamples
         """;
 
     private const string PolicyVersionJson = """
-        {"version":2,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"],"secret":[],"subjectTargetType":null},"retention":null},"proposalId":"pp_5b0e8f1c2d3a4b5c6d7e8f90",
+        {"version":2,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"],"secret":[],"subjectTargetType":null},"retention":null,"requireErasureApproval":null},"proposalId":"pp_5b0e8f1c2d3a4b5c6d7e8f90",
          "proposedBy":"alice@example.com","approvedBy":"oidc:https://login.example.com#u-4711","appliedAt":"2026-12-07T09:12:00+00:00"}
         """;
 
@@ -56,11 +56,16 @@ internal static class ContractExamples
         {"eventTypes":["app.audit"],"targetId":"doc-8812","from":"2026-01-01T00:00:00+00:00","until":"2027-01-01T00:00:00+00:00"}
         """;
 
+    private const string ErasureRequestJson = """
+        {"id":"era_m4n6p8r2t4v6x8z3b5d7f2h4j6","state":"pending","subjectKeyId":"q3dE6cUq0vH4bTqz2Yl3xw","reason":"GDPR art. 17 request #4711",
+         "requestedBy":"dpo@example.com","createdAt":"2026-12-07T09:00:00+00:00","expiresAt":"2026-12-14T09:00:00+00:00"}
+        """;
+
     private const string LegalHoldJson = "{\"id\":\"hold_k3m5q7s2u4w6y8a3c5e7g2i4k6\",\"scope\":" + HoldScopeJson
         + ",\"reason\":\"Litigation hold, matter 2026-CV-0815\",\"issuer\":\"counsel@example.com\",\"createdAt\":\"2026-12-07T09:00:00+00:00\",\"active\":true}";
 
     private const string PolicyProposalJson = """
-        {"id":"pp_5b0e8f1c2d3a4b5c6d7e8f90","baseVersion":1,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"],"secret":[],"subjectTargetType":null},"retention":null},
+        {"id":"pp_5b0e8f1c2d3a4b5c6d7e8f90","baseVersion":1,"document":{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email"],"secret":[],"subjectTargetType":null},"retention":null,"requireErasureApproval":null},
          "reason":"SOC 2 CC6.1: signed requests for every integration","state":"pending","proposedBy":"alice@example.com",
          "createdAt":"2026-12-07T09:00:00+00:00","expiresAt":"2026-12-14T09:00:00+00:00"}
         """;
@@ -131,14 +136,17 @@ internal static class ContractExamples
         [typeof(Holds.ReleaseHoldRequest)] = """{"reason":"Matter 2026-CV-0815 settled; counsel released the hold"}""",
         [typeof(Holds.LegalHoldDto)] = LegalHoldJson,
         [typeof(Holds.LegalHoldListResponse)] = "{\"items\":[" + LegalHoldJson + "]}",
-        [typeof(Erasure.ErasureResponse)] = """{"subjectKeyId":"q3dE6cUq0vH4bTqz2Yl3xw","keyDestroyed":true,"filesScrubbed":true,"tombstone":{"id":"01a24d5b-1f20-7c11-9a3e-5d2f0b7c9e11","index":3,"leafHash":"N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="}}""",
+        [typeof(Erasure.ErasureResponse)] = """{"subjectKeyId":"q3dE6cUq0vH4bTqz2Yl3xw","keyDestroyed":true,"filesScrubbed":true,"tombstone":{"id":"01a24d5b-1f20-7c11-9a3e-5d2f0b7c9e11","index":3,"leafHash":"N6VSy3tRR3BlKR1wz3Y+ZoZBjkUajlhsPcwpp6Lc/PA="},"requestId":"era_m4n6p8r2t4v6x8z3b5d7f2h4j6"}""",
+        [typeof(Erasure.ErasureRequestDto)] = ErasureRequestJson,
+        [typeof(Erasure.ErasureRequestListResponse)] = "{\"items\":[" + ErasureRequestJson + "]}",
+        [typeof(Erasure.RejectErasureRequest)] = """{"reason":"The requester's identity could not be verified"}""",
         [typeof(SchemaVersionResponse)] = "{\"type\":\"payment.captured\",\"version\":2,\"compatibility\":\"BACKWARD\",\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
         [typeof(SchemaTypeResponse)] = "{\"type\":\"payment.captured\",\"compatibility\":\"BACKWARD\",\"latestVersion\":2,\"versions\":[1,2],\"schema\":" + PaymentSchema + ",\"createdAt\":\"2026-12-06T21:54:35.8343582+00:00\"}",
         [typeof(SchemaTypeListResponse)] = """{"items":[{"type":"payment.captured","compatibility":"BACKWARD","latestVersion":2}]}""",
         [typeof(CompatibilityResponse)] = """{"type":"payment.captured","compatibility":"FULL_TRANSITIVE","latestVersion":2}""",
         [typeof(ProposePolicyRequest)] = """{"changes":{"requireSignedRequests":true},"reason":"SOC 2 CC6.1: signed requests for every integration"}""",
         [typeof(RejectProposalRequest)] = """{"reason":"wait until the billing integration signs its requests"}""",
-        [typeof(PolicyDocumentDto)] = """{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email","/data/customer/address"],"secret":["/data/apiToken"],"subjectTargetType":"customer"},"retention":{"days":400,"types":{"app.debug":30}}}""",
+        [typeof(PolicyDocumentDto)] = """{"requireSignedRequests":true,"requireRegisteredTypes":null,"classification":{"pii":["/data/email","/data/customer/address"],"secret":["/data/apiToken"],"subjectTargetType":"customer"},"retention":{"days":400,"types":{"app.debug":30}},"requireErasureApproval":true}""",
         [typeof(ClassificationDto)] = """{"pii":["/data/email","/data/customer/address"],"secret":["/data/apiToken"],"subjectTargetType":"customer"}""",
         [typeof(Retention.RetentionRunResponse)] = """{"policyVersion":3,"purged":1840,"retainedByHold":12,"purgeRecords":[{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"retainedByHold":12}],"filesScrubbed":true}""",
         [typeof(Retention.PurgeRecordSummary)] = """{"index":52113,"id":"01a24d5c-2e31-7d22-8b4f-6e3a1c8d0f22","from":0,"to":9999,"count":1840,"retainedByHold":12}""",
@@ -146,8 +154,8 @@ internal static class ContractExamples
         [typeof(RetentionDto)] = """{"days":400,"types":{"app.debug":30}}""",
         [typeof(PolicyVersionDto)] = PolicyVersionJson,
         [typeof(PolicyProposalDto)] = PolicyProposalJson,
-        [typeof(PolicyHistoryDto)] = """{"versions":[{"version":1,"document":{"requireSignedRequests":null,"requireRegisteredTypes":null,"classification":null,"retention":null},"appliedAt":"2026-12-06T21:54:35+00:00"}],"proposals":[]}""",
-        [typeof(PolicyResponse)] = "{\"active\":" + PolicyVersionJson + ",\"pending\":[],\"history\":{\"versions\":[{\"version\":1,\"document\":{\"requireSignedRequests\":null,\"requireRegisteredTypes\":null,\"classification\":null,\"retention\":null},\"appliedAt\":\"2026-12-06T21:54:35+00:00\"}],\"proposals\":[]}}",
+        [typeof(PolicyHistoryDto)] = """{"versions":[{"version":1,"document":{"requireSignedRequests":null,"requireRegisteredTypes":null,"classification":null,"retention":null,"requireErasureApproval":null},"appliedAt":"2026-12-06T21:54:35+00:00"}],"proposals":[]}""",
+        [typeof(PolicyResponse)] = "{\"active\":" + PolicyVersionJson + ",\"pending\":[],\"history\":{\"versions\":[{\"version\":1,\"document\":{\"requireSignedRequests\":null,\"requireRegisteredTypes\":null,\"classification\":null,\"retention\":null,\"requireErasureApproval\":null},\"appliedAt\":\"2026-12-06T21:54:35+00:00\"}],\"proposals\":[]}}",
         [typeof(ProblemDetails)] = """
             {"type":"https://atp.dev/problems/validation","title":"The request is not valid","status":400,
              "detail":"1 of 2 events are not valid; nothing was stored.","errors":[{"index":1,"pointer":"/occurredAt","detail":"is required"}],

@@ -9,14 +9,16 @@ internal sealed record PolicyDocumentDto(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireSignedRequests,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireRegisteredTypes,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] ClassificationDto? Classification,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] RetentionDto? Retention)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] RetentionDto? Retention,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] bool? RequireErasureApproval)
 {
     public static PolicyDocumentDto Of(PolicyDocument document) =>
         new(
             document.RequireSignedRequests,
             document.RequireRegisteredTypes,
             document.Classification is { } c ? new ClassificationDto(c.Pii, c.Secret, c.SubjectTargetType) : null,
-            document.Retention is { } retention ? RetentionDto.Of(retention) : null);
+            document.Retention is { } retention ? RetentionDto.Of(retention) : null,
+            document.RequireErasureApproval);
 }
 
 /// <summary>How long entries keep their content: days for every type (null: for ever) and days per event type (these win).</summary>

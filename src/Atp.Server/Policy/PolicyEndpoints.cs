@@ -25,7 +25,7 @@ internal static class PolicyEndpoints
     // Proposals read for GET: the pending ones and the newest closed ones of the history.
     private const int ProposalsRead = 2 * TenantPolicies.HistoryLimit;
 
-    private static readonly string[] ChangeNames = ["requireSignedRequests", "requireRegisteredTypes", "classification", "retention"];
+    private static readonly string[] ChangeNames = ["requireSignedRequests", "requireRegisteredTypes", "classification", "retention", "requireErasureApproval"];
 
     public static IEndpointRouteBuilder MapPolicyEndpoints(this IEndpointRouteBuilder app)
     {
@@ -39,7 +39,7 @@ internal static class PolicyEndpoints
 
         policy.MapPost("/proposals", ProposeAsync)
             .WithSummary("Propose a change of the tenant's policy; it applies only when a second, different person approves it (tenant admin, platform admin)")
-            .WithDescription("changes holds any of requireSignedRequests and requireRegisteredTypes (true, false, or null for the default) and classification ({\"pii\":[JSON pointers under /data/]}, or null for none: the data fields sealed at ingest, docs/classification.md). 400 validation: a member that is not one of these or not of its form, no change, or no reason; nothing is stored. 409 policy-unchanged: the change would leave the active version as it is.")
+            .WithDescription("changes holds any of requireSignedRequests, requireRegisteredTypes and requireErasureApproval (true, false, or null for the default; requireErasureApproval true: an erasure waits for a second person's approval) and classification ({\"pii\":[JSON pointers under /data/]}, or null for none: the data fields sealed at ingest, docs/classification.md). 400 validation: a member that is not one of these or not of its form, no change, or no reason; nothing is stored. 409 policy-unchanged: the change would leave the active version as it is.")
             .WithName("proposePolicyChange")
             .WithJsonBody<ProposePolicyRequest>()
             .Produces<PolicyProposalDto>(StatusCodes.Status201Created)
@@ -286,7 +286,12 @@ internal static class PolicyEndpoints
             else if (member.Value.ValueKind is JsonValueKind.True or JsonValueKind.False or JsonValueKind.Null)
             {
                 bool? value = member.Value.ValueKind == JsonValueKind.Null ? null : member.Value.GetBoolean();
-                read.Add(member.Name == "requireSignedRequests" ? d => d with { RequireSignedRequests = value } : d => d with { RequireRegisteredTypes = value });
+                read.Add(member.Name switch
+                {
+                    "requireSignedRequests" => d => d with { RequireSignedRequests = value },
+                    "requireRegisteredTypes" => d => d with { RequireRegisteredTypes = value },
+                    _ => d => d with { RequireErasureApproval = value },
+                });
             }
             else
             {

@@ -59,6 +59,11 @@ internal static class TenantPolicies
             changes.Add($"retention: {Text(from.Retention)} -> {Text(to.Retention)}");
         }
 
+        if (from.RequireErasureApproval != to.RequireErasureApproval)
+        {
+            changes.Add($"requireErasureApproval: {Text(from.RequireErasureApproval)} -> {Text(to.RequireErasureApproval)}");
+        }
+
         return changes.Count == 0 ? "none" : string.Join("; ", changes);
     }
 

@@ -55,4 +55,19 @@ public sealed class PolicyDocumentTests
         Assert.Null(read.Classification);
         Assert.Equal(new PolicyDocument(null, true), read);
     }
+
+    [Fact]
+    public void Erasure_approval_survives_the_stored_form_and_a_document_stored_before_it_existed_reads_it_as_null()
+    {
+        var document = new PolicyDocument(null, null) { RequireErasureApproval = true };
+
+        var read = PolicyDocument.FromJson(document.ToJson());
+
+        Assert.Equal(document, read);
+        Assert.True(read.RequireErasureApproval);
+        Assert.Contains("\"requireErasureApproval\":true", document.ToJson(), StringComparison.Ordinal);
+        Assert.NotEqual(document, document with { RequireErasureApproval = false });
+        Assert.NotEqual(document, document with { RequireErasureApproval = null });
+        Assert.Null(PolicyDocument.FromJson("""{"requireRegisteredTypes":null,"requireSignedRequests":null,"classification":null,"retention":null}""").RequireErasureApproval);
+    }
 }
