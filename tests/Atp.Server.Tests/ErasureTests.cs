@@ -191,6 +191,38 @@ public sealed class ErasureTests : IAsyncLifetime
             var proof = await reader.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/log/proof/inclusion?index={i}&size={after.Size}");
             Assert.True(InclusionProof.Verify((ulong)i, after.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(proof), after.Root).IsValid, $"inclusion of {i}");
         }
+
+        // The same with the atp command, as anyone holding the earlier checkpoint would check it.
+        var work = Directory.CreateTempSubdirectory("atp-erasure-verify-").FullName;
+        try
+        {
+            string Write(string name, string text)
+            {
+                var path = Path.Combine(work, name);
+                File.WriteAllText(path, text);
+                return path;
+            }
+
+            var verifierKey = (await reader.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!;
+            var none = new Dictionary<string, string>();
+            var oldFile = Write("old.txt", firstNote);
+            var newFile = Write("new.txt", await ServerFixture.WaitForCheckpointAsync(reader, tenant, size));
+            var consistencyFile = Write("consistency.json", await reader.GetStringAsync($"/v1/tenants/{tenant}/log/proof/consistency?from={before.Size}&to={after.Size}"));
+            var consistent = await AuditorTests.AtpAsync(none, "verify", "consistency", "--old", oldFile, "--new", newFile, "--key", verifierKey, "--proof", consistencyFile);
+            Assert.True(consistent.ExitCode == 0, consistent.Output + consistent.Error);
+            for (var i = 0; i < leavesBefore.Count; i++)
+            {
+                var leafFile = Path.Combine(work, $"leaf-{i}.json");
+                await File.WriteAllBytesAsync(leafFile, leavesBefore[i]);
+                var proofFile = Write($"inclusion-{i}.json", await reader.GetStringAsync($"/v1/tenants/{tenant}/log/proof/inclusion?index={i}&size={after.Size}"));
+                var included = await AuditorTests.AtpAsync(none, "verify", "inclusion", "--checkpoint", newFile, "--key", verifierKey, "--leaf", leafFile, "--proof", proofFile);
+                Assert.True(included.ExitCode == 0, $"atp verify inclusion of {i}: {included.Output}{included.Error}");
+            }
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
     }
 
     internal static string KeyIdOf(byte[] leaf)
