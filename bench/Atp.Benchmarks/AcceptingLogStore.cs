@@ -3,9 +3,14 @@ using Atp.Integrity;
 
 namespace Atp.Benchmarks;
 
-/// <summary>Accepts every append at once: the storage engine is not what this measures.</summary>
-internal sealed class AcceptingLogStore : ILogStore
+/// <summary>
+/// Accepts every append at once: the storage engine is not what this measures. It keeps the data keys appends carry,
+/// so a key ring re-checking its cached keys finds them stored.
+/// </summary>
+internal sealed class AcceptingLogStore : ILogStore, Atp.Core.Classification.IDataKeyStore
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), byte[]> _dataKeys = new();
+
     private static readonly Task<AppendOutcome> Done = Task.FromResult<AppendOutcome>(new Appended([], Replayed: false));
 
     /// <summary>The last request accepted (a benchmark that needs the leaves the ingest path made reads them here).</summary>
@@ -14,8 +19,18 @@ internal sealed class AcceptingLogStore : ILogStore
     public Task<AppendOutcome> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
     {
         LastRequest = request;
+        foreach (var key in request.DataKeys)
+        {
+            _dataKeys.TryAdd((request.TenantId, key.KeyId), key.Wrapped);
+        }
+
         return Done;
     }
+
+    public Task<byte[]?> FindDataKeyAsync(string tenantId, string keyId, CancellationToken cancellationToken) =>
+        Task.FromResult(_dataKeys.TryGetValue((tenantId, keyId), out var wrapped) ? wrapped : null);
+
+    public Task<bool> ScrubDestroyedKeysAsync(CancellationToken cancellationToken) => Task.FromResult(true);
 
     public Task<TreeHead?> GetTreeHeadAsync(string tenantId, CancellationToken cancellationToken) => throw new NotSupportedException();
 

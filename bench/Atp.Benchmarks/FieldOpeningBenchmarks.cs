@@ -23,7 +23,7 @@ internal sealed class FieldOpeningBenchmarks
     private FieldOpeningBenchmarks()
     {
         var store = new AcceptingLogStore();
-        var sealer = new FieldSealer(new DataKeyRing(new FieldSealingBenchmarks.MemoryKeyProvider(), new FieldSealingBenchmarks.NoStoredKeys(), capacity: 100_000));
+        var sealer = new FieldSealer(new DataKeyRing(new FieldSealingBenchmarks.MemoryKeyProvider(), store, capacity: 100_000));
         _opener = new FieldOpener(sealer.Ring);
         var generator = new EventGenerator(seed: 2001, dataBytes: 300);
         var buffer = new ArrayBufferWriter<byte>(1400);

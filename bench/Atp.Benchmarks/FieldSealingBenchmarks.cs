@@ -33,8 +33,9 @@ public class FieldSealingBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _sealer = new FieldSealer(new DataKeyRing(new MemoryKeyProvider(), new NoStoredKeys(), capacity: 100_000));
-        _ingestion = new IngestionService(new AcceptingLogStore(), TimeProvider.System, _sealer);
+        var store = new AcceptingLogStore();
+        _sealer = new FieldSealer(new DataKeyRing(new MemoryKeyProvider(), store, capacity: 100_000));
+        _ingestion = new IngestionService(store, TimeProvider.System, _sealer);
         var generator = new EventGenerator(seed: 2000, dataBytes: 300);
         var buffer = new ArrayBufferWriter<byte>(Events * 1400);
         using (var writer = new Utf8JsonWriter(buffer))
@@ -148,12 +149,5 @@ public class FieldSealingBenchmarks
 
         public ValueTask<byte[]> GetBlindIndexKeyAsync(string tenantId, CancellationToken cancellationToken) =>
             ValueTask.FromResult(_blind.GetOrAdd(tenantId, _ => RandomNumberGenerator.GetBytes(32)));
-    }
-
-    internal sealed class NoStoredKeys : IDataKeyStore
-    {
-        public Task<byte[]?> FindDataKeyAsync(string tenantId, string keyId, CancellationToken cancellationToken) => Task.FromResult<byte[]?>(null);
-
-        public Task<bool> ScrubDestroyedKeysAsync(CancellationToken cancellationToken) => Task.FromResult(true);
     }
 }

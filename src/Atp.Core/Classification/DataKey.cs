@@ -39,8 +39,21 @@ public sealed class DataKey
         Aes = pending.Aes;
         Gate = pending.Gate;
         NonceKey = pending.NonceKey;
+        StoredForm = pending.NewlyWrapped?.Wrapped;
         _associatedData = pending._associatedData;
     }
+
+    // When the store last said it holds this key as StoredForm (Environment.TickCount64, ms).
+    private long _confirmedAt = Environment.TickCount64;
+
+    /// <summary>The wrapped form the store holds this key as, once stored; what a re-check compares against.</summary>
+    public byte[]? StoredForm { get; init; }
+
+    /// <summary>Whether the store confirmed this key within <paramref name="interval"/>.</summary>
+    public bool ConfirmedWithin(TimeSpan interval) => Environment.TickCount64 - Volatile.Read(ref _confirmedAt) < (long)interval.TotalMilliseconds;
+
+    /// <summary>The store still holds this key (as <see cref="StoredForm"/>) now.</summary>
+    public void Confirmed() => Volatile.Write(ref _confirmedAt, Environment.TickCount64);
 
     public string TenantId { get; }
 

@@ -37,6 +37,13 @@ public sealed class DataKeyRing
     private readonly ConcurrentDictionary<string, Redactor> _secretRedactors = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim[] _locks = [.. Enumerable.Range(0, Stripes).Select(_ => new SemaphoreSlim(1, 1))];
 
+    /// <summary>
+    /// How long a stored key is used from memory before the store is asked whether it still holds it: an erasure on
+    /// another node of the cell (which destroys the key there) stops this node sealing under it or opening with it
+    /// within this time.
+    /// </summary>
+    public static readonly TimeSpan RecheckAfter = TimeSpan.FromSeconds(5);
+
     public DataKeyRing(IKeyProvider keys, IDataKeyStore store, int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
@@ -63,7 +70,12 @@ public sealed class DataKeyRing
     {
         if (_bySubject.TryGetValue((tenantId, subject), out var known))
         {
-            return known;
+            if (await ConfirmedAsync(known, cancellationToken).ConfigureAwait(false) is { } confirmed)
+            {
+                return confirmed;
+            }
+
+            _bySubject.TryRemove(KeyValuePair.Create((tenantId, subject), known));
         }
 
         var keyId = await KeyIdOfAsync(tenantId, subject, cancellationToken).ConfigureAwait(false);
@@ -126,24 +138,24 @@ public sealed class DataKeyRing
 
     private async ValueTask<DataKey?> GetAsync(string tenantId, string keyId, bool create, CancellationToken cancellationToken)
     {
-        if (Known(tenantId, keyId) is { } known)
+        if (Known(tenantId, keyId) is { } known && await ConfirmedAsync(known, cancellationToken).ConfigureAwait(false) is { } confirmed)
         {
-            return known;
+            return confirmed;
         }
 
         var gate = _locks[(int)((uint)StringComparer.Ordinal.GetHashCode(keyId) % Stripes)];
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (Known(tenantId, keyId) is { } raced)
+            if (Known(tenantId, keyId) is { } raced && await ConfirmedAsync(raced, cancellationToken).ConfigureAwait(false) is { } confirmedRaced)
             {
-                return raced;
+                return confirmedRaced;
             }
 
             if (await _store.FindDataKeyAsync(tenantId, keyId, cancellationToken).ConfigureAwait(false) is { } stored)
             {
                 var unwrapped = await _keys.UnwrapAsync(tenantId, keyId, stored, cancellationToken).ConfigureAwait(false);
-                var found = new DataKey(tenantId, keyId, unwrapped, newlyWrapped: null);
+                var found = new DataKey(tenantId, keyId, unwrapped, newlyWrapped: null) { StoredForm = stored };
                 CryptographicOperations.ZeroMemory(unwrapped);
                 Cache(tenantId, found);
                 return found;
@@ -165,6 +177,27 @@ public sealed class DataKeyRing
         {
             gate.Release();
         }
+    }
+
+    // A stored key used from memory longer than RecheckAfter is confirmed with the store first: gone (erased on another
+    // node) or replaced (that node's next event made a new key under the id), it is dropped and null returned. A pending
+    // key is not stored yet and rides along with its append.
+    private async ValueTask<DataKey?> ConfirmedAsync(DataKey key, CancellationToken cancellationToken)
+    {
+        if (key.NewlyWrapped is not null || key.ConfirmedWithin(RecheckAfter))
+        {
+            return key;
+        }
+
+        var stored = await _store.FindDataKeyAsync(key.TenantId, key.KeyId, cancellationToken).ConfigureAwait(false);
+        if (stored is not null && key.StoredForm is { } form && form.AsSpan().SequenceEqual(stored))
+        {
+            key.Confirmed();
+            return key;
+        }
+
+        _cache.TryRemove(KeyValuePair.Create((key.TenantId, key.KeyId), key));
+        return null;
     }
 
     private DataKey? Known(string tenantId, string keyId) =>
