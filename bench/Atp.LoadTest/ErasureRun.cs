@@ -5,9 +5,6 @@ using System.Text;
 using Atp.Core.Keys;
 using Atp.Core.Storage;
 using Atp.Core.Tenants;
-using Atp.Server;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Atp.LoadTest;
@@ -30,28 +27,13 @@ internal static class ErasureRun
         Console.WriteLine($"  {Subjects} subjects × {subjectEvents:N0} events each, as many of other actors; embedded engine, envelope sealing on; machine {Environment.ProcessorCount} cores, {Environment.Version}");
         var data = Directory.CreateTempSubdirectory("atp-loadtest-erasure-");
         var adminKey = ApiKeyFormat.Generate();
-        var app = AtpServer.Build(
-            [
-                "--urls", "http://127.0.0.1:0",
-                $"--Atp:DataDirectory={data.FullName}",
-                $"--Atp:Bootstrap:AdminKey={adminKey}",
-                "--Atp:Classification:SealEnvelopeFields=true",
-                "--Logging:LogLevel:Default=Warning",
-            ]);
+        var app = await InProcessServer.StartAsync(
+            InProcessServer.Arguments(data.FullName, adminKey, "--Atp:Classification:SealEnvelopeFields=true"), cancellationToken);
         try
         {
-            await AtpServer.InitializeAsync(app, cancellationToken);
-            await app.StartAsync(cancellationToken);
-            var url = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+            var url = InProcessServer.Url(app);
             var store = app.Services.GetRequiredService<ITenantStore>();
-            var now = DateTimeOffset.UtcNow;
-            if (!await store.TryCreateTenantAsync(new Tenant("erasure", "erasure", Tenant.DefaultEdition, "local", new Residency(Residency.Strict, []), Tenant.Active, now), cancellationToken))
-            {
-                throw new InvalidOperationException("Tenant erasure exists already.");
-            }
-
-            var key = ApiKeyFormat.Generate();
-            await store.CreateApiKeyAsync(new ApiKey(Guid.NewGuid().ToString("n"), "erasure", "erasure", [Scopes.EventsWrite, Scopes.EventsRead, Scopes.TenantAdmin], ApiKeyFormat.Hash(key), now), cancellationToken);
+            var key = await InProcessServer.CreateTenantAsync(store, "erasure", "erasure", [Scopes.EventsWrite, Scopes.EventsRead, Scopes.TenantAdmin], cancellationToken);
             await store.UpdateTenantSettingsAsync("erasure", TenantSettings.None with { IngestPerSecond = 1_000_000, IngestEventsPerSecond = 10_000_000, IngestBytesPerSecond = 1_000_000_000, ReadCostPerSecond = 1_000_000 }, cancellationToken);
             using var http = AtpClient.CreateHttpClient(4);
             http.BaseAddress = url;
@@ -105,8 +87,7 @@ internal static class ErasureRun
         }
         finally
         {
-            await app.StopAsync(CancellationToken.None);
-            await app.DisposeAsync();
+            await InProcessServer.StopAsync(app);
             data.Delete(recursive: true);
         }
     }

@@ -6,12 +6,7 @@ using System.Text.Json;
 using Atp.Core.Events;
 using Atp.Core.Keys;
 using Atp.Core.Storage;
-using Atp.Core.Tenants;
 using Atp.Integrity;
-using Atp.Server;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
@@ -37,47 +32,37 @@ internal static class RetentionRun
         Console.WriteLine($"  {entries:N0} expired entries, engine {settings.Engine}; machine {Environment.ProcessorCount} cores, {Environment.Version}, load average {LoadAverage()}");
         var data = Directory.CreateTempSubdirectory("atp-loadtest-retention-");
         var adminKey = ApiKeyFormat.Generate();
-        string[] arguments =
-        [
-            "--urls", "http://127.0.0.1:0",
-            $"--Atp:DataDirectory={data.FullName}",
-            $"--Atp:Bootstrap:AdminKey={adminKey}",
-            "--Atp:Retention:Enabled=false",
-            "--Atp:Query:Projector=false",
-            "--Logging:LogLevel:Default=Warning",
-            .. settings.Engine == "postgres"
-                ? new[] { "--Atp:Storage:Provider=postgres", $"--ConnectionStrings:Atp={settings.PgConnection}", $"--ConnectionStrings:AtpAdmin={settings.PgAdminConnection}", $"--Atp:Export:Directory={data.FullName}/exports" }
-                : Array.Empty<string>(),
-        ];
-        var app = await StartAsync(arguments, cancellationToken);
+        string[] arguments = InProcessServer.Arguments(
+            data.FullName,
+            adminKey,
+            [
+                "--Atp:Retention:Enabled=false",
+                "--Atp:Query:Projector=false",
+                .. settings.Engine == "postgres"
+                    ? new[] { "--Atp:Storage:Provider=postgres", $"--ConnectionStrings:Atp={settings.PgConnection}", $"--ConnectionStrings:AtpAdmin={settings.PgAdminConnection}", $"--Atp:Export:Directory={data.FullName}/exports" }
+                    : Array.Empty<string>(),
+            ]);
+        var app = await InProcessServer.StartAsync(arguments, cancellationToken);
         try
         {
             var services = app.Services;
-            var tenants = services.GetRequiredService<ITenantStore>();
             var now = DateTimeOffset.UtcNow;
-            if (!await tenants.TryCreateTenantAsync(new Tenant(TenantId, TenantId, Tenant.DefaultEdition, "local", new Residency(Residency.Strict, []), Tenant.Active, now), cancellationToken))
-            {
-                throw new InvalidOperationException($"Tenant {TenantId} exists already.");
-            }
-
-            var key = ApiKeyFormat.Generate();
-            await tenants.CreateApiKeyAsync(new ApiKey(Guid.NewGuid().ToString("n"), TenantId, "retention", [Scopes.TenantAdmin], ApiKeyFormat.Hash(key), now), cancellationToken);
+            var key = await InProcessServer.CreateTenantAsync(services.GetRequiredService<ITenantStore>(), TenantId, "retention", [Scopes.TenantAdmin], cancellationToken);
 
             var building = Stopwatch.StartNew();
             await BuildAsync(services.GetRequiredService<ILogStore>(), entries, now.AddDays(-400), cancellationToken);
             var built = building.Elapsed;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  built {entries:N0} entries in {built.TotalSeconds:0.0} s ({entries / built.TotalSeconds:N0} entries/s)"));
 
-            await SetRetentionAsync(Url(app), adminKey, cancellationToken);
+            await SetRetentionAsync(InProcessServer.Url(app), adminKey, cancellationToken);
             var sizeBefore = await StoreSizeAsync(settings, data, cancellationToken);
-            var purging = await PassAsync(Url(app), key, cancellationToken);
+            var purging = await PassAsync(InProcessServer.Url(app), key, cancellationToken);
             var sizeAfter = await StoreSizeAsync(settings, data, cancellationToken);
-            var again = await PassAsync(Url(app), key, cancellationToken);
+            var again = await PassAsync(InProcessServer.Url(app), key, cancellationToken);
 
-            await app.StopAsync(CancellationToken.None);
-            await app.DisposeAsync();
-            app = await StartAsync(arguments, cancellationToken);
-            var restarted = await PassAsync(Url(app), key, cancellationToken);
+            await InProcessServer.StopAsync(app);
+            app = await InProcessServer.StartAsync(arguments, cancellationToken);
+            var restarted = await PassAsync(InProcessServer.Url(app), key, cancellationToken);
 
             Console.WriteLine();
             Console.WriteLine("| pass | wall s | purged | entries purged/s | purge records | files scrubbed |");
@@ -95,21 +80,10 @@ internal static class RetentionRun
         }
         finally
         {
-            await app.StopAsync(CancellationToken.None);
-            await app.DisposeAsync();
+            await InProcessServer.StopAsync(app);
             data.Delete(recursive: true);
         }
     }
-
-    private static async Task<WebApplication> StartAsync(string[] arguments, CancellationToken cancellationToken)
-    {
-        var app = AtpServer.Build(arguments);
-        await AtpServer.InitializeAsync(app, cancellationToken);
-        await app.StartAsync(cancellationToken);
-        return app;
-    }
-
-    private static Uri Url(WebApplication app) => new(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 
     // Leaves as ingestion writes them (LeafWriter), received 400 days ago a millisecond apart; the next batch is made
     // while the store appends the current one.

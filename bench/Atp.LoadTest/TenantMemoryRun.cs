@@ -3,10 +3,6 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using Atp.Core.Keys;
 using Atp.Core.Storage;
-using Atp.Core.Tenants;
-using Atp.Server;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Atp.LoadTest;
@@ -30,35 +26,16 @@ internal static class TenantMemoryRun
         Console.WriteLine($"  {settings.Tenants:N0} tenants, one single-event request each, then {settings.DurationSeconds} s idle; machine {Environment.ProcessorCount} cores, {Environment.Version}");
         var data = Directory.CreateTempSubdirectory("atp-loadtest-memory-");
         var adminKey = ApiKeyFormat.Generate();
-        var app = AtpServer.Build(
-            [
-                "--urls", "http://127.0.0.1:0",
-                $"--Atp:DataDirectory={data.FullName}",
-                $"--Atp:Bootstrap:AdminKey={adminKey}",
-                "--Logging:LogLevel:Default=Warning",
-            ]);
+        var app = await InProcessServer.StartAsync(InProcessServer.Arguments(data.FullName, adminKey), cancellationToken);
         try
         {
-            await AtpServer.InitializeAsync(app, cancellationToken);
-            await app.StartAsync(cancellationToken);
-            var url = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+            var url = InProcessServer.Url(app);
             var store = app.Services.GetRequiredService<ITenantStore>();
 
             var creating = Stopwatch.StartNew();
             var keys = new string[settings.Tenants];
             await Parallel.ForAsync(0, settings.Tenants, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, async (i, ct) =>
-            {
-                var id = $"mem-{i}";
-                var now = DateTimeOffset.UtcNow;
-                if (!await store.TryCreateTenantAsync(new Tenant(id, id, Tenant.DefaultEdition, "local", new Residency(Residency.Strict, []), Tenant.Active, now), ct))
-                {
-                    throw new InvalidOperationException($"Tenant {id} exists already.");
-                }
-
-                var key = ApiKeyFormat.Generate();
-                await store.CreateApiKeyAsync(new ApiKey(Guid.NewGuid().ToString("n"), id, "memory", [Scopes.EventsWrite], ApiKeyFormat.Hash(key), now), ct);
-                keys[i] = key;
-            });
+                keys[i] = await InProcessServer.CreateTenantAsync(store, $"mem-{i}", "memory", [Scopes.EventsWrite], ct));
             Console.WriteLine($"  created {settings.Tenants:N0} tenants and keys in {creating.Elapsed.TotalSeconds:0.0} s");
 
             // The server's own start-up work (first sealer ticks, projector) settles before the first figure.
@@ -100,8 +77,7 @@ internal static class TenantMemoryRun
         }
         finally
         {
-            await app.StopAsync(CancellationToken.None);
-            await app.DisposeAsync();
+            await InProcessServer.StopAsync(app);
             data.Delete(recursive: true);
         }
     }
