@@ -179,20 +179,13 @@ public sealed class ErasureTests : IAsyncLifetime
     /// </summary>
     internal static async Task AssertEarlierProofsVerifyAsync(HttpClient reader, string tenant, string firstNote, IReadOnlyList<byte[]> leavesBefore, ulong size)
     {
-        var verifier = NoteVerifier.Parse((await reader.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!);
+        var verifierKey = (await reader.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!;
+        var verifier = NoteVerifier.Parse(verifierKey);
         Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(firstNote), [verifier], out var before).IsValid);
-        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(await ServerFixture.WaitForCheckpointAsync(reader, tenant, size)), [verifier], out var after).IsValid);
-        var consistency = await reader.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/log/proof/consistency?from={before!.Size}&to={after!.Size}");
-        Assert.True(ConsistencyProof.Verify(before.Size, after.Size, ProofJson.Hashes(consistency), before.Root, after.Root).IsValid);
-        for (var i = 0; i < leavesBefore.Count; i++)
-        {
-            var leaf = await reader.GetByteArrayAsync($"/v1/tenants/{tenant}/log/entries/{i}");
-            Assert.Equal(leavesBefore[i], leaf);
-            var proof = await reader.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant}/log/proof/inclusion?index={i}&size={after.Size}");
-            Assert.True(InclusionProof.Verify((ulong)i, after.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(proof), after.Root).IsValid, $"inclusion of {i}");
-        }
+        var afterNote = await ServerFixture.WaitForCheckpointAsync(reader, tenant, size);
+        Assert.True(Checkpoint.Open(Encoding.UTF8.GetBytes(afterNote), [verifier], out var after).IsValid);
 
-        // The same with the atp command, as anyone holding the earlier checkpoint would check it.
+        // Checked here and, from the same files, with the atp command, as anyone holding the earlier checkpoint would.
         var work = Directory.CreateTempSubdirectory("atp-erasure-verify-").FullName;
         try
         {
@@ -203,19 +196,23 @@ public sealed class ErasureTests : IAsyncLifetime
                 return path;
             }
 
-            var verifierKey = (await reader.GetFromJsonAsync<JsonElement>("/v1/log/keys")).GetProperty("keys")[0].GetProperty("verifierKey").GetString()!;
             var none = new Dictionary<string, string>();
             var oldFile = Write("old.txt", firstNote);
-            var newFile = Write("new.txt", await ServerFixture.WaitForCheckpointAsync(reader, tenant, size));
-            var consistencyFile = Write("consistency.json", await reader.GetStringAsync($"/v1/tenants/{tenant}/log/proof/consistency?from={before.Size}&to={after.Size}"));
-            var consistent = await AuditorTests.AtpAsync(none, "verify", "consistency", "--old", oldFile, "--new", newFile, "--key", verifierKey, "--proof", consistencyFile);
+            var newFile = Write("new.txt", afterNote);
+            var consistency = await reader.GetStringAsync($"/v1/tenants/{tenant}/log/proof/consistency?from={before!.Size}&to={after!.Size}");
+            Assert.True(ConsistencyProof.Verify(before.Size, after.Size, ProofJson.Hashes(JsonDocument.Parse(consistency).RootElement), before.Root, after.Root).IsValid);
+            var consistent = await AuditorTests.AtpAsync(none, "verify", "consistency", "--old", oldFile, "--new", newFile, "--key", verifierKey, "--proof", Write("consistency.json", consistency));
             Assert.True(consistent.ExitCode == 0, consistent.Output + consistent.Error);
             for (var i = 0; i < leavesBefore.Count; i++)
             {
+                var leaf = await reader.GetByteArrayAsync($"/v1/tenants/{tenant}/log/entries/{i}");
+                Assert.Equal(leavesBefore[i], leaf);
+                var proof = await reader.GetStringAsync($"/v1/tenants/{tenant}/log/proof/inclusion?index={i}&size={after.Size}");
+                Assert.True(InclusionProof.Verify((ulong)i, after.Size, MerkleHasher.HashLeaf(leaf), ProofJson.Hashes(JsonDocument.Parse(proof).RootElement), after.Root).IsValid, $"inclusion of {i}");
+
                 var leafFile = Path.Combine(work, $"leaf-{i}.json");
                 await File.WriteAllBytesAsync(leafFile, leavesBefore[i]);
-                var proofFile = Write($"inclusion-{i}.json", await reader.GetStringAsync($"/v1/tenants/{tenant}/log/proof/inclusion?index={i}&size={after.Size}"));
-                var included = await AuditorTests.AtpAsync(none, "verify", "inclusion", "--checkpoint", newFile, "--key", verifierKey, "--leaf", leafFile, "--proof", proofFile);
+                var included = await AuditorTests.AtpAsync(none, "verify", "inclusion", "--checkpoint", newFile, "--key", verifierKey, "--leaf", leafFile, "--proof", Write($"inclusion-{i}.json", proof));
                 Assert.True(included.ExitCode == 0, $"atp verify inclusion of {i}: {included.Output}{included.Error}");
             }
         }

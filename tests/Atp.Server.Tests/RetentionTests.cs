@@ -36,8 +36,8 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
     public async Task Expired_entries_lose_their_content_with_a_purge_record_and_every_proof_still_verifies()
     {
         using var writer = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead));
-        using var alice = _server.ClientWithKey(await TenantAdminAsync("acme", "alice@example.com"));
-        using var bob = _server.ClientWithKey(await TenantAdminAsync("acme", "bob@example.com"));
+        using var alice = _server.ClientWithKey(await PolicySteps.TenantAdminKeyAsync(_server, "acme", "alice@example.com"));
+        using var bob = _server.ClientWithKey(await PolicySteps.TenantAdminKeyAsync(_server, "acme", "bob@example.com"));
         var marker = Guid.NewGuid().ToString("N")[..12];
 
         // Day 0: entries 0-2 (debug: 5 days, audit: the 30-day default, keep: 365 days); day 10: entries 3-5.
@@ -172,8 +172,8 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
     {
         await using var server = await ServerFixture.StartAsync(clock: Clock, settings: new Dictionary<string, string?> { ["Atp:Retention:Interval"] = "00:00:01" });
         using var writer = server.ClientWithKey(await server.CreateTenantWithKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead));
-        using var alice = server.ClientWithKey(await TenantAdminAsync(server, "acme", "alice@example.com"));
-        using var bob = server.ClientWithKey(await TenantAdminAsync(server, "acme", "bob@example.com"));
+        using var alice = server.ClientWithKey(await PolicySteps.TenantAdminKeyAsync(server, "acme", "alice@example.com"));
+        using var bob = server.ClientWithKey(await PolicySteps.TenantAdminKeyAsync(server, "acme", "bob@example.com"));
         await IngestAsync(writer, 0, ("app.debug", "old"));
         Clock.Advance(TimeSpan.FromDays(3));
         await IngestAsync(writer, 1, ("app.debug", "new"));
@@ -197,8 +197,8 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
     public async Task An_entry_a_legal_hold_covers_keeps_its_content_until_the_hold_is_released_and_every_proof_verifies()
     {
         using var writer = _server.ClientWithKey(await _server.CreateTenantWithKeyAsync("acme", Scopes.EventsWrite, Scopes.EventsRead));
-        using var alice = _server.ClientWithKey(await TenantAdminAsync("acme", "alice@example.com"));
-        using var bob = _server.ClientWithKey(await TenantAdminAsync("acme", "bob@example.com"));
+        using var alice = _server.ClientWithKey(await PolicySteps.TenantAdminKeyAsync(_server, "acme", "alice@example.com"));
+        using var bob = _server.ClientWithKey(await PolicySteps.TenantAdminKeyAsync(_server, "acme", "bob@example.com"));
         var marker = Guid.NewGuid().ToString("N")[..12];
         string[] values = [$"a{marker}", $"held{marker}", $"c{marker}"];
         await IngestAsync(writer, 0, ("app.debug", values[0]), ("app.debug", values[1]), ("app.debug", values[2]));
@@ -288,17 +288,6 @@ public sealed class RetentionTests : IAsyncLifetime, IDisposable
         }
 
         return (purgedFoundIn, keptFound);
-    }
-
-    private Task<string> TenantAdminAsync(string tenant, string owner) => TenantAdminAsync(_server, tenant, owner);
-
-    private static async Task<string> TenantAdminAsync(ServerFixture server, string tenant, string owner)
-    {
-        using var admin = server.Admin;
-        var response = await admin.PostAsJsonAsync($"/v1/tenants/{tenant}/api-keys", new { name = "admin", scopes = new[] { Scopes.TenantAdmin }, owner });
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == HttpStatusCode.Created, body);
-        return JsonDocument.Parse(body).RootElement.GetProperty("key").GetString()!;
     }
 
     private static async Task<JsonElement> OkAsync(HttpResponseMessage response, HttpStatusCode status = HttpStatusCode.OK)
